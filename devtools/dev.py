@@ -1,0 +1,64 @@
+"""`make dev`: the whole product on this machine, until Ctrl-C.
+
+Starts an embedded PostgreSQL under .local/ (unless DATABASE_URL is set),
+applies the migrations, starts the emulators on the ports of firebase.json,
+serves every function at http://127.0.0.1:${PORT:-8080}/<function_name>,
+writes .local/dev.env and prints one ready line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from devtools.ports import port_open
+from devtools.stack import ROOT, Stack, firebase_ports
+
+LOCAL = ROOT / ".local"
+
+
+def main() -> int:
+    ports = firebase_ports()
+    ports["functions"] = int(os.environ.get("PORT", "8080"))
+    ports["postgres"] = int(os.environ.get("PGPORT_DEV", "54329"))
+    busy = [f"{name} {port}" for name, port in ports.items()
+            if port_open(port) and not (name == "postgres" and os.environ.get("DATABASE_URL"))]
+    if busy:
+        print(f"make dev: ports already in use: {', '.join(busy)} (another `make dev`? set PORT, or "
+              "change firebase.json)", file=sys.stderr)
+        return 1
+    stack = Stack(
+        workdir=LOCAL,
+        database_url=os.environ.get("DATABASE_URL") or None,
+        ports=ports,
+        allowed_origins=os.environ.get("ALLOWED_ORIGINS", f"http://127.0.0.1:{ports['functions']},"
+                                                          f"http://localhost:{ports['functions']}"),
+        workers=int(os.environ.get("DEV_WORKERS", "2")),
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        print("make dev: starting PostgreSQL, migrations, emulators and functions…", flush=True)
+        stack.start()
+        env = stack.env()
+        LOCAL.mkdir(exist_ok=True)
+        (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        print(f"ready: functions at {env['FUNCTIONS_URL']}/<function_name>; settings in .local/dev.env; "
+              "Ctrl-C stops everything", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as error:
+        print(f"make dev: {error}", file=sys.stderr)
+        return 1
+    finally:
+        print("make dev: stopping…", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One thin module per deployed function: parse the request, call shared/, answer."""

@@ -1,0 +1,18 @@
+"""create_session: POST; the caller's session, and its visitor number on first sight."""
+
+import functions_framework
+
+from shared import visitors
+from shared.auth import identify
+from shared.db import get_engine
+from shared.http import endpoint
+from shared.models import NewSession, parse
+
+
+@functions_framework.http
+@endpoint("POST")
+def create_session(request, body):
+    caller = identify(request)
+    new_session = parse(NewSession, body)
+    created, session = visitors.create_session(get_engine(), caller, new_session)
+    return (201 if created else 200), session.to_json()

@@ -1,0 +1,10 @@
+"""Entry points that Cloud Functions and functions-framework load (--target NAME).
+
+Each is defined in functions/; this module only re-exports them. Nothing here
+connects to anything: clients are created on first use.
+"""
+
+from functions.create_session import create_session
+from functions.get_visitor import get_visitor
+
+__all__ = ["create_session", "get_visitor"]

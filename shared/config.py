@@ -1,0 +1,120 @@
+"""Settings read from the environment on first use.
+
+A missing or malformed setting raises ConfigError with one line that names the
+variable and how to fix it; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_PROJECT = "demo-visitors"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer: set it to a whole number such as {default}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is too small: it must be at least {minimum}")
+    return value
+
+
+def _bool(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not a boolean: set it to true or false")
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the database is: a DATABASE_URL, or a Cloud SQL instance."""
+
+    url: str | None
+    instance_connection_name: str | None
+    user: str | None
+    password: str | None
+    name: str | None
+    iam_auth: bool
+    ip_type: str
+    pool_size: int
+    max_overflow: int
+    pool_timeout: int
+    statement_timeout_ms: int
+
+    @classmethod
+    def from_env(cls) -> "DatabaseSettings":
+        instance = os.environ.get("INSTANCE_CONNECTION_NAME", "").strip() or None
+        url = os.environ.get("DATABASE_URL", "").strip() or None
+        common = dict(
+            pool_size=_int("DB_POOL_SIZE", 5, minimum=1),
+            max_overflow=_int("DB_MAX_OVERFLOW", 2),
+            pool_timeout=_int("DB_POOL_TIMEOUT", 10, minimum=1),
+            statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 5000),
+        )
+        if instance:
+            if instance.count(":") != 2:
+                raise ConfigError(
+                    f"INSTANCE_CONNECTION_NAME={instance!r} is malformed: use PROJECT:REGION:INSTANCE"
+                )
+            user = os.environ.get("DB_USER", "").strip()
+            name = os.environ.get("DB_NAME", "").strip()
+            iam_auth = _bool("DB_IAM_AUTH")
+            password = os.environ.get("DB_PASS")
+            if not user:
+                raise ConfigError("DB_USER is not set: Cloud SQL (INSTANCE_CONNECTION_NAME) needs the database user")
+            if not name:
+                raise ConfigError("DB_NAME is not set: Cloud SQL (INSTANCE_CONNECTION_NAME) needs the database name")
+            if not iam_auth and not password:
+                raise ConfigError("DB_PASS is not set: give the database password, or set DB_IAM_AUTH=true")
+            ip_type = os.environ.get("DB_IP_TYPE", "PUBLIC").strip().upper()
+            if ip_type not in ("PUBLIC", "PRIVATE", "PSC"):
+                raise ConfigError(f"DB_IP_TYPE={ip_type!r} is not one of PUBLIC, PRIVATE, PSC")
+            return cls(None, instance, user, password, name, iam_auth, ip_type, **common)
+        if url:
+            if not url.startswith(("postgresql://", "postgres://", "postgresql+pg8000://")):
+                raise ConfigError(
+                    "DATABASE_URL is malformed: use postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+                )
+            return cls(url, None, None, None, None, False, "PUBLIC", **common)
+        raise ConfigError(
+            "DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
+            "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL"
+        )
+
+
+def project_id() -> str:
+    """The Google Cloud / Firebase project id (GOOGLE_CLOUD_PROJECT)."""
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or os.environ.get("GCLOUD_PROJECT", "").strip()
+    if not project:
+        raise ConfigError("GOOGLE_CLOUD_PROJECT is not set: set it to your Firebase project id")
+    return project
+
+
+def allowed_origins() -> frozenset[str]:
+    """Browser origins granted CORS (ALLOWED_ORIGINS, comma-separated; empty grants none)."""
+    raw = os.environ.get("ALLOWED_ORIGINS", "")
+    origins = {o.strip().rstrip("/") for o in raw.split(",") if o.strip()}
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"ALLOWED_ORIGINS has {origin!r}, which is not an origin: use scheme://host[:port], comma-separated"
+            )
+    return frozenset(origins)
+
+
+def retry_after_seconds() -> int:
+    """What a 503 tells the client to wait before trying again (RETRY_AFTER_SECONDS)."""
+    return _int("RETRY_AFTER_SECONDS", 2, minimum=1)

@@ -1,0 +1,173 @@
+"""The one connection factory: a pooled SQLAlchemy engine over pg8000.
+
+With INSTANCE_CONNECTION_NAME the connections come from the Cloud SQL Python
+Connector; otherwise from DATABASE_URL. The engine is made on first use and
+kept for the life of the instance, so warm invocations reuse open connections.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+import sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from shared.config import DatabaseSettings
+from shared.errors import Unavailable
+from shared.logs import get_logger
+
+log = get_logger("db")
+
+# SQLSTATE classes that mean "the database is not reachable or not answering
+# in time" rather than "this statement is wrong": the client may retry.
+_TRANSIENT_SQLSTATES = {
+    "57014",  # query_canceled: statement_timeout fired
+    "57P01",  # admin_shutdown: the server is restarting
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now: the server is starting
+    "53300",  # too_many_connections
+    "55P03",  # lock_not_available: lock_timeout fired
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+}
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def _pg8000_url(url: str) -> sqlalchemy.URL:
+    parsed = sqlalchemy.make_url(url)
+    return parsed.set(drivername="postgresql+pg8000")
+
+
+def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any] | None = None) -> Engine:
+    """Build the pooled engine for these settings.
+
+    `connector_factory` stands in for google.cloud.sql.connector.Connector (tests
+    pass one that hands out local connections, so the wiring runs without a cloud).
+    """
+    pool_options = dict(
+        # A few connections per instance: Cloud SQL's max_connections is shared by
+        # every instance of every function (see README, "Sizing").
+        pool_size=settings.pool_size,
+        # Short bursts may open a couple more, closed again when returned.
+        max_overflow=settings.max_overflow,
+        # Waiting longer than this for a pooled connection answers 503 instead of hanging.
+        pool_timeout=settings.pool_timeout,
+        # 30 minutes: Cloud SQL and proxies drop idle connections; recycle before they do.
+        pool_recycle=1800,
+        # A cheap check on checkout, so that connections broken by a database
+        # restart are replaced instead of failing the next request.
+        pool_pre_ping=True,
+    )
+    if settings.instance_connection_name:
+        if connector_factory is None:
+            # Imported here, not at module top: it is heavy and only production needs it.
+            from google.cloud.sql.connector import Connector
+
+            connector_factory = Connector
+        # LAZY refresh: on serverless the CPU is throttled between requests, so a
+        # background refresh of the instance's certificate could stall.
+        connector = connector_factory(refresh_strategy="LAZY", ip_type=settings.ip_type.lower())
+
+        def getconn():
+            return connector.connect(
+                settings.instance_connection_name,
+                "pg8000",
+                user=settings.user,
+                password=None if settings.iam_auth else settings.password,
+                db=settings.name,
+                enable_iam_auth=settings.iam_auth,
+            )
+
+        engine = sqlalchemy.create_engine("postgresql+pg8000://", creator=getconn, **pool_options)
+    else:
+        assert settings.url is not None
+        engine = sqlalchemy.create_engine(_pg8000_url(settings.url), **pool_options)
+
+    statement_timeout = settings.statement_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _set_session_defaults(dbapi_connection, _record):
+        # A slow or locked database answers 503 after this long instead of
+        # holding the instance's request threads forever.
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET statement_timeout = {int(statement_timeout)}")
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine
+
+
+def get_engine() -> Engine:
+    """The instance's engine, created on first use."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = make_engine(DatabaseSettings.from_env())
+    return _engine
+
+
+def reset_engine() -> None:
+    """Forget the cached engine (tests, and after a fork)."""
+    global _engine
+    with _engine_lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a pg8000 error wrapped by SQLAlchemy, if any."""
+    original = getattr(error, "orig", error)
+    args = getattr(original, "args", ())
+    if args and isinstance(args[0], dict):
+        return args[0].get("C")
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error means "unavailable, try again" rather than a bug."""
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, (sqlalchemy.exc.TimeoutError,)):  # pool exhausted
+        return True
+    if isinstance(error, (sqlalchemy.exc.InterfaceError, sqlalchemy.exc.OperationalError)):
+        return True
+    return sqlstate(error) in _TRANSIENT_SQLSTATES
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One database transaction; a transient failure becomes Unavailable (503)."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        if is_transient(error):
+            log.warning("database unavailable: %s", describe(error))
+            raise Unavailable("The database is unavailable; try again shortly.") from error
+        raise
+
+
+def describe(error: BaseException) -> str:
+    """One log-friendly line for a database error (the server's message, not its dict)."""
+    original = getattr(error, "orig", error)
+    args = getattr(original, "args", ())
+    if args and isinstance(args[0], dict):
+        return f"{args[0].get('C')}: {args[0].get('M')}"[:500]
+    return f"{type(original).__name__}: {original}".splitlines()[0][:500]
+
+
+def database_target(settings: DatabaseSettings) -> str:
+    """Where the engine points, without secrets, for log lines."""
+    if settings.instance_connection_name:
+        return f"cloudsql:{settings.instance_connection_name}/{settings.name}"
+    parts = urlsplit(settings.url or "")
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"

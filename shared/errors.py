@@ -1,0 +1,67 @@
+"""Domain errors: one root, narrow subclasses, each with the SPEC's code and status.
+
+They are turned into HTTP answers in exactly one place, shared.http.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Root of every error a client may see."""
+
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(ServiceError):
+    code, status = "invalid_argument", 400
+
+
+class InvalidJson(ServiceError):
+    code, status = "invalid_json", 400
+
+
+class Unauthenticated(ServiceError):
+    code, status = "unauthenticated", 401
+
+
+class PermissionDenied(ServiceError):
+    code, status = "permission_denied", 403
+
+
+class GuestClaimed(ServiceError):
+    code, status = "guest_claimed", 403
+
+
+class NotFound(ServiceError):
+    code, status = "not_found", 404
+
+
+class MethodNotAllowed(ServiceError):
+    code, status = "method_not_allowed", 405
+
+    def __init__(self, message: str, allow: tuple[str, ...]):
+        super().__init__(message)
+        self.allow = allow
+
+
+class Conflict(ServiceError):
+    code, status = "conflict", 409
+
+
+class PayloadTooLarge(ServiceError):
+    code, status = "payload_too_large", 413
+
+
+class UnsupportedMediaType(ServiceError):
+    code, status = "unsupported_media_type", 415
+
+
+class Unavailable(ServiceError):
+    """A dependency (database, Auth) is down or too slow; the client should retry."""
+
+    code, status = "unavailable", 503

@@ -1,0 +1,88 @@
+"""Apply the SQL migrations in sql/, in order, each exactly once.
+
+    python -m shared.migrate            # uses DATABASE_URL or the Cloud SQL settings
+
+Every file runs in its own transaction and is recorded in schema_migrations.
+A PostgreSQL advisory lock makes concurrent runners (several instances
+starting at once) wait for each other instead of applying a file twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from shared.logs import get_logger
+
+log = get_logger("migrate")
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# Any constant shared by all runners; "visitors" in ASCII.
+_LOCK_KEY = 0x76697369746F7273
+
+
+def migration_files(directory: Path = SQL_DIR) -> list[Path]:
+    return sorted(p for p in directory.glob("*.sql") if p.name[:3].isdigit())
+
+
+def apply_migrations(engine: Engine, directory: Path = SQL_DIR) -> list[str]:
+    """Apply what is not applied yet; return the names applied by this call."""
+    applied_now: list[str] = []
+    with engine.connect() as conn:
+        # Session-level lock, held across the per-file transactions below.
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+        conn.commit()
+        try:
+            with conn.begin():
+                conn.execute(text(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version TEXT PRIMARY KEY,"
+                    " checksum TEXT NOT NULL,"
+                    " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                ))
+            with conn.begin():
+                done = dict(conn.execute(text("SELECT version, checksum FROM schema_migrations")).all())
+            for path in migration_files(directory):
+                body = path.read_text(encoding="utf-8")
+                checksum = hashlib.sha256(body.encode()).hexdigest()
+                if path.name in done:
+                    if done[path.name] != checksum:
+                        log.warning("migration %s changed after it was applied; not applied again", path.name)
+                    continue
+                with conn.begin():
+                    conn.exec_driver_sql(body)
+                    conn.execute(
+                        text("INSERT INTO schema_migrations (version, checksum) VALUES (:v, :c)"),
+                        {"v": path.name, "c": checksum},
+                    )
+                log.info("applied migration %s", path.name)
+                applied_now.append(path.name)
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+            conn.commit()
+    return applied_now
+
+
+def main() -> int:
+    from shared.config import ConfigError
+    from shared.db import get_engine
+
+    try:
+        applied = apply_migrations(get_engine())
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        print(f"migration failed: {getattr(error, 'orig', error)}", file=sys.stderr)
+        return 1
+    print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ", schema up to date"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Request bodies, validated with pydantic; a bad body becomes 400 invalid_argument."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+
+from shared.errors import InvalidArgument
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_DATA_BYTES = 64 * 1024
+
+ExperimentId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes of the value as compact UTF-8 JSON (how it is measured against the limits)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+class Body(BaseModel):
+    # strict: "5" is not an integer, true is not a number; unknown fields are refused
+    # so that a misspelt field is reported instead of silently ignored.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class NewSession(Body):
+    sessionId: UUID | None = None
+    experimentId: ExperimentId | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("sessionId", mode="before")
+    @classmethod
+    def _uuid_text(cls, value):
+        return _parse_uuid(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value):
+        if value is not None and encoded_size(value) > MAX_METADATA_BYTES:
+            raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes encoded as JSON")
+        return value
+
+
+def _parse_uuid(value):
+    if value is None or isinstance(value, UUID):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a UUID string")
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValueError("must be a UUID such as 3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c") from None
+
+
+B = TypeVar("B", bound=Body)
+
+
+def parse(model: type[B], document: Any) -> B:
+    """Validate a request body against a model."""
+    if not isinstance(document, dict):
+        raise InvalidArgument("The request body must be a JSON object.")
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        raise InvalidArgument(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False, include_input=False)[:5]:
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "is not a known field"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        problems.append(f"{field}: {message}")
+    return "; ".join(problems)

@@ -1,0 +1,80 @@
+"""Real servers for the tests: one local stack (PostgreSQL, Auth emulator, all
+functions under gunicorn) per test session, on free ports; each test starts
+from empty tables and a fresh visitor_number_seq."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy
+from sqlalchemy import text
+
+from devtools.stack import PROJECT, Stack
+from shared.db import _pg8000_url
+from tests.support import Api, AuthEmulatorClient
+
+ALLOWED_ORIGIN = "https://study.example.org"
+
+_ENV_NAMES = ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "DB_USER", "DB_PASS", "DB_NAME", "DB_IAM_AUTH",
+              "DB_IP_TYPE", "GOOGLE_CLOUD_PROJECT", "ALLOWED_ORIGINS", "FIREBASE_AUTH_EMULATOR_HOST",
+              "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "STORAGE_BUCKET")
+
+
+@pytest.fixture(autouse=True)
+def isolate_environment(monkeypatch):
+    """No test sees (or leaks) settings of another or of the developer's shell."""
+    for name in _ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    from shared import auth, db
+
+    db.reset_engine()
+    auth.reset_firebase_app()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    stack = Stack.with_free_ports(tmp_path_factory.mktemp("stack"), fast_postgres=True,
+                                  allowed_origins=ALLOWED_ORIGIN)
+    stack.start()
+    yield stack
+    stack.stop()
+    if stack.postgres:
+        stack.postgres.destroy()
+
+
+@pytest.fixture(scope="session")
+def engine(stack):
+    engine = sqlalchemy.create_engine(_pg8000_url(stack.database_url), pool_size=4)
+    yield engine
+    engine.dispose()
+
+
+def reset_data(engine: sqlalchemy.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges CASCADE"))
+        conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE RESTART WITH 1"))
+
+
+@pytest.fixture
+def db(engine):
+    """The stack's database, emptied for this test."""
+    reset_data(engine)
+    return engine
+
+
+@pytest.fixture
+def api(stack, db) -> Api:
+    return Api(stack.env()["FUNCTIONS_URL"])
+
+
+@pytest.fixture(scope="session")
+def auth_emulator(stack) -> AuthEmulatorClient:
+    return AuthEmulatorClient(stack.auth.host, PROJECT)
+
+
+@pytest.fixture
+def functions_env(stack) -> dict[str, str]:
+    """The functions' settings, for tests that start servers or call shared/ directly."""
+    return {**stack.env(), "PATH": os.environ.get("PATH", "")}

@@ -1,0 +1,135 @@
+"""Helpers the tests share: an HTTP client for the functions, guest keys,
+Auth emulator users and tokens, and direct database reads."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import requests
+import sqlalchemy
+from sqlalchemy import text
+
+
+def new_guest_key() -> str:
+    """What the frontend makes once and keeps in localStorage."""
+    return secrets.token_urlsafe(32)  # 43 characters of A-Z a-z 0-9 - _
+
+
+class Api:
+    """The functions over HTTP, as a browser frontend calls them."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def url(self, function: str) -> str:
+        return f"{self.base_url}/{function}"
+
+    def post(self, function: str, body=None, *, guest: str | None = None, token: str | None = None,
+             headers: dict | None = None, **kwargs) -> requests.Response:
+        return self.http.post(self.url(function), json=body, headers=_headers(guest, token, headers), timeout=30,
+                              allow_redirects=False,
+                              **kwargs)
+
+    def get(self, function: str, *, guest: str | None = None, token: str | None = None,
+            headers: dict | None = None) -> requests.Response:
+        return self.http.get(self.url(function), headers=_headers(guest, token, headers), timeout=30,
+                             allow_redirects=False)
+
+
+def _headers(guest, token, extra) -> dict:
+    headers = dict(extra or {})
+    if guest is not None:
+        headers["X-Guest-Key"] = guest
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict:
+    """The SPEC's error shape: {"error": {"code", "message"}} with the matching status."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert "Traceback" not in response.text
+    return body["error"]
+
+
+@dataclass
+class AuthUser:
+    uid: str
+    email: str | None
+    id_token: str
+    refresh_token: str
+
+
+class AuthEmulatorClient:
+    """Sign-ups and tokens through the Auth emulator's REST API (as the Firebase JS SDK does)."""
+
+    def __init__(self, host: str, project: str):
+        self.base = f"http://{host}"
+        self.project = project
+
+    def sign_up(self, email: str | None = None, password: str = "correct-horse-battery") -> AuthUser:
+        """A new email/password user (a registered user); email=None makes an anonymous one."""
+        body = {"returnSecureToken": True}
+        if email is not None:
+            body.update(email=email, password=password)
+        response = requests.post(
+            f"{self.base}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key", json=body, timeout=10
+        )
+        response.raise_for_status()
+        data = response.json()
+        return AuthUser(data["localId"], email, data["idToken"], data["refreshToken"])
+
+    def new_user(self) -> AuthUser:
+        return self.sign_up(f"user-{uuid.uuid4().hex[:12]}@example.com")
+
+    def revoke_tokens(self, uid: str, valid_since: int) -> None:
+        """The Admin API call behind firebase-admin's revoke_refresh_tokens."""
+        response = requests.post(
+            f"{self.base}/identitytoolkit.googleapis.com/v1/projects/{self.project}/accounts:update",
+            json={"localId": uid, "validSince": str(valid_since)},
+            headers={"Authorization": "Bearer owner"}, timeout=10,
+        )
+        response.raise_for_status()
+
+    def crafted_token(self, uid: str, **overrides) -> str:
+        """An unsigned token like the emulator's own, with chosen claims (expired, wrong audience, ...)."""
+        now = int(time.time())
+        claims = {
+            "iss": f"https://securetoken.google.com/{self.project}",
+            "aud": self.project,
+            "auth_time": now,
+            "user_id": uid,
+            "sub": uid,
+            "iat": now,
+            "exp": now + 3600,
+            "firebase": {"identities": {}, "sign_in_provider": "password"},
+        }
+        claims.update(overrides)
+        return ".".join(
+            [_b64({"alg": "none", "typ": "JWT"}), _b64(claims), ""]
+        )
+
+
+def _b64(value: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+def rows(engine: sqlalchemy.Engine, sql: str, **params) -> list:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).all()
+
+
+def scalar(engine: sqlalchemy.Engine, sql: str, **params):
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
