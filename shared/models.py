@@ -80,3 +80,47 @@ def _describe(error: ValidationError) -> str:
             message = message[len("Value error, "):]
         problems.append(f"{field}: {message}")
     return "; ".join(problems)
+
+
+# PostgreSQL INTEGER, the type of responses.level.
+MAX_LEVEL = 2**31 - 1
+DISPLAY_NAME_MAX = 100
+
+
+class NewResponse(Body):
+    sessionId: UUID
+    responseId: UUID | None = None
+    level: Annotated[int, Field(ge=0, le=MAX_LEVEL)] | None = None
+    data: Any  # required; any JSON value, null included
+
+    @field_validator("sessionId", mode="before")
+    @classmethod
+    def _session_uuid(cls, value):
+        if value is None:
+            raise ValueError("is required (the sessionId that create_session returned)")
+        return _parse_uuid(value)
+
+    @field_validator("responseId", mode="before")
+    @classmethod
+    def _response_uuid(cls, value):
+        return _parse_uuid(value)
+
+    @field_validator("data")
+    @classmethod
+    def _data_size(cls, value):
+        if encoded_data_size(value) > MAX_DATA_BYTES:
+            raise ValueError(f"must be at most {MAX_DATA_BYTES} bytes encoded as JSON")
+        return value
+
+
+def encode_data(value: Any) -> str:
+    """The value as compact JSON text; ValueError for numbers JSON cannot hold (1e999 parses as inf)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ValueError("numbers must be finite (1e999 and the like are out of range)") from None
+
+
+def encoded_data_size(value: Any) -> int:
+    return len(encode_data(value).encode("utf-8"))
+
