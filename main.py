@@ -6,6 +6,7 @@ connects to anything: clients are created on first use.
 
 from functions.create_session import create_session
 from functions.get_visitor import get_visitor
+from functions.register import register
 from functions.submit_response import submit_response
 
-__all__ = ["create_session", "get_visitor", "submit_response"]
+__all__ = ["create_session", "get_visitor", "register", "submit_response"]

@@ -124,3 +124,19 @@ def encode_data(value: Any) -> str:
 def encoded_data_size(value: Any) -> int:
     return len(encode_data(value).encode("utf-8"))
 
+
+class Registration(Body):
+    displayName: Annotated[StrictStr, Field(min_length=1, max_length=DISPLAY_NAME_MAX)] | None = None
+
+    @field_validator("displayName")
+    @classmethod
+    def _printable(cls, value):
+        import unicodedata
+
+        if value is None:
+            return value
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError("must not contain control characters (newlines, tabs, ...)")
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
