@@ -6,7 +6,8 @@ connects to anything: clients are created on first use.
 
 from functions.create_session import create_session
 from functions.get_visitor import get_visitor
+from functions.on_upload_finalized import on_upload_finalized
 from functions.register import register
 from functions.submit_response import submit_response
 
-__all__ = ["create_session", "get_visitor", "register", "submit_response"]
+__all__ = ["create_session", "get_visitor", "on_upload_finalized", "register", "submit_response"]

@@ -7,6 +7,7 @@ variable and how to fix it; nothing is read at import time.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 DEFAULT_PROJECT = "demo-visitors"
@@ -118,3 +119,35 @@ def allowed_origins() -> frozenset[str]:
 def retry_after_seconds() -> int:
     """What a 503 tells the client to wait before trying again (RETRY_AFTER_SECONDS)."""
     return _int("RETRY_AFTER_SECONDS", 2, minimum=1)
+
+
+# Bucket names: 3-63 characters (up to 222 with dots), lowercase letters, digits,
+# dashes, underscores and dots, starting and ending with a letter or digit.
+_BUCKET_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{1,220}[a-z0-9])?")
+
+
+def storage_bucket() -> str | None:
+    """The Cloud Storage bucket that uploads go to (STORAGE_BUCKET); None if unset.
+
+    The storage trigger takes the bucket from each event; when this is set it
+    acknowledges events of any other bucket without touching them.
+    """
+    raw = os.environ.get("STORAGE_BUCKET", "").strip()
+    if not raw:
+        return None
+    name = raw.removeprefix("gs://").rstrip("/")
+    if not _BUCKET_NAME.fullmatch(name):
+        raise ConfigError(
+            f"STORAGE_BUCKET={raw!r} is not a bucket name: use lowercase letters, digits, - _ . "
+            "such as my-project.appspot.com"
+        )
+    return name
+
+
+def upload_event_max_age_seconds() -> int:
+    """How old a storage event may be and still be handled (UPLOAD_EVENT_MAX_AGE_SECONDS, default 24 h).
+
+    Older events are logged and acknowledged, so that an event that keeps failing
+    is not retried for ever.
+    """
+    return _int("UPLOAD_EVENT_MAX_AGE_SECONDS", 86400, minimum=1)

@@ -1,0 +1,461 @@
+"""Uploads: what happens when a file lands in Cloud Storage (SPEC §5).
+
+The frontend uploads to `sessions/{sessionId}/{fileName}`. For each finalized
+object, `record_upload` looks the session up in PostgreSQL, writes the
+visitor's metadata on exactly the object generation the event names, and
+records the upload in Firestore (`uploads/{uploadId}`, and `visitors/{n}`
+counting it) so that a redelivered event changes nothing.
+
+The dependencies (engine, Storage client, Firestore client) are parameters, so
+the trigger, the tests and the local event bridge all run this same code. The
+instance's clients are made on first use by `storage_client()` and
+`firestore_client()`; google.cloud.storage and google.cloud.firestore are only
+imported then, so loading main.py stays light for the HTTP functions.
+
+Acknowledged (logged, nothing written, no retry): events that are not
+`finalized`, malformed event data, events older than
+UPLOAD_EVENT_MAX_AGE_SECONDS, other buckets, objects outside
+`sessions/{uuid}/...`, unknown sessions, and generations that were deleted or
+replaced. Raised (the platform retries): PostgreSQL, Firestore or Storage
+unavailable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from shared import config
+from shared.db import transaction
+from shared.errors import Unavailable
+from shared.logs import get_logger
+
+log = get_logger("uploads")
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+
+# The custom metadata keys the trigger owns on an uploaded object.
+METADATA_KEYS = ("visitorNumber", "sessionId", "experimentId", "uploadedAt")
+
+_SESSION_OBJECT = re.compile(
+    r"sessions/(?P<session_id>[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12})/(?P<file_name>.+)", re.DOTALL
+)
+
+# An event function should fail within seconds and let the platform redeliver,
+# rather than hold the instance while a dependency is down.
+DEPENDENCY_DEADLINE_SECONDS = 5.0
+_TAG_ATTEMPTS = 5  # re-reads after a metadata precondition failed (someone else changed it)
+
+
+class Ignored(Exception):
+    """A permanent reason not to handle an event: it is logged and acknowledged."""
+
+    def __init__(self, reason: str, expected: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.expected = expected  # a normal occurrence (another folder), not a problem
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """The parts of a finalized event that this code relies on."""
+
+    event_id: str | None
+    time: datetime | None
+    bucket: str
+    name: str
+    generation: int
+
+    @property
+    def upload_id(self) -> str:
+        return upload_id(self.bucket, self.name, self.generation)
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    session_id: uuid.UUID
+    visitor_number: int | None
+    experiment_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The object generation as Storage holds it (after tagging)."""
+
+    content_type: str | None
+    size: int
+    time_created: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery did: `recorded` (the first time), `duplicate`
+    (already recorded: nothing changed) or `ignored` (acknowledged, nothing written)."""
+
+    status: str
+    reason: str
+    upload_id: str | None = None
+    visitor_number: int | None = None
+    expected: bool = True  # False: worth a warning (malformed, unknown session, deleted, ...)
+
+
+def upload_id(bucket: str, name: str, generation: int) -> str:
+    """The Firestore id of one object generation: the same for every delivery of its event.
+
+    gs://BUCKET/NAME#GENERATION is unambiguous (the generation is the digits after
+    the last '#'); its SHA-256 fits a document id whatever characters NAME has.
+    """
+    return hashlib.sha256(f"gs://{bucket}/{name}#{generation}".encode("utf-8")).hexdigest()
+
+
+def record_upload(
+    attributes: Mapping[str, Any],
+    data: Any,
+    *,
+    engine: Engine,
+    storage_client,
+    firestore_client,
+    max_age_seconds: int = 86400,
+    expected_bucket: str | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    """Handle one `finalized` CloudEvent (its attributes and StorageObjectData).
+
+    Returns the outcome for permanent cases; raises Unavailable (or the
+    underlying error) when a dependency fails, so that the event is redelivered.
+
+    A session without a visitor number (numbering failed; SPEC §3's degraded
+    path) is still handled: the object gets `sessionId`, `experimentId` and
+    `uploadedAt` but no `visitorNumber`, the upload is recorded with
+    `visitorNumber: null`, and no visitor counter changes. The upload is not
+    lost, and it is findable by `sessionId` once the backfill has numbered the
+    session. Retrying until a number appears was rejected: the event would be
+    dropped by the age limit if the backfill ran later than that.
+    """
+    try:
+        event = parse_event(attributes, data, expected_bucket)
+        _check_age(event, max_age_seconds, now or datetime.now(timezone.utc))
+        session = find_session(engine, session_id_of(event.name))
+        stored = tag_object(storage_client, event, session)
+    except Ignored as ignored:
+        return Outcome("ignored", ignored.reason, expected=ignored.expected)
+    if session.visitor_number is None:
+        log.warning(
+            "session %s has no visitor number yet; recording the upload without one", session.session_id,
+            extra={"fields": {"sessionId": str(session.session_id), "uploadId": event.upload_id}},
+        )
+    created = record_in_firestore(firestore_client, event, session, stored)
+    return Outcome(
+        "recorded" if created else "duplicate",
+        "first delivery" if created else "already recorded; nothing changed",
+        event.upload_id,
+        session.visitor_number,
+    )
+
+
+# --- The event --------------------------------------------------------------
+
+
+def parse_event(attributes: Mapping[str, Any], data: Any, expected_bucket: str | None = None) -> ObjectEvent:
+    """The event's object; Ignored if it is not a usable `finalized` event."""
+    event_type = attributes.get("type")
+    if event_type != FINALIZED:
+        raise Ignored(f"event type {event_type!r} is not {FINALIZED}")
+    if not isinstance(data, Mapping):
+        raise Ignored(f"event data is not a JSON object (got {type(data).__name__})")
+    bucket, name, generation = data.get("bucket"), data.get("name"), data.get("generation")
+    if not isinstance(bucket, str) or not bucket:
+        raise Ignored("event data has no bucket")
+    if not isinstance(name, str) or not name:
+        raise Ignored("event data has no object name")
+    if isinstance(generation, bool) or not isinstance(generation, (int, str)) or not str(generation).isdigit():
+        raise Ignored(f"event data has no valid generation (got {generation!r})")
+    if int(generation) <= 0:
+        raise Ignored(f"event data has no valid generation (got {generation!r})")
+    if expected_bucket and bucket != expected_bucket:
+        raise Ignored(f"bucket {bucket!r} is not STORAGE_BUCKET {expected_bucket!r}")
+    time = None
+    if attributes.get("time"):
+        time = parse_time(str(attributes["time"]))
+        if time is None:
+            raise Ignored(f"event time {attributes['time']!r} is not an RFC 3339 time")
+    return ObjectEvent(attributes.get("id"), time, bucket, name, int(generation))
+
+
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 time (any number of fraction digits), None if it is not one."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value.strip(), re.I)
+    if not match:
+        return None
+    whole, fraction, zone = match.groups()
+    try:
+        moment = datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6].ljust(6, '0')}"
+                                        f"{'+00:00' if zone.upper() == 'Z' else zone}")
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc)
+
+
+def _check_age(event: ObjectEvent, max_age_seconds: int, now: datetime) -> None:
+    # Without a time attribute the age cannot be judged; the event is handled.
+    if event.time is not None:
+        age = (now - event.time).total_seconds()
+        if age > max_age_seconds:
+            raise Ignored(f"event is {age:.0f} s old, older than UPLOAD_EVENT_MAX_AGE_SECONDS={max_age_seconds}")
+
+
+def session_id_of(name: str) -> uuid.UUID:
+    """The session an object belongs to by its path, sessions/{uuid}/...; Ignored otherwise."""
+    match = _SESSION_OBJECT.fullmatch(name)
+    if not match:
+        raise Ignored(f"object {name!r} is not under sessions/{{sessionId}}/", expected=True)
+    return uuid.UUID(match["session_id"])
+
+
+# --- PostgreSQL -------------------------------------------------------------
+
+_SESSION_SQL = text("SELECT id, visitor_number, experiment_id FROM sessions WHERE id = CAST(:session_id AS uuid)")
+
+
+def find_session(engine: Engine, session_id: uuid.UUID) -> UploadSession:
+    """The session; Ignored if there is none. Unavailable if the database is down."""
+    with transaction(engine) as conn:
+        row = conn.execute(_SESSION_SQL, {"session_id": str(session_id)}).first()
+    if row is None:
+        raise Ignored(f"no session {session_id}")
+    return UploadSession(row.id, row.visitor_number, row.experiment_id)
+
+
+# --- Storage ----------------------------------------------------------------
+
+
+def object_metadata(session: UploadSession, time_created: datetime) -> dict[str, str | None]:
+    """The trigger's metadata for an object of this session (None: the key must be absent)."""
+    return {
+        "visitorNumber": None if session.visitor_number is None else str(session.visitor_number),
+        "sessionId": str(session.session_id),
+        "experimentId": session.experiment_id,
+        "uploadedAt": rfc3339(time_created),
+    }
+
+
+def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> StoredObject:
+    """Write the session's metadata on the event's generation, keeping the object's other keys.
+
+    The object is read first: if its live generation is not the event's, it was
+    replaced (or deleted) and is left alone. The write carries ifGenerationMatch
+    and ifMetagenerationMatch, so that on Cloud Storage a replacement or another
+    metadata change between the read and the write fails it (412) instead of
+    tagging the wrong thing; the next read then decides. An object that already
+    carries the metadata is not written again (a redelivery changes nothing and
+    fires no metadataUpdated event).
+    """
+    from google.api_core import exceptions
+
+    bucket = storage_client.bucket(event.bucket)
+    for _ in range(_TAG_ATTEMPTS):
+        blob = _storage_call("read", bucket.get_blob, event.name, retry=_storage_retry(),
+                             timeout=DEPENDENCY_DEADLINE_SECONDS)
+        if blob is None:
+            raise Ignored(f"object gs://{event.bucket}/{event.name} no longer exists")
+        if blob.generation != event.generation:
+            raise Ignored(f"generation {event.generation} of gs://{event.bucket}/{event.name} was replaced "
+                          f"by generation {blob.generation}; the new one has its own event")
+        wanted = object_metadata(session, blob.time_created)
+        current = dict(blob.metadata or {})
+        if all(current.get(key) == value for key, value in wanted.items()):
+            return _stored(blob)
+        # Cloud Storage merges custom metadata keys on PATCH (None deletes one);
+        # sending the whole map keeps the other keys on servers that replace it.
+        blob.metadata = {**current, **{key: value for key, value in wanted.items()
+                                       if value is not None or key in current}}
+        try:
+            _storage_call("tag", blob.patch, if_generation_match=event.generation,
+                          if_metageneration_match=blob.metageneration,
+                          retry=_storage_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
+        except (exceptions.PreconditionFailed, exceptions.NotFound):
+            continue  # replaced, deleted, or re-tagged meanwhile: read again
+        return _stored(blob)
+    raise Unavailable(f"the metadata of gs://{event.bucket}/{event.name} kept changing; try again later")
+
+
+def _stored(blob) -> StoredObject:
+    return StoredObject(blob.content_type, int(blob.size or 0), blob.time_created)
+
+
+def _storage_retry():
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(DEPENDENCY_DEADLINE_SECONDS)
+
+
+def _storage_call(what: str, call: Callable, *args, **kwargs):
+    """A Storage call; transport failures and server errors become Unavailable."""
+    import requests
+    from google.api_core import exceptions
+
+    try:
+        return call(*args, **kwargs)
+    except (exceptions.NotFound, exceptions.PreconditionFailed):
+        raise
+    except (exceptions.RetryError, exceptions.ServerError, exceptions.TooManyRequests,
+            requests.exceptions.RequestException) as error:
+        log.warning("Cloud Storage unavailable (%s): %s", what, _one_line(error))
+        raise Unavailable("Cloud Storage is unavailable; the event will be retried.") from error
+
+
+# --- Firestore --------------------------------------------------------------
+
+
+def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSession,
+                        stored: StoredObject) -> bool:
+    """Record the upload and count it for its visitor, once: True the first time.
+
+    One transaction reads `uploads/{uploadId}` and stops if it exists; otherwise
+    it creates it and increments `visitors/{n}.uploadCount`. The upload is
+    written with create() (the commit fails if the document exists) and first in
+    the commit, so a duplicate is refused even by a server whose transactions do
+    not isolate concurrent readers (the local emulator's do not).
+    """
+    from google.api_core import exceptions
+    from google.cloud import firestore
+
+    number = session.visitor_number
+    upload_ref = firestore_client.collection("uploads").document(event.upload_id)
+    visitor_ref = firestore_client.collection("visitors").document(str(number)) if number is not None else None
+    upload = {
+        "bucket": event.bucket,
+        "name": event.name,
+        # A string: generations exceed 2^53, which JavaScript clients would round.
+        "generation": str(event.generation),
+        "contentType": stored.content_type,
+        "size": stored.size,
+        "sessionId": str(session.session_id),
+        "visitorNumber": number,
+        "experimentId": session.experiment_id,
+        "uploadedAt": stored.time_created,
+        "recordedAt": firestore.SERVER_TIMESTAMP,
+    }
+
+    def record(tx) -> bool:
+        refs = [upload_ref] + ([visitor_ref] if visitor_ref else [])
+        snapshots = {snapshot.reference.path: snapshot for snapshot in tx.get_all(refs)}
+        if snapshots[upload_ref.path].exists:
+            return False
+        tx.create(upload_ref, upload)
+        if visitor_ref is not None:
+            visitor = snapshots[visitor_ref.path].to_dict() or {}
+            change = {"visitorNumber": number, "uploadCount": firestore.Increment(1)}
+            last = visitor.get("lastUploadAt")
+            if last is None or last < stored.time_created:  # a late redelivery does not move it back
+                change["lastUploadAt"] = stored.time_created
+            tx.set(visitor_ref, change, merge=True)
+        return True
+
+    try:
+        return _transaction(firestore_client, record)
+    except exceptions.AlreadyExists:
+        return False  # a concurrent delivery of the same event committed first
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
+        log.warning("Firestore unavailable: %s", _one_line(error))
+        raise Unavailable("Firestore is unavailable; the event will be retried.") from error
+
+
+def _transaction(firestore_client, work: Callable):
+    """Run work(transaction) in a Firestore transaction (retried on ABORTED)."""
+    from google.api_core import exceptions
+    from google.cloud import firestore
+
+    try:
+        return firestore.transactional(work)(firestore_client.transaction())
+    except ValueError as error:
+        # The library reports a failed begin (its rollback of a transaction that
+        # never began raises ValueError) and exhausted ABORTED retries as
+        # ValueError; the Firestore error underneath is what happened.
+        underlying = error.__cause__ or error.__context__
+        if isinstance(underlying, (exceptions.GoogleAPICallError, exceptions.RetryError)):
+            raise underlying from None
+        raise
+
+
+# --- Clients, made on first use and kept for the instance --------------------
+
+_storage_client = None
+_firestore_client = None
+_clients_lock = threading.Lock()
+
+
+def storage_client():
+    """The instance's Cloud Storage client (STORAGE_EMULATOR_HOST is honoured by the library)."""
+    global _storage_client
+    if _storage_client is None:
+        with _clients_lock:
+            if _storage_client is None:
+                from google.cloud import storage
+
+                _storage_client = storage.Client(project=config.project_id())
+    return _storage_client
+
+
+def firestore_client():
+    """The instance's Firestore client (FIRESTORE_EMULATOR_HOST is honoured by the library)."""
+    global _firestore_client
+    if _firestore_client is None:
+        with _clients_lock:
+            if _firestore_client is None:
+                from google.cloud import firestore
+
+                client = firestore.Client(project=config.project_id())
+                _bound_retries(client)
+                _firestore_client = client
+    return _firestore_client
+
+
+def _bound_retries(client) -> None:
+    """Give up on an unavailable Firestore after DEPENDENCY_DEADLINE_SECONDS.
+
+    The library retries UNAVAILABLE for 60 s on begin, commit and rollback (300 s
+    on reads), and a transaction offers no per-call setting for them; an event
+    function should fail sooner and let the platform redeliver. This replaces
+    the defaults of those calls on the client's own transport (pinned library
+    version: private attributes).
+    """
+    from google.api_core import exceptions, gapic_v1
+    from google.api_core import retry as retries
+
+    transport = client._firestore_api._transport
+    policy = retries.Retry(
+        initial=0.1, maximum=1.0, multiplier=2.0, timeout=DEPENDENCY_DEADLINE_SECONDS,
+        predicate=retries.if_exception_type(exceptions.ServiceUnavailable, exceptions.ResourceExhausted,
+                                            exceptions.InternalServerError),
+    )
+    for rpc in (transport.begin_transaction, transport.batch_get_documents, transport.commit, transport.rollback):
+        transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
+            rpc, default_retry=policy, default_timeout=DEPENDENCY_DEADLINE_SECONDS,
+            client_info=gapic_v1.client_info.ClientInfo(),
+        )
+
+
+def reset_clients() -> None:
+    """Forget the cached clients (tests that change the environment)."""
+    global _storage_client, _firestore_client
+    with _clients_lock:
+        if _firestore_client is not None:
+            _firestore_client.close()
+        _storage_client = _firestore_client = None
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _one_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0][:300]
