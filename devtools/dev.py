@@ -36,6 +36,7 @@ def main() -> int:
         allowed_origins=os.environ.get("ALLOWED_ORIGINS", f"http://127.0.0.1:{ports['functions']},"
                                                           f"http://localhost:{ports['functions']}"),
         workers=int(os.environ.get("DEV_WORKERS", "2")),
+        storage_events=True,  # stands in for Eventarc: new objects reach on_upload_finalized
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -1,6 +1,8 @@
 """The local stack, started the same way by `make dev` and by the tests:
-PostgreSQL (embedded, unless a DATABASE_URL is given), migrations, the Auth
-emulator, and every function served by functions-framework under gunicorn.
+PostgreSQL (embedded, unless a DATABASE_URL is given), migrations, the Auth,
+Firestore and Storage emulators, every function served by functions-framework
+under gunicorn, and (for `make dev`) the bridge that turns new Storage objects
+into CloudEvents for on_upload_finalized.
 
 `make dev` uses the ports of firebase.json; tests use free ports, so both can
 run side by side.
@@ -23,6 +25,8 @@ from devtools.processes import ManagedProcess
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "demo-visitors"  # a demo- project: the emulators need no cloud account
 FIREBASE_BIN = ROOT / "node_modules" / ".bin" / "firebase"
+FIRESTORE_LAUNCHER = ROOT / "devtools" / "firestore_emulator.js"
+BUCKET = f"{PROJECT}.appspot.com"  # the Firebase default bucket name of the demo project
 
 
 def firebase_ports(path: Path = ROOT / "firebase.json") -> dict[str, int]:
@@ -82,6 +86,105 @@ class AuthEmulator:
             self.process.stop()
 
 
+class FirestoreEmulator:
+    """@firestore-emulator/server (Node.js, in memory) through devtools/firestore_emulator.js.
+
+    The Firebase CLI's own Firestore emulator downloads a jar when it starts,
+    which a machine without internet cannot do; this one ships in node_modules.
+    """
+
+    def __init__(self, workdir: Path, port: int):
+        self.workdir = Path(workdir)
+        self.port = port
+        self.process: ManagedProcess | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "FirestoreEmulator":
+        if not (ROOT / "node_modules" / "@firestore-emulator" / "server").exists():
+            raise RuntimeError("@firestore-emulator/server is not installed: run `make install` (npm ci)")
+        self.process = ManagedProcess(
+            "Firestore emulator", ["node", str(FIRESTORE_LAUNCHER), "--port", str(self.port)],
+            self.workdir / "firestore-emulator.log", cwd=ROOT,
+        ).start(self._ready, timeout=30)
+        return self
+
+    def _ready(self) -> bool:
+        return requests.get(f"http://{self.host}/", timeout=1).ok
+
+    def reset(self, project: str = PROJECT) -> None:
+        """Forget every document (the launcher's version of the Firebase emulator's reset)."""
+        response = requests.delete(
+            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", timeout=10)
+        response.raise_for_status()
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+class StorageEmulator:
+    """gcp-storage-emulator (PyPI): the Cloud Storage JSON API, with the bucket made at start.
+
+    Objects are kept on disk under workdir/data, so they survive a restart (of
+    `make dev`, or in the tests that stop the emulator). It does not evaluate
+    security rules, nor enforce ifGenerationMatch / ifMetagenerationMatch, nor
+    serve old generations (see README).
+    """
+
+    def __init__(self, workdir: Path, port: int, bucket: str = BUCKET):
+        self.workdir = Path(workdir)
+        self.port = port
+        self.bucket = bucket
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "StorageEmulator":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "gcp_storage_emulator", "--data-dir", str((self.workdir / "data").resolve()),
+                   "start", "--host", "127.0.0.1", "--port", str(self.port), "--default-bucket", self.bucket]
+        self.process = ManagedProcess("Storage emulator", command, self.workdir / "storage-emulator.log",
+                                      cwd=self.workdir).start(self._ready, timeout=30)
+        return self
+
+    def _ready(self) -> bool:
+        return requests.get(f"{self.url}/storage/v1/b/{self.bucket}", timeout=1).ok
+
+    def reset(self) -> None:
+        """Delete every object, keeping the bucket."""
+        requests.get(f"{self.url}/wipe", params={"keep-buckets": "1"}, timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+class StorageEventBridge:
+    """devtools/storage_events.py: new objects in the Storage emulator become CloudEvents (dev only)."""
+
+    def __init__(self, storage_url: str, bucket: str, target: str, log_path: Path, interval: float = 0.2):
+        self.command = [sys.executable, "-m", "devtools.storage_events", "--storage", storage_url,
+                        "--bucket", bucket, "--target", target, "--interval", str(interval)]
+        self.log_path = Path(log_path)
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> "StorageEventBridge":
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = ManagedProcess("storage event bridge", self.command, self.log_path, env=env, cwd=ROOT)
+        self.process.start(lambda: "watching" in self.log_path.read_text()[offset:], timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
 class FunctionsServer:
     """All functions on one port (devtools.serve), under gunicorn as in production."""
 
@@ -121,9 +224,13 @@ class Stack:
     allowed_origins: str = ""
     fast_postgres: bool = False
     workers: int = 1
+    storage_events: bool = False  # make dev: deliver finalized events for new objects
     postgres: LocalPostgres | None = None
     auth: AuthEmulator | None = None
+    firestore: FirestoreEmulator | None = None
+    storage: StorageEmulator | None = None
     functions: FunctionsServer | None = None
+    bridge: StorageEventBridge | None = None
 
     @classmethod
     def with_free_ports(cls, workdir: Path, **kwargs) -> "Stack":
@@ -136,6 +243,10 @@ class Stack:
             "DATABASE_URL": self.database_url or "",
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "FIREBASE_AUTH_EMULATOR_HOST": self.auth.host if self.auth else "",
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
+            # With its scheme, as google-cloud-storage expects it.
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports['storage']}",
+            "STORAGE_BUCKET": BUCKET,
             "ALLOWED_ORIGINS": self.allowed_origins,
             "FUNCTIONS_URL": f"http://127.0.0.1:{self.ports['functions']}",
         }
@@ -149,15 +260,24 @@ class Stack:
             migrate(self.database_url)
             self.auth = AuthEmulator(self.workdir / "auth", self.ports["auth"], self.ports["hub"],
                                      self.ports["logging"]).start()
+            self.firestore = FirestoreEmulator(self.workdir / "firestore", self.ports["firestore"]).start()
+            self.storage = StorageEmulator(self.workdir / "storage", self.ports["storage"]).start()
             self.functions = FunctionsServer(self.ports["functions"], self.env(),
                                              self.workdir / "functions.log", workers=self.workers).start()
+            if self.storage_events:
+                self.bridge = self.event_bridge().start()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def event_bridge(self, interval: float = 0.2) -> StorageEventBridge:
+        """A bridge from this stack's Storage emulator to its on_upload_finalized (not yet started)."""
+        return StorageEventBridge(self.storage.url, BUCKET, f"{self.env()['FUNCTIONS_URL']}/on_upload_finalized",
+                                  self.workdir / "storage-events.log", interval=interval)
+
     def stop(self) -> None:
-        for part in (self.functions, self.auth):
+        for part in (self.bridge, self.functions, self.storage, self.firestore, self.auth):
             if part is not None:
                 part.stop()
         if self.postgres is not None:
