@@ -4,15 +4,17 @@ from empty tables and a fresh visitor_number_seq."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from devtools.stack import PROJECT, Stack
+from devtools.stack import BUCKET, PROJECT, Stack
 from shared.db import _pg8000_url
 from tests.support import Api, AuthEmulatorClient
+from tests.uploads_support import StorageEvents, UploadsWorld
 
 ALLOWED_ORIGIN = "https://study.example.org"
 
@@ -78,3 +80,75 @@ def auth_emulator(stack) -> AuthEmulatorClient:
 def functions_env(stack) -> dict[str, str]:
     """The functions' settings, for tests that start servers or call shared/ directly."""
     return {**stack.env(), "PATH": os.environ.get("PATH", "")}
+
+
+# --- Uploads: the stack's Firestore and Storage emulators, and storage events ---
+
+@pytest.fixture(autouse=True)
+def isolate_upload_clients():
+    """Clients that shared.uploads cached in this process are forgotten after each test."""
+    yield
+    from shared import uploads
+
+    uploads.reset_clients()
+
+
+@contextlib.contextmanager
+def environment(**values: str):
+    """Set environment variables while a client reads them at construction."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def firestore_client(stack):
+    """A Firestore client of the test process, on the stack's emulator."""
+    from google.cloud import firestore
+
+    with environment(FIRESTORE_EMULATOR_HOST=stack.env()["FIRESTORE_EMULATOR_HOST"]):
+        client = firestore.Client(project=PROJECT)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def storage_client(stack):
+    """A Cloud Storage client of the test process, on the stack's emulator."""
+    from google.cloud import storage
+
+    with environment(STORAGE_EMULATOR_HOST=stack.env()["STORAGE_EMULATOR_HOST"]):
+        return storage.Client(project=PROJECT)
+
+
+@pytest.fixture
+def firestore(stack, firestore_client):
+    """The stack's Firestore, with no documents for this test."""
+    stack.firestore.reset()
+    return firestore_client
+
+
+@pytest.fixture
+def bucket(stack, storage_client):
+    """The stack's bucket, with no objects for this test."""
+    stack.storage.reset()
+    return storage_client.bucket(BUCKET)
+
+
+@pytest.fixture
+def storage_events(stack) -> StorageEvents:
+    return StorageEvents(f"{stack.env()['FUNCTIONS_URL']}/on_upload_finalized")
+
+
+@pytest.fixture
+def uploads_world(api, db, firestore, bucket, storage_events):
+    """Everything an upload test needs, each part clean: sessions over HTTP, the
+    database, Firestore, the bucket, and finalized events to on_upload_finalized."""
+    return UploadsWorld(api, db, firestore, bucket, storage_events)

@@ -1,0 +1,396 @@
+"""on_upload_finalized over HTTP: real objects in the Storage emulator, their
+finalized CloudEvents sent as Eventarc sends them, and what the trigger stored
+(the object's metadata, the Firestore documents)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from devtools.stack import BUCKET
+from shared.uploads import upload_id
+from tests.support import new_guest_key, scalar
+from tests.uploads_support import parse_time
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def test_uploaded_object_is_tagged_and_recorded(uploads_world):
+    world = uploads_world
+    session = world.new_session(experiment_id="study-7")
+    item = world.upload(session["sessionId"], "answer.pdf", b"%PDF-1.7 ...", "application/pdf",
+                        metadata={"origin": "camera", "lang": "de"})
+
+    response = world.deliver(item)
+
+    assert 200 <= response.status_code < 300, response.text
+    created = parse_time(item["timeCreated"])
+    stored = world.stored(item["name"])
+    assert stored["generation"] == item["generation"]
+    assert stored["metadata"] == {
+        "origin": "camera", "lang": "de",  # the object's own keys are kept
+        "visitorNumber": "1",
+        "sessionId": session["sessionId"],
+        "experimentId": "study-7",
+        "uploadedAt": rfc3339(created),
+    }
+    uploads = world.uploads()
+    assert list(uploads) == [upload_id(BUCKET, item["name"], int(item["generation"]))]
+    upload = next(iter(uploads.values()))
+    assert upload.pop("recordedAt") >= created
+    assert upload == {
+        "bucket": BUCKET,
+        "name": item["name"],
+        "generation": item["generation"],
+        "contentType": "application/pdf",
+        "size": len(b"%PDF-1.7 ..."),
+        "sessionId": session["sessionId"],
+        "visitorNumber": 1,
+        "experimentId": "study-7",
+        "uploadedAt": created,
+    }
+    assert world.visitors() == {"1": {"visitorNumber": 1, "uploadCount": 1, "lastUploadAt": created}}
+
+
+def test_a_session_without_experiment_gets_no_experiment_key(uploads_world):
+    world = uploads_world
+    session = world.new_session(experiment_id=None)
+    item = world.upload(session["sessionId"], "notes.txt", b"hello", "text/plain")
+
+    assert world.deliver(item).ok
+
+    assert set(world.stored(item["name"])["metadata"]) == {"visitorNumber", "sessionId", "uploadedAt"}
+    (upload,) = world.uploads().values()
+    assert upload["experimentId"] is None and upload["visitorNumber"] == 1
+
+
+def test_the_same_event_five_times_changes_nothing_after_the_first(uploads_world):
+    world = uploads_world
+    session = world.new_session()
+    item = world.upload(session["sessionId"])
+
+    assert world.deliver(item).ok
+    tagged = world.stored(item["name"])
+    first = world.uploads()
+    for _ in range(4):
+        response = world.deliver(item)
+        assert 200 <= response.status_code < 300, response.text
+
+    again = world.stored(item["name"])
+    assert again["metadata"] == tagged["metadata"]
+    assert again["metageneration"] == tagged["metageneration"]  # not even rewritten
+    assert world.uploads() == first  # one document, untouched (recordedAt too)
+    assert world.visitors()["1"]["uploadCount"] == 1
+
+
+def test_the_same_event_twenty_times_at_once_counts_once(uploads_world):
+    world = uploads_world
+    session = world.new_session()
+    earlier = world.upload(session["sessionId"], "earlier.png")
+    assert world.deliver(earlier).ok
+    item = world.upload(session["sessionId"], "burst.png")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda _: world.deliver(item).status_code, range(20)))
+
+    assert all(200 <= status < 300 for status in statuses), statuses
+    assert len(world.uploads()) == 2
+    visitor = world.visitors()["1"]
+    assert visitor["uploadCount"] == 2  # raised by one for the burst
+    assert visitor["lastUploadAt"] == parse_time(item["timeCreated"])
+    assert world.stored(item["name"])["metadata"]["visitorNumber"] == "1"
+
+
+def test_two_hundred_uploads_of_ten_visitors_are_each_counted(uploads_world):
+    world = uploads_world
+    rng = random.Random(4)
+    guests = [new_guest_key() for _ in range(10)]
+    sessions = [world.new_session(guest=guests[i % 10], experiment_id=f"exp-{i % 3}") for i in range(20)]
+    assert len({s["visitorNumber"] for s in sessions}) == 10
+    # An uneven spread: each of the 200 uploads goes to a random session.
+    items = [world.upload(session["sessionId"], f"file-{n}.png")
+             for n, session in enumerate(rng.choice(sessions) for _ in range(200))]
+    expected: dict[str, int] = {}
+    for item in items:
+        number = next(s["visitorNumber"] for s in sessions if s["sessionId"] in item["name"])
+        expected[str(number)] = expected.get(str(number), 0) + 1
+    deliveries = items + rng.sample(items, 40)  # and some redeliveries among them
+    rng.shuffle(deliveries)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda item: world.deliver(item).status_code, deliveries))
+
+    assert all(200 <= status < 300 for status in statuses)
+    assert len(world.uploads()) == 200
+    assert {number: visitor["uploadCount"] for number, visitor in world.visitors().items()} == expected
+    for item in rng.sample(items, 10):
+        assert world.stored(item["name"])["metadata"]["sessionId"] in item["name"]
+
+
+# --- Acknowledged: 2xx, nothing written -------------------------------------
+
+def assert_nothing_written(world, item: dict | None = None, metadata: dict | None = None):
+    assert world.uploads() == {}
+    assert world.visitors() == {}
+    if item is not None:
+        stored = world.stored(item["name"])
+        assert stored is None or stored.get("metadata") == metadata
+
+
+def test_object_outside_sessions_is_acknowledged(uploads_world):
+    world = uploads_world
+    session = world.new_session()
+    names = ["avatars/me.png", f"sessions/{session['sessionId']}", f"session/{session['sessionId']}/a.png",
+             "sessions/not-a-uuid/a.png", f"public/sessions/{session['sessionId']}/a.png"]
+    for name in names:
+        item = world.upload(session["sessionId"], name=name, metadata={"k": "v"})
+        response = world.deliver(item)
+        assert 200 <= response.status_code < 300, (name, response.text)
+        assert_nothing_written(world, item, {"k": "v"})
+
+
+def test_unknown_session_is_acknowledged(uploads_world):
+    world = uploads_world
+    world.new_session()
+    item = world.upload(str(uuid.uuid4()))
+
+    assert world.deliver(item).ok
+    assert_nothing_written(world, item, None)
+
+
+def test_deleted_object_is_acknowledged(uploads_world):
+    world = uploads_world
+    session = world.new_session()
+    item = world.upload(session["sessionId"])
+    world.bucket.blob(item["name"]).delete()
+
+    assert world.deliver(item).ok
+    assert_nothing_written(world)
+    assert world.stored(item["name"]) is None
+
+
+def test_event_for_a_replaced_generation_does_not_tag_the_new_object(uploads_world):
+    world = uploads_world
+    session = world.new_session()
+    old = world.upload(session["sessionId"], "photo.png", b"first")
+    new = world.upload(session["sessionId"], "photo.png", b"second version", metadata={"k": "v"})
+    assert new["generation"] != old["generation"]
+
+    assert world.deliver(old).ok
+    assert_nothing_written(world, new, {"k": "v"})
+
+    assert world.deliver(new).ok  # the new generation's own event tags and records it
+    assert world.stored(new["name"])["metadata"]["visitorNumber"] == "1"
+    (upload,) = world.uploads().values()
+    assert upload["generation"] == new["generation"] and upload["size"] == len(b"second version")
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda item: {**item, "generation": "not-a-number"}, id="bad-generation"),
+    pytest.param(lambda item: {**item, "generation": 0}, id="zero-generation"),
+    pytest.param(lambda item: {k: v for k, v in item.items() if k != "name"}, id="no-name"),
+    pytest.param(lambda item: {k: v for k, v in item.items() if k != "bucket"}, id="no-bucket"),
+    pytest.param(lambda item: {**item, "name": 42}, id="name-not-text"),
+    pytest.param(lambda item: [item], id="data-is-a-list"),
+    pytest.param(lambda item: {**item, "bucket": "someone-elses-bucket"}, id="another-bucket"),
+])
+def test_malformed_event_data_is_acknowledged(uploads_world, change):
+    world = uploads_world
+    session = world.new_session()
+    item = world.upload(session["sessionId"])
+
+    response = world.deliver(item, body=json.dumps(change(item)).encode())
+
+    assert 200 <= response.status_code < 300, response.text
+    assert_nothing_written(world, item, None)
+
+
+def test_event_data_that_is_not_json_is_acknowledged(uploads_world):
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"])
+
+    response = world.deliver(item, body=b"not json at all", content_type="text/plain")
+
+    assert 200 <= response.status_code < 300, response.text
+    assert_nothing_written(world, item, None)
+
+
+def test_other_event_types_are_acknowledged(uploads_world):
+    """A metadataUpdated event (as the trigger's own write fires) never loops back into a write."""
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"])
+
+    for event_type in ("google.cloud.storage.object.v1.metadataUpdated", "google.cloud.storage.object.v1.deleted"):
+        assert world.deliver(item, event_type=event_type).ok
+    assert_nothing_written(world, item, None)
+
+
+def test_event_older_than_the_limit_is_dropped(uploads_world):
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"])
+    day_and_a_bit = datetime.now(timezone.utc) - timedelta(seconds=86400 + 60)
+
+    assert world.deliver(item, time=rfc3339(day_and_a_bit)).ok
+    assert_nothing_written(world, item, None)
+    # Just inside the limit it is handled.
+    assert world.deliver(item, time=rfc3339(datetime.now(timezone.utc) - timedelta(hours=23))).ok
+    assert len(world.uploads()) == 1
+
+
+def test_event_without_required_cloudevent_attributes_is_refused_by_the_framework(uploads_world):
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"])
+    headers = world.events.headers(item)
+    del headers["ce-id"]
+
+    response = requests.post(world.events.url, json=item, headers=headers, timeout=30)
+    assert response.status_code == 400  # not a CloudEvent at all: Eventarc never sends this
+    assert_nothing_written(world, item, None)
+
+
+def test_session_without_a_visitor_number_is_recorded_without_one(uploads_world):
+    """SPEC §3's degraded path: numbering failed, the session exists with visitorNumber null."""
+    world = uploads_world
+    world.new_session()  # takes number 1
+    with world.db.begin() as conn:  # the sequence is exhausted (MAXVALUE must exceed MINVALUE 1)
+        conn.execute(text("ALTER SEQUENCE visitor_number_seq MAXVALUE 2"))
+        conn.execute(text("SELECT setval('visitor_number_seq', 2)"))
+    session = world.new_session(experiment_id="study-2")
+    assert session["visitorNumber"] is None
+    item = world.upload(session["sessionId"], metadata={"k": "v"})
+
+    assert world.deliver(item).ok
+
+    metadata = world.stored(item["name"])["metadata"]
+    assert metadata == {"k": "v", "sessionId": session["sessionId"], "experimentId": "study-2",
+                        "uploadedAt": rfc3339(parse_time(item["timeCreated"]))}
+    (upload,) = world.uploads().values()
+    assert upload["visitorNumber"] is None and upload["sessionId"] == session["sessionId"]
+    assert world.visitors() == {}
+    assert world.deliver(item).ok and len(world.uploads()) == 1
+
+
+def test_an_old_redelivery_does_not_move_last_upload_back(uploads_world):
+    world = uploads_world
+    session = world.new_session()
+    first = world.upload(session["sessionId"], "a.png")
+    second = world.upload(session["sessionId"], "b.png")
+
+    assert world.deliver(second).ok
+    assert world.deliver(first).ok  # delivered late
+
+    visitor = world.visitors()["1"]
+    assert visitor["uploadCount"] == 2
+    assert visitor["lastUploadAt"] == parse_time(second["timeCreated"])
+
+
+# --- Transient failures: 5xx, then redelivery completes the work once -------
+
+def redeliver_until_accepted(world, item, timeout: float = 30.0) -> int:
+    """Redeliver as Eventarc does after a failure, until it is accepted; the attempts it took."""
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        response = world.deliver(item)
+        if 200 <= response.status_code < 300:
+            return attempts
+        assert response.status_code >= 500, response.text
+        assert time.monotonic() < deadline, f"still {response.status_code} after {attempts} redeliveries"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_firestore_unavailable_fails_and_redelivery_completes_once(uploads_world, stack):
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"])
+    stack.firestore.stop()
+    try:
+        started = time.monotonic()
+        response = world.deliver(item)
+        failed_after = time.monotonic() - started
+        assert response.status_code >= 500
+        assert failed_after < 15, f"took {failed_after:.1f} s to give up"
+    finally:
+        stack.firestore.start()  # an emulator keeps documents in memory: it is back, and empty
+
+    redeliver_until_accepted(world, item)
+    assert world.deliver(item).ok
+    (upload,) = world.uploads().values()
+    assert upload["visitorNumber"] == 1
+    assert world.visitors()["1"]["uploadCount"] == 1
+    assert world.stored(item["name"])["metadata"]["visitorNumber"] == "1"
+
+
+@pytest.mark.slow
+def test_database_unavailable_fails_and_redelivery_completes_once(uploads_world, stack, engine):
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"])
+    stack.postgres.stop()
+    try:
+        response = world.deliver(item)
+        assert response.status_code >= 500
+        assert world.uploads() == {} and world.stored(item["name"]).get("metadata") is None
+    finally:
+        stack.postgres.start()
+        engine.dispose()  # the tests' own pool held connections to the stopped server
+
+    redeliver_until_accepted(world, item)
+    assert world.deliver(item).ok
+    assert world.visitors()["1"]["uploadCount"] == 1
+    assert len(world.uploads()) == 1
+    assert scalar(engine, "SELECT count(*) FROM sessions") == 1  # it is back, with its data
+
+
+@pytest.mark.slow
+def test_storage_unavailable_fails_and_redelivery_completes_once(uploads_world, stack):
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"])
+    stack.storage.stop()
+    try:
+        response = world.deliver(item)
+        assert response.status_code >= 500
+    finally:
+        stack.storage.start()  # objects are kept on disk: the same generation is back
+    assert world.uploads() == {}
+
+    redeliver_until_accepted(world, item)
+    assert world.deliver(item).ok
+    assert world.stored(item["name"])["metadata"]["visitorNumber"] == "1"
+    assert world.visitors()["1"]["uploadCount"] == 1
+
+
+# --- make dev: the bridge that stands in for Eventarc -----------------------
+
+def test_dev_bridge_delivers_new_objects_within_seconds(uploads_world, stack):
+    world = uploads_world
+    session = world.new_session()
+    bridge = stack.event_bridge(interval=0.2).start()
+    try:
+        started = time.monotonic()
+        item = world.upload(session["sessionId"], "live.png")
+        replaced = world.upload(session["sessionId"], "again.png")
+        while len(world.uploads()) < 2:
+            assert time.monotonic() - started < 5, "the bridge did not deliver within 5 s"
+            time.sleep(0.05)
+        assert world.stored(item["name"])["metadata"]["sessionId"] == session["sessionId"]
+        assert world.visitors()["1"]["uploadCount"] == 2
+        # A new generation of the same name is a new event.
+        newer = world.upload(session["sessionId"], "again.png", b"v2")
+        assert newer["generation"] != replaced["generation"]
+        while len(world.uploads()) < 3:
+            assert time.monotonic() - started < 10, "the bridge did not deliver the new generation"
+            time.sleep(0.05)
+    finally:
+        bridge.stop()
+    assert world.visitors()["1"]["uploadCount"] == 3
