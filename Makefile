@@ -34,5 +34,11 @@ $(NODE_OK): package.json package-lock.json
 migrate: $(PY_OK)
 	$(PY) -m shared.migrate
 
+# Give numbers to visitors whose sessions were created while numbering failed
+# (visitorNumber null), and to their sessions and responses. Same settings as
+# migrate; safe to run while the functions serve traffic, and to run again.
+backfill: $(PY_OK)
+	$(PY) -m shared.backfill
+
 clean:
 	rm -rf $(VENV) node_modules .local .pytest_cache
