@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any, Callable
 
 import flask
@@ -17,6 +18,7 @@ import flask
 from shared import config
 from shared.config import ConfigError
 from shared.errors import (
+    InvalidArgument,
     InvalidJson,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -84,7 +86,7 @@ def _read_json_body(request: flask.Request) -> Any:
         raise UnsupportedMediaType(f"Send the body as UTF-8 (got charset={charset}).")
     try:
         text = raw.decode("utf-8")
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         _check_text(document)
     except UnicodeDecodeError:
         raise InvalidJson("The request body is not valid UTF-8.") from None
@@ -109,6 +111,14 @@ def _read_at_most(stream, limit: int) -> bytes:
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        # Valid JSON, but no JSON value can hold it once parsed (and PostgreSQL refuses Infinity).
+        raise InvalidArgument(f"The number {literal[:40]} is out of range.")
+    return value
 
 
 def _check_text(value: Any, depth: int = 0) -> None:

@@ -110,7 +110,7 @@ def test_bad_json(api, db, data):
     assert_nothing_stored(db)
 
 
-@pytest.mark.parametrize("data", [b"[]", b"1", b'"text"', b"null"])
+@pytest.mark.parametrize("data", [b"[]", b"1", b'"text"', b"null", b'{"metadata": {"x": 1e999}}'])
 def test_body_that_is_not_an_object(api, db, data):
     assert_error(post_raw(api, data), 400, "invalid_argument")
     assert_nothing_stored(db)
