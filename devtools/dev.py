@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 
 from devtools.ports import port_open
 from devtools.stack import ROOT, Stack, firebase_ports
@@ -38,8 +37,10 @@ def main() -> int:
         workers=int(os.environ.get("DEV_WORKERS", "2")),
         storage_events=True,  # stands in for Eventarc: new objects reach on_upload_finalized
     )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Ctrl-C (SIGINT), a closed terminal and `kill` all stop everything, also while
+    # starting; set explicitly, since a shell running `make dev &` ignores SIGINT.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         print("make dev: starting PostgreSQL, migrations, emulators and functions…", flush=True)
         stack.start()
@@ -48,8 +49,8 @@ def main() -> int:
         (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
         print(f"ready: functions at {env['FUNCTIONS_URL']}/<function_name>; settings in .local/dev.env; "
               "Ctrl-C stops everything", flush=True)
-        while not stopping.wait(0.5):
-            pass
+        while True:
+            signal.pause()
     except KeyboardInterrupt:
         pass
     except RuntimeError as error:
@@ -59,6 +60,11 @@ def main() -> int:
         print("make dev: stopping…", flush=True)
         stack.stop()
     return 0
+
+
+def _interrupt(*_):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # one Ctrl-C is enough; let the cleanup finish
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

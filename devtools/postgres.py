@@ -53,8 +53,10 @@ class LocalPostgres:
             import pwd
             import stat
 
-            from pgserver._commands import POSTGRES_BIN_PATH
-            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import
+                from pgserver._commands import POSTGRES_BIN_PATH
+                from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
             self._user = "pgserver"
             ensure_user_exists(self._user)
