@@ -133,3 +133,17 @@ def rows(engine: sqlalchemy.Engine, sql: str, **params) -> list:
 def scalar(engine: sqlalchemy.Engine, sql: str, **params):
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar()
+
+
+def stop_numbering(db) -> None:
+    """Make nextval('visitor_number_seq') fail, as when the sequence is exhausted."""
+    with db.begin() as conn:
+        # MAXVALUE must be above MINVALUE (1): a fresh sequence skips number 1 here.
+        last = max(2, conn.execute(text("SELECT last_value FROM visitor_number_seq")).scalar())
+        conn.execute(text(f"ALTER SEQUENCE visitor_number_seq MAXVALUE {int(last)}"))
+        conn.execute(text("SELECT setval('visitor_number_seq', :v)"), {"v": last})
+
+
+def resume_numbering(db) -> None:
+    with db.begin() as conn:
+        conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE"))

@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import text
 
 from shared.auth import hash_guest_key
-from tests.support import assert_error, new_guest_key, rows, scalar
+from tests.support import assert_error, new_guest_key, resume_numbering, rows, scalar, stop_numbering
 
 USER_FIELDS = {"id", "email", "displayName", "visitorNumber", "createdAt"}
 TABLES = {"users": "id", "guests": "id", "sessions": "id", "responses": "id", "visitor_merges": "from_number"}
@@ -44,20 +44,6 @@ def guest_with_sessions(api, key, sessions=2, responses_each=2) -> list[dict]:
 def guest_row(db, key):
     (row,) = rows(db, "SELECT * FROM guests WHERE key_hash = :h", h=hash_guest_key(key))
     return row
-
-
-def stop_numbering(db) -> None:
-    """Make nextval('visitor_number_seq') fail, as when the sequence is exhausted."""
-    with db.begin() as conn:
-        # MAXVALUE must be above MINVALUE (1): a fresh sequence skips number 1 here.
-        last = max(2, conn.execute(text("SELECT last_value FROM visitor_number_seq")).scalar())
-        conn.execute(text(f"ALTER SEQUENCE visitor_number_seq MAXVALUE {int(last)}"))
-        conn.execute(text("SELECT setval('visitor_number_seq', :v)"), {"v": last})
-
-
-def resume_numbering(db) -> None:
-    with db.begin() as conn:
-        conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE"))
 
 
 # --- the users row -----------------------------------------------------------------------------

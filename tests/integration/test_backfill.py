@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from shared.auth import hash_guest_key
 from shared.backfill import backfill
-from tests.support import new_guest_key, rows, scalar
+from tests.support import new_guest_key, resume_numbering, rows, scalar, stop_numbering
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"users": "id", "guests": "id", "sessions": "id", "responses": "id", "visitor_merges": "from_number"}
@@ -24,20 +24,6 @@ TABLES = {"users": "id", "guests": "id", "sessions": "id", "responses": "id", "v
 
 def snapshot(db) -> dict[str, list]:
     return {table: rows(db, f"SELECT * FROM {table} ORDER BY {key}") for table, key in TABLES.items()}
-
-
-def stop_numbering(db) -> None:
-    """Make nextval('visitor_number_seq') fail, as when the sequence is exhausted."""
-    with db.begin() as conn:
-        # MAXVALUE must be above MINVALUE (1): a fresh sequence skips number 1 here.
-        last = max(2, conn.execute(text("SELECT last_value FROM visitor_number_seq")).scalar())
-        conn.execute(text(f"ALTER SEQUENCE visitor_number_seq MAXVALUE {int(last)}"))
-        conn.execute(text("SELECT setval('visitor_number_seq', :v)"), {"v": last})
-
-
-def resume_numbering(db) -> None:
-    with db.begin() as conn:
-        conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE"))
 
 
 def visit(api, sessions=1, responses_each=2, **credentials) -> list[dict]:
