@@ -9,12 +9,12 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev test install migrate backfill clean
+.PHONY: dev test install migrate backfill clean bench
 
 dev: install
 	$(PY) -m devtools.dev
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(PY_OK) $(NODE_OK)
@@ -30,6 +30,22 @@ $(NODE_OK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Chromium for tests/e2e/test_browser.py: Debian's package, driven by the playwright pip package
+# (never a browser download). Installed with apt when missing and we are root on a Debian-like
+# machine (about a minute); otherwise one line is printed and the browser tests skip.
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: browser
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "make test: installing chromium with apt-get for the browser tests (about a minute)"; \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	    || echo "make test: apt-get install chromium failed; the browser tests will skip"; \
+	else \
+	  echo "make test: $(CHROMIUM) is missing (needs root and apt-get to install it); the browser tests will skip: install the Debian packages chromium and chromium-driver"; \
+	fi
+
 # Apply sql/ to the database in DATABASE_URL (or the Cloud SQL settings).
 migrate: $(PY_OK)
 	$(PY) -m shared.migrate
@@ -39,6 +55,17 @@ migrate: $(PY_OK)
 # migrate; safe to run while the functions serve traffic, and to run again.
 backfill: $(PY_OK)
 	$(PY) -m shared.backfill
+
+# Benchmarks (bench/README.md): starts its own stack on free ports, prints one
+# table and writes it to bench/results/<date>.md. Not part of `make test`.
+BENCH_OK := $(VENV)/.bench-installed
+
+$(BENCH_OK): $(PY_OK) bench/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: install $(BENCH_OK)
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) node_modules .local .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks for the visitor-sessions backend: `make bench` (see bench/README.md)."""

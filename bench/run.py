@@ -1,0 +1,582 @@
+"""`make bench`: start a stack on free ports, run every benchmark, print one
+markdown table and write it to bench/results/<date>.md. See bench/README.md."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+
+from devtools.ports import free_port  # noqa: E402
+from devtools.processes import ManagedProcess  # noqa: E402
+from devtools.stack import BUCKET, PROJECT, Stack  # noqa: E402
+
+# As devtools.stack.FunctionsServer serves the product.
+WORKERS, THREADS = 1, 8
+GUNICORN = ["--workers", str(WORKERS), "--threads", str(THREADS), "--timeout", "0", "--graceful-timeout", "5"]
+
+rows: list[list[str]] = []
+HTTP_CEILING_32: float | None = None
+notes: list[str] = []
+goals: list[str] = []
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def row(name: str, clients, latencies: list[float] | None, throughput: float | None, ratio: str, n=None) -> None:
+    def ms(v):
+        return f"{v * 1000:.1f}" if v is not None else "-"
+    median = statistics.median(latencies) if latencies else None
+    p99 = pct(latencies, 0.99) if latencies else None
+    rows.append([name, str(clients), str(n if n is not None else (len(latencies) if latencies else "-")),
+                 ms(median), ms(p99), f"{throughput:.0f}" if throughput else "-", ratio])
+
+
+def goal(text: str, met: bool) -> None:
+    goals.append(f"- {'MET' if met else 'MISSED'}: {text}")
+
+
+def serve(name: str, app: str, env: dict, workdir: Path, ready_path: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, app]
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(name, command, workdir / f"{name}.log", env={**os.environ, **env}, cwd=ROOT)
+    process.start(lambda: requests.get(f"{url}/{ready_path}", timeout=1).status_code < 500)
+    return process, url
+
+
+def _proc_stats():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2:].split()
+            # fields[1] ppid, fields[2] pgrp, fields[11] utime, fields[12] stime (clock ticks)
+            yield int(entry), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+class CpuMeter:
+    """CPU seconds used by a server's process group (gunicorn master and workers), from /proc.
+    PostgreSQL's share is not measured: backends that exit take their CPU time with them."""
+
+    def __init__(self, pgid: int):
+        self.pgid = pgid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> float:
+        return sum(ticks for _, _, pgrp, ticks in _proc_stats() if pgrp == self.pgid) / self.tick
+
+
+ROUNDS = 3  # every comparison is interleaved over this many rounds; ratios are the median of the rounds
+
+
+def load(url: str, clients: int, mode: str = "new", numbers: bool = False) -> dict:
+    count, seconds = (100, 1.0) if clients == 1 else (800, 1.5)
+    command = [sys.executable, "-m", "bench.load", url, "--clients", str(clients), "--requests", str(count),
+               "--seconds", str(seconds), "--mode", mode] + (["--numbers"] if numbers else [])
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+class Series:
+    """One variant measured over several rounds."""
+
+    def __init__(self):
+        self.latencies: list[float] = []
+        self.elapsed = 0.0
+        self.per_round: list[float] = []
+        self.cpu = 0.0
+        self.served = 0
+
+    def add(self, latencies: list[float], elapsed: float) -> None:
+        self.latencies += latencies
+        self.elapsed += elapsed
+        self.per_round.append(len(latencies) / elapsed)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.elapsed
+
+    def ratio(self, other: "Series") -> float:
+        return statistics.median(a / b for a, b in zip(self.per_round, other.per_round))
+
+
+# --- 1. create_session over HTTP vs the do-nothing ceiling ----------------------------------------
+
+def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
+    from sqlalchemy import text
+
+    functions = stack.env()["FUNCTIONS_URL"]
+    product_cpu = CpuMeter(stack.functions.process.process.pid)
+    noop_cpu = CpuMeter(noop.process.pid)
+    handed_out: list[int] = []
+    http_ceiling_32 = None
+    for clients in (1, 8, 32):
+        series = {"noop": Series(), "new": Series(), "returning": Series()}
+        for _ in range(ROUNDS):
+            for key, series_of in series.items():
+                meter = noop_cpu if key == "noop" else product_cpu
+                url = f"{noop_url}/noop" if key == "noop" else f"{functions}/create_session"
+                before = meter.read()
+                result = load(url, clients, mode="returning" if key == "returning" else "new",
+                              numbers=(key == "new"))
+                series_of.cpu += meter.read() - before
+                series_of.served += len(result["latencies"]) + clients  # + the untimed warm-up requests
+                series_of.add(result["latencies"], result["elapsed"])
+                handed_out += result["numbers"]
+                bad = {s: n for s, n in result["statuses"].items() if s != "201"}
+                if bad:
+                    notes.append(f"{key} x{clients}: non-201 answers {bad}")
+
+        def cpu(series_of: Series) -> str:
+            return f"server {1000 * series_of.cpu / series_of.served:.2f} CPU ms/req"
+
+        ceiling = series["noop"]
+        row("noop function (HTTP ceiling)", clients, ceiling.latencies, ceiling.throughput, f"1.00; {cpu(ceiling)}")
+        if clients == 32:
+            http_ceiling_32 = ceiling.throughput
+        for mode in ("new", "returning"):
+            ratio = series[mode].ratio(ceiling)
+            row(f"create_session, {mode} guests (HTTP)", clients, series[mode].latencies, series[mode].throughput,
+                f"{ratio:.2f} of ceiling; {cpu(series[mode])}")
+            if clients == 32:
+                goal(f"create_session ({mode} guests) >= 0.8 of ceiling throughput at 32 clients: {ratio:.2f}",
+                     ratio >= 0.8)
+    # Visitor numbers: every 201 to a new guest had its own number; in the database
+    # every guest number is distinct and they run without a gap.
+    with engine.connect() as conn:
+        db_numbers = [r[0] for r in conn.execute(text("SELECT visitor_number FROM guests ORDER BY 1"))]
+    assert len(set(handed_out)) == len(handed_out), "a visitor number was handed out twice"
+    assert None not in db_numbers, "a guest has no number"
+    assert len(set(db_numbers)) == len(db_numbers), "two guests share a number"
+    assert db_numbers == list(range(db_numbers[0], db_numbers[0] + len(db_numbers))), "gap in visitor numbers"
+    assert set(handed_out) <= set(db_numbers)
+    global HTTP_CEILING_32
+    HTTP_CEILING_32 = http_ceiling_32
+    notes.append(f"Visitor numbers under load: {len(handed_out)} new-guest 201s in the timed runs, "
+                 f"{len(db_numbers)} guests in all ({db_numbers[0]}..{db_numbers[-1]}): all distinct, no gaps.")
+
+
+# --- 2. the database path alone ---------------------------------------------------------------
+
+class RoundTrips:
+    """Counts statements (SQLAlchemy before_cursor_execute) and server round trips
+    (pg8000 waits for the server: CoreConnection.handle_messages)."""
+
+    def __init__(self, engine):
+        import pg8000.core
+        from sqlalchemy import event
+
+        self.statements = 0
+        self.trips = 0
+        self.on = False
+        original = pg8000.core.CoreConnection.handle_messages
+        counter = self
+
+        def handle_messages(conn_self, context):
+            if counter.on:
+                counter.trips += 1
+            return original(conn_self, context)
+
+        pg8000.core.CoreConnection.handle_messages = handle_messages
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(*_args, **_kwargs):
+            if counter.on:
+                counter.statements += 1
+
+    def measure(self, call, n: int = 50) -> tuple[float, float]:
+        self.statements = self.trips = 0
+        self.on = True
+        try:
+            for _ in range(n):
+                call()
+        finally:
+            self.on = False
+        return self.statements / n, self.trips / n
+
+
+def timed_threads(call, threads: int, count: int, seconds: float) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    remaining = [count]
+    deadline = time.perf_counter() + seconds
+
+    def worker():
+        while time.perf_counter() < deadline:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            start = time.perf_counter()
+            call()
+            latencies.append(time.perf_counter() - start)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return latencies, time.perf_counter() - started
+
+
+def bench_db(engine) -> None:
+    from bench.seed_style import ceiling_insert, seed_create_session
+    from shared.auth import Guest
+    from shared.models import NewSession
+    from shared.visitors import create_session
+
+    import logging
+
+    logging.disable(logging.INFO)  # the product's per-session info lines would drown the table
+    request = NewSession(experimentId="bench")
+
+    def product():
+        create_session(engine, Guest(secrets.token_bytes(32)), request)
+
+    def seed():
+        seed_create_session(engine, secrets.token_bytes(32))
+
+    def ceiling():
+        ceiling_insert(engine)
+
+    counter = RoundTrips(engine)
+    for name, call in (("shared.visitors.create_session", product), ("seed-style (5 statements)", seed),
+                       ("ceiling: one INSERT ... nextval()", ceiling)):
+        statements, trips = counter.measure(call)
+        notes.append(f"{name}: {statements:.1f} SQL statements and {trips:.1f} server round trips per call "
+                     "(pg8000: BEGIN 1, the pool's pre-ping SELECT 1 1, each statement with parameters 3, "
+                     "one without 1, COMMIT 3).")
+    variants = (("ceiling", ceiling), ("seed", seed), ("product", product))
+    for call in (ceiling, seed, product):
+        call()  # warm every connection path once
+
+    def compare(threads: int) -> dict[str, Series]:
+        count, seconds = (150, 1.0) if threads == 1 else (1000, 1.5)
+        series = {key: Series() for key, _ in variants}
+        for _ in range(ROUNDS):
+            for key, call in variants:
+                series[key].add(*timed_threads(call, threads, count, seconds))
+        return series
+
+    for threads in (1, 16):
+        series = compare(threads)
+        ceil, seed_s, prod = series["ceiling"], series["seed"], series["product"]
+        row("DB: ceiling, one INSERT ... nextval()", threads, ceil.latencies, ceil.throughput, "1.00")
+        row("DB: seed-style create_session (5 statements)", threads, seed_s.latencies, seed_s.throughput,
+            f"{seed_s.ratio(ceil):.2f} of ceiling")
+        vs_seed, vs_ceiling = prod.ratio(seed_s), prod.ratio(ceil)
+        row("DB: shared.visitors.create_session", threads, prod.latencies, prod.throughput,
+            f"{vs_seed:.2f}x seed; {vs_ceiling:.2f} of ceiling")
+        if threads == 16:
+            if HTTP_CEILING_32:
+                notes.append(
+                    f"The database ceiling alone (one INSERT per session, 16 threads, no HTTP) reaches "
+                    f"{ceil.throughput / HTTP_CEILING_32:.2f} of the HTTP ceiling's throughput at 32 clients; "
+                    f"shared.visitors.create_session without HTTP reaches {prod.throughput / HTTP_CEILING_32:.2f}.")
+            goal(f"DB path >= 3x seed-style at 16 threads: {vs_seed:.2f}x", vs_seed >= 3)
+            goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
+    # Diagnostic, not the product's configuration: the same pool without its
+    # checkout ping (shared/db.py sets pool_pre_ping=True), to show what the ping costs.
+    engine.pool._pre_ping = False
+    try:
+        _, trips = counter.measure(product)
+        notes.append(f"Without pool_pre_ping: create_session takes {trips:.1f} server round trips per call.")
+        series = compare(16)
+        ceil, seed_s, prod = series["ceiling"], series["seed"], series["product"]
+        row("DB diagnostic, pool_pre_ping off: ceiling", 16, ceil.latencies, ceil.throughput, "1.00")
+        row("DB diagnostic, pool_pre_ping off: seed-style", 16, seed_s.latencies, seed_s.throughput,
+            f"{seed_s.ratio(ceil):.2f} of ceiling")
+        row("DB diagnostic, pool_pre_ping off: create_session", 16, prod.latencies, prod.throughput,
+            f"{prod.ratio(seed_s):.2f}x seed; {prod.ratio(ceil):.2f} of ceiling")
+    finally:
+        engine.pool._pre_ping = True
+
+
+# --- 3. cold start ---------------------------------------------------------------------------
+
+def bench_import() -> None:
+    runs = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import main"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        entries = []
+        for line in out.stderr.splitlines():
+            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+            if m:
+                entries.append((int(m.group(1)), int(m.group(2)), len(m.group(3)), m.group(4)))
+        runs.append(entries)
+    # `main`'s cumulative time (the whole import, without interpreter start-up).
+    totals = [next((e[1] for e in entries if e[3] == "main"), 0) / 1e6 for entries in runs]
+    total = statistics.median(totals)
+    best = runs[totals.index(total)]
+    row("cold: import main (-X importtime, cumulative)", 1, None, None, f"{total / 0.300:.2f} of 300 ms goal",
+        n=len(runs))
+    rows[-1][3] = f"{total * 1000:.0f}"
+    # Heaviest: the biggest cumulative time per package that main pulled in
+    # (the product's own modules by full name).
+    heaviest: dict[str, int] = {}
+    for _, cumulative, _, name in best:
+        if name == "main":
+            continue
+        root = name if name.split(".")[0] in ("shared", "functions") else name.split(".")[0]
+        heaviest[root] = max(heaviest.get(root, 0), cumulative)
+    top = sorted(heaviest.items(), key=lambda item: -item[1])[:10]
+    notes.append("Heaviest imports under `import main` (cumulative ms, nested ones counted in their parents): "
+                 + ", ".join(f"{name} {cum / 1000:.0f}" for name, cum in top))
+    walls = []
+    for _ in range(5):
+        for code in ("pass", "import main"):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+            walls.append((code, time.perf_counter() - start))
+    base = statistics.median(t for c, t in walls if c == "pass")
+    wall = statistics.median(t for c, t in walls if c == "import main") - base
+    row("cold: python -c 'import main' wall minus bare interpreter (incl. teardown)", 1, None, None,
+        f"{wall / 0.300:.2f} of 300 ms (info)",
+        n=5)
+    rows[-1][3] = f"{wall * 1000:.0f}"
+    goal(f"import main < 300 ms (-X importtime): {total * 1000:.0f} ms ({total / 0.300:.2f} of the budget)", total < 0.300)
+
+
+def bench_first_201(stack: Stack, workdir: Path, runs: int = 6) -> None:
+    times = []
+    env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
+    for i in range(runs):
+        port = free_port()
+        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, "devtools.serve:app"]
+        url = f"http://127.0.0.1:{port}/create_session"
+        with open(workdir / f"cold-{i}.log", "ab") as logfile:
+            start = time.perf_counter()
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        try:
+            key = secrets.token_urlsafe(32)
+            while True:
+                if time.perf_counter() - start > 30:
+                    raise RuntimeError("no 201 within 30 s of a cold start")
+                try:
+                    r = requests.post(url, json={}, headers={"X-Guest-Key": key}, timeout=10)
+                    if r.status_code == 201:
+                        times.append(time.perf_counter() - start)
+                        break
+                except requests.ConnectionError:
+                    pass
+                time.sleep(0.01)
+        finally:
+            os.killpg(process.pid, 15)
+            process.wait(10)
+    median = statistics.median(times)
+    row("cold: process start -> first 201", 1, times, None, f"{median / 1.5:.2f} of 1.5 s goal")
+    goal(f"first 201 < 1.5 s: {median:.2f} s median of {runs} ({median / 1.5:.2f} of the budget)", median < 1.5)
+
+
+# --- 4. register: 1,000 sessions x 10 responses ---------------------------------------------
+
+def bench_register(stack: Stack, engine) -> None:
+    from sqlalchemy import text
+
+    from shared.auth import hash_guest_key
+    from tests.support import AuthEmulatorClient
+
+    key = secrets.token_urlsafe(32)
+    guest_id = str(uuid.uuid4())
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO guests (id, key_hash, visitor_number) "
+                          "VALUES (CAST(:id AS uuid), :h, nextval('visitor_number_seq'))"),
+                     {"id": guest_id, "h": hash_guest_key(key)})
+        conn.execute(text("""
+            INSERT INTO sessions (id, visitor_number, guest_id, experiment_id)
+            SELECT gen_random_uuid(), g.visitor_number, g.id, 'bench' FROM guests g, generate_series(1, 1000)
+            WHERE g.id = CAST(:id AS uuid)"""), {"id": guest_id})
+        conn.execute(text("""
+            INSERT INTO responses (id, session_id, visitor_number, level, data)
+            SELECT gen_random_uuid(), s.id, s.visitor_number, i, '{"answer": 42}'::jsonb
+            FROM sessions s, generate_series(0, 9) i WHERE s.guest_id = CAST(:id AS uuid)"""), {"id": guest_id})
+    user = AuthEmulatorClient(stack.auth.host, PROJECT).new_user()
+    url = f"{stack.env()['FUNCTIONS_URL']}/register"
+    # Warm the server's token verification path on another (empty) guest first.
+    warm = AuthEmulatorClient(stack.auth.host, PROJECT).new_user()
+    requests.post(url, json={}, headers={"Authorization": f"Bearer {warm.id_token}"}, timeout=30)
+    start = time.perf_counter()
+    r = requests.post(url, json={}, headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key},
+                      timeout=60)
+    elapsed = time.perf_counter() - start
+    assert r.status_code in (200, 201), r.text
+    body = r.json()
+    assert body["migratedSessions"] == 1000, body
+    with engine.connect() as conn:
+        check = conn.execute(text("""
+            SELECT count(DISTINCT s.updated_at) AS stamps, count(*) FILTER (WHERE s.user_id = :u) AS moved,
+                   (SELECT count(*) FROM responses r JOIN sessions s2 ON s2.id = r.session_id
+                     WHERE s2.guest_id = CAST(:g AS uuid) AND r.visitor_number = :n) AS responses
+            FROM sessions s WHERE s.guest_id = CAST(:g AS uuid)"""),
+            {"u": user.uid, "g": guest_id, "n": body["user"]["visitorNumber"]}).one()
+    assert check.moved == 1000 and check.responses == 10000, check
+    # now() is the transaction's start: one updated_at over all 1,000 moved sessions means one transaction.
+    notes.append(f"register: moved {check.moved} sessions and {check.responses} responses; "
+                 f"{check.stamps} distinct updated_at over the moved sessions (1 = one transaction).")
+    row("register: guest with 1,000 sessions x 10 responses", 1, [elapsed], None,
+        f"{elapsed / 1.0:.2f} of 1 s goal")
+    goal(f"register 1000x10 < 1 s: {elapsed:.2f} s ({elapsed:.2f} of the budget)", elapsed < 1.0)
+
+
+# --- 5. on_upload_finalized: first vs duplicate ---------------------------------------------
+
+def bench_uploads(stack: Stack, n: int = 40) -> None:
+    from google.cloud import storage
+
+    from tests.uploads_support import StorageEvents
+
+    env = stack.env()
+    os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
+    bucket = storage.Client(project=PROJECT).bucket(BUCKET)
+    functions = env["FUNCTIONS_URL"]
+    session = requests.post(f"{functions}/create_session", json={"experimentId": "bench"},
+                            headers={"X-Guest-Key": secrets.token_urlsafe(32)}, timeout=30).json()
+    items = []
+    for i in range(n + 1):
+        blob = bucket.blob(f"sessions/{session['sessionId']}/file-{i}.txt")
+        blob.upload_from_string(b"x" * 100, content_type="text/plain")
+        items.append(dict(blob._properties))
+    events = StorageEvents(f"{functions}/on_upload_finalized")
+    events.deliver(items[0])  # warm the clients of the function
+    firsts, duplicates = [], []
+    for label, into in (("first", firsts), ("duplicate", duplicates)):
+        start_all = time.perf_counter()
+        for item in items[1:]:
+            start = time.perf_counter()
+            r = events.deliver(item)
+            into.append(time.perf_counter() - start)
+            assert r.status_code < 300, (label, r.status_code, r.text)
+        if label == "first":
+            first_tput = n / (time.perf_counter() - start_all)
+        else:
+            dup_tput = n / (time.perf_counter() - start_all)
+    row("on_upload_finalized: distinct events (sequential)", 1, firsts, first_tput, "1.00")
+    ratio = statistics.median(duplicates) / statistics.median(firsts)
+    row("on_upload_finalized: duplicate events", 1, duplicates, dup_tput, f"{ratio:.2f} of first's cost")
+    goal(f"a duplicate event is cheaper than a first one: {ratio:.2f} of the median cost", ratio < 1.0)
+
+
+# --- where the time of one create_session goes ----------------------------------------------
+
+def profile_create_session(n: int = 300) -> None:
+    """cProfile of n create_session requests through functions-framework's own app
+    (Flask test client, in this process, same database): CPU time by package."""
+    import cProfile
+    import logging
+    import pstats
+
+    from functions_framework import create_app
+
+    logging.disable(logging.INFO)
+    client = create_app("create_session", str(ROOT / "main.py")).test_client()
+    body = {"experimentId": "bench"}
+    client.post("/", json=body, headers={"X-Guest-Key": secrets.token_urlsafe(32)})  # warm
+    keys = [secrets.token_urlsafe(32) for _ in range(n)]
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for key in keys:
+        r = client.post("/", json=body, headers={"X-Guest-Key": key})
+        assert r.status_code == 201, r.data
+    profiler.disable()
+    per_call = (time.perf_counter() - start) / n
+    by_package: dict[str, float] = {}
+    for (path, _, func), (_, _, tottime, _, _) in pstats.Stats(profiler).stats.items():
+        if "site-packages/" in path:
+            package = path.split("site-packages/")[1].split("/")[0]
+        elif str(ROOT) in path:
+            package = "product: " + path.replace(str(ROOT) + "/", "").split("/")[0]
+        elif path == "~":
+            m = re.match(r"<method '(\w+)' of '([\w.]+)' objects>", func)
+            package = f"builtin {m.group(2)}.{m.group(1)}" if m else f"builtin {func[:40]}"
+        else:
+            package = "stdlib: " + Path(path).stem
+        by_package[package] = by_package.get(package, 0.0) + tottime
+    total = sum(by_package.values())
+    top = sorted(by_package.items(), key=lambda item: -item[1])[:10]
+    notes.append(f"Profile of create_session in process (cProfile, {n} new guests through functions-framework's "
+                 f"app, no HTTP server): {per_call * 1000:.1f} ms per request under the profiler; own time by "
+                 "package: " + ", ".join(f"{name} {100 * t / total:.0f}%" for name, t in top))
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def main() -> int:
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    log(f"starting a stack under {workdir}")
+    stack = Stack.with_free_ports(workdir, fast_postgres=True).start()
+    noop = None
+    try:
+        os.environ.update(stack.env())
+        os.environ.setdefault("DB_POOL_SIZE", "16")  # the in-process DB bench at 16 threads
+        from shared.config import DatabaseSettings
+        from shared.db import make_engine
+
+        engine = make_engine(DatabaseSettings.from_env())
+        noop, noop_url = serve("noop", "bench.noop_server:app", stack.env(), workdir, "noop")
+        sections = [("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
+                    ("database path", lambda: bench_db(engine)),
+                    ("import main", bench_import),
+                    ("first 201", lambda: bench_first_201(stack, workdir)),
+                    ("register 1000x10", lambda: bench_register(stack, engine)),
+                    ("on_upload_finalized", lambda: bench_uploads(stack)),
+                    ("profile of create_session", profile_create_session)]
+        for name, section in sections:
+            log(f"{name} ...")
+            try:
+                section()
+            except Exception as error:  # one broken section must not lose the others' results
+                notes.append(f"{name}: FAILED ({type(error).__name__}: {error})")
+                log(f"{name} failed: {error!r}")
+    finally:
+        if noop is not None:
+            noop.stop()
+        stack.stop()
+    today = datetime.date.today().isoformat()
+    header = (f"# Benchmark run {today}\n\n"
+              f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()} ({platform.machine()}, "
+              f"{platform.system()}); load average at the end {os.getloadavg()[0]:.1f}; gunicorn workers={WORKERS} threads={THREADS}; "
+              f"whole run {time.perf_counter() - started:.0f} s.\n\n")
+    table = ["| benchmark | clients | n | median ms | p99 ms | per s | ratio |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    text_out = header + "\n".join(table) + "\n\n## Goals\n\n" + "\n".join(goals) + "\n\n## Notes\n\n" + \
+        "\n".join(f"- {n}" for n in notes) + "\n"
+    print(text_out)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{today}.md").write_text(text_out)
+    log(f"written to bench/results/{today}.md")
+    return 0
