@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -539,6 +540,7 @@ def main() -> int:
     log(f"starting a stack under {workdir}")
     stack = Stack.with_free_ports(workdir, fast_postgres=True).start()
     noop = None
+    failed: list[str] = []
     try:
         os.environ.update(stack.env())
         os.environ.setdefault("DB_POOL_SIZE", "16")  # the in-process DB bench at 16 threads
@@ -560,11 +562,16 @@ def main() -> int:
                 section()
             except Exception as error:  # one broken section must not lose the others' results
                 notes.append(f"{name}: FAILED ({type(error).__name__}: {error})")
+                failed.append(name)
                 log(f"{name} failed: {error!r}")
     finally:
         if noop is not None:
             noop.stop()
         stack.stop()
+        if os.environ.get("BENCH_KEEP"):
+            log(f"kept {workdir} (logs of every server)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     today = datetime.date.today().isoformat()
     header = (f"# Benchmark run {today}\n\n"
               f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()} ({platform.machine()}, "
@@ -579,4 +586,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{today}.md").write_text(text_out)
     log(f"written to bench/results/{today}.md")
+    if failed:
+        log(f"failed: {', '.join(failed)}")
+        return 1
     return 0
