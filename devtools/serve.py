@@ -1,21 +1,104 @@
-"""Every function of main.py on one port, each at /<function_name>.
+"""Every function of main.py on one port, each at /<function_name> and at
+/api/<function_name> (the rewrite of firebase.json's hosting section), and the
+page of public/ at / for every other path.
 
 Each mount is the real functions-framework app for that target (create_app),
 so a request is handled exactly as `functions-framework --target NAME` would
 handle it; this module only dispatches by the first path segment, the way
 Cloud Functions names its URLs. Run it with gunicorn: `devtools.serve:app`.
+
+Dev only, never deployed: /config.js tells the page where the emulators are,
+and /storage/... forwards to the Storage emulator (gcp-storage-emulator sends
+no CORS headers, so the page reaches it same-origin through here).
 """
 
 from __future__ import annotations
 
 import json
+import mimetypes
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 from functions_framework import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = ROOT / "public"
 HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register")
 EVENT_FUNCTIONS = ("on_upload_finalized",)
+STORAGE_PREFIX = "storage"  # dev-only proxy to the Storage emulator
+
+
+def page_config(environ=None) -> dict:
+    """What the page needs to find the functions and the emulators (served as /config.js)."""
+    bucket = os.environ.get("STORAGE_BUCKET", "")
+    return {
+        "functionsUrl": "/api",
+        "authEmulatorUrl": (f"http://{os.environ['FIREBASE_AUTH_EMULATOR_HOST']}"
+                            if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") else ""),
+        "storageUrl": f"/{STORAGE_PREFIX}" if os.environ.get("STORAGE_EMULATOR_HOST") else "",
+        "bucket": bucket,
+        "apiKey": "demo-api-key",  # the emulators accept any key
+    }
+
+
+def config_js(config: dict) -> bytes:
+    return f"export default {json.dumps(config, indent=2)};\n".encode()
+
+
+def _answer(start_response, status: str, body: bytes, content_type: str, extra=()):
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra])
+    return [body]
+
+
+def _static(environ, start_response, missing: bytes):
+    """A file of public/ (index.html for /); anything else is the JSON 404 of the functions."""
+    path = environ.get("PATH_INFO", "") or "/"
+    if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+        return _answer(start_response, "404 Not Found", missing, "application/json")
+    if path == "/config.js":
+        return _answer(start_response, "200 OK", config_js(page_config()), "text/javascript; charset=utf-8",
+                       [("Cache-Control", "no-store")])
+    relative = "index.html" if path in ("/", "/index.html") else path.lstrip("/")
+    target = (PUBLIC / relative).resolve()
+    if not target.is_relative_to(PUBLIC.resolve()) or not target.is_file():
+        return _answer(start_response, "404 Not Found", missing, "application/json")
+    content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if target.suffix == ".js":
+        content_type = "text/javascript"
+    if content_type.startswith("text/"):
+        content_type += "; charset=utf-8"
+    body = target.read_bytes()
+    return _answer(start_response, "200 OK", body, content_type, [("Cache-Control", "no-cache")])
+
+
+def _storage_proxy(environ, start_response, rest: str):
+    """Dev only: forward /storage/<path>?<query> to the Storage emulator, same-origin for the page."""
+    import requests
+
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "").rstrip("/")
+    if not emulator:
+        body = json.dumps({"error": {"code": "not_found", "message": "No Storage emulator here."}}).encode()
+        return _answer(start_response, "404 Not Found", body, "application/json")
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    data = environ["wsgi.input"].read(length) if length else None
+    # The raw URI keeps an object name's %2F encoded (PATH_INFO has it decoded).
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw and raw.startswith(f"/{STORAGE_PREFIX}/"):
+        url = emulator + raw[len(STORAGE_PREFIX) + 1:]
+    else:
+        query = environ.get("QUERY_STRING", "")
+        url = f"{emulator}/{quote(rest, safe='/%')}" + (f"?{query}" if query else "")
+    headers = {"Content-Type": environ["CONTENT_TYPE"]} if environ.get("CONTENT_TYPE") else {}
+    try:
+        upstream = requests.request(environ.get("REQUEST_METHOD", "GET"), url, data=data, headers=headers,
+                                    timeout=30)
+    except requests.RequestException:
+        body = json.dumps({"error": {"code": "unavailable", "message": "The Storage emulator is not reachable."}})
+        return _answer(start_response, "503 Service Unavailable", body.encode(), "application/json")
+    reason = upstream.reason or "Status"
+    return _answer(start_response, f"{upstream.status_code} {reason}", upstream.content,
+                   upstream.headers.get("Content-Type", "application/octet-stream"))
 
 
 def build_app(source: Path = ROOT / "main.py"):
@@ -28,14 +111,22 @@ def build_app(source: Path = ROOT / "main.py"):
 
     def dispatch(environ, start_response):
         # /create_session and /create_session/... both reach the function at "/",
-        # as on Cloud Functions (no redirect to a trailing slash).
-        name, _, rest = environ.get("PATH_INFO", "").lstrip("/").partition("/")
+        # as on Cloud Functions (no redirect to a trailing slash); /api/<name> is the
+        # same function, as the hosting rewrites of firebase.json route it.
+        path = environ.get("PATH_INFO", "")
+        name, _, rest = path.lstrip("/").partition("/")
+        prefix = ""
+        if name == "api":
+            prefix = "/api"
+            name, _, rest = rest.partition("/")
+        elif name == STORAGE_PREFIX:
+            return _storage_proxy(environ, start_response, rest)
         app = apps.get(name)
         if app is None:
-            start_response("404 Not Found", [("Content-Type", "application/json"),
-                                             ("Content-Length", str(len(missing)))])
-            return [missing]
-        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + name
+            if prefix:
+                return _answer(start_response, "404 Not Found", missing, "application/json")
+            return _static(environ, start_response, missing)
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix + "/" + name
         environ["PATH_INFO"] = "/" + rest
         return app(environ, start_response)
 
