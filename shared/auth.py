@@ -10,12 +10,12 @@ import base64
 import hashlib
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass
 
 from shared import config
 from shared.errors import InvalidArgument, Unauthenticated, Unavailable
+from shared.instance import InstanceCache
 from shared.logs import get_logger
 
 log = get_logger("auth")
@@ -89,24 +89,26 @@ def identify(request) -> Caller:
     raise Unauthenticated(f"No credentials. {_CREDENTIALS_HINT}")
 
 
-_app = None
-_app_lock = threading.Lock()
+def _initialize_app():
+    import firebase_admin
+
+    # No credentials argument: on Google Cloud the runtime's service account is
+    # used; locally FIREBASE_AUTH_EMULATOR_HOST needs none.
+    return firebase_admin.initialize_app(options={"projectId": config.project_id()}, name="visitors")
+
+
+def _delete_app(app) -> None:
+    import firebase_admin
+
+    firebase_admin.delete_app(app)
+
+
+_app = InstanceCache(_initialize_app, close=_delete_app)
 
 
 def _firebase_app():
     """The Firebase Admin app, initialised on first use for this instance."""
-    global _app
-    if _app is None:
-        with _app_lock:
-            if _app is None:
-                import firebase_admin
-
-                # No credentials argument: on Google Cloud the runtime's service
-                # account is used; locally FIREBASE_AUTH_EMULATOR_HOST needs none.
-                _app = firebase_admin.initialize_app(
-                    options={"projectId": config.project_id()}, name="visitors"
-                )
-    return _app
+    return _app.get()
 
 
 def verify_id_token(token: str) -> User:
@@ -155,10 +157,4 @@ def _expired(token: str) -> bool:
 
 def reset_firebase_app() -> None:
     """Forget the Firebase app (tests that change the environment)."""
-    global _app
-    with _app_lock:
-        if _app is not None:
-            import firebase_admin
-
-            firebase_admin.delete_app(_app)
-        _app = None
+    _app.reset()

@@ -7,7 +7,6 @@ kept for the life of the instance, so warm invocations reuse open connections.
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared.config import DatabaseSettings
 from shared.errors import Unavailable
+from shared.instance import InstanceCache
 from shared.logs import get_logger
 
 log = get_logger("db")
@@ -34,10 +34,6 @@ _TRANSIENT_SQLSTATES = {
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
 }
-
-_engine: Engine | None = None
-_engine_lock = threading.Lock()
-
 
 def _pg8000_url(url: str) -> sqlalchemy.URL:
     parsed = sqlalchemy.make_url(url)
@@ -104,23 +100,19 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     return engine
 
 
+_engine: InstanceCache[Engine] = InstanceCache(
+    lambda: make_engine(DatabaseSettings.from_env()), close=lambda engine: engine.dispose()
+)
+
+
 def get_engine() -> Engine:
     """The instance's engine, created on first use."""
-    global _engine
-    if _engine is None:
-        with _engine_lock:
-            if _engine is None:
-                _engine = make_engine(DatabaseSettings.from_env())
-    return _engine
+    return _engine.get()
 
 
 def reset_engine() -> None:
     """Forget the cached engine (tests, and after a fork)."""
-    global _engine
-    with _engine_lock:
-        if _engine is not None:
-            _engine.dispose()
-        _engine = None
+    _engine.reset()
 
 
 def sqlstate(error: BaseException) -> str | None:

@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from shared.auth import Guest, User
-from shared.db import describe, sqlstate, transaction
+from shared.db import transaction
 from shared.errors import Conflict, PermissionDenied, Unauthenticated
 from shared.logs import get_logger
-from shared.visitors import NEXT_NUMBER, NUMBERING_SQLSTATES, rfc3339
+from shared.visitors import NEXT_NUMBER, numbered_or_degraded, rfc3339
 
 log = get_logger("registration")
 
@@ -157,20 +156,12 @@ def register(engine: Engine, user: User, guest: Guest | None, display_name: str 
     Calling it again claims nothing more (migrated_sessions 0).
     """
     user = require_registered(user)
-    try:
-        return _register(engine, user, guest, display_name, numbered=True)
-    except sqlalchemy.exc.DBAPIError as error:
-        if sqlstate(error) not in NUMBERING_SQLSTATES:
-            raise
-        # As create_session does: the user is registered without a number, and
-        # gets one from its next session or `python -m shared.backfill`.
-        log.warning(
-            "visitor numbering failed (%s); registering the user without a number, "
-            "run `python -m shared.backfill` once numbering works again",
-            describe(error),
-            extra={"fields": {"sqlstate": sqlstate(error), "userId": user.uid}},
-        )
-        return _register(engine, user, guest, display_name, numbered=False)
+    # As create_session does: if numbering fails, the user is registered without
+    # a number and gets one from its next session or `python -m shared.backfill`.
+    return numbered_or_degraded(
+        lambda numbered: _register(engine, user, guest, display_name, numbered),
+        "registering the user", userId=user.uid,
+    )
 
 
 def _register(engine: Engine, user: User, guest: Guest | None, display_name: str | None,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,7 +35,9 @@ from sqlalchemy.engine import Engine
 from shared import config
 from shared.db import transaction
 from shared.errors import Unavailable
+from shared.instance import InstanceCache
 from shared.logs import get_logger
+from shared.visitors import rfc3339
 
 log = get_logger("uploads")
 
@@ -388,35 +389,33 @@ def _transaction(firestore_client, work: Callable):
 
 # --- Clients, made on first use and kept for the instance --------------------
 
-_storage_client = None
-_firestore_client = None
-_clients_lock = threading.Lock()
+def _make_storage_client():
+    from google.cloud import storage
+
+    return storage.Client(project=config.project_id())
+
+
+def _make_firestore_client():
+    from google.cloud import firestore
+
+    client = firestore.Client(project=config.project_id())
+    _bound_retries(client)
+    return client
+
+
+# STORAGE_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST are honoured by the libraries.
+_storage = InstanceCache(_make_storage_client)
+_firestore = InstanceCache(_make_firestore_client, close=lambda client: client.close())
 
 
 def storage_client():
-    """The instance's Cloud Storage client (STORAGE_EMULATOR_HOST is honoured by the library)."""
-    global _storage_client
-    if _storage_client is None:
-        with _clients_lock:
-            if _storage_client is None:
-                from google.cloud import storage
-
-                _storage_client = storage.Client(project=config.project_id())
-    return _storage_client
+    """The instance's Cloud Storage client."""
+    return _storage.get()
 
 
 def firestore_client():
-    """The instance's Firestore client (FIRESTORE_EMULATOR_HOST is honoured by the library)."""
-    global _firestore_client
-    if _firestore_client is None:
-        with _clients_lock:
-            if _firestore_client is None:
-                from google.cloud import firestore
-
-                client = firestore.Client(project=config.project_id())
-                _bound_retries(client)
-                _firestore_client = client
-    return _firestore_client
+    """The instance's Firestore client."""
+    return _firestore.get()
 
 
 def _bound_retries(client) -> None:
@@ -446,15 +445,8 @@ def _bound_retries(client) -> None:
 
 def reset_clients() -> None:
     """Forget the cached clients (tests that change the environment)."""
-    global _storage_client, _firestore_client
-    with _clients_lock:
-        if _firestore_client is not None:
-            _firestore_client.close()
-        _storage_client = _firestore_client = None
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    _storage.reset()
+    _firestore.reset()
 
 
 def _one_line(error: BaseException) -> str:

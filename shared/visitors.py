@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import sqlalchemy
 from sqlalchemy import text
@@ -26,6 +26,8 @@ from shared.logs import get_logger
 from shared.models import NewSession
 
 log = get_logger("visitors")
+
+T = TypeVar("T")
 
 NEXT_NUMBER = "nextval('visitor_number_seq')"
 NO_NUMBER = "NULL::bigint"
@@ -160,25 +162,32 @@ def create_session(engine: Engine, caller: Caller, request: NewSession) -> tuple
     else:
         params.update(user_id=caller.uid, email=caller.email)
 
-    for attempt in range(3):
+    for _attempt in range(3):
         try:
-            return _run_create(engine, caller, params, numbered=True)
+            return numbered_or_degraded(
+                lambda numbered: _run_create(engine, caller, params, numbered),
+                "creating the session", sessionId=params["session_id"],
+            )
         except _Retry:
             continue
-        except sqlalchemy.exc.DBAPIError as error:
-            if sqlstate(error) not in NUMBERING_SQLSTATES:
-                raise
-            log.warning(
-                "visitor numbering failed (%s); creating the session without a number, "
-                "run `python -m shared.backfill` once numbering works again",
-                describe(error),
-                extra={"fields": {"sqlstate": sqlstate(error), "sessionId": params["session_id"]}},
-            )
-            try:
-                return _run_create(engine, caller, params, numbered=False)
-            except _Retry:
-                continue
     raise Conflict("The visitor was being created by another request at the same time; try again.")
+
+
+def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
+    """run(True); if nextval itself fails, log a warning and run(False), the
+    same work with visitor number NULL (SPEC §3, graceful degradation)."""
+    try:
+        return run(True)
+    except sqlalchemy.exc.DBAPIError as error:
+        if sqlstate(error) not in NUMBERING_SQLSTATES:
+            raise
+        log.warning(
+            "visitor numbering failed (%s); %s without a number, "
+            "run `python -m shared.backfill` once numbering works again",
+            describe(error), doing,
+            extra={"fields": {"sqlstate": sqlstate(error), **fields}},
+        )
+        return run(False)
 
 
 def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) -> tuple[bool, Session]:
