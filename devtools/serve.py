@@ -15,12 +15,12 @@ no CORS headers, so the page reaches it same-origin through here).
 from __future__ import annotations
 
 import json
-import mimetypes
 import os
 from pathlib import Path
 from urllib.parse import quote
 
 from functions_framework import create_app
+from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "public"
@@ -29,7 +29,7 @@ EVENT_FUNCTIONS = ("on_upload_finalized",)
 STORAGE_PREFIX = "storage"  # dev-only proxy to the Storage emulator
 
 
-def page_config(environ=None) -> dict:
+def page_config() -> dict:
     """What the page needs to find the functions and the emulators (served as /config.js)."""
     bucket = os.environ.get("STORAGE_BUCKET", "")
     return {
@@ -51,25 +51,26 @@ def _answer(start_response, status: str, body: bytes, content_type: str, extra=(
     return [body]
 
 
-def _static(environ, start_response, missing: bytes):
-    """A file of public/ (index.html for /); anything else is the JSON 404 of the functions."""
-    path = environ.get("PATH_INFO", "") or "/"
-    if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+def _page_app(missing: bytes):
+    """public/ (index.html for /) served by werkzeug's SharedDataMiddleware, /config.js
+    made from the environment; anything else is the JSON 404 of the functions."""
+
+    def not_found(environ, start_response):
+        if environ.get("PATH_INFO") == "/config.js":
+            return _answer(start_response, "200 OK", config_js(page_config()), "text/javascript; charset=utf-8",
+                           [("Cache-Control", "no-store")])
         return _answer(start_response, "404 Not Found", missing, "application/json")
-    if path == "/config.js":
-        return _answer(start_response, "200 OK", config_js(page_config()), "text/javascript; charset=utf-8",
-                       [("Cache-Control", "no-store")])
-    relative = "index.html" if path in ("/", "/index.html") else path.lstrip("/")
-    target = (PUBLIC / relative).resolve()
-    if not target.is_relative_to(PUBLIC.resolve()) or not target.is_file():
-        return _answer(start_response, "404 Not Found", missing, "application/json")
-    content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    if target.suffix == ".js":
-        content_type = "text/javascript"
-    if content_type.startswith("text/"):
-        content_type += "; charset=utf-8"
-    body = target.read_bytes()
-    return _answer(start_response, "200 OK", body, content_type, [("Cache-Control", "no-cache")])
+
+    files = SharedDataMiddleware(not_found, {"/": str(PUBLIC)}, cache_timeout=0)
+
+    def page(environ, start_response):
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return not_found(environ, start_response)
+        if environ.get("PATH_INFO", "") in ("", "/"):
+            environ["PATH_INFO"] = "/index.html"
+        return files(environ, start_response)
+
+    return page
 
 
 def _storage_proxy(environ, start_response, rest: str):
@@ -108,6 +109,7 @@ def build_app(source: Path = ROOT / "main.py"):
     apps = {name: create_app(name, str(source)) for name in names}
     missing = json.dumps({"error": {"code": "not_found",
                                     "message": f"No function here; try one of: {', '.join(names)}."}}).encode()
+    page = _page_app(missing)
 
     def dispatch(environ, start_response):
         # /create_session and /create_session/... both reach the function at "/",
@@ -125,7 +127,7 @@ def build_app(source: Path = ROOT / "main.py"):
         if app is None:
             if prefix:
                 return _answer(start_response, "404 Not Found", missing, "application/json")
-            return _static(environ, start_response, missing)
+            return page(environ, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix + "/" + name
         environ["PATH_INFO"] = "/" + rest
         return app(environ, start_response)
