@@ -15,6 +15,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from devtools.ports import wait_until
 from devtools.stack import BUCKET
 from shared.uploads import upload_id
 from tests.support import new_guest_key, scalar
@@ -377,20 +378,15 @@ def test_dev_bridge_delivers_new_objects_within_seconds(uploads_world, stack):
     session = world.new_session()
     bridge = stack.event_bridge(interval=0.2).start()
     try:
-        started = time.monotonic()
         item = world.upload(session["sessionId"], "live.png")
         replaced = world.upload(session["sessionId"], "again.png")
-        while len(world.uploads()) < 2:
-            assert time.monotonic() - started < 5, "the bridge did not deliver within 5 s"
-            time.sleep(0.05)
+        wait_until(lambda: len(world.uploads()) >= 2, "the bridge's delivery of both uploads", timeout=5)
         assert world.stored(item["name"])["metadata"]["sessionId"] == session["sessionId"]
         assert world.visitors()["1"]["uploadCount"] == 2
         # A new generation of the same name is a new event.
         newer = world.upload(session["sessionId"], "again.png", b"v2")
         assert newer["generation"] != replaced["generation"]
-        while len(world.uploads()) < 3:
-            assert time.monotonic() - started < 10, "the bridge did not deliver the new generation"
-            time.sleep(0.05)
+        wait_until(lambda: len(world.uploads()) >= 3, "the bridge's delivery of the new generation", timeout=10)
     finally:
         bridge.stop()
     assert world.visitors()["1"]["uploadCount"] == 3
