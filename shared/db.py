@@ -35,6 +35,10 @@ _TRANSIENT_SQLSTATES = {
     "40P01",  # deadlock_detected
 }
 
+# The server is shutting down, crashed or not yet started: the connection is gone.
+_SERVER_GONE_SQLSTATES = {"57P01", "57P02", "57P03"}
+
+
 def _pg8000_url(url: str) -> sqlalchemy.URL:
     parsed = sqlalchemy.make_url(url)
     return parsed.set(drivername="postgresql+pg8000")
@@ -56,9 +60,11 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         pool_timeout=settings.pool_timeout,
         # 30 minutes: Cloud SQL and proxies drop idle connections; recycle before they do.
         pool_recycle=1800,
-        # A cheap check on checkout, so that connections broken by a database
-        # restart are replaced instead of failing the next request.
-        pool_pre_ping=True,
+        # No ping on checkout (it would be one more wait for the server on every
+        # request, a quarter of create_session's). A connection broken by a restart
+        # fails its request with 503 instead, and that failure makes the pool drop
+        # every connection opened before it (see _server_went_away below).
+        pool_pre_ping=False,
     )
     if settings.instance_connection_name:
         if connector_factory is None:
@@ -84,6 +90,15 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     else:
         assert settings.url is not None
         engine = sqlalchemy.create_engine(_pg8000_url(settings.url), **pool_options)
+
+    @event.listens_for(engine, "handle_error")
+    def _server_went_away(context):
+        # A restarted server answers old connections with "terminating connection"
+        # (57P01-57P03) before closing them. Counting that as a lost connection
+        # makes SQLAlchemy invalidate the whole pool at once, so one request per
+        # instance meets the restart instead of one per pooled connection.
+        if sqlstate(context.original_exception) in _SERVER_GONE_SQLSTATES:
+            context.is_disconnect = True
 
     statement_timeout = settings.statement_timeout_ms
 
@@ -136,16 +151,43 @@ def is_transient(error: BaseException) -> bool:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """One database transaction; a transient failure becomes Unavailable (503)."""
+def _unavailable_when_transient() -> Iterator[None]:
+    """A transient database failure becomes Unavailable (503 with Retry-After)."""
     try:
-        with engine.begin() as connection:
-            yield connection
+        yield
     except sqlalchemy.exc.SQLAlchemyError as error:
         if is_transient(error):
             log.warning("database unavailable: %s", describe(error))
             raise Unavailable("The database is unavailable; try again shortly.") from error
         raise
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One database transaction (BEGIN ... COMMIT, rolled back if the block raises)."""
+    with _unavailable_when_transient(), engine.begin() as connection:
+        yield connection
+
+
+@contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection whose statements each commit on their own, with no BEGIN/COMMIT.
+
+    For work that is ONE statement (or independent reads): PostgreSQL runs every
+    statement atomically anyway, so the explicit transaction only costs pg8000
+    four more waits for the server (BEGIN 1, COMMIT 3; bench/README.md). The
+    driver's own autocommit switch is used rather than SQLAlchemy's AUTOCOMMIT
+    isolation level, whose reset on return to the pool costs more round trips
+    than it saves. Nothing written here can be rolled back by raising.
+    """
+    with _unavailable_when_transient(), engine.connect() as connection:
+        driver_connection = connection.connection.dbapi_connection
+        driver_connection.autocommit = True
+        try:
+            yield connection
+        finally:
+            # Back to the pool as it came out of it: transactions for everyone else.
+            driver_connection.autocommit = False
 
 
 def describe(error: BaseException) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from shared.auth import Caller, Guest
-from shared.db import transaction
+from shared.db import single_statement
 from shared.errors import Conflict, NotFound, PermissionDenied
 from shared.logs import get_logger
 from shared.models import NewResponse, encode_data
@@ -131,7 +131,9 @@ def submit_response(engine: Engine, caller: Caller, request: NewResponse) -> tup
 
 
 def _run_submit(engine: Engine, statement, params: dict) -> tuple[bool, Response]:
-    with transaction(engine) as conn:
+    # One statement, atomic by itself; every refusal below is decided on rows it
+    # did not write, so it needs no transaction to roll back.
+    with single_statement(engine) as conn:
         row = conn.execute(statement, params).first()
     if row is None:
         raise _Retry()

@@ -33,7 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from shared import config
-from shared.db import transaction
+from shared.db import single_statement
 from shared.errors import Unavailable
 from shared.instance import InstanceCache
 from shared.logs import get_logger
@@ -228,7 +228,7 @@ _SESSION_SQL = text("SELECT id, visitor_number, experiment_id FROM sessions WHER
 
 def find_session(engine: Engine, session_id: uuid.UUID) -> UploadSession:
     """The session; Ignored if there is none. Unavailable if the database is down."""
-    with transaction(engine) as conn:
+    with single_statement(engine) as conn:
         row = conn.execute(_SESSION_SQL, {"session_id": str(session_id)}).first()
     if row is None:
         raise Ignored(f"no session {session_id}")

@@ -4,7 +4,8 @@ A visitor is a guest (known by the hash of its key) or a registered user. Each
 gets one number from visitor_number_seq on its first session and keeps it.
 Creating a session is one SQL statement: find-or-create the visitor, number it
 if it has no number, insert the session, and report a retry of an existing
-session, all in one round trip.
+session. Being one statement, it runs without BEGIN/COMMIT around it
+(db.single_statement): PostgreSQL makes it atomic by itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from shared.auth import Caller, Guest, User
-from shared.db import describe, sqlstate, transaction
+from shared.db import describe, single_statement, sqlstate
 from shared.errors import Conflict, GuestClaimed, NotFound
 from shared.logs import get_logger
 from shared.models import NewSession
@@ -65,20 +66,25 @@ WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)
 # FOR SHARE on the guest row: register takes it FOR UPDATE before moving the
 # guest's sessions, so a session is either inserted before the claim (and moved
 # by it) or sees the claim and is refused. No session is left behind.
+#
+# `taken`: a request naming a sessionId that exists already is a retry or a
+# conflict, and creates or numbers no visitor: a refused request changes nothing.
 _GUEST_SESSION_SQL = """
-WITH found AS (
+WITH taken AS (
+    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+), found AS (
     SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed
     FROM guests WHERE key_hash = :key_hash FOR SHARE
 ), created AS (
     INSERT INTO guests (id, key_hash, visitor_number)
     SELECT CAST(:new_guest_id AS uuid), :key_hash, {number}
-    WHERE NOT EXISTS (SELECT 1 FROM found)
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
     ON CONFLICT (key_hash) DO NOTHING
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
     UPDATE guests SET visitor_number = {number}
     WHERE key_hash = :key_hash AND visitor_number IS NULL AND claimed_by IS NULL
-      AND EXISTS (SELECT 1 FROM found)
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
     RETURNING id, visitor_number, false AS claimed
 ), visitor AS (
     SELECT * FROM numbered
@@ -90,17 +96,20 @@ WITH found AS (
 # FOR SHARE on the user row: register may give the user a number at the same
 # moment; the session waits for it and takes that number.
 _USER_SESSION_SQL = """
-WITH found AS (
+WITH taken AS (
+    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+), found AS (
     SELECT id, visitor_number, false AS claimed FROM users WHERE id = :user_id FOR SHARE
 ), created AS (
     INSERT INTO users (id, email, visitor_number)
     SELECT :user_id, :email, {number}
-    WHERE NOT EXISTS (SELECT 1 FROM found)
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
     UPDATE users SET visitor_number = {number}, updated_at = now()
-    WHERE id = :user_id AND visitor_number IS NULL AND EXISTS (SELECT 1 FROM found)
+    WHERE id = :user_id AND visitor_number IS NULL
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
     RETURNING id, visitor_number, false AS claimed
 ), visitor AS (
     SELECT * FROM numbered
@@ -192,27 +201,24 @@ def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
 
 def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) -> tuple[bool, Session]:
     statement = _STATEMENTS[(type(caller), numbered)]
-    with transaction(engine) as conn:
+    with single_statement(engine) as conn:
         rows = conn.execute(statement, params).all()
-        if not rows:
-            raise _Retry()
-        row = rows[0]
-        if row.outcome == "claimed":
-            raise GuestClaimed(
-                "This guest's data now belongs to a registered account; sign in to continue."
-            )
-        session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
-        if row.outcome == "created":
-            log.info(
-                "created session",
-                extra={"fields": {"sessionId": str(session.session_id), "visitorNumber": session.visitor_number}},
-            )
-            return True, session
-        if _owned_by(session, caller, row.visitor_guest_id):
-            return False, session
-        # Someone else's session id. Raising rolls the transaction back, undoing
-        # anything this statement wrote (a new visitor), so the refusal changes nothing.
-        raise Conflict("This sessionId is already in use; send a new one (or none).")
+    if not rows:
+        raise _Retry()
+    row = rows[0]
+    if row.outcome == "claimed":
+        raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue.")
+    session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
+    if row.outcome == "created":
+        log.info(
+            "created session",
+            extra={"fields": {"sessionId": str(session.session_id), "visitorNumber": session.visitor_number}},
+        )
+        return True, session
+    if _owned_by(session, caller, row.visitor_guest_id):
+        return False, session
+    # Someone else's session id. The statement wrote nothing (see `taken`).
+    raise Conflict("This sessionId is already in use; send a new one (or none).")
 
 
 def _owned_by(session: Session, caller: Caller, caller_guest_id) -> bool:
@@ -222,8 +228,11 @@ def _owned_by(session: Session, caller: Caller, caller_guest_id) -> bool:
 
 
 def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
-    """The caller's number, ids and sessions (newest first, with response counts)."""
-    with transaction(engine) as conn:
+    """The caller's number, ids and sessions (newest first, with response counts).
+
+    Reads only; under READ COMMITTED each statement sees its own snapshot inside
+    a transaction or not, so none is opened."""
+    with single_statement(engine) as conn:
         if isinstance(caller, User):
             row = conn.execute(
                 text("SELECT id, visitor_number FROM users WHERE id = :user_id"), {"user_id": caller.uid}

@@ -1,0 +1,97 @@
+"""The engine from shared.db against a PostgreSQL of its own: statements outside
+transactions, and what a database restart costs the pool (no checkout ping)."""
+
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from devtools.postgres import LocalPostgres
+from shared import visitors
+from shared.auth import Guest, hash_guest_key
+from shared.config import DatabaseSettings
+from shared.db import make_engine, single_statement, transaction
+from shared.errors import Unavailable
+from shared.migrate import apply_migrations
+from shared.models import NewSession
+
+POOL_SIZE = 4
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    server = LocalPostgres(tmp_path / "pg", fast=True).start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def engine(postgres, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", postgres.url)
+    monkeypatch.setenv("DB_POOL_SIZE", str(POOL_SIZE))
+    engine = make_engine(DatabaseSettings.from_env())
+    apply_migrations(engine)
+    yield engine
+    engine.dispose()
+
+
+def guest() -> Guest:
+    return Guest(hash_guest_key(uuid.uuid4().hex))
+
+
+def fill_pool(engine) -> None:
+    """Check out POOL_SIZE connections at once, so the pool holds that many open ones."""
+    barrier = threading.Barrier(POOL_SIZE)
+
+    def hold():
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            barrier.wait(timeout=30)
+
+    threads = [threading.Thread(target=hold) for _ in range(POOL_SIZE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert engine.pool.checkedin() == POOL_SIZE
+
+
+def count(engine, sql: str) -> int:
+    with transaction(engine) as conn:
+        return conn.execute(text(sql)).scalar_one()
+
+
+def test_a_single_statement_commits_by_itself_and_leaves_the_connection_transactional(engine):
+    with single_statement(engine) as conn:
+        conn.execute(text("INSERT INTO guests (id, key_hash) VALUES (gen_random_uuid(), sha256('a'))"))
+        # Seen at once by another connection: no transaction is left open.
+        assert count(engine, "SELECT count(*) FROM guests") == 1
+
+    # The same pooled connection, back in a transaction, rolls back when the block raises.
+    with pytest.raises(RuntimeError):
+        with transaction(engine) as conn:
+            conn.execute(text("INSERT INTO guests (id, key_hash) VALUES (gen_random_uuid(), sha256('b'))"))
+            raise RuntimeError("undo")
+    assert count(engine, "SELECT count(*) FROM guests") == 1
+
+
+def test_after_a_restart_one_request_meets_it_and_the_rest_succeed(engine, postgres):
+    _, first = visitors.create_session(engine, guest(), NewSession())
+    fill_pool(engine)
+
+    postgres.restart()
+
+    outcomes = []
+    for _ in range(2 * POOL_SIZE):
+        try:
+            outcomes.append(visitors.create_session(engine, guest(), NewSession())[1].visitor_number)
+        except Unavailable:
+            outcomes.append("503")
+
+    # Every stale connection was dropped together: at most the first call failed.
+    assert "503" not in outcomes[1:]
+    numbers = [n for n in outcomes if n != "503"]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert first.visitor_number not in numbers
+    assert count(engine, "SELECT count(*) FROM sessions") == 1 + len(numbers)
