@@ -3,22 +3,27 @@
 With INSTANCE_CONNECTION_NAME the connections come from the Cloud SQL Python
 Connector; otherwise from DATABASE_URL. The engine is made on first use and
 kept for the life of the instance, so warm invocations reuse open connections.
+
+SQLAlchemy is imported on first use, not with this module: it is a third of
+the cost of `import main`, which every cold instance pays before it can serve
+(bench/README.md). Statements elsewhere are SQL text run through sql().
 """
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
-
-import sqlalchemy
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
 
 from shared.config import DatabaseSettings
 from shared.errors import Unavailable
 from shared.instance import InstanceCache
 from shared.logs import get_logger
+
+if TYPE_CHECKING:
+    import sqlalchemy
+    from sqlalchemy.engine import Connection, Engine
 
 log = get_logger("db")
 
@@ -40,6 +45,8 @@ _SERVER_GONE_SQLSTATES = {"57P01", "57P02", "57P03"}
 
 
 def _pg8000_url(url: str) -> sqlalchemy.URL:
+    import sqlalchemy
+
     parsed = sqlalchemy.make_url(url)
     return parsed.set(drivername="postgresql+pg8000")
 
@@ -50,6 +57,9 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     `connector_factory` stands in for google.cloud.sql.connector.Connector (tests
     pass one that hands out local connections, so the wiring runs without a cloud).
     """
+    import sqlalchemy
+    from sqlalchemy import event
+
     pool_options = dict(
         # A few connections per instance: Cloud SQL's max_connections is shared by
         # every instance of every function (see README, "Sizing").
@@ -141,6 +151,8 @@ def sqlstate(error: BaseException) -> str | None:
 
 def is_transient(error: BaseException) -> bool:
     """Whether a database error means "unavailable, try again" rather than a bug."""
+    import sqlalchemy
+
     if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, (sqlalchemy.exc.TimeoutError,)):  # pool exhausted
@@ -150,9 +162,19 @@ def is_transient(error: BaseException) -> bool:
     return sqlstate(error) in _TRANSIENT_SQLSTATES
 
 
+@functools.lru_cache(maxsize=None)
+def sql(statement: str) -> sqlalchemy.TextClause:
+    """The executable form of an SQL text with :named parameters, made once per text."""
+    import sqlalchemy
+
+    return sqlalchemy.text(statement)
+
+
 @contextmanager
 def _unavailable_when_transient() -> Iterator[None]:
     """A transient database failure becomes Unavailable (503 with Retry-After)."""
+    import sqlalchemy
+
     try:
         yield
     except sqlalchemy.exc.SQLAlchemyError as error:

@@ -17,23 +17,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import Guest, User
-from shared.db import transaction
+from shared.db import sql, transaction
 from shared.errors import Conflict, PermissionDenied, Unauthenticated
 from shared.logs import get_logger
 from shared.visitors import NEXT_NUMBER, numbered_or_degraded, rfc3339
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
 
 log = get_logger("registration")
 
 # (xmax = 0) is true for a row this statement inserted, false for one it updated.
 # updated_at moves only when something changed, so a repeated call changes nothing.
-_UPSERT_USER = text(
-    """
+_UPSERT_USER = """
     INSERT INTO users (id, email, display_name) VALUES (:user_id, :email, :display_name)
     ON CONFLICT (id) DO UPDATE SET
         email = EXCLUDED.email,
@@ -44,65 +43,56 @@ _UPSERT_USER = text(
             THEN now() ELSE users.updated_at END
     RETURNING id, email, display_name, visitor_number, created_at, (xmax = 0) AS created
     """
-)
 
 # FOR UPDATE: create_session holds FOR SHARE on the guest row while it inserts
 # a session. Waiting for this lock means every session the guest has started is
 # committed and seen by the statements below; a create_session that comes later
 # waits for the claim to commit and is refused with guest_claimed.
-_LOCK_GUEST = text("SELECT id, visitor_number, claimed_by FROM guests WHERE key_hash = :key_hash FOR UPDATE")
+_LOCK_GUEST = "SELECT id, visitor_number, claimed_by FROM guests WHERE key_hash = :key_hash FOR UPDATE"
 
 _GIVE_USER_NUMBER = {
-    "guest": text(
+    "guest": (
         "UPDATE users SET visitor_number = :number, updated_at = now() "
         "WHERE id = :user_id AND visitor_number IS NULL RETURNING visitor_number"
     ),
-    "new": text(
+    "new": (
         f"UPDATE users SET visitor_number = {NEXT_NUMBER}, updated_at = now() "
         "WHERE id = :user_id AND visitor_number IS NULL RETURNING visitor_number"
     ),
 }
 
-_CLAIM_GUEST = text("UPDATE guests SET claimed_by = :user_id, claimed_at = now() WHERE id = :guest_id")
+_CLAIM_GUEST = "UPDATE guests SET claimed_by = :user_id, claimed_at = now() WHERE id = :guest_id"
 
 # Row locks on every moved session: a submit_response that already holds one
 # finishes first (and its response is renumbered below); one that comes later
 # sees the new owner.
-_MOVE_SESSIONS = text(
-    """
+_MOVE_SESSIONS = """
     UPDATE sessions SET user_id = :user_id, visitor_number = CAST(:number AS bigint), updated_at = now()
     WHERE guest_id = :guest_id AND user_id IS NULL
     """
-)
 
 # The user's own sessions made while numbering was failing, once the user has a number.
-_NUMBER_OWN_SESSIONS = text(
-    """
+_NUMBER_OWN_SESSIONS = """
     UPDATE sessions SET visitor_number = :number, updated_at = now()
     WHERE user_id = :user_id AND visitor_number IS NULL
     """
-)
 
 # A statement of its own, after the sessions moved: its snapshot then includes
 # every response inserted by a submit_response that held a session's lock.
-_RENUMBER_RESPONSES = text(
-    """
+_RENUMBER_RESPONSES = """
     UPDATE responses r SET visitor_number = s.visitor_number
     FROM sessions s
     WHERE r.session_id = s.id AND s.user_id = :user_id
       AND r.visitor_number IS DISTINCT FROM s.visitor_number
     """
-)
 
 # A number reaches a merge once per claim; should a guest be claimed again (its
 # user was deleted, which un-claims it), the newest merge is the one that holds.
-_RECORD_MERGE = text(
-    """
+_RECORD_MERGE = """
     INSERT INTO visitor_merges (from_number, to_number, user_id) VALUES (:from_number, :to_number, :user_id)
     ON CONFLICT (from_number) DO UPDATE
     SET to_number = EXCLUDED.to_number, user_id = EXCLUDED.user_id, merged_at = now()
     """
-)
 
 
 @dataclass(frozen=True)
@@ -168,7 +158,7 @@ def _register(engine: Engine, user: User, guest: Guest | None, display_name: str
               numbered: bool) -> Registered:
     with transaction(engine) as conn:
         row = conn.execute(
-            _UPSERT_USER, {"user_id": user.uid, "email": user.email, "display_name": display_name}
+            sql(_UPSERT_USER), {"user_id": user.uid, "email": user.email, "display_name": display_name}
         ).one()
         had_number = row.visitor_number
         claimed = _lock_guest(conn, guest, user) if guest is not None else None
@@ -183,18 +173,18 @@ def _register(engine: Engine, user: User, guest: Guest | None, display_name: str
         moved = 0
         merged_from = None
         if claimed is not None:
-            conn.execute(_CLAIM_GUEST, {"user_id": user.uid, "guest_id": claimed.id})
+            conn.execute(sql(_CLAIM_GUEST), {"user_id": user.uid, "guest_id": claimed.id})
             moved = conn.execute(
-                _MOVE_SESSIONS, {"user_id": user.uid, "guest_id": claimed.id, "number": number}
+                sql(_MOVE_SESSIONS), {"user_id": user.uid, "guest_id": claimed.id, "number": number}
             ).rowcount
             if had_number is not None and claimed.visitor_number not in (None, had_number):
                 merged_from = claimed.visitor_number
-                conn.execute(_RECORD_MERGE, {"from_number": merged_from, "to_number": had_number,
-                                             "user_id": user.uid})
+                conn.execute(sql(_RECORD_MERGE), {"from_number": merged_from, "to_number": had_number,
+                                                  "user_id": user.uid})
         if had_number is None and number is not None:
-            conn.execute(_NUMBER_OWN_SESSIONS, {"user_id": user.uid, "number": number})
+            conn.execute(sql(_NUMBER_OWN_SESSIONS), {"user_id": user.uid, "number": number})
         if claimed is not None or (had_number is None and number is not None):
-            conn.execute(_RENUMBER_RESPONSES, {"user_id": user.uid})
+            conn.execute(sql(_RENUMBER_RESPONSES), {"user_id": user.uid})
 
     result = Registered(
         created=row.created, user_id=row.id, email=row.email, display_name=row.display_name,
@@ -217,7 +207,7 @@ class _ClaimableGuest:
 
 def _lock_guest(conn: Connection, guest: Guest, user: User) -> _ClaimableGuest | None:
     """The guest to claim now, locked; None if there is none (never seen, or already this user's)."""
-    row = conn.execute(_LOCK_GUEST, {"key_hash": guest.key_hash}).first()
+    row = conn.execute(sql(_LOCK_GUEST), {"key_hash": guest.key_hash}).first()
     if row is None:
         # A key that never made a session: nothing to claim, and no guest row is made for it.
         return None
@@ -230,4 +220,4 @@ def _lock_guest(conn: Connection, guest: Guest, user: User) -> _ClaimableGuest |
 
 
 def _give_user_number(conn: Connection, source: str, user_id: str, number: int | None = None) -> int:
-    return conn.execute(_GIVE_USER_NUMBER[source], {"user_id": user_id, "number": number}).scalar_one()
+    return conn.execute(sql(_GIVE_USER_NUMBER[source]), {"user_id": user_id, "number": number}).scalar_one()

@@ -11,17 +11,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import Caller, Guest
-from shared.db import single_statement
+from shared.db import single_statement, sql
 from shared.errors import Conflict, NotFound, PermissionDenied
 from shared.logs import get_logger
 from shared.models import NewResponse, encode_data
 from shared.visitors import rfc3339
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = get_logger("responses")
 
@@ -69,13 +69,13 @@ SELECT 'missing', NULL, NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM t
 
 _STATEMENTS = {
     # A user owns the sessions that carry its id (its own and the guests' it claimed).
-    "user": text(_SUBMIT_SQL.format(owner_condition="user_id = :user_id")),
+    "user": _SUBMIT_SQL.format(owner_condition="user_id = :user_id"),
     # A guest owns its sessions until a user claims it (register sets user_id on
     # every one of them in the same transaction as claimed_by).
-    "guest": text(_SUBMIT_SQL.format(owner_condition=(
+    "guest": _SUBMIT_SQL.format(owner_condition=(
         "user_id IS NULL AND guest_id = "
         "(SELECT g.id FROM guests g WHERE g.key_hash = :key_hash AND g.claimed_by IS NULL)"
-    ))),
+    )),
 }
 
 
@@ -134,7 +134,7 @@ def _run_submit(engine: Engine, statement, params: dict) -> tuple[bool, Response
     # One statement, atomic by itself; every refusal below is decided on rows it
     # did not write, so it needs no transaction to roll back.
     with single_statement(engine) as conn:
-        row = conn.execute(statement, params).first()
+        row = conn.execute(sql(statement), params).first()
     if row is None:
         raise _Retry()
     if row.outcome == "missing":

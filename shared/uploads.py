@@ -27,17 +27,17 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
-
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from shared import config
-from shared.db import single_statement
+from shared.db import single_statement, sql
 from shared.errors import Unavailable
 from shared.instance import InstanceCache
 from shared.logs import get_logger
 from shared.visitors import rfc3339
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = get_logger("uploads")
 
@@ -223,13 +223,13 @@ def session_id_of(name: str) -> uuid.UUID:
 
 # --- PostgreSQL -------------------------------------------------------------
 
-_SESSION_SQL = text("SELECT id, visitor_number, experiment_id FROM sessions WHERE id = CAST(:session_id AS uuid)")
+_SESSION_SQL = "SELECT id, visitor_number, experiment_id FROM sessions WHERE id = CAST(:session_id AS uuid)"
 
 
 def find_session(engine: Engine, session_id: uuid.UUID) -> UploadSession:
     """The session; Ignored if there is none. Unavailable if the database is down."""
     with single_statement(engine) as conn:
-        row = conn.execute(_SESSION_SQL, {"session_id": str(session_id)}).first()
+        row = conn.execute(sql(_SESSION_SQL), {"session_id": str(session_id)}).first()
     if row is None:
         raise Ignored(f"no session {session_id}")
     return UploadSession(row.id, row.visitor_number, row.experiment_id)

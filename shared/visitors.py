@@ -14,17 +14,16 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
-
-import sqlalchemy
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from shared.auth import Caller, Guest, User
-from shared.db import describe, single_statement, sqlstate
+from shared.db import describe, single_statement, sql, sqlstate
 from shared.errors import Conflict, GuestClaimed, NotFound
 from shared.logs import get_logger
 from shared.models import NewSession
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
 
 log = get_logger("visitors")
 
@@ -119,10 +118,10 @@ WITH taken AS (
 """ + _INSERT_SESSION.format(user_column="id", guest_column="NULL::uuid", visitor_guest_id="NULL::uuid")
 
 _STATEMENTS = {
-    (Guest, True): text(_GUEST_SESSION_SQL.format(number=NEXT_NUMBER)),
-    (Guest, False): text(_GUEST_SESSION_SQL.format(number=NO_NUMBER)),
-    (User, True): text(_USER_SESSION_SQL.format(number=NEXT_NUMBER)),
-    (User, False): text(_USER_SESSION_SQL.format(number=NO_NUMBER)),
+    (Guest, True): _GUEST_SESSION_SQL.format(number=NEXT_NUMBER),
+    (Guest, False): _GUEST_SESSION_SQL.format(number=NO_NUMBER),
+    (User, True): _USER_SESSION_SQL.format(number=NEXT_NUMBER),
+    (User, False): _USER_SESSION_SQL.format(number=NO_NUMBER),
 }
 
 
@@ -187,7 +186,7 @@ def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
     same work with visitor number NULL (SPEC §3, graceful degradation)."""
     try:
         return run(True)
-    except sqlalchemy.exc.DBAPIError as error:
+    except Exception as error:
         if sqlstate(error) not in NUMBERING_SQLSTATES:
             raise
         log.warning(
@@ -202,7 +201,7 @@ def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
 def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) -> tuple[bool, Session]:
     statement = _STATEMENTS[(type(caller), numbered)]
     with single_statement(engine) as conn:
-        rows = conn.execute(statement, params).all()
+        rows = conn.execute(sql(statement), params).all()
     if not rows:
         raise _Retry()
     row = rows[0]
@@ -235,7 +234,7 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
     with single_statement(engine) as conn:
         if isinstance(caller, User):
             row = conn.execute(
-                text("SELECT id, visitor_number FROM users WHERE id = :user_id"), {"user_id": caller.uid}
+                sql("SELECT id, visitor_number FROM users WHERE id = :user_id"), {"user_id": caller.uid}
             ).first()
             if row is None:
                 raise NotFound("No visitor record yet: create a session first.")
@@ -243,7 +242,7 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
             sessions = _sessions(conn, "s.user_id = :owner", row.id)
         else:
             row = conn.execute(
-                text("SELECT id, visitor_number, claimed_by FROM guests WHERE key_hash = :key_hash"),
+                sql("SELECT id, visitor_number, claimed_by FROM guests WHERE key_hash = :key_hash"),
                 {"key_hash": caller.key_hash},
             ).first()
             if row is None:
@@ -258,7 +257,7 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
 
 def _sessions(conn: Connection, owner_condition: str, owner) -> list[dict[str, Any]]:
     rows = conn.execute(
-        text(
+        sql(
             f"""
             SELECT s.id, s.experiment_id, s.created_at,
                    (SELECT count(*) FROM responses r WHERE r.session_id = s.id) AS response_count
