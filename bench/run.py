@@ -275,8 +275,8 @@ def bench_db(engine) -> None:
                        ("ceiling: one INSERT ... nextval()", ceiling)):
         statements, trips = counter.measure(call)
         notes.append(f"{name}: {statements:.1f} SQL statements and {trips:.1f} server round trips per call "
-                     "(pg8000: BEGIN 1, the pool's pre-ping SELECT 1 1, each statement with parameters 3, "
-                     "one without 1, COMMIT 3).")
+                     "(pg8000 waits for the server: 3 per statement with parameters, 1 per statement "
+                     "without, BEGIN 1, COMMIT 3; no BEGIN/COMMIT for a single statement).")
     variants = (("ceiling", ceiling), ("seed", seed), ("product", product))
     for call in (ceiling, seed, product):
         call()  # warm every connection path once
@@ -306,21 +306,6 @@ def bench_db(engine) -> None:
                     f"shared.visitors.create_session without HTTP reaches {prod.throughput / HTTP_CEILING_32:.2f}.")
             goal(f"DB path >= 3x seed-style at 16 threads: {vs_seed:.2f}x", vs_seed >= 3)
             goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
-    # Diagnostic, not the product's configuration: the same pool without its
-    # checkout ping (shared/db.py sets pool_pre_ping=True), to show what the ping costs.
-    engine.pool._pre_ping = False
-    try:
-        _, trips = counter.measure(product)
-        notes.append(f"Without pool_pre_ping: create_session takes {trips:.1f} server round trips per call.")
-        series = compare(16)
-        ceil, seed_s, prod = series["ceiling"], series["seed"], series["product"]
-        row("DB diagnostic, pool_pre_ping off: ceiling", 16, ceil.latencies, ceil.throughput, "1.00")
-        row("DB diagnostic, pool_pre_ping off: seed-style", 16, seed_s.latencies, seed_s.throughput,
-            f"{seed_s.ratio(ceil):.2f} of ceiling")
-        row("DB diagnostic, pool_pre_ping off: create_session", 16, prod.latencies, prod.throughput,
-            f"{prod.ratio(seed_s):.2f}x seed; {prod.ratio(ceil):.2f} of ceiling")
-    finally:
-        engine.pool._pre_ping = True
 
 
 # --- 3. cold start ---------------------------------------------------------------------------

@@ -8,7 +8,9 @@ each its own round trip, in one transaction:
   4. upsert the visitor                   INSERT INTO guests ... ON CONFLICT DO UPDATE
   5. insert the session                   INSERT INTO sessions ...
 
-and the ceiling: one INSERT INTO sessions ... VALUES (nextval(...)) per session.
+and the ceiling: one INSERT INTO sessions ... VALUES (nextval(...)) per session,
+sent the cheapest way the product knows (shared.db.single_statement, no
+BEGIN/COMMIT around it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import uuid
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from shared.db import single_statement
 
 _FIND_SESSION = text("SELECT id, visitor_number, guest_id FROM sessions WHERE id = CAST(:id AS uuid)")
 _FIND_GUEST = text("SELECT id, visitor_number, claimed_by FROM guests WHERE key_hash = :key_hash")
@@ -64,5 +68,5 @@ def seed_create_session(engine: Engine, key_hash: bytes, experiment_id: str | No
 
 
 def ceiling_insert(engine: Engine, experiment_id: str | None = "bench") -> None:
-    with engine.begin() as conn:
+    with single_statement(engine) as conn:
         conn.execute(_CEILING, {"id": str(uuid.uuid4()), "experiment_id": experiment_id, "metadata": "{}"})
