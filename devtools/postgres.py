@@ -85,8 +85,9 @@ class LocalPostgres:
         if (self.datadir / "postmaster.pid").exists():
             self._run(self._bin("pg_ctl"), "-D", str(self.datadir), "-w", "-m", mode, "stop")
 
-    def restart(self) -> None:
-        self.stop()
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (fast: roll back open transactions and disconnect every client) and start again."""
+        self.stop(mode)
         self.start()
 
     def destroy(self) -> None:
