@@ -126,6 +126,11 @@ def sqlstate(error: BaseException) -> str | None:
 
 def is_transient(error: BaseException) -> bool:
     """Whether a database error means "unavailable, try again" rather than a bug."""
+    if isinstance(error, OSError):
+        # A socket error that pg8000 did not wrap: it lets a reset through raw while
+        # it reads the first bytes of a reply or negotiates a new connection (as when
+        # the server restarts), and SQLAlchemy passes non-DBAPI errors on unchanged.
+        return True
     if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, (sqlalchemy.exc.TimeoutError,)):  # pool exhausted
@@ -141,7 +146,7 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     try:
         with engine.begin() as connection:
             yield connection
-    except sqlalchemy.exc.SQLAlchemyError as error:
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as error:
         if is_transient(error):
             log.warning("database unavailable: %s", describe(error))
             raise Unavailable("The database is unavailable; try again shortly.") from error
