@@ -35,6 +35,11 @@ _TRANSIENT_SQLSTATES = {
     "40P01",  # deadlock_detected
 }
 
+# Seconds that a database read may take beyond the statement timeout before the
+# connection is given up as dead (see make_engine).
+SOCKET_TIMEOUT_MARGIN_SECONDS = 5
+
+
 def _pg8000_url(url: str) -> sqlalchemy.URL:
     parsed = sqlalchemy.make_url(url)
     return parsed.set(drivername="postgresql+pg8000")
@@ -46,6 +51,13 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     `connector_factory` stands in for google.cloud.sql.connector.Connector (tests
     pass one that hands out local connections, so the wiring runs without a cloud).
     """
+    statement_timeout = settings.statement_timeout_ms
+    # The statement timeout is enforced by the server. A server that cannot answer
+    # at all (frozen, or the network drops its packets) needs a client-side bound
+    # too, or a read waits for ever and the request threads pile up behind it. A
+    # few seconds above the statement timeout, so that a slow statement is still
+    # ended by the server, cleanly.
+    socket_timeout = statement_timeout / 1000 + SOCKET_TIMEOUT_MARGIN_SECONDS if statement_timeout else None
     pool_options = dict(
         # A few connections per instance: Cloud SQL's max_connections is shared by
         # every instance of every function (see README, "Sizing").
@@ -83,12 +95,15 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         engine = sqlalchemy.create_engine("postgresql+pg8000://", creator=getconn, **pool_options)
     else:
         assert settings.url is not None
-        engine = sqlalchemy.create_engine(_pg8000_url(settings.url), **pool_options)
-
-    statement_timeout = settings.statement_timeout_ms
+        # pg8000's timeout also bounds opening a connection (the connector has its own).
+        engine = sqlalchemy.create_engine(_pg8000_url(settings.url), connect_args={"timeout": socket_timeout},
+                                          **pool_options)
 
     @event.listens_for(engine, "connect")
     def _set_session_defaults(dbapi_connection, _record):
+        # Every read and write of the connection, also on the connector's socket
+        # (pg8000 keeps its socket in _usock).
+        dbapi_connection._usock.settimeout(socket_timeout)
         # A slow or locked database answers 503 after this long instead of
         # holding the instance's request threads forever.
         cursor = dbapi_connection.cursor()
@@ -145,7 +160,13 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     """One database transaction; a transient failure becomes Unavailable (503)."""
     try:
         with engine.begin() as connection:
-            yield connection
+            try:
+                yield connection
+            except OSError:
+                # The socket failed mid-conversation (a reset, or the socket timeout):
+                # what it would read next is unknown, so it is closed, never pooled again.
+                connection.invalidate()
+                raise
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as error:
         if is_transient(error):
             log.warning("database unavailable: %s", describe(error))
