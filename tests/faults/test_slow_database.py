@@ -2,7 +2,8 @@
 functions' statements wait behind it. They give up at the configured statement
 timeout (DB_STATEMENT_TIMEOUT_MS) and answer 503 with Retry-After in about that
 time, the instance keeps serving what does not wait, nothing is half-written,
-and once the lock is released the same requests succeed."""
+and once the lock is released the same requests succeed. And a database that
+answers nothing at all: 503 a few seconds later, not a request that hangs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from sqlalchemy import text
 
 from devtools.ports import wait_until
 from shared.auth import hash_guest_key
+from shared.db import SOCKET_TIMEOUT_MARGIN_SECONDS
+from tests.faults.conftest import database_reader
 from tests.support import Api, assert_error, new_guest_key, rows, scalar
 from tests.uploads_support import StorageEvents, UploadsWorld
 
@@ -153,3 +156,42 @@ def test_upload_event_behind_a_lock_fails_at_the_timeout_and_its_redelivery_reco
     assert upload["sessionId"] == session["sessionId"]
     assert world.visitors()["1"]["uploadCount"] == 1
     assert world.stored(item["name"])["metadata"]["visitorNumber"] == "1"
+
+
+@pytest.mark.slow
+def test_frozen_database_answers_503_within_the_socket_timeout_and_recovers(stack, own_postgres, functions_server):
+    """A database that answers nothing at all (every PostgreSQL process stopped with SIGSTOP,
+    as a hung host or a network that drops packets): the statement timeout cannot fire, so
+    the client's socket timeout ends the wait, a few seconds after it."""
+    postgres = own_postgres()
+    server = functions_server({**stack.env(), "DATABASE_URL": postgres.url, "DB_STATEMENT_TIMEOUT_MS": str(TIMEOUT_MS)},
+                              workers=1, threads=16)
+    slow_api = Api(server.url)
+    assert slow_api.post("create_session", guest=new_guest_key()).status_code == 201
+    keys = [new_guest_key() for _ in range(WAITING)]
+    bound = TIMEOUT + SOCKET_TIMEOUT_MARGIN_SECONDS + SLACK
+
+    postgres.pause()
+    try:
+        with ThreadPoolExecutor(WAITING) as pool:  # a pooled connection, and new ones to a server that never answers
+            answers = list(pool.map(lambda k: timed(lambda: Api(server.url).post("create_session", guest=k)), keys))
+    finally:
+        postgres.resume()
+    for response, took in answers:
+        assert_error(response, 503, "unavailable")
+        assert int(response.headers["Retry-After"]) > 0
+        assert took < bound, f"answered after {took:.2f} s"
+
+    probe = new_guest_key()
+    wait_until(lambda: slow_api.post("create_session", guest=probe).status_code in (200, 201),
+               "create_session after the database thawed", timeout=30)
+    again = [slow_api.post("create_session", guest=k) for k in keys]
+    assert [response.status_code for response in again] == [201] * WAITING
+    engine = database_reader(postgres.url)
+    try:
+        # The first session, the probe's and the retries': nothing from the refused attempts.
+        assert scalar(engine, "SELECT count(*) FROM guests") == scalar(engine, "SELECT count(*) FROM sessions") == 2 + WAITING
+    finally:
+        engine.dispose()
+    print(f"\nfrozen database: {WAITING} x 503 in {min(t for _, t in answers):.1f}-{max(t for _, t in answers):.1f} s "
+          f"(statement timeout {TIMEOUT:.1f} s + {SOCKET_TIMEOUT_MARGIN_SECONDS} s)")
