@@ -90,7 +90,7 @@ def test_postgres_restart_during_a_thousand_first_sessions(stack, own_postgres, 
         postgres.restart(stop_mode)
         restart["up"] = time.monotonic()
 
-    restarter = threading.Thread(target=restart_postgres)
+    restarter = threading.Thread(target=restart_postgres, daemon=True)
     restarter.start()
     started = time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -140,7 +140,8 @@ def test_postgres_restart_during_a_thousand_first_sessions(stack, own_postgres, 
     # One guest per key, each numbered once: nothing half-written, no number twice.
     assert guests.n == guests.numbers == len(every)
 
-    print(f"\n{stop_mode} restart: {REQUESTS} create_session from {CLIENTS} clients in {finished - started:.1f} s: {statuses}; "
+    print(f"\n{stop_mode} restart: {REQUESTS} create_session from {CLIENTS} clients in {finished - started:.1f} s: "
+          f"{statuses}; "
           f"restart after answer {RESTART_AFTER}, down {restart['up'] - restart['down']:.1f} s; "
           f"first 2xx {recovered - restart['up']:.2f} s after it was back; "
           f"retries of the {len(refused)} refused: "
