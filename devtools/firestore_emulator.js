@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The Firestore emulator of the local stack and the tests (never deployed).
 //
-//   node devtools/firestore_emulator.js --port 8085
+//   node devtools/firestore_emulator.js --port 8085 [--data-file PATH]
 //
 // gRPC (what google-cloud-firestore speaks through FIRESTORE_EMULATOR_HOST) is
 // served by @firestore-emulator/server, in memory. That package has no REST
@@ -16,11 +16,19 @@
 // Each connection is routed by its first bytes: an HTTP/2 preface (gRPC) goes
 // to the emulator's gRPC server on an internal loopback port, anything else to
 // the HTTP/1.1 side.
+//
+// With --data-file, the documents are written to PATH when the emulator is
+// stopped (SIGTERM, SIGINT) and read back when it starts, as the Firebase
+// emulator's --export-on-exit and --import do: a stop and start is then an
+// outage, not a loss of data (the fault tests rely on it).
 "use strict";
 
+const fs = require("node:fs");
 const http = require("node:http");
 const net = require("node:net");
 const { FirestoreServer } = require("@firestore-emulator/server");
+const { Document } = require("@firestore-emulator/proto/dist/google/firestore/v1/document");
+const { Write } = require("@firestore-emulator/proto/dist/google/firestore/v1/write");
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
@@ -28,10 +36,15 @@ function parsePort(argv) {
   const index = argv.indexOf("--port");
   const port = Number(index >= 0 ? argv[index + 1] : process.env.PORT);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-    console.error("usage: node devtools/firestore_emulator.js --port PORT");
+    console.error("usage: node devtools/firestore_emulator.js --port PORT [--data-file PATH]");
     process.exit(2);
   }
   return port;
+}
+
+function option(argv, name) {
+  const index = argv.indexOf(name);
+  return index >= 0 ? argv[index + 1] : undefined;
 }
 
 function freeLoopbackPort() {
@@ -80,6 +93,48 @@ function restDocument(document) {
   };
 }
 
+// --- --data-file: every existing document, as its gRPC Document in base64 ---
+
+function existingDocuments(state) {
+  const found = [];
+  const walk = (collections) => {
+    for (const collection of Object.values(collections)) {
+      for (const entry of Object.values(collection.documents)) {
+        const document = state.getDocument(entry.path);
+        if (document.metadata.hasExist) found.push(document);
+        walk(entry.collections);
+      }
+    }
+  };
+  for (const project of Object.values(state.toJSON().projects)) {
+    for (const database of Object.values(project.databases)) walk(database.collections);
+  }
+  return found;
+}
+
+function saveDocuments(state, path) {
+  const documents = existingDocuments(state).map((document) => ({
+    createdAt: document.metadata.createdAt.toISOString(),
+    updatedAt: document.metadata.updatedAt.toISOString(),
+    document: Buffer.from(document.toV1Document().serializeBinary()).toString("base64"),
+  }));
+  fs.writeFileSync(`${path}.tmp`, JSON.stringify({ documents }));
+  fs.renameSync(`${path}.tmp`, path); // a stop during the write leaves the previous file
+  return documents.length;
+}
+
+function loadDocuments(state, path) {
+  if (!fs.existsSync(path)) return 0;
+  const { documents } = JSON.parse(fs.readFileSync(path, "utf8"));
+  for (const saved of documents) {
+    const { name, fields } = Document.deserializeBinary(Buffer.from(saved.document, "base64"));
+    state.writeV1Document(new Date(saved.createdAt), new Write({ update: new Document({ name, fields }) }));
+    const document = state.getDocument(name);
+    document.metadata = { ...document.metadata, updatedAt: new Date(saved.updatedAt) };
+  }
+  return documents.length;
+}
+
 function answer(response, status, body) {
   const text = JSON.stringify(body, null, 2) + "\n";
   response.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
@@ -117,7 +172,9 @@ function httpSide(state) {
 
 async function main() {
   const port = parsePort(process.argv.slice(2));
+  const dataFile = option(process.argv.slice(2), "--data-file");
   const emulator = new FirestoreServer();
+  if (dataFile) console.log(`loaded ${loadDocuments(emulator.state, dataFile)} documents from ${dataFile}`);
   const grpcPort = await freeLoopbackPort();
   await emulator.start(grpcPort);
   const web = httpSide(emulator.state);
@@ -160,6 +217,8 @@ async function main() {
 
   const stop = () => {
     front.close();
+    // Synchronous, so no write can land between the save and the exit.
+    if (dataFile) console.log(`saved ${saveDocuments(emulator.state, dataFile)} documents to ${dataFile}`);
     emulator.stop();
     process.exit(0);
   };

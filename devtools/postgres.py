@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import warnings
 from pathlib import Path
@@ -85,9 +86,25 @@ class LocalPostgres:
         if (self.datadir / "postmaster.pid").exists():
             self._run(self._bin("pg_ctl"), "-D", str(self.datadir), "-w", "-m", mode, "stop")
 
-    def restart(self) -> None:
-        self.stop()
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (fast: roll back open transactions and disconnect every client) and start again."""
+        self.stop(mode)
         self.start()
+
+    def pause(self) -> None:
+        """Freeze the server and every backend (SIGSTOP): connections stay open and nothing
+        answers, as when the database host hangs or the network drops packets."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
+    def _processes(self) -> list[int]:
+        postmaster = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
 
     def destroy(self) -> None:
         try:

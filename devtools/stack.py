@@ -93,9 +93,12 @@ class FirestoreEmulator:
     which a machine without internet cannot do; this one ships in node_modules.
     """
 
-    def __init__(self, workdir: Path, port: int):
+    def __init__(self, workdir: Path, port: int, keep_documents: bool = False):
         self.workdir = Path(workdir)
         self.port = port
+        # Keep the documents across a stop and start (saved on stop, loaded on start),
+        # so that a restart is an outage rather than an empty database.
+        self.keep_documents = keep_documents
         self.process: ManagedProcess | None = None
 
     @property
@@ -105,9 +108,12 @@ class FirestoreEmulator:
     def start(self) -> "FirestoreEmulator":
         if not (ROOT / "node_modules" / "@firestore-emulator" / "server").exists():
             raise RuntimeError("@firestore-emulator/server is not installed: run `make install` (npm ci)")
+        command = ["node", str(FIRESTORE_LAUNCHER), "--port", str(self.port)]
+        if self.keep_documents:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            command += ["--data-file", str((self.workdir / "documents.json").resolve())]
         self.process = ManagedProcess(
-            "Firestore emulator", ["node", str(FIRESTORE_LAUNCHER), "--port", str(self.port)],
-            self.workdir / "firestore-emulator.log", cwd=ROOT,
+            "Firestore emulator", command, self.workdir / "firestore-emulator.log", cwd=ROOT,
         ).start(self._ready, timeout=30)
         return self
 

@@ -43,6 +43,10 @@ _TRANSIENT_SQLSTATES = {
 # The server is shutting down, crashed or not yet started: the connection is gone.
 _SERVER_GONE_SQLSTATES = {"57P01", "57P02", "57P03"}
 
+# Seconds that a database read may take beyond the statement timeout before the
+# connection is given up as dead (see make_engine).
+SOCKET_TIMEOUT_MARGIN_SECONDS = 5
+
 
 def _pg8000_url(url: str) -> sqlalchemy.URL:
     import sqlalchemy
@@ -60,6 +64,13 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     import sqlalchemy
     from sqlalchemy import event
 
+    statement_timeout = settings.statement_timeout_ms
+    # The statement timeout is enforced by the server. A server that cannot answer
+    # at all (frozen, or the network drops its packets) needs a client-side bound
+    # too, or a read waits for ever and the request threads pile up behind it. A
+    # few seconds above the statement timeout, so that a slow statement is still
+    # ended by the server, cleanly.
+    socket_timeout = statement_timeout / 1000 + SOCKET_TIMEOUT_MARGIN_SECONDS if statement_timeout else None
     pool_options = dict(
         # A few connections per instance: Cloud SQL's max_connections is shared by
         # every instance of every function (see README, "Sizing").
@@ -99,7 +110,9 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         engine = sqlalchemy.create_engine("postgresql+pg8000://", creator=getconn, **pool_options)
     else:
         assert settings.url is not None
-        engine = sqlalchemy.create_engine(_pg8000_url(settings.url), **pool_options)
+        # pg8000's timeout also bounds opening a connection (the connector has its own).
+        engine = sqlalchemy.create_engine(_pg8000_url(settings.url), connect_args={"timeout": socket_timeout},
+                                          **pool_options)
 
     @event.listens_for(engine, "handle_error")
     def _server_went_away(context):
@@ -110,10 +123,11 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         if sqlstate(context.original_exception) in _SERVER_GONE_SQLSTATES:
             context.is_disconnect = True
 
-    statement_timeout = settings.statement_timeout_ms
-
     @event.listens_for(engine, "connect")
     def _set_session_defaults(dbapi_connection, _record):
+        # Every read and write of the connection, also on the connector's socket
+        # (pg8000 keeps its socket in _usock).
+        dbapi_connection._usock.settimeout(socket_timeout)
         # A slow or locked database answers 503 after this long instead of
         # holding the instance's request threads forever.
         cursor = dbapi_connection.cursor()
@@ -153,6 +167,11 @@ def is_transient(error: BaseException) -> bool:
     """Whether a database error means "unavailable, try again" rather than a bug."""
     import sqlalchemy
 
+    if isinstance(error, OSError):
+        # A socket error that pg8000 did not wrap: it lets a reset through raw while
+        # it reads the first bytes of a reply or negotiates a new connection (as when
+        # the server restarts), and SQLAlchemy passes non-DBAPI errors on unchanged.
+        return True
     if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, (sqlalchemy.exc.TimeoutError,)):  # pool exhausted
@@ -177,7 +196,7 @@ def _unavailable_when_transient() -> Iterator[None]:
 
     try:
         yield
-    except sqlalchemy.exc.SQLAlchemyError as error:
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as error:
         if is_transient(error):
             log.warning("database unavailable: %s", describe(error))
             raise Unavailable("The database is unavailable; try again shortly.") from error
@@ -185,10 +204,22 @@ def _unavailable_when_transient() -> Iterator[None]:
 
 
 @contextmanager
+def _never_pooled_after_socket_error(connection: Connection) -> Iterator[None]:
+    try:
+        yield
+    except OSError:
+        # The socket failed mid-conversation (a reset, or the socket timeout):
+        # what it would read next is unknown, so it is closed, never pooled again.
+        connection.invalidate()
+        raise
+
+
+@contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One database transaction (BEGIN ... COMMIT, rolled back if the block raises)."""
     with _unavailable_when_transient(), engine.begin() as connection:
-        yield connection
+        with _never_pooled_after_socket_error(connection):
+            yield connection
 
 
 @contextmanager
@@ -206,7 +237,8 @@ def single_statement(engine: Engine) -> Iterator[Connection]:
         driver_connection = connection.connection.dbapi_connection
         driver_connection.autocommit = True
         try:
-            yield connection
+            with _never_pooled_after_socket_error(connection):
+                yield connection
         finally:
             # Back to the pool as it came out of it: transactions for everyone else.
             driver_connection.autocommit = False
