@@ -47,11 +47,13 @@ class Settings:
     instance: str
     db_name: str
     db_user: str
+    uploads_db_user: str
     db_iam_auth: bool
     db_pass_secret: str
     migrate_db_user: str
     migrate_db_pass_secret: str
     service_account: str
+    uploads_service_account: str
     trigger_service_account: str
     trigger_location: str | None
     allowed_origins: str
@@ -84,20 +86,27 @@ class Settings:
         instance = get("INSTANCE_CONNECTION_NAME")
         if instance.count(":") != 2:
             raise DeployError(f"INSTANCE_CONNECTION_NAME={instance!r} is malformed: use PROJECT:REGION:INSTANCE")
+        # One identity per job (README, IAM): the HTTP functions, the storage trigger's
+        # code, and Eventarc's trigger that invokes it.
         service_account = get("SERVICE_ACCOUNT", f"visitors-functions@{project}.iam.gserviceaccount.com")
+        uploads_account = get("UPLOADS_SERVICE_ACCOUNT", f"visitors-uploads@{project}.iam.gserviceaccount.com")
         iam_auth = get("DB_IAM_AUTH", "false").lower() in ("1", "true", "yes")
+        # With IAM database auth each service account is its own database user (its
+        # email without ".gserviceaccount.com"); with a password both share DB_USER.
+        db_user = get("DB_USER", service_account.removesuffix(".gserviceaccount.com") if iam_auth
+                      else "visitors-functions")
         return cls(
             project=project, region=region, bucket=bucket, instance=instance,
             db_name=get("DB_NAME", "visitors"),
-            # With IAM database auth the user is the service account without ".gserviceaccount.com".
-            db_user=get("DB_USER", service_account.removesuffix(".gserviceaccount.com") if iam_auth
-                        else "visitors-functions"),
+            db_user=db_user,
+            uploads_db_user=uploads_account.removesuffix(".gserviceaccount.com") if iam_auth else db_user,
             db_iam_auth=iam_auth,
             db_pass_secret=get("DB_PASS_SECRET", "visitors-db-password"),
             migrate_db_user=get("MIGRATE_DB_USER", "postgres"),
             migrate_db_pass_secret=get("MIGRATE_DB_PASS_SECRET", "visitors-db-migrator-password"),
             service_account=service_account,
-            trigger_service_account=get("TRIGGER_SERVICE_ACCOUNT", service_account),
+            uploads_service_account=uploads_account,
+            trigger_service_account=get("TRIGGER_SERVICE_ACCOUNT", f"visitors-events@{project}.iam.gserviceaccount.com"),
             trigger_location=env.get("TRIGGER_LOCATION", "").strip() or None,
             allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
             max_instances=number("MAX_INSTANCES", 5),
@@ -141,12 +150,12 @@ def env_flag(values: dict[str, str]) -> str:
     return "--set-env-vars=^;^" + ";".join(f"{name}={value}" for name, value in values.items())
 
 
-def function_env(s: Settings, **extra: str) -> dict[str, str]:
+def function_env(s: Settings, db_user: str, **extra: str) -> dict[str, str]:
     env = {
         "GOOGLE_CLOUD_PROJECT": s.project,
         "INSTANCE_CONNECTION_NAME": s.instance,
         "DB_NAME": s.db_name,
-        "DB_USER": s.db_user,
+        "DB_USER": db_user,
     }
     if s.db_iam_auth:
         env["DB_IAM_AUTH"] = "true"
@@ -154,10 +163,11 @@ def function_env(s: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def deploy_function(s: Settings, name: str, trigger: list[str], env: dict[str, str], sizing: list[str]) -> Command:
+def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
+                    sizing: list[str]) -> Command:
     argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--project={s.project}", f"--region={s.region}",
             f"--runtime={RUNTIME}", "--source=.", f"--entry-point={name}", *trigger,
-            f"--service-account={s.service_account}", *sizing, env_flag(env)]
+            f"--service-account={service_account}", *sizing, env_flag(env)]
     if not s.db_iam_auth:
         argv.append(f"--set-secrets=DB_PASS={s.db_pass_secret}:latest")
     return Command(argv)
@@ -181,23 +191,25 @@ def plan(s: Settings) -> list[Command]:
             f"{s.max_connections}: lower them, or raise DB_MAX_CONNECTIONS to the instance's max_connections")
     check_hosting_region(s)
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    members = dict.fromkeys([s.db_user, s.uploads_db_user])  # the database users of the functions
     commands = [Command(
-        [python, "-m", "shared.migrate", f"--functions-user={s.db_user}"],
+        [python, "-m", "shared.migrate", *(f"--functions-user={user}" for user in members)],
         env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
         secret_env={"DB_PASS": s.migrate_db_pass_secret},
     )]
     http_sizing = [f"--max-instances={s.max_instances}", f"--concurrency={s.concurrency}",
                    "--cpu=1", "--memory=512Mi", "--timeout=60s"]
     for name in HTTP_FUNCTIONS:
-        env = function_env(s, ALLOWED_ORIGINS=s.allowed_origins,
+        env = function_env(s, s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
                            DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow))
-        commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"], env, http_sizing))
+        commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
+                                        s.service_account, env, http_sizing))
     trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
                f"--trigger-service-account={s.trigger_service_account}", "--retry"]
     if s.trigger_location:
         trigger.append(f"--trigger-location={s.trigger_location}")
-    env = function_env(s, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
-    commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, env,
+    env = function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
+    commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, s.uploads_service_account, env,
                                     [f"--max-instances={s.trigger_max_instances}", "--memory=512Mi",
                                      "--timeout=120s"]))
     commands.append(Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",

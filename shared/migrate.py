@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     from shared.db import get_engine
 
     parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--functions-user", metavar="NAME",
-                        help=f"a database user to make a member of {FUNCTIONS_ROLE} (the functions' user)")
+    parser.add_argument("--functions-user", metavar="NAME", action="append", default=[],
+                        help=f"a database user of the functions, to make a member of {FUNCTIONS_ROLE} (repeatable)")
     args = parser.parse_args(argv)
     try:
         applied = apply_migrations(get_engine())
-        if args.functions_user:
-            grant_functions_role(get_engine(), args.functions_user)
+        for user in args.functions_user:
+            grant_functions_role(get_engine(), user)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"migration failed: {getattr(error, 'orig', error)}", file=sys.stderr)
         return 1
     print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ", schema up to date"))
-    if args.functions_user:
-        print(f"{args.functions_user} is a member of {FUNCTIONS_ROLE}")
+    for user in args.functions_user:
+        print(f"{user} is a member of {FUNCTIONS_ROLE}")
     return 0
 
 

@@ -3,6 +3,9 @@ which may do everything the API needs and nothing more (no DELETE, TRUNCATE or D
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -11,7 +14,7 @@ from sqlalchemy import text
 
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
-from devtools.stack import FunctionsServer
+from devtools.stack import ROOT, FunctionsServer
 from shared.db import _pg8000_url, sqlstate
 from shared.migrate import FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
 from tests.support import Api, new_guest_key, rows, scalar
@@ -187,3 +190,24 @@ def test_migrations_run_as_a_non_superuser_like_cloud_sqls_postgres_user(tmp_pat
     finally:
         admin.dispose()
         server.destroy()
+
+
+def test_migrate_command_makes_each_functions_user_a_member(stack, engine, db):
+    users = [f"fn_{uuid.uuid4().hex[:8]}@project.iam", f"fn_{uuid.uuid4().hex[:8]}"]
+    with engine.begin() as conn:
+        for user in users:
+            conn.exec_driver_sql(f'CREATE ROLE "{user}" LOGIN')
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "shared.migrate", *(f"--functions-user={user}" for user in users)],
+            env={"PATH": os.environ["PATH"], "DATABASE_URL": stack.database_url}, cwd=ROOT,
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "schema up to date" in result.stdout
+        for user in users:
+            assert f"{user} is a member of {FUNCTIONS_ROLE}" in result.stdout
+            assert scalar(db, "SELECT pg_has_role(:u, :r, 'MEMBER')", u=user, r=FUNCTIONS_ROLE) is True
+    finally:
+        with engine.begin() as conn:
+            for user in users:
+                conn.exec_driver_sql(f'DROP ROLE "{user}"')

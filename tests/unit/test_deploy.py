@@ -65,13 +65,13 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         assert f["--region"] == ["europe-west1"] and f["--project"] == ["acme-study"]
         assert f["--runtime"] == ["python311"] and f["--source"] == ["."]
         assert f["--entry-point"] == [name]
-        assert f["--service-account"] == ["visitors-functions@acme-study.iam.gserviceaccount.com"]
         env = env_vars(argv)
         assert env["INSTANCE_CONNECTION_NAME"] == "acme-study:europe-west1:visitors"
         assert env["GOOGLE_CLOUD_PROJECT"] == "acme-study"
         assert env["DB_USER"] == "visitors-functions" and env["DB_NAME"] == "visitors"
     for name in HTTP_FUNCTIONS:
         f = flags(deployed[name])
+        assert f["--service-account"] == ["visitors-functions@acme-study.iam.gserviceaccount.com"]
         assert "--trigger-http" in f and "--allow-unauthenticated" in f
         assert "--retry" not in f and "--trigger-event-filters" not in f
         assert env_vars(deployed[name])["ALLOWED_ORIGINS"] == \
@@ -83,6 +83,9 @@ def test_the_storage_trigger_filters_on_the_bucket_and_retries():
     assert sorted(f["--trigger-event-filters"]) == ["bucket=acme-study.appspot.com",
                                                     "type=google.cloud.storage.object.v1.finalized"]
     assert "--retry" in f and "--trigger-http" not in f and "--allow-unauthenticated" not in f
+    # Its own identities: the code's (Storage, Firestore) and Eventarc's (invoking it).
+    assert f["--service-account"] == ["visitors-uploads@acme-study.iam.gserviceaccount.com"]
+    assert f["--trigger-service-account"] == ["visitors-events@acme-study.iam.gserviceaccount.com"]
     assert env_vars(deploys(printed_commands())["on_upload_finalized"])["STORAGE_BUCKET"] == "acme-study.appspot.com"
 
 
@@ -122,12 +125,18 @@ def test_firebase_rules_and_hosting_are_deployed_last():
 
 
 def test_iam_database_auth_sends_no_password_at_all():
-    deployed = deploys(printed_commands(DB_IAM_AUTH="true"))
-    for argv in deployed.values():
+    commands = printed_commands(DB_IAM_AUTH="true")
+    deployed = deploys(commands)
+    for name, argv in deployed.items():
         assert "--set-secrets" not in flags(argv)
         env = env_vars(argv)
         assert env["DB_IAM_AUTH"] == "true"
-        assert env["DB_USER"] == "visitors-functions@acme-study.iam"
+        # Each service account is its own database user, and each joins visitor_functions.
+        account = flags(argv)["--service-account"][0]
+        assert env["DB_USER"] == account.removesuffix(".gserviceaccount.com")
+    (migrate,) = [argv for argv in commands if "shared.migrate" in argv]
+    assert migrate[-2:] == ["--functions-user=visitors-functions@acme-study.iam",
+                            "--functions-user=visitors-uploads@acme-study.iam"]
 
 
 def test_sizing_and_options_are_passed_through():
