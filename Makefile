@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev test install migrate backfill clean bench
+.PHONY: dev test install migrate backfill clean bench deploy
 
 dev: install
 	$(PY) -m devtools.dev
@@ -55,6 +55,12 @@ migrate: $(PY_OK)
 # migrate; safe to run while the functions serve traffic, and to run again.
 backfill: $(PY_OK)
 	$(PY) -m shared.backfill
+
+# Deploy to Google Cloud (README, Deployment): migrations, every function, the
+# storage trigger, Firebase rules and Hosting. Needs PROJECT, REGION, BUCKET and
+# INSTANCE_CONNECTION_NAME; DRY_RUN=1 prints the commands and runs nothing.
+deploy: install
+	@$(PY) -m devtools.deploy
 
 # Benchmarks (bench/README.md): starts its own stack on free ports, prints one
 # table and writes it to bench/results/<date>.md. Not part of `make test`.

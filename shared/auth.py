@@ -54,6 +54,9 @@ Caller = User | Guest
 
 
 def hash_guest_key(key: str) -> bytes:
+    # The key is never compared itself: only its SHA-256 is, by PostgreSQL's unique
+    # index on guests.key_hash. The timing of that lookup can tell at most how much
+    # of a hash matched, which says nothing about the key (so no compare_digest here).
     return hashlib.sha256(key.encode("ascii")).digest()
 
 

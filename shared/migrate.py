@@ -1,6 +1,7 @@
 """Apply the SQL migrations in sql/, in order, each exactly once.
 
     python -m shared.migrate            # uses DATABASE_URL or the Cloud SQL settings
+    python -m shared.migrate --functions-user NAME   # and let NAME act as the functions
 
 Every file runs in its own transaction and is recorded in schema_migrations.
 A PostgreSQL advisory lock makes concurrent runners (several instances
@@ -9,6 +10,7 @@ starting at once) wait for each other instead of applying a file twice.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 from pathlib import Path
@@ -24,6 +26,8 @@ log = get_logger("migrate")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 # Any constant shared by all runners; "visitors" in ASCII.
 _LOCK_KEY = 0x76697369746F7273
+# The NOLOGIN group role of sql/002_roles.sql: what the functions may do.
+FUNCTIONS_ROLE = "visitor_functions"
 
 
 def migration_files(directory: Path = SQL_DIR) -> list[Path]:
@@ -68,12 +72,25 @@ def apply_migrations(engine: Engine, directory: Path = SQL_DIR) -> list[str]:
     return applied_now
 
 
-def main() -> int:
+def grant_functions_role(engine: Engine, user: str) -> None:
+    """Make the login user `user` a member of visitor_functions (harmless if it is one)."""
+    quoted = engine.dialect.identifier_preparer.quote_identifier(user)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"GRANT {FUNCTIONS_ROLE} TO {quoted}")
+
+
+def main(argv: list[str] | None = None) -> int:
     from shared.config import ConfigError
     from shared.db import get_engine
 
+    parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--functions-user", metavar="NAME", action="append", default=[],
+                        help=f"a database user of the functions, to make a member of {FUNCTIONS_ROLE} (repeatable)")
+    args = parser.parse_args(argv)
     try:
         applied = apply_migrations(get_engine())
+        for user in args.functions_user:
+            grant_functions_role(get_engine(), user)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
@@ -81,6 +98,8 @@ def main() -> int:
         print(f"migration failed: {getattr(error, 'orig', error)}", file=sys.stderr)
         return 1
     print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ", schema up to date"))
+    for user in args.functions_user:
+        print(f"{user} is a member of {FUNCTIONS_ROLE}")
     return 0
 
 

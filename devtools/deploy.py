@@ -1,0 +1,254 @@
+"""`make deploy`: the commands that put this folder on Google Cloud, in order.
+
+    make deploy PROJECT=my-project REGION=europe-west1 BUCKET=my-project.appspot.com \\
+                INSTANCE_CONNECTION_NAME=my-project:europe-west1:visitors [DRY_RUN=1]
+
+1. migrations, once, from this machine through the Cloud SQL Python Connector
+   (`python -m shared.migrate`, as the migrating user, whose password is read from
+   Secret Manager for this one command); it also makes the functions' database
+   user a member of visitor_functions (sql/002_roles.sql);
+2. each HTTP function (`gcloud functions deploy --gen2 --trigger-http`);
+3. the storage trigger (an Eventarc filter on the bucket, retries on);
+4. firebase.json's Firestore and Storage rules and Hosting (`npx firebase deploy`).
+
+Settings come from the environment (make passes its command-line variables);
+DRY_RUN=1 prints the exact commands and runs nothing. Passwords never appear in a
+command: the functions get theirs with --set-secrets, the migration reads its own
+from Secret Manager when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register")
+STORAGE_TRIGGER = "on_upload_finalized"
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+RUNTIME = "python311"
+REQUIRED = ("PROJECT", "REGION", "BUCKET", "INSTANCE_CONNECTION_NAME")
+
+
+class DeployError(Exception):
+    """A setting is missing or wrong; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    region: str
+    bucket: str
+    instance: str
+    db_name: str
+    db_user: str
+    uploads_db_user: str
+    db_iam_auth: bool
+    db_pass_secret: str
+    migrate_db_user: str
+    migrate_db_pass_secret: str
+    service_account: str
+    uploads_service_account: str
+    trigger_service_account: str
+    trigger_location: str | None
+    allowed_origins: str
+    max_instances: int
+    trigger_max_instances: int
+    concurrency: int
+    pool_size: int
+    max_overflow: int
+    max_connections: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "Settings":
+        def get(name: str, default: str | None = None) -> str:
+            value = env.get(name, "").strip()
+            if value:
+                return value
+            if default is None:
+                raise DeployError(f"{name} is not set: make deploy {name}=... (see README, Deployment)")
+            return default
+
+        def number(name: str, default: int) -> int:
+            raw = get(name, str(default))
+            if not raw.isdigit() or int(raw) < 1:
+                raise DeployError(f"{name}={raw!r} is not a positive whole number")
+            return int(raw)
+
+        project = get("PROJECT")
+        region = get("REGION")
+        bucket = get("BUCKET").removeprefix("gs://").rstrip("/")
+        instance = get("INSTANCE_CONNECTION_NAME")
+        if instance.count(":") != 2:
+            raise DeployError(f"INSTANCE_CONNECTION_NAME={instance!r} is malformed: use PROJECT:REGION:INSTANCE")
+        # One identity per job (README, IAM): the HTTP functions, the storage trigger's
+        # code, and Eventarc's trigger that invokes it.
+        service_account = get("SERVICE_ACCOUNT", f"visitors-functions@{project}.iam.gserviceaccount.com")
+        uploads_account = get("UPLOADS_SERVICE_ACCOUNT", f"visitors-uploads@{project}.iam.gserviceaccount.com")
+        iam_auth = get("DB_IAM_AUTH", "false").lower() in ("1", "true", "yes")
+        # With IAM database auth each service account is its own database user (its
+        # email without ".gserviceaccount.com"); with a password both share DB_USER.
+        db_user = get("DB_USER", service_account.removesuffix(".gserviceaccount.com") if iam_auth
+                      else "visitors-functions")
+        return cls(
+            project=project, region=region, bucket=bucket, instance=instance,
+            db_name=get("DB_NAME", "visitors"),
+            db_user=db_user,
+            uploads_db_user=uploads_account.removesuffix(".gserviceaccount.com") if iam_auth else db_user,
+            db_iam_auth=iam_auth,
+            db_pass_secret=get("DB_PASS_SECRET", "visitors-db-password"),
+            migrate_db_user=get("MIGRATE_DB_USER", "postgres"),
+            migrate_db_pass_secret=get("MIGRATE_DB_PASS_SECRET", "visitors-db-migrator-password"),
+            service_account=service_account,
+            uploads_service_account=uploads_account,
+            trigger_service_account=get("TRIGGER_SERVICE_ACCOUNT", f"visitors-events@{project}.iam.gserviceaccount.com"),
+            trigger_location=env.get("TRIGGER_LOCATION", "").strip() or None,
+            allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
+            max_instances=number("MAX_INSTANCES", 5),
+            trigger_max_instances=number("TRIGGER_MAX_INSTANCES", 5),
+            concurrency=number("CONCURRENCY", 8),
+            pool_size=number("DB_POOL_SIZE", 2),
+            max_overflow=int(get("DB_MAX_OVERFLOW", "1")),
+            max_connections=number("DB_MAX_CONNECTIONS", 100),
+        )
+
+    def connections_at_most(self) -> int:
+        """Database connections all instances of all functions may hold at once (README, Sizing)."""
+        http = len(HTTP_FUNCTIONS) * self.max_instances * (self.pool_size + self.max_overflow)
+        trigger = self.trigger_max_instances * 1  # one event at a time per instance, pool of 1
+        return http + trigger
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    # Environment variables read from Secret Manager (name -> secret) right before running.
+    secret_env: dict[str, str] = field(default_factory=dict)
+
+    def shell(self, project: str) -> str:
+        """The command as one line a person could paste into a shell."""
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env.items()]
+        assignments += [f'{name}="$({shlex.join(read_secret(secret, project))})"'
+                        for name, secret in self.secret_env.items()]
+        prefix = " ".join(["env", *assignments]) + " " if assignments else ""
+        return prefix + shlex.join(self.argv)
+
+
+def read_secret(secret: str, project: str) -> list[str]:
+    return ["gcloud", "secrets", "versions", "access", "latest", f"--secret={secret}", f"--project={project}"]
+
+
+def env_flag(values: dict[str, str]) -> str:
+    """--set-env-vars with ';' between pairs (gcloud topic escaping), as ALLOWED_ORIGINS has commas."""
+    assert not any(";" in value for value in values.values())
+    return "--set-env-vars=^;^" + ";".join(f"{name}={value}" for name, value in values.items())
+
+
+def function_env(s: Settings, db_user: str, **extra: str) -> dict[str, str]:
+    env = {
+        "GOOGLE_CLOUD_PROJECT": s.project,
+        "INSTANCE_CONNECTION_NAME": s.instance,
+        "DB_NAME": s.db_name,
+        "DB_USER": db_user,
+    }
+    if s.db_iam_auth:
+        env["DB_IAM_AUTH"] = "true"
+    env.update(extra)
+    return env
+
+
+def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
+                    sizing: list[str]) -> Command:
+    argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--project={s.project}", f"--region={s.region}",
+            f"--runtime={RUNTIME}", "--source=.", f"--entry-point={name}", *trigger,
+            f"--service-account={service_account}", *sizing, env_flag(env)]
+    if not s.db_iam_auth:
+        argv.append(f"--set-secrets=DB_PASS={s.db_pass_secret}:latest")
+    return Command(argv)
+
+
+def check_hosting_region(s: Settings, firebase_json: Path = ROOT / "firebase.json") -> None:
+    """Hosting's /api rewrites name a function region; it must be the one deployed to."""
+    rewrites = json.loads(firebase_json.read_text())["hosting"].get("rewrites", [])
+    regions = {r["function"].get("region", "us-central1") for r in rewrites if isinstance(r.get("function"), dict)}
+    if regions - {s.region}:
+        raise DeployError(f"firebase.json's hosting rewrites use region {', '.join(sorted(regions))} but "
+                          f"REGION={s.region}: make them the same")
+
+
+def plan(s: Settings) -> list[Command]:
+    """Every command of one deploy, in the order they run."""
+    if s.connections_at_most() > s.max_connections:
+        raise DeployError(
+            f"up to {s.connections_at_most()} database connections (MAX_INSTANCES x (DB_POOL_SIZE + "
+            f"DB_MAX_OVERFLOW) per HTTP function, + TRIGGER_MAX_INSTANCES) exceed DB_MAX_CONNECTIONS="
+            f"{s.max_connections}: lower them, or raise DB_MAX_CONNECTIONS to the instance's max_connections")
+    check_hosting_region(s)
+    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+    members = dict.fromkeys([s.db_user, s.uploads_db_user])  # the database users of the functions
+    commands = [Command(
+        [python, "-m", "shared.migrate", *(f"--functions-user={user}" for user in members)],
+        env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
+        secret_env={"DB_PASS": s.migrate_db_pass_secret},
+    )]
+    http_sizing = [f"--max-instances={s.max_instances}", f"--concurrency={s.concurrency}",
+                   "--cpu=1", "--memory=512Mi", "--timeout=60s"]
+    for name in HTTP_FUNCTIONS:
+        env = function_env(s, s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
+                           DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow))
+        commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
+                                        s.service_account, env, http_sizing))
+    trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
+               f"--trigger-service-account={s.trigger_service_account}", "--retry"]
+    if s.trigger_location:
+        trigger.append(f"--trigger-location={s.trigger_location}")
+    env = function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
+    commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, s.uploads_service_account, env,
+                                    [f"--max-instances={s.trigger_max_instances}", "--memory=512Mi",
+                                     "--timeout=120s"]))
+    commands.append(Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
+                             "--project", s.project]))
+    return commands
+
+
+def run(commands: list[Command], project: str) -> None:
+    for command in commands:
+        print(f"+ {command.shell(project)}", flush=True)
+        env = {**os.environ, **command.env}
+        for name, secret in command.secret_env.items():
+            env[name] = subprocess.run(read_secret(secret, project), check=True, capture_output=True,
+                                       text=True, cwd=ROOT).stdout.rstrip("\n")
+        subprocess.run(command.argv, check=True, cwd=ROOT, env=env)
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    try:
+        settings = Settings.from_env(env)
+        commands = plan(settings)
+    except DeployError as error:
+        print(f"make deploy: {error}", file=sys.stderr)
+        return 2
+    if env.get("DRY_RUN", "").strip() not in ("", "0"):
+        for command in commands:
+            print(command.shell(settings.project))
+        print(f"# at most {settings.connections_at_most()} database connections "
+              f"(DB_MAX_CONNECTIONS={settings.max_connections})", file=sys.stderr)
+        return 0
+    try:
+        run(commands, settings.project)
+    except subprocess.CalledProcessError as error:
+        print(f"make deploy: {shlex.join(error.cmd[:4])} ... failed with exit code {error.returncode}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

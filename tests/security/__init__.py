@@ -1,0 +1,1 @@
+"""Security tests against the running stack: tokens, oracles, hostile input, least privilege."""

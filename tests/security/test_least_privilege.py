@@ -1,0 +1,213 @@
+"""Least privilege: the functions run as a member of visitor_functions (sql/002_roles.sql),
+which may do everything the API needs and nothing more (no DELETE, TRUNCATE or DDL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import sqlalchemy
+from sqlalchemy import text
+
+from devtools.ports import free_port
+from devtools.postgres import LocalPostgres
+from devtools.stack import ROOT, FunctionsServer
+from shared.db import _pg8000_url, sqlstate
+from shared.migrate import FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
+from tests.support import Api, new_guest_key, rows, scalar
+from tests.uploads_support import StorageEvents, UploadsWorld
+
+TABLES = ("users", "guests", "sessions", "responses", "visitor_merges")
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def url_as(url: str, user: str) -> str:
+    return _pg8000_url(url).set(username=user, password="not-checked-locally").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module")
+def functions_user(stack, engine):
+    """A login user of the stack's database whose only rights come from visitor_functions."""
+    user = f"visitors_fn_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{user}" LOGIN')
+    grant_functions_role(engine, user)
+    grant_functions_role(engine, user)  # a second grant is harmless
+    yield user
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :u"), {"u": user})
+        conn.exec_driver_sql(f'DROP ROLE "{user}"')
+
+
+@pytest.fixture(scope="module")
+def least_privileged_functions(stack, functions_user, tmp_path_factory):
+    """Every function under gunicorn, connecting to PostgreSQL as functions_user."""
+    env = {**stack.env(), "DATABASE_URL": url_as(stack.database_url, functions_user)}
+    server = FunctionsServer(free_port(), env, tmp_path_factory.mktemp("least") / "functions.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def functions_as_member(least_privileged_functions, db) -> Api:
+    return Api(least_privileged_functions.url)
+
+
+def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
+    assert scalar(db, "SELECT rolcanlogin FROM pg_roles WHERE rolname = :r", r=FUNCTIONS_ROLE) is False
+    grants = {(r.table_name, r.privilege_type) for r in rows(
+        db, "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
+        r=FUNCTIONS_ROLE)}
+    assert grants == {(table, privilege) for table in TABLES for privilege in ("SELECT", "INSERT", "UPDATE")}
+    sequence = rows(db, "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
+                        "has_sequence_privilege(:r, 'visitor_number_seq', 'UPDATE') AS update", r=FUNCTIONS_ROLE)[0]
+    assert (sequence.usage, sequence.update) == (True, False)
+    assert scalar(db, "SELECT has_table_privilege(:r, 'schema_migrations', 'SELECT')", r=FUNCTIONS_ROLE) is False
+
+
+def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functions_user, db, auth_emulator,
+                                                    firestore, bucket):
+    api = functions_as_member
+    key = new_guest_key()
+
+    # A guest: a session (and its retry), a response (and its retry), its record.
+    session = api.post("create_session", {"experimentId": "lp", "metadata": {"a": 1}}, guest=key)
+    assert session.status_code == 201, session.text
+    session = session.json()
+    again = api.post("create_session", {"sessionId": session["sessionId"], "experimentId": "lp"}, guest=key)
+    assert (again.status_code, again.json()) == (200, session)
+    response_id = str(uuid.uuid4())
+    submitted = api.post("submit_response", {"sessionId": session["sessionId"], "responseId": response_id,
+                                             "level": 2, "data": {"answer": "ja"}}, guest=key)
+    assert submitted.status_code == 201, submitted.text
+    retried = api.post("submit_response", {"sessionId": session["sessionId"], "responseId": response_id,
+                                           "level": 2, "data": {"answer": "ja"}}, guest=key)
+    assert (retried.status_code, retried.json()) == (200, submitted.json())
+    visitor = api.get("get_visitor", guest=key)
+    assert visitor.status_code == 200 and visitor.json()["sessions"][0]["responseCount"] == 1
+
+    # A user with a number of its own registers and claims the guest: a merge.
+    user = auth_emulator.new_user()
+    own = api.post("create_session", {}, token=user.id_token)
+    assert own.status_code == 201, own.text
+    registered = api.post("register", {"displayName": "Least"}, guest=key, token=user.id_token)
+    assert registered.status_code == 200, registered.text
+    assert registered.json()["migratedSessions"] == 1
+    assert registered.json()["mergedFromVisitorNumber"] == session["visitorNumber"]
+    assert api.post("create_session", {}, guest=key).json()["error"]["code"] == "guest_claimed"
+
+    # An upload of the user's session, tagged and recorded by the storage trigger.
+    world = UploadsWorld(api, db, firestore, bucket, StorageEvents(api.url("on_upload_finalized")))
+    item = world.upload(own.json()["sessionId"])
+    assert world.deliver(item).status_code < 300
+    assert world.stored(item["name"])["metadata"]["visitorNumber"] == str(own.json()["visitorNumber"])
+    assert len(world.uploads()) == 1
+
+    # What was stored, and that it was the functions' user that stored it.
+    assert scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE usename = :u", u=functions_user) >= 1
+    stored = rows(db, "SELECT id, user_id, visitor_number FROM sessions ORDER BY created_at")
+    assert [(str(r.id), r.user_id, r.visitor_number) for r in stored] == [
+        (session["sessionId"], user.uid, own.json()["visitorNumber"]),
+        (own.json()["sessionId"], user.uid, own.json()["visitorNumber"]),
+    ]
+    assert rows(db, "SELECT from_number, to_number FROM visitor_merges") == [
+        (session["visitorNumber"], own.json()["visitorNumber"])]
+    assert scalar(db, "SELECT count(*) FROM responses WHERE visitor_number = :n", n=own.json()["visitorNumber"]) == 1
+
+
+@pytest.mark.parametrize("statement", [
+    "DELETE FROM responses",
+    "DELETE FROM guests",
+    "TRUNCATE sessions CASCADE",
+    "DROP TABLE visitor_merges",
+    "ALTER TABLE users ADD COLUMN evil TEXT",
+    "CREATE TABLE evil (id INT)",
+    "CREATE INDEX evil_idx ON sessions (experiment_id)",
+    "ALTER SEQUENCE visitor_number_seq RESTART WITH 1",
+    "SELECT setval('visitor_number_seq', 1)",
+    "SELECT * FROM schema_migrations",
+    "DELETE FROM schema_migrations",
+    "CREATE ROLE evil LOGIN",
+    "GRANT visitor_functions TO postgres",
+])
+def test_the_role_may_not_delete_truncate_or_change_the_schema(stack, functions_user, db, statement):
+    guest = new_guest_key()
+    member = sqlalchemy.create_engine(url_as(stack.database_url, functions_user), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with member.begin() as conn:  # what the role may do, so there is something to delete
+            conn.execute(text(
+                "INSERT INTO guests (id, key_hash, visitor_number) "
+                "VALUES (gen_random_uuid(), sha256(convert_to(:k, 'UTF8')), nextval('visitor_number_seq'))"),
+                {"k": guest})
+        before = {table: scalar(db, f"SELECT count(*) FROM {table}") for table in TABLES}
+        with pytest.raises(sqlalchemy.exc.ProgrammingError) as refused:
+            with member.begin() as conn:
+                conn.exec_driver_sql(statement)
+    finally:
+        member.dispose()
+    assert sqlstate(refused.value) == INSUFFICIENT_PRIVILEGE, refused.value
+    assert {table: scalar(db, f"SELECT count(*) FROM {table}") for table in TABLES} == before
+    assert scalar(db, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'evil'") == 0
+    assert scalar(db, "SELECT to_regclass('evil')") is None
+
+
+def test_migrations_run_as_a_non_superuser_like_cloud_sqls_postgres_user(tmp_path):
+    """On Cloud SQL the migrating user has CREATEROLE and CREATEDB but is not a superuser."""
+    server = LocalPostgres(tmp_path / "cloudsql-like", free_port(), fast=True).start()
+    admin = sqlalchemy.create_engine(_pg8000_url(server.url), poolclass=sqlalchemy.pool.NullPool,
+                                     isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("CREATE ROLE migrator LOGIN CREATEROLE CREATEDB NOSUPERUSER")
+            conn.exec_driver_sql("CREATE DATABASE visitors OWNER migrator")
+        migrator = sqlalchemy.create_engine(url_as(server.url_for("visitors"), "migrator"),
+                                            poolclass=sqlalchemy.pool.NullPool)
+        try:
+            assert scalar(migrator, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
+            assert apply_migrations(migrator) == [path.name for path in migration_files()]
+            assert apply_migrations(migrator) == []
+            with migrator.begin() as conn:
+                conn.exec_driver_sql('CREATE ROLE "fn@project.iam" LOGIN')
+            grant_functions_role(migrator, "fn@project.iam")
+        finally:
+            migrator.dispose()
+
+        member = sqlalchemy.create_engine(url_as(server.url_for("visitors"), "fn@project.iam"),
+                                          poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with member.begin() as conn:
+                number = conn.execute(text("SELECT nextval('visitor_number_seq')")).scalar()
+                conn.execute(text("INSERT INTO users (id, visitor_number) VALUES ('u1', :n)"), {"n": number})
+            with pytest.raises(sqlalchemy.exc.ProgrammingError) as refused, member.begin() as conn:
+                conn.exec_driver_sql("DELETE FROM users")
+            assert sqlstate(refused.value) == INSUFFICIENT_PRIVILEGE
+            assert scalar(member, "SELECT id FROM users") == "u1"
+        finally:
+            member.dispose()
+    finally:
+        admin.dispose()
+        server.destroy()
+
+
+def test_migrate_command_makes_each_functions_user_a_member(stack, engine, db):
+    users = [f"fn_{uuid.uuid4().hex[:8]}@project.iam", f"fn_{uuid.uuid4().hex[:8]}"]
+    with engine.begin() as conn:
+        for user in users:
+            conn.exec_driver_sql(f'CREATE ROLE "{user}" LOGIN')
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "shared.migrate", *(f"--functions-user={user}" for user in users)],
+            env={"PATH": os.environ["PATH"], "DATABASE_URL": stack.database_url}, cwd=ROOT,
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "schema up to date" in result.stdout
+        for user in users:
+            assert f"{user} is a member of {FUNCTIONS_ROLE}" in result.stdout
+            assert scalar(db, "SELECT pg_has_role(:u, :r, 'MEMBER')", u=user, r=FUNCTIONS_ROLE) is True
+    finally:
+        with engine.begin() as conn:
+            for user in users:
+                conn.exec_driver_sql(f'DROP ROLE "{user}"')

@@ -1,0 +1,196 @@
+"""`make deploy DRY_RUN=1`: the exact commands of a deploy, printed by running make itself."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from devtools.deploy import HTTP_FUNCTIONS
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SETTINGS = {
+    "PROJECT": "acme-study",
+    "REGION": "europe-west1",
+    "BUCKET": "acme-study.appspot.com",
+    "INSTANCE_CONNECTION_NAME": "acme-study:europe-west1:visitors",
+}
+
+
+def make_deploy(**variables: str) -> subprocess.CompletedProcess:
+    # A clean environment: only what make needs and the variables of this call.
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    arguments = [f"{name}={value}" for name, value in variables.items()]
+    return subprocess.run(["make", "--no-print-directory", "deploy", *arguments], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def printed_commands(**overrides: str) -> list[list[str]]:
+    result = make_deploy(DRY_RUN="1", **{**SETTINGS, **overrides})
+    assert result.returncode == 0, result.stderr
+    return [shlex.split(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def flags(argv: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for arg in argv:
+        if arg.startswith("--"):
+            name, _, value = arg.partition("=")
+            found.setdefault(name, []).append(value)
+    return found
+
+
+def env_vars(argv: list[str]) -> dict[str, str]:
+    (value,) = flags(argv)["--set-env-vars"]
+    assert value.startswith("^;^"), "pairs are ;-separated: ALLOWED_ORIGINS holds commas"
+    return dict(pair.split("=", 1) for pair in value[3:].split(";"))
+
+
+def deploys(commands: list[list[str]]) -> dict[str, list[str]]:
+    return {argv[3]: argv for argv in commands if argv[:3] == ["gcloud", "functions", "deploy"]}
+
+
+def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
+    commands = printed_commands()
+    deployed = deploys(commands)
+    assert set(deployed) == {*HTTP_FUNCTIONS, "on_upload_finalized"}
+    for name, argv in deployed.items():
+        f = flags(argv)
+        assert "--gen2" in f
+        assert f["--region"] == ["europe-west1"] and f["--project"] == ["acme-study"]
+        assert f["--runtime"] == ["python311"] and f["--source"] == ["."]
+        assert f["--entry-point"] == [name]
+        env = env_vars(argv)
+        assert env["INSTANCE_CONNECTION_NAME"] == "acme-study:europe-west1:visitors"
+        assert env["GOOGLE_CLOUD_PROJECT"] == "acme-study"
+        assert env["DB_USER"] == "visitors-functions" and env["DB_NAME"] == "visitors"
+    for name in HTTP_FUNCTIONS:
+        f = flags(deployed[name])
+        assert f["--service-account"] == ["visitors-functions@acme-study.iam.gserviceaccount.com"]
+        assert "--trigger-http" in f and "--allow-unauthenticated" in f
+        assert "--retry" not in f and "--trigger-event-filters" not in f
+        assert env_vars(deployed[name])["ALLOWED_ORIGINS"] == \
+            "https://acme-study.web.app,https://acme-study.firebaseapp.com"
+
+
+def test_the_storage_trigger_filters_on_the_bucket_and_retries():
+    f = flags(deploys(printed_commands())["on_upload_finalized"])
+    assert sorted(f["--trigger-event-filters"]) == ["bucket=acme-study.appspot.com",
+                                                    "type=google.cloud.storage.object.v1.finalized"]
+    assert "--retry" in f and "--trigger-http" not in f and "--allow-unauthenticated" not in f
+    # Its own identities: the code's (Storage, Firestore) and Eventarc's (invoking it).
+    assert f["--service-account"] == ["visitors-uploads@acme-study.iam.gserviceaccount.com"]
+    assert f["--trigger-service-account"] == ["visitors-events@acme-study.iam.gserviceaccount.com"]
+    assert env_vars(deploys(printed_commands())["on_upload_finalized"])["STORAGE_BUCKET"] == "acme-study.appspot.com"
+
+
+def test_secrets_come_from_secret_manager_never_inline():
+    # A password in the deployer's environment must not leak into any command.
+    sentinel = "sentinel-pass-7f3a"
+    commands = printed_commands(DB_PASS=sentinel, MIGRATE_DB_PASS=sentinel)
+    for argv in deploys(commands).values():
+        assert flags(argv)["--set-secrets"] == ["DB_PASS=visitors-db-password:latest"]
+        assert "DB_PASS" not in env_vars(argv)
+    printed = "\n".join(shlex.join(argv) for argv in commands)
+    assert sentinel not in printed
+    assert printed.count("DB_PASS") == len(deploys(commands)) + 1  # --set-secrets, and the migration's $(...)
+
+
+def test_migrations_run_once_before_the_functions_with_the_password_read_from_secret_manager():
+    commands = printed_commands()
+    migrations = [i for i, argv in enumerate(commands) if "shared.migrate" in argv]
+    assert len(migrations) == 1
+    (index,) = migrations
+    first_function = min(i for i, argv in enumerate(commands) if argv[:3] == ["gcloud", "functions", "deploy"])
+    assert index < first_function
+    argv = commands[index]
+    assert argv[0] == "env"
+    assignments = dict(a.split("=", 1) for a in argv[1:] if "=" in a and not a.startswith("-"))
+    assert assignments["INSTANCE_CONNECTION_NAME"] == "acme-study:europe-west1:visitors"
+    assert assignments["DB_USER"] == "postgres"
+    assert assignments["DB_PASS"] == ("$(gcloud secrets versions access latest "
+                                      "--secret=visitors-db-migrator-password --project=acme-study)")
+    assert argv[-3:] == ["-m", "shared.migrate", "--functions-user=visitors-functions"]
+
+
+def test_firebase_rules_and_hosting_are_deployed_last():
+    commands = printed_commands()
+    assert commands[-1] == ["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
+                            "--project", "acme-study"]
+
+
+def test_iam_database_auth_sends_no_password_at_all():
+    commands = printed_commands(DB_IAM_AUTH="true")
+    deployed = deploys(commands)
+    for name, argv in deployed.items():
+        assert "--set-secrets" not in flags(argv)
+        env = env_vars(argv)
+        assert env["DB_IAM_AUTH"] == "true"
+        # Each service account is its own database user, and each joins visitor_functions.
+        account = flags(argv)["--service-account"][0]
+        assert env["DB_USER"] == account.removesuffix(".gserviceaccount.com")
+    (migrate,) = [argv for argv in commands if "shared.migrate" in argv]
+    assert migrate[-2:] == ["--functions-user=visitors-functions@acme-study.iam",
+                            "--functions-user=visitors-uploads@acme-study.iam"]
+
+
+def test_sizing_and_options_are_passed_through():
+    deployed = deploys(printed_commands(MAX_INSTANCES="3", DB_POOL_SIZE="4", DB_MAX_OVERFLOW="0",
+                                        TRIGGER_LOCATION="eu", ALLOWED_ORIGINS="https://a.example,https://b.example"))
+    f = flags(deployed["create_session"])
+    assert f["--max-instances"] == ["3"]
+    assert env_vars(deployed["create_session"])["DB_POOL_SIZE"] == "4"
+    assert env_vars(deployed["register"])["ALLOWED_ORIGINS"] == "https://a.example,https://b.example"
+    assert flags(deployed["on_upload_finalized"])["--trigger-location"] == ["eu"]
+
+
+@pytest.mark.parametrize("missing", sorted(SETTINGS))
+def test_a_missing_variable_is_one_line_naming_it_and_nothing_runs(missing):
+    result = make_deploy(DRY_RUN="1", **{k: v for k, v in SETTINGS.items() if k != missing})
+    assert result.returncode != 0
+    assert result.stdout.strip() == ""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
+    assert lines == [f"make deploy: {missing} is not set: make deploy {missing}=... (see README, Deployment)"]
+
+
+def test_more_connections_than_the_database_allows_is_refused():
+    result = make_deploy(DRY_RUN="1", **SETTINGS, MAX_INSTANCES="50")
+    assert result.returncode != 0 and result.stdout.strip() == ""
+    assert "exceed DB_MAX_CONNECTIONS=100" in result.stderr
+    assert make_deploy(DRY_RUN="1", **SETTINGS, MAX_INSTANCES="50", DB_MAX_CONNECTIONS="1000").returncode == 0
+
+
+def test_a_region_other_than_the_hosting_rewrites_is_refused():
+    result = make_deploy(DRY_RUN="1", **{**SETTINGS, "REGION": "us-central1"})
+    assert result.returncode != 0
+    assert "firebase.json's hosting rewrites use region europe-west1 but REGION=us-central1" in result.stderr
+
+
+# The Cloud SDK parses every printed gcloud command: a misspelt flag or a bad value
+# fails there, before any account is needed (an empty configuration has none).
+if shutil.which("gcloud"):
+    def test_gcloud_accepts_every_printed_command():
+        commands = [argv for argv in printed_commands() if argv[:3] == ["gcloud", "functions", "deploy"]]
+        with tempfile.TemporaryDirectory() as config:
+            env = {"PATH": os.environ["PATH"], "CLOUDSDK_CONFIG": config, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+                   "HOME": config}
+            for argv in commands + [argv[:-1] + ["--no-such-flag"] for argv in commands[:1]]:
+                result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                assert result.returncode != 0  # no account: nothing can be deployed from here
+                if argv[-1] == "--no-such-flag":
+                    assert "unrecognized arguments" in result.stderr
+                else:
+                    assert "unrecognized arguments" not in result.stderr and "Bad syntax" not in result.stderr
+                    assert "active account" in result.stderr, result.stderr
+
+
+def test_the_upload_leaves_out_what_is_not_deployed():
+    ignored = {line.strip() for line in (ROOT / ".gcloudignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".venv/", "node_modules/", ".local/", "tests/", "devtools/", ".git/"} <= ignored
+    assert not {"main.py", "functions/", "shared/", "requirements.txt"} & ignored
