@@ -60,7 +60,7 @@ def credentials(api, auth_emulator, tmp_path) -> Path:
     return path
 
 
-def run_schemathesis(stack, credentials: Path, log: Path) -> subprocess.CompletedProcess:
+def run_schemathesis(stack, credentials: Path, log: Path, workdir: Path) -> subprocess.CompletedProcess:
     command = [str(SCHEMATHESIS), "run", str(ROOT / "openapi.yaml"), "--url", stack.env()["FUNCTIONS_URL"],
                "--seed", str(SEED), "--max-examples", str(EXAMPLES), "--phases", PHASES, "--workers", "1",
                "--checks", CHECKS, "--request-timeout", "30"]
@@ -71,14 +71,15 @@ def run_schemathesis(stack, credentials: Path, log: Path) -> subprocess.Complete
            "FUZZ_ALLOWED_ORIGIN": ALLOWED_ORIGIN, "FUZZ_LOG": str(log)}
     cap = TIME_CAP + (float(MAX_TIME) if MAX_TIME else 0)
     try:
-        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=cap)
+        # Run in a temporary folder: schemathesis keeps a .schemathesis/ cache in its working directory.
+        return subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True, timeout=cap)
     except subprocess.TimeoutExpired as error:
         pytest.fail(f"the fuzz run took over its cap of {cap:.0f} s; output so far:\n{error.stdout}")
 
 
 def test_fuzzed_requests_conform_and_refusals_store_nothing(stack, db, credentials, tmp_path):
     log = tmp_path / "requests.jsonl"
-    result = run_schemathesis(stack, credentials, log)
+    result = run_schemathesis(stack, credentials, log, tmp_path)
 
     assert result.returncode == 0, f"schemathesis found problems (seed {SEED}):\n{result.stdout[-20000:]}"
     entries = [json.loads(line) for line in log.read_text().splitlines()]
