@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev test install migrate backfill clean bench deploy
+.PHONY: dev test install migrate backfill clean bench deploy fuzz
 
 dev: install
 	$(PY) -m devtools.dev
@@ -45,6 +45,17 @@ browser:
 	else \
 	  echo "make test: $(CHROMIUM) is missing (needs root and apt-get to install it); the browser tests will skip: install the Debian packages chromium and chromium-driver"; \
 	fi
+
+# The fuzz test of `make test` (tests/contract/test_fuzz.py), longer: every schemathesis phase,
+# more cases, repeated until FUZZ_MAX_TIME seconds are spent. Starts its own stack.
+FUZZ_EXAMPLES ?= 300
+FUZZ_MAX_TIME ?= 600
+FUZZ_SEED ?= 20261123
+
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) FUZZ_SEED=$(FUZZ_SEED) \
+	FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+	  $(PY) -m pytest tests/contract/test_fuzz.py -k fuzzed -s $(PYTEST_ARGS)
 
 # Apply sql/ to the database in DATABASE_URL (or the Cloud SQL settings).
 migrate: $(PY_OK)
