@@ -153,6 +153,7 @@ async function start() {
   auth = await Auth.start(config);
   api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken() });
   storage = new Storage(config);
+  $("start").disabled = false; // index.html disables it until the config and the SDK are ready
   await restore();
   await restoreUpload();
 }
