@@ -9,12 +9,12 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev test install migrate backfill clean bench deploy fuzz
+.PHONY: dev test install bundle migrate backfill clean bench deploy fuzz
 
-dev: install
+dev: install bundle
 	$(PY) -m devtools.dev
 
-test: install browser
+test: install browser bundle
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(PY_OK) $(NODE_OK)
@@ -30,6 +30,16 @@ $(NODE_OK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The page's bundle: public/app.js and the modules it imports, with the Firebase JS SDK from
+# node_modules, bundled by esbuild (`npm run build`, also firebase.json's hosting predeploy)
+# into public/build/ (git-ignored). Rebuilt when a module or the installed packages change.
+BUNDLE := public/build/app.js
+
+bundle: $(BUNDLE)
+
+$(BUNDLE): $(NODE_OK) $(wildcard public/*.js)
+	npm run --silent build
+
 # Chromium for tests/e2e/test_browser.py: Debian's package, driven by the playwright pip package
 # (never a browser download). Installed with apt when missing and we are root on a Debian-like
 # machine (about a minute); otherwise one line is printed and the browser tests skip.
@@ -43,7 +53,7 @@ browser:
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
 	    || echo "make test: apt-get install chromium failed; the browser tests will skip"; \
 	else \
-	  echo "make test: $(CHROMIUM) is missing (needs root and apt-get to install it); the browser tests will skip: install the Debian packages chromium and chromium-driver"; \
+	  echo "make test: $(CHROMIUM) is missing (needs root and apt-get to install it); the browser tests will skip: install the Debian package chromium"; \
 	fi
 
 # The fuzz test of `make test` (tests/contract/test_fuzz.py), longer: every schemathesis phase,
@@ -85,4 +95,4 @@ bench: install $(BENCH_OK)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache
+	rm -rf $(VENV) node_modules .local .pytest_cache public/build test-results

@@ -7,8 +7,10 @@ so a request is handled exactly as `functions-framework --target NAME` would
 handle it; this module only dispatches by the first path segment, the way
 Cloud Functions names its URLs. Run it with gunicorn: `devtools.serve:app`.
 
-Dev only, never deployed: /config.js tells the page where the emulators are,
-and /storage/... forwards to the Storage emulator (gcp-storage-emulator sends
+Dev only, never deployed: /config.json tells the page where the emulators are
+(in place of public/config.json, the production values), /__/firebase/init.json
+is a demo Firebase web config (Firebase Hosting serves the project's real one
+there), and /storage/... forwards to the Storage emulator (gcp-storage-emulator sends
 no CORS headers, so the page reaches it same-origin through here).
 """
 
@@ -30,20 +32,25 @@ STORAGE_PREFIX = "storage"  # dev-only proxy to the Storage emulator
 
 
 def page_config() -> dict:
-    """What the page needs to find the functions and the emulators (served as /config.js)."""
-    bucket = os.environ.get("STORAGE_BUCKET", "")
+    """What the page needs to find the functions and the emulators (served as /config.json)."""
     return {
         "functionsUrl": "/api",
         "authEmulatorUrl": (f"http://{os.environ['FIREBASE_AUTH_EMULATOR_HOST']}"
                             if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") else ""),
         "storageUrl": f"/{STORAGE_PREFIX}" if os.environ.get("STORAGE_EMULATOR_HOST") else "",
-        "bucket": bucket,
-        "apiKey": "demo-api-key",  # the emulators accept any key
+        "bucket": os.environ.get("STORAGE_BUCKET", ""),
     }
 
 
-def config_js(config: dict) -> bytes:
-    return f"export default {json.dumps(config, indent=2)};\n".encode()
+def firebase_init() -> dict:
+    """The Firebase web config of the demo project (what Hosting serves at /__/firebase/init.json)."""
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-visitors")
+    return {"apiKey": "demo-api-key",  # the emulators accept any key
+            "projectId": project, "authDomain": f"{project}.firebaseapp.com",
+            "storageBucket": os.environ.get("STORAGE_BUCKET", "")}
+
+
+DEV_FILES = {"/config.json": page_config, "/__/firebase/init.json": firebase_init}
 
 
 def _answer(start_response, status: str, body: bytes, content_type: str, extra=()):
@@ -52,13 +59,10 @@ def _answer(start_response, status: str, body: bytes, content_type: str, extra=(
 
 
 def _page_app(missing: bytes):
-    """public/ (index.html for /) served by werkzeug's SharedDataMiddleware, /config.js
+    """public/ (index.html for /) served by werkzeug's SharedDataMiddleware, the DEV_FILES
     made from the environment; anything else is the JSON 404 of the functions."""
 
     def not_found(environ, start_response):
-        if environ.get("PATH_INFO") == "/config.js":
-            return _answer(start_response, "200 OK", config_js(page_config()), "text/javascript; charset=utf-8",
-                           [("Cache-Control", "no-store")])
         return _answer(start_response, "404 Not Found", missing, "application/json")
 
     files = SharedDataMiddleware(not_found, {"/": str(PUBLIC)}, cache_timeout=0)
@@ -66,7 +70,11 @@ def _page_app(missing: bytes):
     def page(environ, start_response):
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return not_found(environ, start_response)
-        if environ.get("PATH_INFO", "") in ("", "/"):
+        path = environ.get("PATH_INFO", "")
+        if path in DEV_FILES:
+            body = json.dumps(DEV_FILES[path](), indent=2).encode()
+            return _answer(start_response, "200 OK", body, "application/json", [("Cache-Control", "no-store")])
+        if path in ("", "/"):
             environ["PATH_INFO"] = "/index.html"
         return files(environ, start_response)
 

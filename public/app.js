@@ -1,7 +1,7 @@
 // The page's flow: start a session, answer questions, upload a file, sign up, and
 // restore all of it after a reload (get_visitor).
 
-import config from "./config.js";
+import { loadConfig } from "./config.js";
 import { ApiError, Client, guestKey } from "./client.js";
 import { Auth } from "./auth.js";
 import { Storage } from "./storage.js";
@@ -15,9 +15,7 @@ const SESSION = "sessionId";
 const MIGRATED = "migratedSessions";
 const LAST_UPLOAD = "lastUpload";
 
-const auth = new Auth(config);
-const api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken() });
-const storage = new Storage(config);
+let auth, api, storage; // made in start(), once the config is loaded
 const $ = (id) => document.getElementById(id);
 
 let state = { visitorNumber: null, sessionId: null, answered: 0 };
@@ -35,8 +33,8 @@ function render() {
   $("question").textContent = QUESTIONS[Math.min(answered, QUESTIONS.length - 1)];
   const done = started && answered >= QUESTIONS.length;
   $("upload-step").hidden = !done;
-  $("signup-step").hidden = !done || auth.user !== null;
-  const user = auth.user;
+  const user = auth ? auth.user : null;
+  $("signup-step").hidden = !done || user !== null;
   $("account").hidden = !user;
   if (user) {
     const migrated = localStorage.getItem(MIGRATED);
@@ -136,6 +134,7 @@ $("upload-form").addEventListener("submit", action(async () => {
 
 $("signup-form").addEventListener("submit", action(async () => {
   await auth.signUp($("email").value, $("password").value);
+  // register sends the SDK's ID token (user.getIdToken()) with the guest key.
   const result = await api.register({});
   localStorage.setItem(MIGRATED, String(result.migratedSessions));
   state.visitorNumber = result.user.visitorNumber;
@@ -149,9 +148,18 @@ async function restoreUpload() {
   }
 }
 
-try {
+async function start() {
+  const config = await loadConfig();
+  auth = await Auth.start(config);
+  api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken() });
+  storage = new Storage(config);
+  $("start").disabled = false; // index.html disables it until the config and the SDK are ready
   await restore();
   await restoreUpload();
+}
+
+try {
+  await start();
 } catch (error) {
   showError(error);
 }

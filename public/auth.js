@@ -1,65 +1,50 @@
-// Email/password sign-up against the Firebase Auth emulator's REST API (the calls the
-// Firebase JS SDK makes), with the session kept in localStorage so a reload stays signed in.
+// Email/password sign-up with the Firebase JS SDK (bundled from npm), on the Auth emulator
+// when config.authEmulatorUrl is set. The SDK keeps the user in IndexedDB, so a reload
+// stays signed in, and refreshes the ID token when it expires.
+
+import { initializeApp } from "firebase/app";
+import {
+  browserLocalPersistence,
+  connectAuthEmulator,
+  createUserWithEmailAndPassword,
+  indexedDBLocalPersistence,
+  initializeAuth,
+} from "firebase/auth";
 
 import { ApiError } from "./client.js";
 
-const USER = "authUser";
-
 export class Auth {
-  constructor({ authEmulatorUrl, apiKey }) {
-    this.base = authEmulatorUrl.replace(/\/$/, "");
-    this.apiKey = apiKey;
+  // Resolves once the SDK has restored the user of an earlier visit (or knows there is none).
+  static async start({ firebase, authEmulatorUrl }) {
+    // initializeAuth rather than getAuth: email/password only, so no popup/redirect
+    // resolver and nothing loaded from the authDomain.
+    const auth = initializeAuth(initializeApp(firebase), {
+      persistence: [indexedDBLocalPersistence, browserLocalPersistence],
+    });
+    if (authEmulatorUrl) connectAuthEmulator(auth, authEmulatorUrl, { disableWarnings: true });
+    await auth.authStateReady();
+    return new Auth(auth);
+  }
+
+  constructor(auth) {
+    this.auth = auth;
   }
 
   get user() {
-    const saved = localStorage.getItem(USER);
-    return saved ? JSON.parse(saved) : null;
+    return this.auth.currentUser;
   }
 
   async signUp(email, password) {
-    const data = await this.post("identitytoolkit.googleapis.com/v1/accounts:signUp",
-      { email, password, returnSecureToken: true });
-    return this.keep({ email: data.email, uid: data.localId, idToken: data.idToken,
-                       refreshToken: data.refreshToken, expiresIn: data.expiresIn });
-  }
-
-  // The ID token, refreshed when it is (about to be) expired; null when signed out.
-  async getIdToken() {
-    const user = this.user;
-    if (!user) return null;
-    if (Date.now() < user.expiresAt - 60_000) return user.idToken;
-    const data = await this.post("securetoken.googleapis.com/v1/token",
-      { grant_type: "refresh_token", refresh_token: user.refreshToken });
-    return this.keep({ ...user, idToken: data.id_token, refreshToken: data.refresh_token,
-                       expiresIn: data.expires_in }).idToken;
-  }
-
-  signOut() {
-    localStorage.removeItem(USER);
-  }
-
-  keep({ expiresIn, ...user }) {
-    const saved = { ...user, expiresAt: Date.now() + Number(expiresIn || 3600) * 1000 };
-    localStorage.setItem(USER, JSON.stringify(saved));
-    return saved;
-  }
-
-  async post(path, body) {
-    let response;
     try {
-      response = await fetch(`${this.base}/${path}?key=${encodeURIComponent(this.apiKey)}`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
+      return (await createUserWithEmailAndPassword(this.auth, email, password)).user;
     } catch (error) {
-      throw new ApiError("network", `Could not reach the Auth emulator: ${error.message}`);
+      // error.code is the SDK's, e.g. "auth/email-already-in-use".
+      throw new ApiError(error.code || "auth", `Sign-up failed: ${error.message}`);
     }
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const message = (data.error && data.error.message) || `HTTP ${response.status}`;
-      throw new ApiError("auth", `Sign-up failed: ${message}`, response.status);
-    }
-    return data;
+  }
+
+  // The signed-in user's ID token (the SDK refreshes it when needed); null for a guest.
+  getIdToken() {
+    return this.user ? this.user.getIdToken() : Promise.resolve(null);
   }
 }

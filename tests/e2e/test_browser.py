@@ -2,36 +2,49 @@
 (the Python package, never a browser download), against the test stack.
 
 `make test` installs Chromium with apt when it is missing on a Debian-like machine where
-it runs as root; elsewhere these tests skip and name the packages to install.
+it runs as root, and builds the page's bundle (public/build/); elsewhere the browser tests
+skip before the stack starts, naming the package to install.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import json
 import re
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
 from devtools.ports import free_port
-from devtools.stack import FunctionsServer, ROOT
+from devtools.stack import BUCKET, PROJECT, ROOT, FunctionsServer
 from tests.support import rows
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 20_000
+BUNDLE = ROOT / "public" / "build" / "app.js"
+OUTPUT = ROOT / "test-results"
+
+# A skip mark, not a skip inside a fixture: it is decided before any fixture, so a machine
+# without Chromium skips these tests without starting the stack.
+in_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
+    reason=f"{CHROMIUM} is missing: install the Debian package chromium (apt-get install chromium), "
+           "which `make test` does as root" if not CHROMIUM.exists()
+    else "the playwright package is missing: run `make install` (requirements-dev.txt)")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install the Debian packages chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver) to run the browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package (requirements-dev.txt)")
+    if not BUNDLE.exists():
+        pytest.fail(f"{BUNDLE.relative_to(ROOT)} is missing: run the tests with `make test`, or `npm run build` first")
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
@@ -58,13 +71,25 @@ def bridge(stack, bucket, firestore):
     bridge.stop()
 
 
+@pytest.fixture
+def output_dir(request):
+    """test-results/<test name>/ (git-ignored), emptied: what a test leaves for a person to look at."""
+    path = OUTPUT / re.sub(r"[^\w.-]", "_", request.node.name)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def header(page):
     return page.locator("#status")
 
 
-def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_path):
+@in_chromium
+def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_path, output_dir):
     from playwright.sync_api import expect
 
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(stack.env()["FUNCTIONS_URL"] + "/")
     expect(page.get_by_role("button", name="Start")).to_be_visible()
     page.get_by_role("button", name="Start").click()
@@ -93,6 +118,8 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     page.get_by_label("Password").fill("correct-horse")
     page.get_by_role("button", name="Sign up").click()
     expect(page.locator("#account")).to_have_text("Signed in as ada@example.com • 1 session migrated")
+    # The Firebase JS SDK signed up on the Auth emulator (connectAuthEmulator).
+    assert f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=demo-api-key" in requested
     expect(header(page)).to_have_text("Visitor #1 • Level 3 • 100% Complete")
     expect(page.locator("#history li")).to_have_text([f"Session {session_id[:8]} • 3 answers"])
     assert page.evaluate("localStorage.getItem('guestKey')") is None
@@ -105,9 +132,13 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     expect(page.locator("#history li")).to_have_text([f"Session {session_id[:8]} • 3 answers"])
     expect(page.locator('#upload-metadata dd[data-key="visitorNumber"]')).to_have_text("1")
     expect(page.locator("#error")).to_be_hidden()
-    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    # Nothing from a CDN: every request went to the stack on this machine.
+    assert all(url.startswith("http://127.0.0.1:") for url in requested), requested
+    page.screenshot(path=str(output_dir / "page.png"), full_page=True)
+    assert (output_dir / "page.png").stat().st_size > 0
 
 
+@in_chromium
 def test_reload_restores_a_guest(stack, api, db, page):
     from playwright.sync_api import expect
 
@@ -122,6 +153,7 @@ def test_reload_restores_a_guest(stack, api, db, page):
     expect(page.get_by_role("button", name="Start")).to_be_hidden()
 
 
+@in_chromium
 def test_an_error_answer_shows_as_a_message(stack, api, db, page):
     from playwright.sync_api import expect
 
@@ -140,9 +172,14 @@ def test_functions_serve_the_page_and_api_aliases(stack, api, db):
     index = requests.get(f"{base}/", timeout=10)
     assert index.status_code == 200 and index.headers["Content-Type"].startswith("text/html")
     assert requests.get(f"{base}/index.html", timeout=10).text == index.text
-    assert requests.get(f"{base}/app.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
-    config = requests.get(f"{base}/config.js", timeout=10).text
-    assert '"functionsUrl": "/api"' in config and stack.auth.host in config
+    assert 'src="build/app.js"' in index.text
+    assert requests.get(f"{base}/build/app.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
+    # The dev server's settings stand in for the committed production ones.
+    assert requests.get(f"{base}/config.json", timeout=10).json() == {
+        "functionsUrl": "/api", "authEmulatorUrl": f"http://{stack.auth.host}", "storageUrl": "/storage",
+        "bucket": BUCKET}
+    assert json.loads((ROOT / "public" / "config.json").read_text())["functionsUrl"] == "/api"
+    assert requests.get(f"{base}/__/firebase/init.json", timeout=10).json()["projectId"] == PROJECT
     created = requests.post(f"{base}/api/create_session", json={}, headers={"X-Guest-Key": "k" * 40}, timeout=10)
     assert created.status_code == 201 and created.json()["visitorNumber"] == 1
     assert requests.get(f"{base}/api/no_such_function", timeout=10).status_code == 404
@@ -153,16 +190,18 @@ def test_functions_serve_the_page_and_api_aliases(stack, api, db):
 
 @pytest.fixture
 def page_origin(stack):
-    """public/ served by a plain static server on its own port, told where the functions are."""
-    config = {"functionsUrl": "", "authEmulatorUrl": f"http://{stack.auth.host}", "storageUrl": "",
-              "bucket": "", "apiKey": "demo-api-key"}
+    """public/ served by a plain static server on its own port (as Firebase Hosting would serve
+    it), told where the functions are by its config.json."""
+    config = {"functionsUrl": "", "authEmulatorUrl": f"http://{stack.auth.host}", "storageUrl": ""}
+    firebase = {"apiKey": "demo-api-key", "projectId": PROJECT}
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def do_GET(self):
-            if self.path == "/config.js":
-                body = f"export default {json.dumps(config)};\n".encode()
+            answers = {"/config.json": config, "/__/firebase/init.json": firebase}
+            if self.path in answers:
+                body = json.dumps(answers[self.path]).encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/javascript")
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -192,6 +231,7 @@ def functions_allowing(stack, tmp_path, page_origin):
     server.stop()
 
 
+@in_chromium
 def test_another_origin_in_allowed_origins_may_call_the_functions(db, page, page_origin, functions_allowing):
     from playwright.sync_api import expect
 
@@ -203,6 +243,7 @@ def test_another_origin_in_allowed_origins_may_call_the_functions(db, page, page
     expect(page.locator("#error")).to_be_hidden()
 
 
+@in_chromium
 def test_another_origin_not_allowed_sees_the_refusal_as_a_message(stack, api, db, page, page_origin):
     from playwright.sync_api import expect
 
