@@ -275,8 +275,9 @@ def bench_db(engine) -> None:
                        ("ceiling: one INSERT ... nextval()", ceiling)):
         statements, trips = counter.measure(call)
         notes.append(f"{name}: {statements:.1f} SQL statements and {trips:.1f} server round trips per call "
-                     "(pg8000 waits for the server: 3 per statement with parameters, 1 per statement "
-                     "without, BEGIN 1, COMMIT 3; no BEGIN/COMMIT for a single statement).")
+                     "(pg8000 waits for the server: 1 per execution of a prepared statement, as "
+                     "shared.db.single_statement runs them, plus 1 to prepare it once per connection; "
+                     "unprepared, 3 per statement with parameters and 1 without; BEGIN 1, COMMIT 3).")
     variants = (("ceiling", ceiling), ("seed", seed), ("product", product))
     for call in (ceiling, seed, product):
         call()  # warm every connection path once
@@ -288,6 +289,23 @@ def bench_db(engine) -> None:
             for key, call in variants:
                 series[key].add(*timed_threads(call, threads, count, seconds))
         return series
+
+    def plans() -> None:
+        # The server's own count, on one pooled connection: how often create_session's
+        # statement ran on the generic plan, i.e. without being planned again.
+        from sqlalchemy import text
+
+        from shared.db import single_statement
+
+        with single_statement(engine) as conn:
+            row = conn.execute(text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%INSERT INTO guests%' ORDER BY generic_plans DESC LIMIT 1")).first()
+        if row is not None:
+            notes.append(f"create_session's prepared statement on one pooled connection: {row.generic_plans} "
+                         f"executions on the generic plan (not planned again), {row.custom_plans} planned "
+                         "for their parameters (PostgreSQL plans the first five, then keeps a generic plan "
+                         "when it costs no more).")
 
     for threads in (1, 16):
         series = compare(threads)
@@ -306,6 +324,7 @@ def bench_db(engine) -> None:
                     f"shared.visitors.create_session without HTTP reaches {prod.throughput / HTTP_CEILING_32:.2f}.")
             goal(f"DB path >= 3x seed-style at 16 threads: {vs_seed:.2f}x", vs_seed >= 3)
             goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
+    plans()
 
 
 # --- 3. cold start ---------------------------------------------------------------------------

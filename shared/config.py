@@ -30,9 +30,11 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
-def _bool(name: str) -> bool:
+def _bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
+    if not raw:
+        return default
+    if raw in ("0", "false", "no"):
         return False
     if raw in ("1", "true", "yes"):
         return True
@@ -54,6 +56,7 @@ class DatabaseSettings:
     max_overflow: int
     pool_timeout: int
     statement_timeout_ms: int
+    prepared_statements: bool = True
 
     @classmethod
     def from_env(cls) -> "DatabaseSettings":
@@ -64,6 +67,7 @@ class DatabaseSettings:
             max_overflow=_int("DB_MAX_OVERFLOW", 2),
             pool_timeout=_int("DB_POOL_TIMEOUT", 10, minimum=1),
             statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 5000),
+            prepared_statements=_bool("DB_PREPARED_STATEMENTS", default=True),
         )
         if instance:
             if instance.count(":") != 2:

@@ -123,6 +123,9 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         if sqlstate(context.original_exception) in _SERVER_GONE_SQLSTATES:
             context.is_disconnect = True
 
+    if settings.prepared_statements:
+        event.listen(engine, "do_execute", _execute_prepared)
+
     @event.listens_for(engine, "connect")
     def _set_session_defaults(dbapi_connection, _record):
         # Every read and write of the connection, also on the connector's socket
@@ -232,8 +235,12 @@ def single_statement(engine: Engine) -> Iterator[Connection]:
     driver's own autocommit switch is used rather than SQLAlchemy's AUTOCOMMIT
     isolation level, whose reset on return to the pool costs more round trips
     than it saves. Nothing written here can be rolled back by raising.
+
+    Its statements run as named prepared statements of the connection (see
+    _execute_prepared): one wait each, planned once. Pass only constant SQL texts.
     """
     with _unavailable_when_transient(), engine.connect() as connection:
+        connection.execution_options(**{_PREPARE: True})
         driver_connection = connection.connection.dbapi_connection
         driver_connection.autocommit = True
         try:
@@ -242,6 +249,54 @@ def single_statement(engine: Engine) -> Iterator[Connection]:
         finally:
             # Back to the pool as it came out of it: transactions for everyone else.
             driver_connection.autocommit = False
+
+
+# Statements a connection keeps prepared at most: the product's single-statement
+# texts are a handful of constants; a text built at run time must not grow the
+# server's memory without end, so past this the rest run unprepared.
+MAX_PREPARED_PER_CONNECTION = 32
+
+_PREPARE = "prepare"  # the execution option single_statement sets
+
+
+def _execute_prepared(cursor, statement: str, parameters, context) -> bool:
+    """SQLAlchemy's do_execute hook: run the statement as a named prepared statement
+    of its connection, when the execution asked for one (single_statement does).
+
+    pg8000 sends every statement unnamed: Parse, Describe, Bind and Execute in
+    three waits for the server, and the server plans it afresh each time (for
+    create_session, planning is most of the server's work; bench/README.md). A
+    named statement is parsed once per connection (pg8000's prepare_statement);
+    each execution is then Bind + Execute in one wait, on a plan the server may
+    keep. Returns False to let pg8000 execute as usual: outside single_statement,
+    where pg8000 itself opens the transaction, or once the connection holds
+    MAX_PREPARED_PER_CONNECTION statements. The statements live with the driver
+    connection (the pool entry's info dict is cleared when it reconnects).
+    Errors propagate through SQLAlchemy as from any other execution.
+    """
+    if not context.execution_options.get(_PREPARE):
+        return False
+    pooled = context.root_connection.connection
+    driver = pooled.dbapi_connection
+    if not driver.autocommit:
+        return False
+    prepared = pooled.info.setdefault("prepared_statements", {})
+    if statement not in prepared:
+        if len(prepared) >= MAX_PREPARED_PER_CONNECTION:
+            return False
+        from pg8000.dbapi import convert_paramstyle
+
+        numbered, _ = convert_paramstyle("format", statement, parameters)  # %s -> $1, $2, ...
+        name, columns, input_funcs = driver.prepare_statement(numbered, ())
+        prepared[statement] = (name, columns, input_funcs, numbered)
+    name, columns, input_funcs, numbered = prepared[statement]
+    from pg8000.converters import make_params
+
+    result = driver.execute_named(name, make_params(driver.py_types, parameters), columns, input_funcs, numbered)
+    # Leave the cursor as pg8000's Cursor.execute does, for SQLAlchemy to fetch from.
+    cursor._context = result
+    cursor._row_iter = None if result.rows is None else iter(result.rows)
+    return True
 
 
 def describe(error: BaseException) -> str:

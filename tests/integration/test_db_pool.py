@@ -95,3 +95,34 @@ def test_after_a_restart_one_request_meets_it_and_the_rest_succeed(engine, postg
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
     assert first.visitor_number not in numbers
     assert count(engine, "SELECT count(*) FROM sessions") == 1 + len(numbers)
+
+
+PREPARED = text("SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements")
+
+
+def test_single_statements_are_prepared_once_per_connection_and_run_from_then_on(engine):
+    lookup = "SELECT count(*) FROM guests WHERE key_hash = :key_hash"
+    with single_statement(engine) as conn:
+        counts = [conn.execute(text(lookup), {"key_hash": bytes([n])}).scalar_one() for n in range(3)]
+        prepared = {row.statement: row.runs for row in conn.execute(PREPARED)}
+    assert counts == [0, 0, 0]
+    # Prepared once (pg8000 numbers the parameters), executed three times.
+    assert prepared["SELECT count(*) FROM guests WHERE key_hash = $1"] == 3
+
+    # Inside a transaction statements go the usual way, unprepared.
+    with transaction(engine) as conn:
+        conn.execute(text("SELECT count(*) FROM sessions WHERE visitor_number = :n"), {"n": 1})
+        statements = [row.statement for row in conn.execute(PREPARED)]
+    assert not any("FROM sessions" in statement for statement in statements)
+
+
+def test_prepared_statements_can_be_switched_off(postgres, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", postgres.url)
+    monkeypatch.setenv("DB_PREPARED_STATEMENTS", "false")
+    engine = make_engine(DatabaseSettings.from_env())
+    try:
+        with single_statement(engine) as conn:
+            assert conn.execute(text("SELECT 1 + :n"), {"n": 1}).scalar_one() == 2
+            assert conn.execute(PREPARED).all() == []
+    finally:
+        engine.dispose()
