@@ -95,6 +95,7 @@ class CpuMeter:
 
 
 ROUNDS = 3  # every comparison is interleaved over this many rounds; ratios are the median of the rounds
+DB_ROUNDS = 5  # the database rounds are short (well under a second each): more of them
 
 
 def load(url: str, clients: int, mode: str = "new", numbers: bool = False) -> dict:
@@ -264,6 +265,14 @@ def bench_db(engine) -> None:
     def product():
         create_session(engine, Guest(secrets.token_bytes(32)), request)
 
+    returning_guests = [Guest(secrets.token_bytes(32)) for _ in range(64)]
+    for guest in returning_guests:
+        create_session(engine, guest, request)
+
+    def product_returning():
+        # A guest seen before: the statement finds it and inserts only the session, as the ceiling does.
+        create_session(engine, returning_guests[secrets.randbelow(len(returning_guests))], request)
+
     def seed():
         seed_create_session(engine, secrets.token_bytes(32))
 
@@ -274,21 +283,27 @@ def bench_db(engine) -> None:
     for name, call in (("shared.visitors.create_session", product), ("seed-style (5 statements)", seed),
                        ("ceiling: one INSERT ... nextval()", ceiling)):
         statements, trips = counter.measure(call)
-        notes.append(f"{name}: {statements:.1f} SQL statements and {trips:.1f} server round trips per call "
-                     "(pg8000 waits for the server: 1 per execution of a prepared statement, as "
-                     "shared.db.single_statement runs them, plus 1 to prepare it once per connection; "
-                     "unprepared, 3 per statement with parameters and 1 without; BEGIN 1, COMMIT 3).")
-    variants = (("ceiling", ceiling), ("seed", seed), ("product", product))
+        notes.append(f"{name}: {statements:.1f} SQL statements and {trips:.1f} server round trips per call.")
+    notes.append("Round trips are waits of pg8000 for the server: 1 per execution of a prepared statement (as "
+                 "shared.db.single_statement runs them), plus 1 to prepare it once per connection; unprepared, "
+                 "3 per statement with parameters and 1 without; BEGIN 1, COMMIT 3.")
+    variants = (("ceiling", ceiling), ("seed", seed), ("product", product), ("returning", product_returning))
     for call in (ceiling, seed, product):
         call()  # warm every connection path once
 
     def compare(threads: int) -> dict[str, Series]:
-        count, seconds = (150, 1.0) if threads == 1 else (1000, 1.5)
+        count, seconds = (300, 1.0) if threads == 1 else (2000, 2.0)
         series = {key: Series() for key, _ in variants}
-        for _ in range(ROUNDS):
+        for _ in range(DB_ROUNDS):
             for key, call in variants:
+                before = time.process_time()
                 series[key].add(*timed_threads(call, threads, count, seconds))
+                series[key].cpu += time.process_time() - before
         return series
+
+    def cpu(series_of: Series) -> str:
+        # The bench process's own CPU (Python: SQLAlchemy, pg8000, the product's code), not PostgreSQL's.
+        return f"client {1000 * series_of.cpu / len(series_of.latencies):.2f} CPU ms/call"
 
     def plans() -> None:
         # The server's own count, on one pooled connection: how often create_session's
@@ -307,15 +322,46 @@ def bench_db(engine) -> None:
                          "for their parameters (PostgreSQL plans the first five, then keeps a generic plan "
                          "when it costs no more).")
 
+    def explain() -> None:
+        # The server's share, from PostgreSQL itself: execution time of each statement
+        # (EXPLAIN ANALYZE, rolled back), median of 100 new guests each.
+        from sqlalchemy import text
+
+        from bench.seed_style import CEILING_SQL
+        from shared.visitors import GUEST_SESSION_SQL
+
+        def server_ms(statement: str, params) -> float:
+            times = []
+            with engine.connect() as conn:
+                for _ in range(100):
+                    with conn.begin() as transaction:
+                        plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) " + statement),
+                                            params()).scalar_one()
+                        transaction.rollback()
+                    times.append(plan[0]["Execution Time"])
+            return statistics.median(times)
+
+        product_ms = server_ms(GUEST_SESSION_SQL, lambda: {
+            "session_id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}",
+            "key_hash": secrets.token_bytes(32), "new_guest_id": str(uuid.uuid4())})
+        ceiling_ms = server_ms(CEILING_SQL, lambda: {"id": str(uuid.uuid4()), "experiment_id": "bench",
+                                                    "metadata": "{}"})
+        notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, median of 100 new guests): "
+                     f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
+                     f"{ceiling_ms:.3f} ms (inserts a session): {ceiling_ms / product_ms:.2f}.")
+
     for threads in (1, 16):
         series = compare(threads)
         ceil, seed_s, prod = series["ceiling"], series["seed"], series["product"]
-        row("DB: ceiling, one INSERT ... nextval()", threads, ceil.latencies, ceil.throughput, "1.00")
+        row("DB: ceiling, one INSERT ... nextval()", threads, ceil.latencies, ceil.throughput, f"1.00; {cpu(ceil)}")
         row("DB: seed-style create_session (5 statements)", threads, seed_s.latencies, seed_s.throughput,
-            f"{seed_s.ratio(ceil):.2f} of ceiling")
+            f"{seed_s.ratio(ceil):.2f} of ceiling; {cpu(seed_s)}")
         vs_seed, vs_ceiling = prod.ratio(seed_s), prod.ratio(ceil)
         row("DB: shared.visitors.create_session", threads, prod.latencies, prod.throughput,
-            f"{vs_seed:.2f}x seed; {vs_ceiling:.2f} of ceiling")
+            f"{vs_seed:.2f}x seed; {vs_ceiling:.2f} of ceiling; {cpu(prod)}")
+        back = series["returning"]
+        row("DB: shared.visitors.create_session, returning guests (info)", threads, back.latencies,
+            back.throughput, f"{back.ratio(ceil):.2f} of ceiling; {cpu(back)}")
         if threads == 16:
             if HTTP_CEILING_32:
                 notes.append(
@@ -325,6 +371,7 @@ def bench_db(engine) -> None:
             goal(f"DB path >= 3x seed-style at 16 threads: {vs_seed:.2f}x", vs_seed >= 3)
             goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
     plans()
+    explain()
 
 
 # --- 3. cold start ---------------------------------------------------------------------------
@@ -508,6 +555,23 @@ def profile_create_session(n: int = 300) -> None:
     client = create_app("create_session", str(ROOT / "main.py")).test_client()
     body = {"experimentId": "bench"}
     client.post("/", json=body, headers={"X-Guest-Key": secrets.token_urlsafe(32)})  # warm
+
+    # CPU per request without the profiler and without HTTP: the do-nothing function's app
+    # against create_session's, in this process (what the HTTP ratio is made of).
+    noop_client = create_app("noop", str(ROOT / "bench" / "noop.py")).test_client()
+
+    def cpu_ms(app_client, requests_: int = 500) -> float:
+        posts = [secrets.token_urlsafe(32) for _ in range(requests_)]
+        started = time.process_time()
+        for key in posts:
+            app_client.post("/", json=body, headers={"X-Guest-Key": key})
+        return 1000 * (time.process_time() - started) / requests_
+
+    cpu_ms(noop_client, 50)
+    noop_cpu, product_cpu = cpu_ms(noop_client), cpu_ms(client)
+    notes.append(f"CPU per request in process (functions-framework's app through Flask's test client, no HTTP "
+                 f"server, no profiler): noop {noop_cpu:.2f} ms, create_session {product_cpu:.2f} ms "
+                 f"({noop_cpu / product_cpu:.2f}). The DB rows' client CPU per call is the database call's share.")
     keys = [secrets.token_urlsafe(32) for _ in range(n)]
     profiler = cProfile.Profile()
     start = time.perf_counter()

@@ -40,12 +40,11 @@ _INSERT_SESSION = text(
     RETURNING id, visitor_number, created_at
     """
 )
-_CEILING = text(
-    """
+CEILING_SQL = """
     INSERT INTO sessions (id, visitor_number, experiment_id, metadata)
     VALUES (CAST(:id AS uuid), nextval('visitor_number_seq'), :experiment_id, CAST(:metadata AS jsonb))
-    """
-)
+"""
+_CEILING = text(CEILING_SQL)
 
 
 def seed_create_session(engine: Engine, key_hash: bytes, experiment_id: str | None = "bench",

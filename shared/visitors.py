@@ -123,6 +123,8 @@ _STATEMENTS = {
     (User, True): _USER_SESSION_SQL.format(number=NEXT_NUMBER),
     (User, False): _USER_SESSION_SQL.format(number=NO_NUMBER),
 }
+# A new or returning guest's session, numbered: what bench/ measures on the server.
+GUEST_SESSION_SQL = _STATEMENTS[(Guest, True)]
 
 
 class _Retry(Exception):
