@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_PROJECT = "demo-visitors"
 
@@ -93,11 +94,29 @@ class DatabaseSettings:
                 raise ConfigError(
                     "DATABASE_URL is malformed: use postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
                 )
+            _check_url_options(url)
             return cls(url, None, None, None, None, False, "PUBLIC", **common)
         raise ConfigError(
             "DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
             "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL"
         )
+
+
+# What a DATABASE_URL may carry after "?", as libpq spells it (shared.db maps them onto pg8000).
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+URL_OPTIONS = ("sslmode", "sslrootcert", "application_name")
+
+
+def _check_url_options(url: str) -> None:
+    for name, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items():
+        if name not in URL_OPTIONS:
+            raise ConfigError(f"DATABASE_URL has the option {name!r}, which is not supported: "
+                              f"use only {', '.join(URL_OPTIONS)}")
+        if name == "sslmode" and values[-1] not in SSL_MODES:
+            raise ConfigError(f"DATABASE_URL has sslmode={values[-1]!r}: use one of {', '.join(SSL_MODES)}")
+        if name == "sslrootcert" and not os.path.isfile(values[-1]):
+            raise ConfigError(f"DATABASE_URL has sslrootcert={values[-1]!r}, which is not a file: "
+                              "give the path of the server's CA certificate (PEM)")
 
 
 def project_id() -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from shared.config import DatabaseSettings
 from shared.errors import Unavailable
@@ -49,10 +49,37 @@ SOCKET_TIMEOUT_MARGIN_SECONDS = 5
 
 
 def _pg8000_url(url: str) -> sqlalchemy.URL:
+    """The URL for SQLAlchemy's pg8000 dialect, without libpq's SSL options (see _ssl_context)."""
     import sqlalchemy
 
     parsed = sqlalchemy.make_url(url)
-    return parsed.set(drivername="postgresql+pg8000")
+    return parsed.set(drivername="postgresql+pg8000").difference_update_query(["sslmode", "sslrootcert"])
+
+
+def _ssl_context(url: str):
+    """pg8000's ssl_context for a DATABASE_URL's sslmode (and sslrootcert), as libpq reads them.
+
+    disable: no TLS, and no SSLRequest round trip (nor the ~25 ms of CPU pg8000 spends
+    building a TLS context for every new connection); allow/prefer (the default):
+    TLS if the server offers it, unverified; require: TLS or no connection, unverified;
+    verify-ca: the server's certificate must chain to sslrootcert (or the system's
+    roots); verify-full: that, and the host name must match it.
+    """
+    query = parse_qs(urlsplit(url).query)
+    mode = query.get("sslmode", ["prefer"])[-1]
+    if mode == "disable":
+        return False
+    if mode in ("allow", "prefer"):
+        return None
+    import ssl
+
+    context = ssl.create_default_context(cafile=query.get("sslrootcert", [None])[-1])
+    if mode == "require":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif mode == "verify-ca":
+        context.check_hostname = False
+    return context
 
 
 def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any] | None = None) -> Engine:
@@ -111,8 +138,11 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     else:
         assert settings.url is not None
         # pg8000's timeout also bounds opening a connection (the connector has its own).
-        engine = sqlalchemy.create_engine(_pg8000_url(settings.url), connect_args={"timeout": socket_timeout},
-                                          **pool_options)
+        engine = sqlalchemy.create_engine(
+            _pg8000_url(settings.url),
+            connect_args={"timeout": socket_timeout, "ssl_context": _ssl_context(settings.url)},
+            **pool_options,
+        )
 
     @event.listens_for(engine, "handle_error")
     def _server_went_away(context):

@@ -126,3 +126,46 @@ def test_prepared_statements_can_be_switched_off(postgres, monkeypatch):
             assert conn.execute(PREPARED).all() == []
     finally:
         engine.dispose()
+
+
+def engine_for(url: str, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", url)
+    return make_engine(DatabaseSettings.from_env())
+
+
+def test_sslmode_disable_connects_without_building_a_tls_context(postgres, monkeypatch):
+    import ssl
+
+    made = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: made.append(1) or real(*a, **k))
+    url = postgres.url.replace("?sslmode=disable", "?sslmode=disable&application_name=visitors-test")
+    engine = engine_for(url, monkeypatch)
+    try:
+        with single_statement(engine) as conn:
+            row = conn.execute(text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")).one()
+        assert row.application_name == "visitors-test"
+        assert made == []
+    finally:
+        engine.dispose()
+
+    # The default (prefer) asks for TLS first: pg8000 builds a context, this server declines, plain TCP follows.
+    engine = engine_for(postgres.url.replace("?sslmode=disable", ""), monkeypatch)
+    try:
+        with single_statement(engine) as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        assert made == [1]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("mode", ["require", "verify-ca", "verify-full"])
+def test_sslmode_that_needs_tls_refuses_a_server_without_it_with_503(postgres, monkeypatch, mode):
+    # pgserver's PostgreSQL has no TLS: a mode that demands it must not fall back to plain TCP.
+    engine = engine_for(postgres.url.replace("sslmode=disable", f"sslmode={mode}"), monkeypatch)
+    try:
+        with pytest.raises(Unavailable):
+            with single_statement(engine) as conn:
+                conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
