@@ -112,8 +112,8 @@ class Settings:
             max_instances=number("MAX_INSTANCES", 5),
             trigger_max_instances=number("TRIGGER_MAX_INSTANCES", 5),
             concurrency=number("CONCURRENCY", 8),
-            pool_size=number("DB_POOL_SIZE", 2),
-            max_overflow=int(get("DB_MAX_OVERFLOW", "1")),
+            pool_size=number("DB_POOL_SIZE", 3),
+            max_overflow=int(get("DB_MAX_OVERFLOW", "0")),
             max_connections=number("DB_MAX_CONNECTIONS", 100),
         )
 
@@ -200,8 +200,11 @@ def plan(s: Settings) -> list[Command]:
     http_sizing = [f"--max-instances={s.max_instances}", f"--concurrency={s.concurrency}",
                    "--cpu=1", "--memory=512Mi", "--timeout=60s"]
     for name in HTTP_FUNCTIONS:
+        # functions-framework's gunicorn reads WORKERS and THREADS: one process with a thread per
+        # request Cloud Run may send it (its default is 4 threads per CPU, fewer than CONCURRENCY).
         env = function_env(s, s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
-                           DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow))
+                           DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow),
+                           WORKERS="1", THREADS=str(s.concurrency))
         commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
                                         s.service_account, env, http_sizing))
     trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",

@@ -76,6 +76,11 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         assert "--retry" not in f and "--trigger-event-filters" not in f
         assert env_vars(deployed[name])["ALLOWED_ORIGINS"] == \
             "https://acme-study.web.app,https://acme-study.firebaseapp.com"
+        # One gunicorn process, a thread per concurrent request, and a pool that never opens
+        # a connection only to close it after the burst.
+        assert f["--concurrency"] == ["8"]
+        assert {k: env_vars(deployed[name])[k] for k in ("WORKERS", "THREADS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")} \
+            == {"WORKERS": "1", "THREADS": "8", "DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "0"}
 
 
 def test_the_storage_trigger_filters_on_the_bucket_and_retries():
@@ -140,11 +145,13 @@ def test_iam_database_auth_sends_no_password_at_all():
 
 
 def test_sizing_and_options_are_passed_through():
-    deployed = deploys(printed_commands(MAX_INSTANCES="3", DB_POOL_SIZE="4", DB_MAX_OVERFLOW="0",
+    deployed = deploys(printed_commands(MAX_INSTANCES="3", CONCURRENCY="16", DB_POOL_SIZE="4", DB_MAX_OVERFLOW="1",
                                         TRIGGER_LOCATION="eu", ALLOWED_ORIGINS="https://a.example,https://b.example"))
     f = flags(deployed["create_session"])
     assert f["--max-instances"] == ["3"]
+    assert f["--concurrency"] == ["16"] and env_vars(deployed["create_session"])["THREADS"] == "16"
     assert env_vars(deployed["create_session"])["DB_POOL_SIZE"] == "4"
+    assert env_vars(deployed["create_session"])["DB_MAX_OVERFLOW"] == "1"
     assert env_vars(deployed["register"])["ALLOWED_ORIGINS"] == "https://a.example,https://b.example"
     assert flags(deployed["on_upload_finalized"])["--trigger-location"] == ["eu"]
 
