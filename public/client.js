@@ -7,6 +7,11 @@
 // a signed-in user by a Firebase ID token. Every error answer ({"error": {"code", "message"}})
 // becomes an ApiError carrying that code; a request the browser could not make (network
 // down, refused by CORS) becomes an ApiError with code "network".
+//
+// A 503 (the database unavailable) is tried once more after its Retry-After. That is safe
+// because every write carries its own id: createSession a sessionId and submitResponse a
+// responseId (made here unless given), and register may be repeated. A 503 after a timeout
+// may come from a request the database ran after all; the retry then answers 200 with it.
 
 const GUEST_KEY = "guestKey";
 
@@ -40,8 +45,8 @@ export class Client {
     this.getIdToken = getIdToken;
   }
 
-  createSession(body = {}) {
-    return this.call("create_session", { method: "POST", body });
+  createSession({ sessionId = crypto.randomUUID(), ...body } = {}) {
+    return this.call("create_session", { method: "POST", body: { sessionId, ...body } });
   }
 
   submitResponse({ sessionId, data, level, responseId = crypto.randomUUID() }) {
@@ -60,7 +65,17 @@ export class Client {
     return result;
   }
 
-  async call(name, { method, body, withGuestKey = false }) {
+  async call(name, request) {
+    try {
+      return await this.callOnce(name, request);
+    } catch (error) {
+      if (error.code !== "unavailable") throw error;
+      await new Promise((resolve) => setTimeout(resolve, retryAfterMs(error.retryAfter)));
+      return this.callOnce(name, request);
+    }
+  }
+
+  async callOnce(name, { method, body, withGuestKey = false }) {
     const headers = {};
     const token = await this.getIdToken();
     if (token) headers["Authorization"] = `Bearer ${token}`;
@@ -87,12 +102,20 @@ export class Client {
     }
     if (!response.ok) {
       const error = payload && payload.error;
-      throw new ApiError(
+      const failure = new ApiError(
         (error && error.code) || "http_error",
         (error && error.message) || `${name} answered HTTP ${response.status}`,
         response.status,
       );
+      failure.retryAfter = response.headers.get("Retry-After");
+      throw failure;
     }
     return payload;
   }
+}
+
+// Retry-After in seconds (the functions send whole seconds), within 0.5-10 s.
+function retryAfterMs(header) {
+  const seconds = Number.parseInt(header, 10);
+  return Math.min(Math.max(Number.isFinite(seconds) ? seconds : 2, 0.5), 10) * 1000;
 }

@@ -185,6 +185,8 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
+        # A page on another origin may read how long a 503 asks it to wait.
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     return response
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.ports import free_port
+from devtools.ports import free_port, wait_until
 from devtools.stack import BUCKET, PROJECT, ROOT, FunctionsServer
 from tests.support import rows
 
@@ -163,6 +163,37 @@ def test_an_error_answer_shows_as_a_message(stack, api, db, page):
     expect(page.locator("#error")).to_be_visible()
     expect(page.locator("#error")).to_contain_text("(invalid_argument)")
     expect(header(page)).to_have_text("Welcome")
+
+
+@pytest.fixture
+def functions_with_short_timeouts(stack, tmp_path):
+    """The functions with a 1 s statement timeout and Retry-After: 1, on their own port."""
+    log = tmp_path / "functions-short.log"
+    server = FunctionsServer(free_port(), {**stack.env(), "DB_STATEMENT_TIMEOUT_MS": "1000",
+                                           "RETRY_AFTER_SECONDS": "1"}, log).start()
+    yield server, log
+    server.stop()
+
+
+@in_chromium
+def test_a_503_is_tried_again_with_the_same_session_id(db, page, functions_with_short_timeouts):
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    server, log = functions_with_short_timeouts
+    page.goto(f"{server.url}/")
+    with db.connect() as conn:  # the sessions table locked: create_session waits, then times out with 503
+        transaction = conn.begin()
+        conn.execute(text("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"))
+        page.get_by_role("button", name="Start").click()
+        wait_until(lambda: "answered unavailable" in log.read_text(), "create_session to answer 503", timeout=30)
+        transaction.rollback()
+    # The client waited Retry-After and sent the same request again, which now succeeds.
+    expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
+    expect(page.locator("#error")).to_be_hidden()
+    (session,) = rows(db, "SELECT id FROM sessions")
+    assert page.evaluate("localStorage.getItem('sessionId')") == str(session.id)
+    assert log.read_text().count("answered unavailable") == 1
 
 
 def test_functions_serve_the_page_and_api_aliases(stack, api, db):
