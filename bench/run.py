@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -134,7 +135,6 @@ class Series:
 # --- 1. create_session over HTTP vs the do-nothing ceiling ----------------------------------------
 
 def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
-    from sqlalchemy import text
 
     functions = stack.env()["FUNCTIONS_URL"]
     product_cpu = CpuMeter(stack.functions.process.process.pid)
@@ -252,10 +252,11 @@ def timed_threads(call, threads: int, count: int, seconds: float) -> tuple[list[
 
 
 def bench_db(engine) -> None:
-    from bench.seed_style import ceiling_insert, seed_create_session
+    from bench.seed_style import CEILING_SQL, ceiling_insert, seed_create_session
     from shared.auth import Guest
+    from shared.db import single_statement
     from shared.models import NewSession
-    from shared.visitors import create_session
+    from shared.visitors import GUEST_SESSION_SQL, create_session
 
     import logging
 
@@ -308,10 +309,6 @@ def bench_db(engine) -> None:
     def plans() -> None:
         # The server's own count, on one pooled connection: how often create_session's
         # statement ran on the generic plan, i.e. without being planned again.
-        from sqlalchemy import text
-
-        from shared.db import single_statement
-
         with single_statement(engine) as conn:
             row = conn.execute(text(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
@@ -325,11 +322,6 @@ def bench_db(engine) -> None:
     def explain() -> None:
         # The server's share, from PostgreSQL itself: execution time of each statement
         # (EXPLAIN ANALYZE, rolled back), median of 100 new guests each.
-        from sqlalchemy import text
-
-        from bench.seed_style import CEILING_SQL
-        from shared.visitors import GUEST_SESSION_SQL
-
         def server_ms(statement: str, params) -> float:
             times = []
             with engine.connect() as conn:
@@ -455,7 +447,6 @@ def bench_first_201(stack: Stack, workdir: Path, runs: int = 6) -> None:
 # --- 4. register: 1,000 sessions x 10 responses ---------------------------------------------
 
 def bench_register(stack: Stack, engine) -> None:
-    from sqlalchemy import text
 
     from shared.auth import hash_guest_key
     from tests.support import AuthEmulatorClient
