@@ -254,9 +254,9 @@ def timed_threads(call, threads: int, count: int, seconds: float) -> tuple[list[
 def bench_db(engine) -> None:
     from bench.seed_style import CEILING_SQL, ceiling_insert, seed_create_session
     from shared.auth import Guest
-    from shared.db import single_statement
+    from shared.db import single_statement, statement_text
     from shared.models import NewSession
-    from shared.visitors import GUEST_SESSION_SQL, create_session
+    from shared.visitors import create_session
 
     import logging
 
@@ -333,7 +333,7 @@ def bench_db(engine) -> None:
                     times.append(plan[0]["Execution Time"])
             return statistics.median(times)
 
-        product_ms = server_ms(GUEST_SESSION_SQL, lambda: {
+        product_ms = server_ms(statement_text("create_session_guest"), lambda: {
             "session_id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}",
             "key_hash": secrets.token_bytes(32), "new_guest_id": str(uuid.uuid4())})
         ceiling_ms = server_ms(CEILING_SQL, lambda: {"id": str(uuid.uuid4()), "experiment_id": "bench",

@@ -38,10 +38,10 @@ def firebase_ports(path: Path = ROOT / "firebase.json") -> dict[str, int]:
 def migrate(database_url: str) -> list[str]:
     import sqlalchemy
 
-    from shared.db import _pg8000_url
+    from shared.db import plain_engine
     from shared.migrate import apply_migrations
 
-    engine = sqlalchemy.create_engine(_pg8000_url(database_url), poolclass=sqlalchemy.pool.NullPool)
+    engine = plain_engine(database_url, poolclass=sqlalchemy.pool.NullPool)
     try:
         return apply_migrations(engine)
     finally:

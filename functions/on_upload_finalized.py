@@ -1,15 +1,15 @@
 """on_upload_finalized: CloudEvent google.cloud.storage.object.v1.finalized.
 
 Tags a session's upload with its visitor's metadata and records it in
-Firestore (shared.uploads). Returning acknowledges the event; raising makes
-the platform redeliver it.
+Firestore (shared.uploads). Returning acknowledges the event; raising
+(uploads.RetryEvent when a dependency is unavailable) makes the platform
+redeliver it.
 """
 
 import functions_framework
 
 from shared import config, uploads
 from shared.db import get_engine
-from shared.errors import Unavailable
 from shared.logs import get_logger
 
 log = get_logger("on_upload_finalized")
@@ -29,12 +29,12 @@ def on_upload_finalized(cloud_event):
             max_age_seconds=config.upload_event_max_age_seconds(),
             expected_bucket=config.storage_bucket(),
         )
-    except Unavailable as error:
-        log.warning("upload not recorded, the event will be retried: %s", error.message, extra={"fields": fields})
+    except uploads.RetryEvent as retry:
+        log.warning("upload not recorded, the event will be retried: %s", retry, extra={"fields": fields})
         raise
     fields.update(status=outcome.status, uploadId=outcome.upload_id, visitorNumber=outcome.visitor_number)
     if outcome.status == "ignored":
-        (log.info if outcome.expected else log.warning)(
+        (log.warning if outcome.warn else log.info)(
             "upload event acknowledged without action: %s", outcome.reason, extra={"fields": fields})
     else:
         log.info("upload %s: %s", outcome.status, outcome.reason, extra={"fields": fields})

@@ -13,8 +13,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from shared import config
-from shared.errors import InvalidArgument, Unauthenticated, Unavailable
+from shared import config, failures
+from shared.errors import InvalidArgument, Unauthenticated
 from shared.instance import InstanceCache
 from shared.logs import get_logger
 
@@ -114,6 +114,9 @@ def _firebase_app():
     return _app.get()
 
 
+_AUTH_UNAVAILABLE = "Could not verify the ID token right now; try again shortly."
+
+
 def verify_id_token(token: str) -> User:
     from firebase_admin import auth, exceptions
 
@@ -131,16 +134,13 @@ def verify_id_token(token: str) -> User:
         raise Unauthenticated("This user account is disabled.") from None
     except auth.UserNotFoundError:
         raise Unauthenticated("The ID token's user no longer exists; sign in again.") from None
-    except auth.CertificateFetchError as error:
-        log.warning("could not fetch token-signing certificates: %s", error)
-        raise Unavailable("Could not verify the ID token right now; try again shortly.") from None
     except (auth.InvalidIdTokenError, ValueError) as error:
-        log.info("refused an ID token: %s", str(error).splitlines()[0][:200])
+        log.info("refused an ID token: %s", failures.one_line(error))
         raise Unauthenticated("The ID token is not valid.") from None
     except exceptions.FirebaseError as error:
-        # Transport and server errors of the Auth API (the revocation check).
-        log.warning("Firebase Auth unavailable: %s", error)
-        raise Unavailable("Could not verify the ID token right now; try again shortly.") from None
+        # Transport and server errors of the Auth API (the revocation check), and
+        # CertificateFetchError: the token-signing certificates could not be fetched.
+        raise failures.unavailable("Firebase Auth", error, _AUTH_UNAVAILABLE) from None
     return User(
         uid=claims["uid"],
         email=claims.get("email"),

@@ -21,118 +21,24 @@ import sys
 from dataclasses import dataclass
 
 import sqlalchemy
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from shared.db import describe, transaction
+from shared import failures
+from shared.db import statement, transaction
 from shared.logs import get_logger
-from shared.visitors import NEXT_NUMBER
 
 log = get_logger("backfill")
 
 DEFAULT_BATCH = 100
 
-# Up to `batch` visitors with a session that has no number, locked; one that a
-# request holds (create_session, register) is skipped, not waited for.
-_PICK = {
-    "guests": text(
-        """
-        SELECT g.id, g.visitor_number FROM guests g
-        WHERE g.claimed_by IS NULL
-          AND EXISTS (SELECT 1 FROM sessions s
-                      WHERE s.guest_id = g.id AND s.user_id IS NULL AND s.visitor_number IS NULL)
-        ORDER BY g.created_at, g.id
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
-        """
-    ),
-    "users": text(
-        """
-        SELECT u.id, u.visitor_number FROM users u
-        WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.visitor_number IS NULL)
-        ORDER BY u.created_at, u.id
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
-        """
-    ),
+# shared/statements/backfill_*.sql for each kind of visitor, run in this order in
+# one transaction per batch: pick (lock), number, fill sessions, fill responses.
+_STATEMENTS = {
+    "guests": ("backfill_pick_guests", "backfill_number_guests",
+               "backfill_fill_guest_sessions", "backfill_fill_guest_responses"),
+    "users": ("backfill_pick_users", "backfill_number_users",
+              "backfill_fill_user_sessions", "backfill_fill_user_responses"),
 }
-
-# Oldest first, so that numbers follow first sight: PostgreSQL evaluates a
-# volatile output expression (nextval) after the ORDER BY.
-_NUMBER = {
-    "guests": text(
-        f"""
-        UPDATE guests g SET visitor_number = numbered.visitor_number
-        FROM (SELECT id, {NEXT_NUMBER} AS visitor_number FROM guests
-              WHERE id = ANY(CAST(:ids AS uuid[])) AND visitor_number IS NULL
-              ORDER BY created_at, id) AS numbered
-        WHERE g.id = numbered.id
-        RETURNING g.id, g.visitor_number
-        """
-    ),
-    "users": text(
-        f"""
-        UPDATE users u SET visitor_number = numbered.visitor_number, updated_at = now()
-        FROM (SELECT id, {NEXT_NUMBER} AS visitor_number FROM users
-              WHERE id = ANY(CAST(:ids AS text[])) AND visitor_number IS NULL
-              ORDER BY created_at, id) AS numbered
-        WHERE u.id = numbered.id
-        RETURNING u.id, u.visitor_number
-        """
-    ),
-}
-
-# Statements of their own, in this order: the sessions' row locks make a
-# submit_response in flight finish first, so the responses statement (with its
-# later snapshot) sees its response.
-_FILL_SESSIONS = {
-    "guests": text(
-        """
-        UPDATE sessions s SET visitor_number = g.visitor_number, updated_at = now()
-        FROM guests g
-        WHERE g.id = ANY(CAST(:ids AS uuid[])) AND s.guest_id = g.id AND s.user_id IS NULL
-          AND s.visitor_number IS NULL AND g.visitor_number IS NOT NULL
-        """
-    ),
-    "users": text(
-        """
-        UPDATE sessions s SET visitor_number = u.visitor_number, updated_at = now()
-        FROM users u
-        WHERE u.id = ANY(CAST(:ids AS text[])) AND s.user_id = u.id
-          AND s.visitor_number IS NULL AND u.visitor_number IS NOT NULL
-        """
-    ),
-}
-
-_FILL_RESPONSES = {
-    "guests": text(
-        """
-        UPDATE responses r SET visitor_number = s.visitor_number
-        FROM sessions s
-        WHERE s.guest_id = ANY(CAST(:ids AS uuid[])) AND s.user_id IS NULL
-          AND r.session_id = s.id AND r.visitor_number IS NULL AND s.visitor_number IS NOT NULL
-        """
-    ),
-    "users": text(
-        """
-        UPDATE responses r SET visitor_number = s.visitor_number
-        FROM sessions s
-        WHERE s.user_id = ANY(CAST(:ids AS text[]))
-          AND r.session_id = s.id AND r.visitor_number IS NULL AND s.visitor_number IS NOT NULL
-        """
-    ),
-}
-
-# What is left for a later run: visitors that were busy (locked) during this one.
-_PENDING = text(
-    """
-    SELECT (SELECT count(*) FROM guests g WHERE g.claimed_by IS NULL AND EXISTS (
-                SELECT 1 FROM sessions s
-                WHERE s.guest_id = g.id AND s.user_id IS NULL AND s.visitor_number IS NULL))
-         + (SELECT count(*) FROM users u WHERE EXISTS (
-                SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.visitor_number IS NULL))
-    """
-)
 
 
 @dataclass
@@ -168,20 +74,21 @@ def backfill(engine: Engine, batch: int = DEFAULT_BATCH) -> Summary:
         while _backfill_batch(engine, kind, batch, summary):
             pass
     with transaction(engine) as conn:
-        summary.pending = conn.execute(_PENDING).scalar_one()
+        summary.pending = conn.execute(statement("backfill_pending")).scalar_one()
     return summary
 
 
 def _backfill_batch(engine: Engine, kind: str, batch: int, summary: Summary) -> bool:
     """One transaction over up to `batch` visitors of one kind; False when none was left to pick."""
+    pick, number, fill_sessions, fill_responses = _STATEMENTS[kind]
     with transaction(engine) as conn:
-        picked = conn.execute(_PICK[kind], {"batch": batch}).all()
+        picked = conn.execute(statement(pick), {"batch": batch}).all()
         if not picked:
             return False
         ids = [str(row.id) for row in picked]
-        numbered = conn.execute(_NUMBER[kind], {"ids": ids}).all()
-        sessions = conn.execute(_FILL_SESSIONS[kind], {"ids": ids}).rowcount
-        responses = conn.execute(_FILL_RESPONSES[kind], {"ids": ids}).rowcount
+        numbered = conn.execute(statement(number), {"ids": ids}).all()
+        sessions = conn.execute(statement(fill_sessions), {"ids": ids}).rowcount
+        responses = conn.execute(statement(fill_responses), {"ids": ids}).rowcount
     if kind == "guests":
         summary.guests_numbered += len(numbered)
     else:
@@ -199,18 +106,18 @@ def _backfill_batch(engine: Engine, kind: str, batch: int, summary: Summary) -> 
 def main() -> int:
     from shared.config import ConfigError
     from shared.db import get_engine
-    from shared.errors import ServiceError
+    from shared.errors import DependencyUnavailable
 
     try:
         summary = backfill(get_engine())
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    except ServiceError as error:  # the database is unavailable
+    except DependencyUnavailable as error:
         print(f"backfill failed: {error.message}", file=sys.stderr)
         return 1
     except sqlalchemy.exc.SQLAlchemyError as error:
-        print(f"backfill failed: {describe(error)}", file=sys.stderr)
+        print(f"backfill failed: {failures.one_line(error)}", file=sys.stderr)
         return 1
     print(summary.line())
     return 0

@@ -6,26 +6,32 @@ kept for the life of the instance, so warm invocations reuse open connections.
 
 SQLAlchemy is imported on first use, not with this module: it is a third of
 the cost of `import main`, which every cold instance pays before it can serve
-(bench/README.md). Statements elsewhere are SQL text run through sql().
+(bench/README.md).
+
+Every statement the product runs is a file of shared/statements/, run by name:
+`conn.execute(statement("create_session_guest"), params)`.
 """
 
 from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from shared import failures
 from shared.config import DatabaseSettings
-from shared.errors import Unavailable
+from shared.errors import ServiceError
 from shared.instance import InstanceCache
-from shared.logs import get_logger
 
 if TYPE_CHECKING:
     import sqlalchemy
     from sqlalchemy.engine import Connection, Engine
 
-log = get_logger("db")
+T = TypeVar("T")
+
+STATEMENTS_DIR = Path(__file__).resolve().parent / "statements"
 
 # SQLSTATE classes that mean "the database is not reachable or not answering
 # in time" rather than "this statement is wrong": the client may retry.
@@ -46,6 +52,14 @@ _SERVER_GONE_SQLSTATES = {"57P01", "57P02", "57P03"}
 # Seconds that a database read may take beyond the statement timeout before the
 # connection is given up as dead (see make_engine).
 SOCKET_TIMEOUT_MARGIN_SECONDS = 5
+
+
+def plain_engine(url: str, **options: Any) -> Engine:
+    """An engine for a DATABASE_URL with none of the product's settings (tools and tests:
+    migrations on a fresh server, an admin connection); `options` go to create_engine."""
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(_pg8000_url(url), **options)
 
 
 def _pg8000_url(url: str) -> sqlalchemy.URL:
@@ -98,6 +112,10 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     # few seconds above the statement timeout, so that a slow statement is still
     # ended by the server, cleanly.
     socket_timeout = statement_timeout / 1000 + SOCKET_TIMEOUT_MARGIN_SECONDS if statement_timeout else None
+    # Sent in the connection's startup message, so no statement and no round trip
+    # sets them: a slow or locked database answers 503 after the statement timeout
+    # instead of holding the instance's request threads for ever; times are UTC.
+    session_settings = {"statement_timeout": str(int(statement_timeout)), "TimeZone": "UTC"}
     pool_options = dict(
         # A few connections per instance: Cloud SQL's max_connections is shared by
         # every instance of every function (see README, "Sizing").
@@ -132,6 +150,7 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
                 password=None if settings.iam_auth else settings.password,
                 db=settings.name,
                 enable_iam_auth=settings.iam_auth,
+                startup_params=session_settings,
             )
 
         engine = sqlalchemy.create_engine("postgresql+pg8000://", creator=getconn, **pool_options)
@@ -140,7 +159,8 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         # pg8000's timeout also bounds opening a connection (the connector has its own).
         engine = sqlalchemy.create_engine(
             _pg8000_url(settings.url),
-            connect_args={"timeout": socket_timeout, "ssl_context": _ssl_context(settings.url)},
+            connect_args={"timeout": socket_timeout, "ssl_context": _ssl_context(settings.url),
+                          "startup_params": session_settings},
             **pool_options,
         )
 
@@ -157,17 +177,11 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         event.listen(engine, "do_execute", _execute_prepared)
 
     @event.listens_for(engine, "connect")
-    def _set_session_defaults(dbapi_connection, _record):
+    def _bound_socket_reads(dbapi_connection, _record):
         # Every read and write of the connection, also on the connector's socket
-        # (pg8000 keeps its socket in _usock).
+        # (pg8000 keeps its socket in _usock; neither it nor the connector takes a
+        # timeout for a socket the connector opened).
         dbapi_connection._usock.settimeout(socket_timeout)
-        # A slow or locked database answers 503 after this long instead of
-        # holding the instance's request threads forever.
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET statement_timeout = {int(statement_timeout)}")
-        cursor.execute("SET TIME ZONE 'UTC'")
-        cursor.close()
-        dbapi_connection.commit()
 
     return engine
 
@@ -214,26 +228,37 @@ def is_transient(error: BaseException) -> bool:
     return sqlstate(error) in _TRANSIENT_SQLSTATES
 
 
+def statement_text(name: str) -> str:
+    """The SQL of shared/statements/NAME.sql, as PostgreSQL receives it."""
+    return (STATEMENTS_DIR / f"{name}.sql").read_text(encoding="utf-8").strip()
+
+
 @functools.lru_cache(maxsize=None)
-def sql(statement: str) -> sqlalchemy.TextClause:
-    """The executable form of an SQL text with :named parameters, made once per text."""
+def statement(name: str) -> sqlalchemy.TextClause:
+    """The executable form of shared/statements/NAME.sql (:named parameters), read once."""
     import sqlalchemy
 
-    return sqlalchemy.text(statement)
+    return sqlalchemy.text(statement_text(name))
 
 
-@contextmanager
-def _unavailable_when_transient() -> Iterator[None]:
-    """A transient database failure becomes Unavailable (503 with Retry-After)."""
-    import sqlalchemy
+class RaceLost(Exception):
+    """A statement found that a concurrent request was inserting the same row, and
+    decided nothing: run it again (its next snapshot sees the other's row)."""
 
-    try:
-        yield
-    except (sqlalchemy.exc.SQLAlchemyError, OSError) as error:
-        if is_transient(error):
-            log.warning("database unavailable: %s", describe(error))
-            raise Unavailable("The database is unavailable; try again shortly.") from error
-        raise
+
+def rerun_if_race_lost(run: Callable[[], T], gave_up: ServiceError, attempts: int = 3) -> T:
+    """run(), again while it raises RaceLost; `gave_up` after `attempts` lost races."""
+    for _attempt in range(attempts):
+        try:
+            return run()
+        except RaceLost:
+            continue
+    raise gave_up
+
+
+def _unavailable_when_transient():
+    """A transient database failure becomes DependencyUnavailable (503 with Retry-After)."""
+    return failures.unavailable_when("database", is_transient, "The database is unavailable; try again shortly.")
 
 
 @contextmanager
@@ -327,20 +352,3 @@ def _execute_prepared(cursor, statement: str, parameters, context) -> bool:
     cursor._context = result
     cursor._row_iter = None if result.rows is None else iter(result.rows)
     return True
-
-
-def describe(error: BaseException) -> str:
-    """One log-friendly line for a database error (the server's message, not its dict)."""
-    original = getattr(error, "orig", error)
-    args = getattr(original, "args", ())
-    if args and isinstance(args[0], dict):
-        return f"{args[0].get('C')}: {args[0].get('M')}"[:500]
-    return f"{type(original).__name__}: {original}".splitlines()[0][:500]
-
-
-def database_target(settings: DatabaseSettings) -> str:
-    """Where the engine points, without secrets, for log lines."""
-    if settings.instance_connection_name:
-        return f"cloudsql:{settings.instance_connection_name}/{settings.name}"
-    parts = urlsplit(settings.url or "")
-    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"

@@ -1,9 +1,12 @@
-"""Domain errors: one root, narrow subclasses, each with the SPEC's code and status.
+"""Domain errors: one root, narrow subclasses, each with the SPEC's code, status
+and any headers of its own; and DependencyUnavailable, which is not a client's error.
 
 They are turned into HTTP answers in exactly one place, shared.http.
 """
 
 from __future__ import annotations
+
+from shared import config
 
 
 class ServiceError(Exception):
@@ -15,6 +18,10 @@ class ServiceError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the JSON body."""
+        return {}
 
 
 class InvalidArgument(ServiceError):
@@ -48,6 +55,9 @@ class MethodNotAllowed(ServiceError):
         super().__init__(message)
         self.allow = allow
 
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}
+
 
 class Conflict(ServiceError):
     code, status = "conflict", 409
@@ -65,3 +75,20 @@ class Unavailable(ServiceError):
     """A dependency (database, Auth) is down or too slow; the client should retry."""
 
     code, status = "unavailable", 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(config.retry_after_seconds())}
+
+
+class DependencyUnavailable(Exception):
+    """A dependency (PostgreSQL, Firebase Auth, Firestore, Cloud Storage) is down or
+    too slow: the same work may succeed later. Raised by shared.failures only.
+
+    Not a ServiceError, because what it means depends on the caller: an HTTP
+    function answers Unavailable (503 with Retry-After) with `message`; the
+    storage trigger has its event delivered again (shared.uploads.RetryEvent).
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

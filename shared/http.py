@@ -17,7 +17,9 @@ import flask
 
 from shared import config
 from shared.config import ConfigError
+from shared.encodings import compact_json
 from shared.errors import (
+    DependencyUnavailable,
     InvalidArgument,
     InvalidJson,
     MethodNotAllowed,
@@ -40,7 +42,7 @@ Handler = Callable[[flask.Request, Any], "tuple[int, dict]"]
 
 def json_response(status: int, body: dict, headers: dict[str, str] | None = None) -> flask.Response:
     response = flask.Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        compact_json(body),
         status=status,
         mimetype="application/json",
     )
@@ -52,12 +54,7 @@ def json_response(status: int, body: dict, headers: dict[str, str] | None = None
 
 
 def error_response(error: ServiceError) -> flask.Response:
-    headers = {}
-    if isinstance(error, MethodNotAllowed):
-        headers["Allow"] = ", ".join(error.allow)
-    if isinstance(error, Unavailable):
-        headers["Retry-After"] = str(config.retry_after_seconds())
-    return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, headers)
+    return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, error.headers())
 
 
 def _granted_origin(request: flask.Request) -> str | None:
@@ -170,7 +167,7 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
             raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(methods)}.", allow)
         else:
             body = _read_json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
-            status, payload = handler(request, body)
+            status, payload = _handle(handler, request, body)
             response = json_response(status, payload)
     except ServiceError as error:
         if error.status >= 500:
@@ -188,6 +185,14 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
         # A page on another origin may read how long a 503 asks it to wait.
         response.headers["Access-Control-Expose-Headers"] = "Retry-After"
     return response
+
+
+def _handle(handler: Handler, request: flask.Request, body: Any) -> tuple[int, dict]:
+    """The handler's answer; a dependency that is down answers 503 unavailable."""
+    try:
+        return handler(request, body)
+    except DependencyUnavailable as error:
+        raise Unavailable(error.message) from error
 
 
 def _preflight(origin: str | None, allow: tuple[str, ...]) -> flask.Response:

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import sqlalchemy
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from shared.db import statement
 from shared.logs import get_logger
 
 log = get_logger("migrate")
@@ -39,18 +39,13 @@ def apply_migrations(engine: Engine, directory: Path = SQL_DIR) -> list[str]:
     applied_now: list[str] = []
     with engine.connect() as conn:
         # Session-level lock, held across the per-file transactions below.
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+        conn.execute(statement("migrate_lock"), {"key": _LOCK_KEY})
         conn.commit()
         try:
             with conn.begin():
-                conn.execute(text(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    " version TEXT PRIMARY KEY,"
-                    " checksum TEXT NOT NULL,"
-                    " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                ))
+                conn.execute(statement("migrate_create_ledger"))
             with conn.begin():
-                done = dict(conn.execute(text("SELECT version, checksum FROM schema_migrations")).all())
+                done = dict(conn.execute(statement("migrate_applied")).all())
             for path in migration_files(directory):
                 body = path.read_text(encoding="utf-8")
                 checksum = hashlib.sha256(body.encode()).hexdigest()
@@ -60,20 +55,19 @@ def apply_migrations(engine: Engine, directory: Path = SQL_DIR) -> list[str]:
                     continue
                 with conn.begin():
                     conn.exec_driver_sql(body)
-                    conn.execute(
-                        text("INSERT INTO schema_migrations (version, checksum) VALUES (:v, :c)"),
-                        {"v": path.name, "c": checksum},
-                    )
+                    conn.execute(statement("migrate_record"), {"version": path.name, "checksum": checksum})
                 log.info("applied migration %s", path.name)
                 applied_now.append(path.name)
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+            conn.execute(statement("migrate_unlock"), {"key": _LOCK_KEY})
             conn.commit()
     return applied_now
 
 
 def grant_functions_role(engine: Engine, user: str) -> None:
     """Make the login user `user` a member of visitor_functions (harmless if it is one)."""
+    # The one statement not in shared/statements/: GRANT takes no parameters, so the
+    # user's name is written into it, quoted as an identifier by SQLAlchemy.
     quoted = engine.dialect.identifier_preparer.quote_identifier(user)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"GRANT {FUNCTIONS_ROLE} TO {quoted}")

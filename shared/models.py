@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
+from shared.encodings import compact_json
 from shared.errors import InvalidArgument
 
 MAX_METADATA_BYTES = 16 * 1024
@@ -18,7 +18,7 @@ ExperimentId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=
 
 def encoded_size(value: Any) -> int:
     """Bytes of the value as compact UTF-8 JSON (how it is measured against the limits)."""
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return len(encode_data(value).encode("utf-8"))
 
 
 class Body(BaseModel):
@@ -108,7 +108,7 @@ class NewResponse(Body):
     @field_validator("data")
     @classmethod
     def _data_size(cls, value):
-        if encoded_data_size(value) > MAX_DATA_BYTES:
+        if encoded_size(value) > MAX_DATA_BYTES:
             raise ValueError(f"must be at most {MAX_DATA_BYTES} bytes encoded as JSON")
         return value
 
@@ -116,13 +116,9 @@ class NewResponse(Body):
 def encode_data(value: Any) -> str:
     """The value as compact JSON text; ValueError for numbers JSON cannot hold (1e999 parses as inf)."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return compact_json(value)
     except ValueError:
         raise ValueError("numbers must be finite (1e999 and the like are out of range)") from None
-
-
-def encoded_data_size(value: Any) -> int:
-    return len(encode_data(value).encode("utf-8"))
 
 
 class Registration(Body):

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from shared import config
-from shared.db import single_statement, sql
-from shared.errors import Unavailable
+from shared import config, failures
+from shared.db import single_statement, statement
+from shared.encodings import rfc3339
+from shared.errors import DependencyUnavailable
 from shared.instance import InstanceCache
 from shared.logs import get_logger
-from shared.visitors import rfc3339
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 log = get_logger("uploads")
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
-
-# The custom metadata keys the trigger owns on an uploaded object.
-METADATA_KEYS = ("visitorNumber", "sessionId", "experimentId", "uploadedAt")
 
 _SESSION_OBJECT = re.compile(
     r"sessions/(?P<session_id>[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12})/(?P<file_name>.+)", re.DOTALL
@@ -57,12 +54,21 @@ _TAG_ATTEMPTS = 5  # re-reads after a metadata precondition failed (someone else
 
 
 class Ignored(Exception):
-    """A permanent reason not to handle an event: it is logged and acknowledged."""
+    """A permanent reason not to handle an event: it is logged (a warning) and acknowledged."""
 
-    def __init__(self, reason: str, expected: bool = False):
+    def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-        self.expected = expected  # a normal occurrence (another folder), not a problem
+
+
+class Unrelated(Ignored):
+    """An event about an object this product does not own (outside sessions/): a
+    normal occurrence, logged at INFO and acknowledged."""
+
+
+class RetryEvent(Exception):
+    """The event could not be handled now (a dependency is unavailable, or the object
+    kept changing): the trigger raises it so that the platform delivers the event again."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class Outcome:
     reason: str
     upload_id: str | None = None
     visitor_number: int | None = None
-    expected: bool = True  # False: worth a warning (malformed, unknown session, deleted, ...)
+    warn: bool = False  # worth a warning: malformed, unknown session, deleted, ... (not Unrelated)
 
 
 def upload_id(bucket: str, name: str, generation: int) -> str:
@@ -130,8 +136,8 @@ def record_upload(
 ) -> Outcome:
     """Handle one `finalized` CloudEvent (its attributes and StorageObjectData).
 
-    Returns the outcome for permanent cases; raises Unavailable (or the
-    underlying error) when a dependency fails, so that the event is redelivered.
+    Returns the outcome for permanent cases; raises RetryEvent when a dependency
+    is unavailable, so that the event is redelivered (any other error too).
 
     A session without a visitor number (numbering failed; SPEC §3's degraded
     path) is still handled: the object gets `sessionId`, `experimentId` and
@@ -142,12 +148,21 @@ def record_upload(
     dropped by the age limit if the backfill ran later than that.
     """
     try:
+        return _record_upload(attributes, data, engine, storage_client, firestore_client, max_age_seconds,
+                              expected_bucket, now or datetime.now(timezone.utc))
+    except DependencyUnavailable as error:
+        raise RetryEvent(error.message) from error
+
+
+def _record_upload(attributes, data, engine, storage_client, firestore_client, max_age_seconds,
+                   expected_bucket, now) -> Outcome:
+    try:
         event = parse_event(attributes, data, expected_bucket)
-        _check_age(event, max_age_seconds, now or datetime.now(timezone.utc))
+        _check_age(event, max_age_seconds, now)
         session = find_session(engine, session_id_of(event.name))
         stored = tag_object(storage_client, event, session)
     except Ignored as ignored:
-        return Outcome("ignored", ignored.reason, expected=ignored.expected)
+        return Outcome("ignored", ignored.reason, warn=not isinstance(ignored, Unrelated))
     if session.visitor_number is None:
         log.warning(
             "session %s has no visitor number yet; recording the upload without one", session.session_id,
@@ -217,19 +232,16 @@ def session_id_of(name: str) -> uuid.UUID:
     """The session an object belongs to by its path, sessions/{uuid}/...; Ignored otherwise."""
     match = _SESSION_OBJECT.fullmatch(name)
     if not match:
-        raise Ignored(f"object {name!r} is not under sessions/{{sessionId}}/", expected=True)
+        raise Unrelated(f"object {name!r} is not under sessions/{{sessionId}}/")
     return uuid.UUID(match["session_id"])
 
 
 # --- PostgreSQL -------------------------------------------------------------
 
-_SESSION_SQL = "SELECT id, visitor_number, experiment_id FROM sessions WHERE id = CAST(:session_id AS uuid)"
-
-
 def find_session(engine: Engine, session_id: uuid.UUID) -> UploadSession:
-    """The session; Ignored if there is none. Unavailable if the database is down."""
+    """The session; Ignored if there is none. DependencyUnavailable if the database is down."""
     with single_statement(engine) as conn:
-        row = conn.execute(sql(_SESSION_SQL), {"session_id": str(session_id)}).first()
+        row = conn.execute(statement("upload_session"), {"session_id": str(session_id)}).first()
     if row is None:
         raise Ignored(f"no session {session_id}")
     return UploadSession(row.id, row.visitor_number, row.experiment_id)
@@ -285,7 +297,7 @@ def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> St
         except (exceptions.PreconditionFailed, exceptions.NotFound):
             continue  # replaced, deleted, or re-tagged meanwhile: read again
         return _stored(blob)
-    raise Unavailable(f"the metadata of gs://{event.bucket}/{event.name} kept changing; try again later")
+    raise RetryEvent(f"the metadata of gs://{event.bucket}/{event.name} kept changing; try again later")
 
 
 def _stored(blob) -> StoredObject:
@@ -299,18 +311,18 @@ def _storage_retry():
 
 
 def _storage_call(what: str, call: Callable, *args, **kwargs):
-    """A Storage call; transport failures and server errors become Unavailable."""
+    """A Storage call; transport failures and server errors become DependencyUnavailable."""
+    with failures.unavailable_when(f"Cloud Storage ({what})", _storage_transient,
+                                   "Cloud Storage is unavailable; the event will be retried."):
+        return call(*args, **kwargs)
+
+
+def _storage_transient(error: BaseException) -> bool:
     import requests
     from google.api_core import exceptions
 
-    try:
-        return call(*args, **kwargs)
-    except (exceptions.NotFound, exceptions.PreconditionFailed):
-        raise
-    except (exceptions.RetryError, exceptions.ServerError, exceptions.TooManyRequests,
-            requests.exceptions.RequestException) as error:
-        log.warning("Cloud Storage unavailable (%s): %s", what, _one_line(error))
-        raise Unavailable("Cloud Storage is unavailable; the event will be retried.") from error
+    return isinstance(error, (exceptions.RetryError, exceptions.ServerError, exceptions.TooManyRequests,
+                              requests.exceptions.RequestException))
 
 
 # --- Firestore --------------------------------------------------------------
@@ -366,8 +378,7 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
     except exceptions.AlreadyExists:
         return False  # a concurrent delivery of the same event committed first
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        log.warning("Firestore unavailable: %s", _one_line(error))
-        raise Unavailable("Firestore is unavailable; the event will be retried.") from error
+        raise failures.unavailable("Firestore", error, "Firestore is unavailable; the event will be retried.") from error
 
 
 def _transaction(firestore_client, work: Callable):
@@ -448,6 +459,3 @@ def reset_clients() -> None:
     _storage.reset()
     _firestore.reset()
 
-
-def _one_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}".splitlines()[0][:300]

@@ -12,7 +12,7 @@ import sqlalchemy
 from sqlalchemy import text
 
 from devtools.stack import BUCKET, PROJECT, Stack
-from shared.db import _pg8000_url
+from shared.db import plain_engine
 from tests.support import Api, AuthEmulatorClient
 from tests.uploads_support import StorageEvents, UploadsWorld
 
@@ -48,7 +48,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine(stack):
-    engine = sqlalchemy.create_engine(_pg8000_url(stack.database_url), pool_size=4)
+    engine = plain_engine(stack.database_url, pool_size=4)
     yield engine
     engine.dispose()
 

@@ -43,9 +43,9 @@ _last: dict = {}
 
 @cache
 def _engine() -> sqlalchemy.Engine:
-    from shared.db import _pg8000_url
+    from shared.db import plain_engine
 
-    return sqlalchemy.create_engine(_pg8000_url(os.environ["FUZZ_DATABASE_URL"]), pool_size=1)
+    return plain_engine(os.environ["FUZZ_DATABASE_URL"], pool_size=1)
 
 
 @cache

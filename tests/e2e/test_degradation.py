@@ -67,11 +67,9 @@ def test_database_down_answers_503_and_recovers_without_a_restart(stack, own_dat
         assert back.status_code == 201
         assert back.json()["visitorNumber"] == 1
 
-        import sqlalchemy
+        from shared.db import plain_engine
 
-        from shared.db import _pg8000_url
-
-        engine = sqlalchemy.create_engine(_pg8000_url(own_database.url))
+        engine = plain_engine(own_database.url)
         try:
             assert len(rows(engine, "SELECT id FROM sessions")) == 2  # nothing from the refused requests
             assert len(rows(engine, "SELECT id FROM guests")) == 1

@@ -12,7 +12,7 @@ import sqlalchemy
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
 from devtools.stack import FunctionsServer, migrate
-from shared.db import _pg8000_url
+from shared.db import plain_engine
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def own_postgres(tmp_path):
 
 def database_reader(url: str) -> sqlalchemy.Engine:
     """The test's own view of a database: no pool, so no connection outlives a restart."""
-    return sqlalchemy.create_engine(_pg8000_url(url), poolclass=sqlalchemy.pool.NullPool)
+    return plain_engine(url, poolclass=sqlalchemy.pool.NullPool)
 
 
 @pytest.fixture

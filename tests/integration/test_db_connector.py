@@ -25,8 +25,10 @@ class LocalConnector:
 
     def connect(self, instance, driver, **kwargs):
         self.calls.append((instance, driver, kwargs))
+        # The real connector passes the driver arguments it does not use itself on to
+        # pg8000.dbapi.connect (google/cloud/sql/connector/pg8000.py); so does this one.
         return pg8000.dbapi.connect(user="postgres", host=self._url.hostname, port=self._url.port,
-                                    database=self._url.path.lstrip("/"))
+                                    database=self._url.path.lstrip("/"), startup_params=kwargs["startup_params"])
 
 
 def cloud_sql_settings(monkeypatch, **env) -> DatabaseSettings:
@@ -49,7 +51,8 @@ def test_password_auth_through_the_connector(stack, monkeypatch):
     assert connector.options == {"refresh_strategy": "LAZY", "ip_type": "public"}
     (instance, driver, kwargs), = connector.calls
     assert (instance, driver) == ("my-project:europe-west1:visitors", "pg8000")
-    assert kwargs == {"user": "visitors-fn", "password": "s3cret", "db": "postgres", "enable_iam_auth": False}
+    assert kwargs == {"user": "visitors-fn", "password": "s3cret", "db": "postgres", "enable_iam_auth": False,
+                      "startup_params": {"statement_timeout": "5000", "TimeZone": "UTC"}}
 
 
 def test_iam_auth_sends_no_password(stack, monkeypatch):

@@ -12,7 +12,7 @@ from shared import visitors
 from shared.auth import Guest, hash_guest_key
 from shared.config import DatabaseSettings
 from shared.db import make_engine, single_statement, transaction
-from shared.errors import Unavailable
+from shared.errors import DependencyUnavailable
 from shared.migrate import apply_migrations
 from shared.models import NewSession
 
@@ -86,7 +86,7 @@ def test_after_a_restart_one_request_meets_it_and_the_rest_succeed(engine, postg
     for _ in range(2 * POOL_SIZE):
         try:
             outcomes.append(visitors.create_session(engine, guest(), NewSession())[1].visitor_number)
-        except Unavailable:
+        except DependencyUnavailable:
             outcomes.append("503")
 
     # Every stale connection was dropped together: at most the first call failed.
@@ -164,7 +164,7 @@ def test_sslmode_that_needs_tls_refuses_a_server_without_it_with_503(postgres, m
     # pgserver's PostgreSQL has no TLS: a mode that demands it must not fall back to plain TCP.
     engine = engine_for(postgres.url.replace("sslmode=disable", f"sslmode={mode}"), monkeypatch)
     try:
-        with pytest.raises(Unavailable):
+        with pytest.raises(DependencyUnavailable):
             with single_statement(engine) as conn:
                 conn.execute(text("SELECT 1"))
     finally:

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from shared.db import _pg8000_url
+from shared.db import plain_engine
 from shared.migrate import apply_migrations, migration_files
 
 
@@ -33,7 +33,7 @@ def schema_of(engine) -> list:
 
 
 def test_applying_twice_changes_nothing(fresh_database):
-    engine = sqlalchemy.create_engine(_pg8000_url(fresh_database))
+    engine = plain_engine(fresh_database)
     try:
         first = apply_migrations(engine)
         schema = schema_of(engine)
@@ -54,7 +54,7 @@ def test_concurrent_runners_apply_each_file_once(fresh_database):
     barrier = threading.Barrier(runners)
     applied: list[list[str]] = []
     errors: list[BaseException] = []
-    engines = [sqlalchemy.create_engine(_pg8000_url(fresh_database)) for _ in range(runners)]
+    engines = [plain_engine(fresh_database) for _ in range(runners)]
 
     def run(engine):
         barrier.wait()

@@ -15,7 +15,8 @@ import requests
 from devtools.ports import free_port
 from devtools.stack import PROJECT
 from shared import uploads
-from shared.errors import Unavailable
+from shared.encodings import rfc3339
+from shared.errors import DependencyUnavailable
 from tests.conftest import environment
 from tests.uploads_support import FINALIZED
 
@@ -86,7 +87,7 @@ def test_metadata_a_client_forged_is_replaced(uploads_world):
     assert outcome.status == "recorded"
     metadata = world.stored(item["name"])["metadata"]
     assert metadata["visitorNumber"] == "1" and metadata["k"] == "v"
-    assert metadata["uploadedAt"] == uploads.rfc3339(datetime.fromisoformat(item["timeCreated"]))
+    assert metadata["uploadedAt"] == rfc3339(datetime.fromisoformat(item["timeCreated"]))
     # Sent as null, which deletes the key on Cloud Storage (the emulator keeps a null).
     assert metadata.get("experimentId") is None
 
@@ -98,12 +99,12 @@ def test_the_age_limit_is_a_parameter(uploads_world):
     deps = dict(engine=world.db, storage_client=world.bucket.client, firestore_client=world.firestore,
                 max_age_seconds=60, now=now)
 
-    old = attributes(item, time=uploads.rfc3339(now - timedelta(seconds=61)))
+    old = attributes(item, time=rfc3339(now - timedelta(seconds=61)))
     outcome = uploads.record_upload(old, item, **deps)
     assert outcome.status == "ignored" and "UPLOAD_EVENT_MAX_AGE_SECONDS=60" in outcome.reason
     assert world.uploads() == {}
 
-    recent = attributes(item, time=uploads.rfc3339(now - timedelta(seconds=59)))
+    recent = attributes(item, time=rfc3339(now - timedelta(seconds=59)))
     assert uploads.record_upload(recent, item, **deps).status == "recorded"
 
 
@@ -149,7 +150,7 @@ def test_firestore_unreachable_raises_unavailable_within_the_deadline(stack, mon
     stored = uploads.StoredObject("image/png", 1, datetime.now(timezone.utc))
 
     started = time.monotonic()
-    with pytest.raises(Unavailable):
+    with pytest.raises(DependencyUnavailable):
         uploads.record_in_firestore(client, event, session, stored)
     assert time.monotonic() - started < uploads.DEPENDENCY_DEADLINE_SECONDS + 5
 
@@ -162,7 +163,7 @@ def test_storage_unreachable_raises_unavailable(uploads_world, monkeypatch):
     with environment(STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{free_port()}"):
         unreachable = storage.Client(project=PROJECT)
 
-    with pytest.raises(Unavailable):
+    with pytest.raises(uploads.RetryEvent):
         uploads.record_upload(attributes(item), item, engine=world.db, storage_client=unreachable,
                               firestore_client=world.firestore)
     assert world.uploads() == {}

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
 from devtools.stack import ROOT, FunctionsServer
-from shared.db import _pg8000_url, sqlstate
+from shared.db import plain_engine, sqlstate
 from shared.migrate import FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
 from tests.support import Api, new_guest_key, rows, scalar
 from tests.uploads_support import StorageEvents, UploadsWorld
@@ -25,7 +25,7 @@ INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def url_as(url: str, user: str) -> str:
-    return _pg8000_url(url).set(username=user, password="not-checked-locally").render_as_string(hide_password=False)
+    return sqlalchemy.make_url(url).set(username=user, password="not-checked-locally").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functio
 ])
 def test_the_role_may_not_delete_truncate_or_change_the_schema(stack, functions_user, db, statement):
     guest = new_guest_key()
-    member = sqlalchemy.create_engine(url_as(stack.database_url, functions_user), poolclass=sqlalchemy.pool.NullPool)
+    member = plain_engine(url_as(stack.database_url, functions_user), poolclass=sqlalchemy.pool.NullPool)
     try:
         with member.begin() as conn:  # what the role may do, so there is something to delete
             conn.execute(text(
@@ -157,13 +157,13 @@ def test_the_role_may_not_delete_truncate_or_change_the_schema(stack, functions_
 def test_migrations_run_as_a_non_superuser_like_cloud_sqls_postgres_user(tmp_path):
     """On Cloud SQL the migrating user has CREATEROLE and CREATEDB but is not a superuser."""
     server = LocalPostgres(tmp_path / "cloudsql-like", free_port(), fast=True).start()
-    admin = sqlalchemy.create_engine(_pg8000_url(server.url), poolclass=sqlalchemy.pool.NullPool,
+    admin = plain_engine(server.url, poolclass=sqlalchemy.pool.NullPool,
                                      isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql("CREATE ROLE migrator LOGIN CREATEROLE CREATEDB NOSUPERUSER")
             conn.exec_driver_sql("CREATE DATABASE visitors OWNER migrator")
-        migrator = sqlalchemy.create_engine(url_as(server.url_for("visitors"), "migrator"),
+        migrator = plain_engine(url_as(server.url_for("visitors"), "migrator"),
                                             poolclass=sqlalchemy.pool.NullPool)
         try:
             assert scalar(migrator, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
@@ -175,7 +175,7 @@ def test_migrations_run_as_a_non_superuser_like_cloud_sqls_postgres_user(tmp_pat
         finally:
             migrator.dispose()
 
-        member = sqlalchemy.create_engine(url_as(server.url_for("visitors"), "fn@project.iam"),
+        member = plain_engine(url_as(server.url_for("visitors"), "fn@project.iam"),
                                           poolclass=sqlalchemy.pool.NullPool)
         try:
             with member.begin() as conn:

@@ -1,0 +1,50 @@
+-- create_session for a guest (X-Guest-Key), numbered: find or create the guest,
+-- give it the next visitor number if it has none, insert the session, and say
+-- what happened (shared/visitors.py):
+--   created - the session is new;
+--   exists  - a session with this id was there before (a retry, or someone else's);
+--   claimed - the guest has been claimed by a registered user.
+-- No row at all: the guest was being created by a concurrent request; run it again.
+--
+-- FOR SHARE on the guest row: register takes it FOR UPDATE before moving the
+-- guest's sessions, so a session is either inserted before the claim (and moved
+-- by it) or sees the claim and is refused. No session is left behind.
+-- `taken`: a request naming a sessionId that exists already is a retry or a
+-- conflict, and creates or numbers no visitor: a refused request changes nothing.
+WITH taken AS (
+    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+), found AS (
+    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed
+    FROM guests WHERE key_hash = :key_hash FOR SHARE
+), created AS (
+    INSERT INTO guests (id, key_hash, visitor_number)
+    SELECT CAST(:new_guest_id AS uuid), :key_hash, nextval('visitor_number_seq')
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    ON CONFLICT (key_hash) DO NOTHING
+    RETURNING id, visitor_number, false AS claimed
+), numbered AS (
+    UPDATE guests SET visitor_number = nextval('visitor_number_seq')
+    WHERE key_hash = :key_hash AND visitor_number IS NULL AND claimed_by IS NULL
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    RETURNING id, visitor_number, false AS claimed
+), visitor AS (
+    SELECT * FROM numbered
+    UNION ALL SELECT * FROM created
+    UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
+), inserted AS (
+    INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
+    SELECT CAST(:session_id AS uuid), visitor_number, NULL, id, :experiment_id, CAST(:metadata AS jsonb)
+    FROM visitor WHERE NOT claimed
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
+)
+SELECT 'created' AS outcome, id, visitor_number, user_id, guest_id, experiment_id, created_at,
+       NULL::uuid AS visitor_guest_id
+FROM inserted
+UNION ALL
+SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
+UNION ALL
+SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id, s.created_at,
+       (SELECT id FROM visitor)
+FROM sessions s
+WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)

@@ -1,0 +1,40 @@
+-- create_session for a guest while numbering fails (nextval raised): the same as
+-- create_session_guest.sql with visitor number NULL (SPEC §3, graceful degradation);
+-- `python -m shared.backfill` numbers the guest later.
+WITH taken AS (
+    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+), found AS (
+    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed
+    FROM guests WHERE key_hash = :key_hash FOR SHARE
+), created AS (
+    INSERT INTO guests (id, key_hash, visitor_number)
+    SELECT CAST(:new_guest_id AS uuid), :key_hash, NULL::bigint
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    ON CONFLICT (key_hash) DO NOTHING
+    RETURNING id, visitor_number, false AS claimed
+), numbered AS (
+    UPDATE guests SET visitor_number = NULL::bigint
+    WHERE key_hash = :key_hash AND visitor_number IS NULL AND claimed_by IS NULL
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    RETURNING id, visitor_number, false AS claimed
+), visitor AS (
+    SELECT * FROM numbered
+    UNION ALL SELECT * FROM created
+    UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
+), inserted AS (
+    INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
+    SELECT CAST(:session_id AS uuid), visitor_number, NULL, id, :experiment_id, CAST(:metadata AS jsonb)
+    FROM visitor WHERE NOT claimed
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
+)
+SELECT 'created' AS outcome, id, visitor_number, user_id, guest_id, experiment_id, created_at,
+       NULL::uuid AS visitor_guest_id
+FROM inserted
+UNION ALL
+SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
+UNION ALL
+SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id, s.created_at,
+       (SELECT id FROM visitor)
+FROM sessions s
+WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)

@@ -1,0 +1,39 @@
+-- create_session for a registered user while numbering fails (nextval raised): the
+-- same as create_session_user.sql with visitor number NULL (SPEC §3, graceful
+-- degradation); the user's next session, register or the backfill numbers it.
+WITH taken AS (
+    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+), found AS (
+    SELECT id, visitor_number, false AS claimed FROM users WHERE id = :user_id FOR SHARE
+), created AS (
+    INSERT INTO users (id, email, visitor_number)
+    SELECT :user_id, :email, NULL::bigint
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, visitor_number, false AS claimed
+), numbered AS (
+    UPDATE users SET visitor_number = NULL::bigint, updated_at = now()
+    WHERE id = :user_id AND visitor_number IS NULL
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    RETURNING id, visitor_number, false AS claimed
+), visitor AS (
+    SELECT * FROM numbered
+    UNION ALL SELECT * FROM created
+    UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
+), inserted AS (
+    INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
+    SELECT CAST(:session_id AS uuid), visitor_number, id, NULL::uuid, :experiment_id, CAST(:metadata AS jsonb)
+    FROM visitor WHERE NOT claimed
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
+)
+SELECT 'created' AS outcome, id, visitor_number, user_id, guest_id, experiment_id, created_at,
+       NULL::uuid AS visitor_guest_id
+FROM inserted
+UNION ALL
+SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
+UNION ALL
+SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id, s.created_at,
+       (SELECT NULL::uuid FROM visitor)
+FROM sessions s
+WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)

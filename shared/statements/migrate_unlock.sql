@@ -1,0 +1,2 @@
+-- migrate: let the next runner in.
+SELECT pg_advisory_unlock(:key)

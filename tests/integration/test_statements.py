@@ -1,0 +1,93 @@
+"""The SQL the product runs is exactly the files of shared/statements/, each whole.
+
+One engine of the product's own kind (shared.db.make_engine, prepared statements
+on) runs every path that reaches the database, on a fresh database of the test
+server: migrations, create_session (numbered and, with the sequence exhausted,
+unnumbered), submit_response, get_visitor, register (new number, the guest's
+number, a merge), the storage trigger's session lookup, and the backfill. Every
+statement PostgreSQL received is recorded from SQLAlchemy's before_cursor_execute;
+besides the files of sql/ (the migrations), each must be one file, and each file
+must have run.
+"""
+
+import uuid
+
+import pytest
+from sqlalchemy import event, text
+
+from shared import backfill, registration, responses, uploads, visitors
+from shared.auth import Guest, User, hash_guest_key
+from shared.config import DatabaseSettings
+from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement
+from shared.migrate import apply_migrations, migration_files
+from shared.models import NewResponse, NewSession
+from tests.support import new_guest_key, resume_numbering, stop_numbering
+
+NAMES = sorted(path.stem for path in STATEMENTS_DIR.glob("*.sql"))
+
+
+@pytest.fixture
+def fresh_database(stack, engine):
+    name = f"statements_{uuid.uuid4().hex[:10]}"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield stack.postgres.url_for(name)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def product_engine(url: str):
+    return make_engine(DatabaseSettings(
+        url=url, instance_connection_name=None, user=None, password=None, name=None, iam_auth=False,
+        ip_type="PUBLIC", pool_size=2, max_overflow=0, pool_timeout=5, statement_timeout_ms=5000,
+        prepared_statements=True,
+    ))
+
+
+def run_every_path(engine, admin) -> None:
+    apply_migrations(engine)
+
+    guest, other_guest = Guest(hash_guest_key(new_guest_key())), Guest(hash_guest_key(new_guest_key()))
+    user = User(uid="u-statements", email="u@example.org", sign_in_provider="password")
+    numbered_user = User(uid="u-numbered", email="n@example.org", sign_in_provider="password")
+    new_user = User(uid="u-new", email="new@example.org", sign_in_provider="password")
+
+    _, session = visitors.create_session(engine, guest, NewSession(experimentId="e"))
+    visitors.create_session(engine, numbered_user, NewSession())
+    responses.submit_response(engine, guest, NewResponse(sessionId=session.session_id, data={"a": 1}))
+    visitors.get_visitor(engine, guest)
+
+    stop_numbering(admin)
+    visitors.create_session(engine, other_guest, NewSession())
+    visitors.create_session(engine, user, NewSession())
+    resume_numbering(admin)
+    backfill.backfill(engine)
+
+    registration.register(engine, new_user, None)                 # takes a new number
+    registration.register(engine, User("u-claims", None, "password"), guest)  # takes the guest's number
+    registration.register(engine, numbered_user, other_guest)     # keeps its number: a merge
+    visitors.get_visitor(engine, numbered_user)
+    _, own = visitors.create_session(engine, numbered_user, NewSession())
+    responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
+    uploads.find_session(engine, own.session_id)
+
+
+def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database):
+    engine = product_engine(fresh_database)
+    admin = plain_engine(fresh_database)
+    executed: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _conn, _cursor, sql, _params, _context, _many: executed.append(sql))
+    try:
+        run_every_path(engine, admin)
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+    compiled = {name: str(statement(name).compile(dialect=engine.dialect)) for name in NAMES}
+    by_text = {sql: name for name, sql in compiled.items()}
+    migrations = {path.read_text(encoding="utf-8") for path in migration_files()}
+    unknown = [sql for sql in executed if sql not in by_text and sql not in migrations]
+    assert unknown == [], "statements run that are not a file of shared/statements/"
+    assert sorted({by_text[sql] for sql in executed if sql in by_text}) == NAMES, "files never run"
+    assert {sql for sql in executed if sql in migrations} == migrations
