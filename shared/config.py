@@ -11,9 +11,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-DEFAULT_PROJECT = "demo-visitors"
-
-
 class ConfigError(RuntimeError):
     """A setting is missing or malformed."""
 
@@ -42,17 +39,17 @@ def _bool(name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean: set it to true or false")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatabaseSettings:
-    """Where the database is: a DATABASE_URL, or a Cloud SQL instance."""
+    """Where the database is: a DATABASE_URL, or a Cloud SQL instance; and how it is pooled."""
 
-    url: str | None
-    instance_connection_name: str | None
-    user: str | None
-    password: str | None
-    name: str | None
-    iam_auth: bool
-    ip_type: str
+    url: str | None = None
+    instance_connection_name: str | None = None
+    user: str | None = None
+    password: str | None = None
+    name: str | None = None
+    iam_auth: bool = False
+    ip_type: str = "PUBLIC"
     pool_size: int
     max_overflow: int
     pool_timeout: int
@@ -88,14 +85,15 @@ class DatabaseSettings:
             ip_type = os.environ.get("DB_IP_TYPE", "PUBLIC").strip().upper()
             if ip_type not in ("PUBLIC", "PRIVATE", "PSC"):
                 raise ConfigError(f"DB_IP_TYPE={ip_type!r} is not one of PUBLIC, PRIVATE, PSC")
-            return cls(None, instance, user, password, name, iam_auth, ip_type, **common)
+            return cls(instance_connection_name=instance, user=user, password=password, name=name,
+                       iam_auth=iam_auth, ip_type=ip_type, **common)
         if url:
             if not url.startswith(("postgresql://", "postgres://", "postgresql+pg8000://")):
                 raise ConfigError(
                     "DATABASE_URL is malformed: use postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
                 )
             _check_url_options(url)
-            return cls(url, None, None, None, None, False, "PUBLIC", **common)
+            return cls(url=url, **common)
         raise ConfigError(
             "DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
             "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL"
