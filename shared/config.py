@@ -117,9 +117,14 @@ def _check_url_options(url: str) -> None:
                               "give the path of the server's CA certificate (PEM)")
 
 
+def project_id_or_none() -> str | None:
+    """The Google Cloud / Firebase project id (GOOGLE_CLOUD_PROJECT), or None if unset."""
+    return os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or os.environ.get("GCLOUD_PROJECT", "").strip() or None
+
+
 def project_id() -> str:
-    """The Google Cloud / Firebase project id (GOOGLE_CLOUD_PROJECT)."""
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or os.environ.get("GCLOUD_PROJECT", "").strip()
+    """The Google Cloud / Firebase project id (GOOGLE_CLOUD_PROJECT); needed for ID tokens and uploads."""
+    project = project_id_or_none()
     if not project:
         raise ConfigError("GOOGLE_CLOUD_PROJECT is not set: set it to your Firebase project id")
     return project
@@ -172,3 +177,16 @@ def upload_event_max_age_seconds() -> int:
     is not retried for ever.
     """
     return _int("UPLOAD_EVENT_MAX_AGE_SECONDS", 86400, minimum=1)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level() -> str:
+    """The level of the functions' log lines (LOG_LEVEL, any case; default INFO)."""
+    raw = os.environ.get("LOG_LEVEL", "").strip()
+    if not raw:
+        return "INFO"
+    if raw.upper() not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={raw!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
+    return raw.upper()
