@@ -29,11 +29,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
-HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register")
-STORAGE_TRIGGER = "on_upload_finalized"
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 RUNTIME = "python311"
 REQUIRED = ("PROJECT", "REGION", "BUCKET", "INSTANCE_CONNECTION_NAME")

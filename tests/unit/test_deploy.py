@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.deploy import HTTP_FUNCTIONS
+from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -58,7 +58,7 @@ def deploys(commands: list[list[str]]) -> dict[str, list[str]]:
 def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
     commands = printed_commands()
     deployed = deploys(commands)
-    assert set(deployed) == {*HTTP_FUNCTIONS, "on_upload_finalized"}
+    assert set(deployed) == {*HTTP_FUNCTIONS, STORAGE_TRIGGER}
     for name, argv in deployed.items():
         f = flags(argv)
         assert "--gen2" in f
