@@ -1,13 +1,15 @@
 """Entry points that Cloud Functions and functions-framework load (--target NAME).
 
-Each is defined in functions/; this module only re-exports them. Nothing here
-connects to anything: clients are created on first use.
+Each is defined in functions/; this module only re-exports them, the names of
+functions.HTTP_FUNCTIONS and functions.STORAGE_TRIGGER. Nothing here connects to
+anything: clients are created on first use.
 """
 
+from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
 from functions.create_session import create_session
 from functions.get_visitor import get_visitor
 from functions.on_upload_finalized import on_upload_finalized
 from functions.register import register
 from functions.submit_response import submit_response
 
-__all__ = ["create_session", "get_visitor", "on_upload_finalized", "register", "submit_response"]
+__all__ = [*HTTP_FUNCTIONS, STORAGE_TRIGGER]

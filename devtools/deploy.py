@@ -11,10 +11,12 @@
 3. the storage trigger (an Eventarc filter on the bucket, retries on);
 4. firebase.json's Firestore and Storage rules and Hosting (`npx firebase deploy`).
 
-Settings come from the environment (make passes its command-line variables);
-DRY_RUN=1 prints the exact commands and runs nothing. Passwords never appear in a
-command: the functions get theirs with --set-secrets, the migration reads its own
-from Secret Manager when it runs.
+Settings come from the environment (make passes its command-line variables).
+Before anything runs, every problem is printed, one line each: those of the deploy's
+own settings, and those the functions would meet in the environment they are
+deployed with (shared.config.check). DRY_RUN=1 prints the exact commands and runs
+nothing. Passwords never appear in a command: the functions get theirs with
+--set-secrets, the migration reads its own from Secret Manager when it runs.
 """
 
 from __future__ import annotations
@@ -27,16 +29,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
+from shared import config
+
 ROOT = Path(__file__).resolve().parent.parent
-HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register")
-STORAGE_TRIGGER = "on_upload_finalized"
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 RUNTIME = "python311"
 REQUIRED = ("PROJECT", "REGION", "BUCKET", "INSTANCE_CONNECTION_NAME")
-
-
-class DeployError(Exception):
-    """A setting is missing or wrong; the message is one line naming it."""
 
 
 @dataclass(frozen=True)
@@ -65,37 +64,47 @@ class Settings:
     max_connections: int
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> "Settings":
+    def read(cls, env: dict[str, str]) -> "tuple[Settings | None, list[str]]":
+        """The settings, and every problem among them (one line each). A bad optional value
+        is noted and its default used; without a required one there are no settings."""
+        problems: list[str] = []
+
         def get(name: str, default: str | None = None) -> str:
             value = env.get(name, "").strip()
             if value:
                 return value
             if default is None:
-                raise DeployError(f"{name} is not set: make deploy {name}=... (see README, Deployment)")
+                problems.append(f"{name} is not set: make deploy {name}=... (see README, Deployment)")
+                return ""
             return default
 
-        def number(name: str, default: int) -> int:
+        def number(name: str, default: int, minimum: int = 1) -> int:
             raw = get(name, str(default))
-            if not raw.isdigit() or int(raw) < 1:
-                raise DeployError(f"{name}={raw!r} is not a positive whole number")
+            if not raw.isdigit() or int(raw) < minimum:
+                problems.append(f"{name}={raw!r} is not a {'positive ' if minimum else ''}whole number")
+                return default
             return int(raw)
+
+        def boolean(name: str) -> bool:
+            raw = get(name, "false").lower()
+            if raw not in ("1", "true", "yes", "0", "false", "no"):
+                problems.append(f"{name}={raw!r} is not a boolean: set it to true or false")
+            return raw in ("1", "true", "yes")
 
         project = get("PROJECT")
         region = get("REGION")
         bucket = get("BUCKET").removeprefix("gs://").rstrip("/")
         instance = get("INSTANCE_CONNECTION_NAME")
-        if instance.count(":") != 2:
-            raise DeployError(f"INSTANCE_CONNECTION_NAME={instance!r} is malformed: use PROJECT:REGION:INSTANCE")
         # One identity per job (README, IAM): the HTTP functions, the storage trigger's
         # code, and Eventarc's trigger that invokes it.
         service_account = get("SERVICE_ACCOUNT", f"visitors-functions@{project}.iam.gserviceaccount.com")
         uploads_account = get("UPLOADS_SERVICE_ACCOUNT", f"visitors-uploads@{project}.iam.gserviceaccount.com")
-        iam_auth = get("DB_IAM_AUTH", "false").lower() in ("1", "true", "yes")
+        iam_auth = boolean("DB_IAM_AUTH")
         # With IAM database auth each service account is its own database user (its
         # email without ".gserviceaccount.com"); with a password both share DB_USER.
         db_user = get("DB_USER", service_account.removesuffix(".gserviceaccount.com") if iam_auth
                       else "visitors-functions")
-        return cls(
+        settings = cls(
             project=project, region=region, bucket=bucket, instance=instance,
             db_name=get("DB_NAME", "visitors"),
             db_user=db_user,
@@ -113,9 +122,10 @@ class Settings:
             trigger_max_instances=number("TRIGGER_MAX_INSTANCES", 5),
             concurrency=number("CONCURRENCY", 8),
             pool_size=number("DB_POOL_SIZE", 3),
-            max_overflow=int(get("DB_MAX_OVERFLOW", "0")),
+            max_overflow=number("DB_MAX_OVERFLOW", 0, minimum=0),
             max_connections=number("DB_MAX_CONNECTIONS", 100),
         )
+        return (settings if all(env.get(name, "").strip() for name in REQUIRED) else None), problems
 
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (README, Sizing)."""
@@ -163,6 +173,18 @@ def function_env(s: Settings, db_user: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def http_env(s: Settings) -> dict[str, str]:
+    # functions-framework's gunicorn reads WORKERS and THREADS: one process with a thread per
+    # request Cloud Run may send it (its default is 4 threads per CPU, fewer than CONCURRENCY).
+    return function_env(s, s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
+                        DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow),
+                        WORKERS="1", THREADS=str(s.concurrency))
+
+
+def trigger_env(s: Settings) -> dict[str, str]:
+    return function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
+
+
 def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
                     sizing: list[str]) -> Command:
     argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--project={s.project}", f"--region={s.region}",
@@ -173,23 +195,39 @@ def deploy_function(s: Settings, name: str, trigger: list[str], service_account:
     return Command(argv)
 
 
-def check_hosting_region(s: Settings, firebase_json: Path = ROOT / "firebase.json") -> None:
+def hosting_region_problems(s: Settings, firebase_json: Path = ROOT / "firebase.json") -> list[str]:
     """Hosting's /api rewrites name a function region; it must be the one deployed to."""
     rewrites = json.loads(firebase_json.read_text())["hosting"].get("rewrites", [])
     regions = {r["function"].get("region", "us-central1") for r in rewrites if isinstance(r.get("function"), dict)}
     if regions - {s.region}:
-        raise DeployError(f"firebase.json's hosting rewrites use region {', '.join(sorted(regions))} but "
-                          f"REGION={s.region}: make them the same")
+        return [f"firebase.json's hosting rewrites use region {', '.join(sorted(regions))} but "
+                f"REGION={s.region}: make them the same"]
+    return []
 
 
-def plan(s: Settings) -> list[Command]:
-    """Every command of one deploy, in the order they run."""
+def functions_problems(s: Settings) -> list[str]:
+    """What the deployed functions would fail on: config.check() of the environment each gets."""
+    # DB_PASS is not in that environment: --set-secrets gives it to the functions when they start.
+    secrets = {} if s.db_iam_auth else {"DB_PASS": "from Secret Manager"}
+    lines = [line for env in (http_env(s), trigger_env(s)) for line in config.check({**env, **secrets})]
+    return list(dict.fromkeys(lines))
+
+
+def problems(env: dict[str, str]) -> "tuple[Settings | None, list[str]]":
+    """The settings, and every reason not to deploy with them, one line each."""
+    s, found = Settings.read(env)
+    if s is None:  # the functions' environments are made from the required settings
+        return None, found
     if s.connections_at_most() > s.max_connections:
-        raise DeployError(
+        found.append(
             f"up to {s.connections_at_most()} database connections (MAX_INSTANCES x (DB_POOL_SIZE + "
             f"DB_MAX_OVERFLOW) per HTTP function, + TRIGGER_MAX_INSTANCES) exceed DB_MAX_CONNECTIONS="
             f"{s.max_connections}: lower them, or raise DB_MAX_CONNECTIONS to the instance's max_connections")
-    check_hosting_region(s)
+    return s, found + hosting_region_problems(s) + functions_problems(s)
+
+
+def plan(s: Settings) -> list[Command]:
+    """Every command of one deploy, in the order they run (for settings without problems)."""
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
     members = dict.fromkeys([s.db_user, s.uploads_db_user])  # the database users of the functions
     commands = [Command(
@@ -200,19 +238,13 @@ def plan(s: Settings) -> list[Command]:
     http_sizing = [f"--max-instances={s.max_instances}", f"--concurrency={s.concurrency}",
                    "--cpu=1", "--memory=512Mi", "--timeout=60s"]
     for name in HTTP_FUNCTIONS:
-        # functions-framework's gunicorn reads WORKERS and THREADS: one process with a thread per
-        # request Cloud Run may send it (its default is 4 threads per CPU, fewer than CONCURRENCY).
-        env = function_env(s, s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
-                           DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow),
-                           WORKERS="1", THREADS=str(s.concurrency))
         commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
-                                        s.service_account, env, http_sizing))
+                                        s.service_account, http_env(s), http_sizing))
     trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
                f"--trigger-service-account={s.trigger_service_account}", "--retry"]
     if s.trigger_location:
         trigger.append(f"--trigger-location={s.trigger_location}")
-    env = function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
-    commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, s.uploads_service_account, env,
+    commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, s.uploads_service_account, trigger_env(s),
                                     [f"--max-instances={s.trigger_max_instances}", "--memory=512Mi",
                                      "--timeout=120s"]))
     commands.append(Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
@@ -232,12 +264,12 @@ def run(commands: list[Command], project: str) -> None:
 
 def main(env: dict[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
-    try:
-        settings = Settings.from_env(env)
-        commands = plan(settings)
-    except DeployError as error:
-        print(f"make deploy: {error}", file=sys.stderr)
+    settings, found = problems(env)
+    if found:
+        for line in found:
+            print(f"make deploy: {line}", file=sys.stderr)
         return 2
+    commands = plan(settings)
     if env.get("DRY_RUN", "").strip() not in ("", "0"):
         for command in commands:
             print(command.shell(settings.project))

@@ -24,10 +24,10 @@ from urllib.parse import quote
 from functions_framework import create_app
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 
+from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
+
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "public"
-HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register")
-EVENT_FUNCTIONS = ("on_upload_finalized",)
 STORAGE_PREFIX = "storage"  # dev-only proxy to the Storage emulator
 
 
@@ -111,9 +111,7 @@ def _storage_proxy(environ, start_response, rest: str):
 
 
 def build_app(source: Path = ROOT / "main.py"):
-    import main
-
-    names = [name for name in HTTP_FUNCTIONS + EVENT_FUNCTIONS if hasattr(main, name)]
+    names = [*HTTP_FUNCTIONS, STORAGE_TRIGGER]
     apps = {name: create_app(name, str(source)) for name in names}
     missing = json.dumps({"error": {"code": "not_found",
                                     "message": f"No function here; try one of: {', '.join(names)}."}}).encode()

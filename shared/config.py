@@ -1,25 +1,69 @@
 """Settings read from the environment on first use.
 
 A missing or malformed setting raises ConfigError with one line that names the
-variable and how to fix it; nothing is read at import time.
+variable and how to fix it; nothing is read at import time. check() reads every
+setting at once and lists all the problems, for the commands that should refuse
+to start (`make deploy`, `python -m shared.migrate`) rather than fail later.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-DEFAULT_PROJECT = "demo-visitors"
+T = TypeVar("T")
 
 
 class ConfigError(RuntimeError):
-    """A setting is missing or malformed."""
+    """One or more settings are missing or malformed: one line per problem, each naming its variable."""
+
+    def __init__(self, *problems: str):
+        super().__init__("\n".join(problems))
+        self.problems: tuple[str, ...] = problems
+
+
+class _Problems:
+    """Collects the problems of several settings, so that all are reported at once."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def read(self, reader: Callable[..., T], *args, **kwargs) -> T | None:
+        """reader(*args, **kwargs), or None with its problems noted."""
+        try:
+            return reader(*args, **kwargs)
+        except ConfigError as error:
+            self.lines.extend(error.problems)
+            return None
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise ConfigError(*self.lines)
+
+
+# While check(environment) runs, the settings are read from that environment instead of the process's.
+_environment: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("environment", default=None)
+
+
+def _get(name: str, default: str = "") -> str:
+    environment = _environment.get()
+    return (os.environ if environment is None else environment).get(name, default)
+
+
+def _text(name: str) -> str:
+    return _get(name).strip()
 
 
 def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "").strip()
+    raw = _text(name)
     if not raw:
         return default
     try:
@@ -32,7 +76,7 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
 
 
 def _bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
+    raw = _text(name).lower()
     if not raw:
         return default
     if raw in ("0", "false", "no"):
@@ -42,17 +86,17 @@ def _bool(name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean: set it to true or false")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatabaseSettings:
-    """Where the database is: a DATABASE_URL, or a Cloud SQL instance."""
+    """Where the database is: a DATABASE_URL, or a Cloud SQL instance; and how it is pooled."""
 
-    url: str | None
-    instance_connection_name: str | None
-    user: str | None
-    password: str | None
-    name: str | None
-    iam_auth: bool
-    ip_type: str
+    url: str | None = None
+    instance_connection_name: str | None = None
+    user: str | None = None
+    password: str | None = None
+    name: str | None = None
+    iam_auth: bool = False
+    ip_type: str = "PUBLIC"
     pool_size: int
     max_overflow: int
     pool_timeout: int
@@ -61,45 +105,58 @@ class DatabaseSettings:
 
     @classmethod
     def from_env(cls) -> "DatabaseSettings":
-        instance = os.environ.get("INSTANCE_CONNECTION_NAME", "").strip() or None
-        url = os.environ.get("DATABASE_URL", "").strip() or None
-        common = dict(
-            pool_size=_int("DB_POOL_SIZE", 5, minimum=1),
-            max_overflow=_int("DB_MAX_OVERFLOW", 2),
-            pool_timeout=_int("DB_POOL_TIMEOUT", 10, minimum=1),
-            statement_timeout_ms=_int("DB_STATEMENT_TIMEOUT_MS", 5000),
-            prepared_statements=_bool("DB_PREPARED_STATEMENTS", default=True),
+        """The database settings; ConfigError lists every problem among them."""
+        problems = _Problems()
+        pool = dict(
+            pool_size=problems.read(_int, "DB_POOL_SIZE", 5, minimum=1),
+            max_overflow=problems.read(_int, "DB_MAX_OVERFLOW", 2),
+            pool_timeout=problems.read(_int, "DB_POOL_TIMEOUT", 10, minimum=1),
+            statement_timeout_ms=problems.read(_int, "DB_STATEMENT_TIMEOUT_MS", 5000),
+            prepared_statements=problems.read(_bool, "DB_PREPARED_STATEMENTS", default=True),
         )
-        if instance:
-            if instance.count(":") != 2:
-                raise ConfigError(
-                    f"INSTANCE_CONNECTION_NAME={instance!r} is malformed: use PROJECT:REGION:INSTANCE"
-                )
-            user = os.environ.get("DB_USER", "").strip()
-            name = os.environ.get("DB_NAME", "").strip()
-            iam_auth = _bool("DB_IAM_AUTH")
-            password = os.environ.get("DB_PASS")
-            if not user:
-                raise ConfigError("DB_USER is not set: Cloud SQL (INSTANCE_CONNECTION_NAME) needs the database user")
-            if not name:
-                raise ConfigError("DB_NAME is not set: Cloud SQL (INSTANCE_CONNECTION_NAME) needs the database name")
-            if not iam_auth and not password:
-                raise ConfigError("DB_PASS is not set: give the database password, or set DB_IAM_AUTH=true")
-            ip_type = os.environ.get("DB_IP_TYPE", "PUBLIC").strip().upper()
-            if ip_type not in ("PUBLIC", "PRIVATE", "PSC"):
-                raise ConfigError(f"DB_IP_TYPE={ip_type!r} is not one of PUBLIC, PRIVATE, PSC")
-            return cls(None, instance, user, password, name, iam_auth, ip_type, **common)
-        if url:
-            if not url.startswith(("postgresql://", "postgres://", "postgresql+pg8000://")):
-                raise ConfigError(
-                    "DATABASE_URL is malformed: use postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
-                )
-            _check_url_options(url)
-            return cls(url, None, None, None, None, False, "PUBLIC", **common)
-        raise ConfigError(
-            "DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
-            "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL"
-        )
+        if _text("INSTANCE_CONNECTION_NAME"):
+            where = problems.read(_cloud_sql)
+        elif _text("DATABASE_URL"):
+            where = problems.read(_database_url)
+        else:
+            where = None
+            problems.add("DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
+                         "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL")
+        problems.raise_any()
+        return cls(**where, **pool)
+
+
+def _cloud_sql() -> dict:
+    """DatabaseSettings' fields for a Cloud SQL instance (INSTANCE_CONNECTION_NAME and the DB_ settings)."""
+    problems = _Problems()
+    instance = _text("INSTANCE_CONNECTION_NAME")
+    if instance.count(":") != 2:
+        problems.add(f"INSTANCE_CONNECTION_NAME={instance!r} is malformed: use PROJECT:REGION:INSTANCE")
+    user = _text("DB_USER")
+    if not user:
+        problems.add("DB_USER is not set: Cloud SQL (INSTANCE_CONNECTION_NAME) needs the database user")
+    name = _text("DB_NAME")
+    if not name:
+        problems.add("DB_NAME is not set: Cloud SQL (INSTANCE_CONNECTION_NAME) needs the database name")
+    iam_auth = problems.read(_bool, "DB_IAM_AUTH")
+    password = _get("DB_PASS") or None
+    if iam_auth is False and not password:
+        problems.add("DB_PASS is not set: give the database password, or set DB_IAM_AUTH=true")
+    ip_type = _text("DB_IP_TYPE").upper() or "PUBLIC"
+    if ip_type not in ("PUBLIC", "PRIVATE", "PSC"):
+        problems.add(f"DB_IP_TYPE={ip_type!r} is not one of PUBLIC, PRIVATE, PSC")
+    problems.raise_any()
+    return dict(instance_connection_name=instance, user=user, password=password, name=name,
+                iam_auth=iam_auth, ip_type=ip_type)
+
+
+def _database_url() -> dict:
+    """DatabaseSettings' fields for a DATABASE_URL."""
+    url = _text("DATABASE_URL")
+    if not url.startswith(("postgresql://", "postgres://", "postgresql+pg8000://")):
+        raise ConfigError("DATABASE_URL is malformed: use postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
+    _check_url_options(url)
+    return dict(url=url)
 
 
 # What a DATABASE_URL may carry after "?", as libpq spells it (shared.db maps them onto pg8000).
@@ -108,20 +165,27 @@ URL_OPTIONS = ("sslmode", "sslrootcert", "application_name")
 
 
 def _check_url_options(url: str) -> None:
+    problems = _Problems()
     for name, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items():
         if name not in URL_OPTIONS:
-            raise ConfigError(f"DATABASE_URL has the option {name!r}, which is not supported: "
-                              f"use only {', '.join(URL_OPTIONS)}")
+            problems.add(f"DATABASE_URL has the option {name!r}, which is not supported: "
+                         f"use only {', '.join(URL_OPTIONS)}")
         if name == "sslmode" and values[-1] not in SSL_MODES:
-            raise ConfigError(f"DATABASE_URL has sslmode={values[-1]!r}: use one of {', '.join(SSL_MODES)}")
+            problems.add(f"DATABASE_URL has sslmode={values[-1]!r}: use one of {', '.join(SSL_MODES)}")
         if name == "sslrootcert" and not os.path.isfile(values[-1]):
-            raise ConfigError(f"DATABASE_URL has sslrootcert={values[-1]!r}, which is not a file: "
-                              "give the path of the server's CA certificate (PEM)")
+            problems.add(f"DATABASE_URL has sslrootcert={values[-1]!r}, which is not a file: "
+                         "give the path of the server's CA certificate (PEM)")
+    problems.raise_any()
+
+
+def project_id_or_none() -> str | None:
+    """The Google Cloud / Firebase project id (GOOGLE_CLOUD_PROJECT), or None if unset."""
+    return _text("GOOGLE_CLOUD_PROJECT") or _text("GCLOUD_PROJECT") or None
 
 
 def project_id() -> str:
-    """The Google Cloud / Firebase project id (GOOGLE_CLOUD_PROJECT)."""
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or os.environ.get("GCLOUD_PROJECT", "").strip()
+    """The Google Cloud / Firebase project id (GOOGLE_CLOUD_PROJECT); needed for ID tokens and uploads."""
+    project = project_id_or_none()
     if not project:
         raise ConfigError("GOOGLE_CLOUD_PROJECT is not set: set it to your Firebase project id")
     return project
@@ -129,13 +193,14 @@ def project_id() -> str:
 
 def allowed_origins() -> frozenset[str]:
     """Browser origins granted CORS (ALLOWED_ORIGINS, comma-separated; empty grants none)."""
-    raw = os.environ.get("ALLOWED_ORIGINS", "")
+    raw = _get("ALLOWED_ORIGINS")
     origins = {o.strip().rstrip("/") for o in raw.split(",") if o.strip()}
-    for origin in origins:
+    problems = _Problems()
+    for origin in sorted(origins):
         if origin != "*" and not origin.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"ALLOWED_ORIGINS has {origin!r}, which is not an origin: use scheme://host[:port], comma-separated"
-            )
+            problems.add(f"ALLOWED_ORIGINS has {origin!r}, which is not an origin: use scheme://host[:port], "
+                         "comma-separated")
+    problems.raise_any()
     return frozenset(origins)
 
 
@@ -155,7 +220,7 @@ def storage_bucket() -> str | None:
     The storage trigger takes the bucket from each event; when this is set it
     acknowledges events of any other bucket without touching them.
     """
-    raw = os.environ.get("STORAGE_BUCKET", "").strip()
+    raw = _text("STORAGE_BUCKET")
     if not raw:
         return None
     name = raw.removeprefix("gs://").rstrip("/")
@@ -174,3 +239,40 @@ def upload_event_max_age_seconds() -> int:
     is not retried for ever.
     """
     return _int("UPLOAD_EVENT_MAX_AGE_SECONDS", 86400, minimum=1)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level() -> str:
+    """The level of the functions' log lines (LOG_LEVEL, any case; default INFO)."""
+    raw = _text("LOG_LEVEL")
+    if not raw:
+        return "INFO"
+    if raw.upper() not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={raw!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
+    return raw.upper()
+
+
+# Every runtime setting, as the functions read it. GOOGLE_CLOUD_PROJECT is not among them:
+# only ID tokens and uploads need it (project_id fails at their first use), and the
+# migration and backfill commands run without it.
+_READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
+            upload_event_max_age_seconds, log_level)
+
+
+def check(environment: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem of every runtime setting, one line each; empty when all are fine.
+
+    Reads the process environment, or `environment` (what a function will be deployed
+    with). Commands call it before they start anything, so that a person sees the whole
+    list at once rather than one failure per attempt.
+    """
+    problems = _Problems()
+    token = _environment.set(environment)
+    try:
+        for reader in _READERS:
+            problems.read(reader)
+    finally:
+        _environment.reset(token)
+    return problems.lines

@@ -3,6 +3,9 @@
     python -m shared.migrate            # uses DATABASE_URL or the Cloud SQL settings
     python -m shared.migrate --functions-user NAME   # and let NAME act as the functions
 
+Every setting is checked first (shared.config.check): with any problem, each is
+printed on its own line and nothing runs (exit code 2).
+
 Every file runs in its own transaction and is recorded in schema_migrations.
 A PostgreSQL advisory lock makes concurrent runners (several instances
 starting at once) wait for each other instead of applying a file twice.
@@ -74,13 +77,18 @@ def grant_functions_role(engine: Engine, user: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.config import ConfigError
+    from shared.config import ConfigError, check
     from shared.db import get_engine
 
     parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__.splitlines()[0])
     parser.add_argument("--functions-user", metavar="NAME", action="append", default=[],
                         help=f"a database user of the functions, to make a member of {FUNCTIONS_ROLE} (repeatable)")
     args = parser.parse_args(argv)
+    # Every setting, not only the database's: all that is wrong, before anything changes.
+    problems = check()
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
     try:
         applied = apply_migrations(get_engine())
         for user in args.functions_user:

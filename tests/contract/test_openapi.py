@@ -16,8 +16,8 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from devtools.ports import free_port
-from devtools.serve import HTTP_FUNCTIONS
 from devtools.stack import ROOT, FunctionsServer
+from functions import HTTP_FUNCTIONS
 from shared import errors, http, models
 from shared.auth import GUEST_KEY_PATTERN
 from tests.conftest import ALLOWED_ORIGIN

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.deploy import HTTP_FUNCTIONS
+from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -58,7 +58,7 @@ def deploys(commands: list[list[str]]) -> dict[str, list[str]]:
 def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
     commands = printed_commands()
     deployed = deploys(commands)
-    assert set(deployed) == {*HTTP_FUNCTIONS, "on_upload_finalized"}
+    assert set(deployed) == {*HTTP_FUNCTIONS, STORAGE_TRIGGER}
     for name, argv in deployed.items():
         f = flags(argv)
         assert "--gen2" in f
@@ -163,6 +163,38 @@ def test_a_missing_variable_is_one_line_naming_it_and_nothing_runs(missing):
     assert result.stdout.strip() == ""
     lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
     assert lines == [f"make deploy: {missing} is not set: make deploy {missing}=... (see README, Deployment)"]
+
+
+def test_every_problem_is_one_line_both_the_deploys_and_the_functions_and_nothing_runs():
+    # MAX_INSTANCES and DB_IAM_AUTH are the deploy's; the origin and the bucket, the functions'
+    # (shared.config.check() of the environment each function is deployed with).
+    result = make_deploy(DRY_RUN="1", **{**SETTINGS, "BUCKET": "Acme_Uploads", "INSTANCE_CONNECTION_NAME": "acme"},
+                         MAX_INSTANCES="many", DB_IAM_AUTH="ture", ALLOWED_ORIGINS="https://ok.example,acme.web.app")
+    assert result.returncode != 0 and result.stdout.strip() == ""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
+    assert lines == [
+        "make deploy: DB_IAM_AUTH='ture' is not a boolean: set it to true or false",
+        "make deploy: MAX_INSTANCES='many' is not a positive whole number",
+        "make deploy: INSTANCE_CONNECTION_NAME='acme' is malformed: use PROJECT:REGION:INSTANCE",
+        "make deploy: ALLOWED_ORIGINS has 'acme.web.app', which is not an origin: use scheme://host[:port], "
+        "comma-separated",
+        "make deploy: STORAGE_BUCKET='Acme_Uploads' is not a bucket name: use lowercase letters, digits, - _ . "
+        "such as my-project.appspot.com",
+    ]
+
+
+def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_secret_manager():
+    from devtools import deploy
+    from shared import config
+
+    settings, problems = deploy.problems(SETTINGS)
+    assert problems == [] and deploy.functions_problems(settings) == []
+    # The password is not in the functions' environment: --set-secrets gives it to them.
+    assert "DB_PASS is not set: give the database password, or set DB_IAM_AUTH=true" in \
+        config.check(deploy.http_env(settings))
+    assert deploy.problems({**SETTINGS, "DB_IAM_AUTH": "true"})[1] == []
+    # What the functions read is what the deploy gives them, not the deployer's environment.
+    assert deploy.problems({**SETTINGS, "LOG_LEVEL": "verbose", "RETRY_AFTER_SECONDS": "0"})[1] == []
 
 
 def test_more_connections_than_the_database_allows_is_refused():
