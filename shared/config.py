@@ -20,10 +20,12 @@ T = TypeVar("T")
 
 
 class ConfigError(RuntimeError):
-    """One or more settings are missing or malformed: one line per problem, each naming its variable."""
+    """One or more settings are missing or malformed. Its text is one line, the first
+    problem, naming its variable (what a first use reports); `problems` has every one
+    found, one line each (what check() lists)."""
 
     def __init__(self, *problems: str):
-        super().__init__("\n".join(problems))
+        super().__init__(problems[0])
         self.problems: tuple[str, ...] = problems
 
 
