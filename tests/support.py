@@ -14,6 +14,8 @@ import requests
 import sqlalchemy
 from sqlalchemy import text
 
+from shared.auth import hash_guest_key
+
 
 def new_guest_key() -> str:
     """What the frontend makes once and keeps in localStorage."""
@@ -32,17 +34,17 @@ class Api:
 
     def post(self, function: str, body=None, *, guest: str | None = None, token: str | None = None,
              headers: dict | None = None, **kwargs) -> requests.Response:
-        return self.http.post(self.url(function), json=body, headers=_headers(guest, token, headers), timeout=30,
+        return self.http.post(self.url(function), json=body, headers=request_headers(guest, token, headers), timeout=30,
                               allow_redirects=False,
                               **kwargs)
 
     def get(self, function: str, *, guest: str | None = None, token: str | None = None,
             headers: dict | None = None) -> requests.Response:
-        return self.http.get(self.url(function), headers=_headers(guest, token, headers), timeout=30,
+        return self.http.get(self.url(function), headers=request_headers(guest, token, headers), timeout=30,
                              allow_redirects=False)
 
 
-def _headers(guest, token, extra) -> dict:
+def request_headers(guest, token, extra) -> dict:
     headers = dict(extra or {})
     if guest is not None:
         headers["X-Guest-Key"] = guest
@@ -147,3 +149,34 @@ def stop_numbering(db) -> None:
 def resume_numbering(db) -> None:
     with db.begin() as conn:
         conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE"))
+
+
+# --- Visitors as a frontend makes them (through any Api) ------------------------
+
+def new_session(api, **credentials) -> dict:
+    response = api.post("create_session", {}, **credentials)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def register(api, user=None, guest=None, body=None, **kwargs) -> requests.Response:
+    return api.post("register", body if body is not None else {}, token=user.id_token if user else None,
+                    guest=guest, **kwargs)
+
+
+def guest_with_sessions(api, key, sessions=2, responses_each=2) -> list[dict]:
+    """A guest that has used the site: sessions, each with responses."""
+    made = []
+    for i in range(sessions):
+        session = api.post("create_session", {"experimentId": f"exp-{i}"}, guest=key).json()
+        for level in range(responses_each):
+            answer = api.post("submit_response", {"sessionId": session["sessionId"], "level": level,
+                                                  "data": {"i": i}}, guest=key)
+            assert answer.status_code == 201, answer.text
+        made.append(session)
+    return made
+
+
+def guest_row(db, key):
+    (row,) = rows(db, "SELECT * FROM guests WHERE key_hash = :h", h=hash_guest_key(key))
+    return row

@@ -1,4 +1,5 @@
-"""create_session and get_visitor over HTTP: what a frontend sees, and what is stored."""
+"""create_session and get_visitor, in process (tests/inprocess/conftest.py): what a
+frontend sees, and what is stored."""
 
 import uuid
 from datetime import datetime, timezone

@@ -1,25 +1,18 @@
-"""submit_response over HTTP: only the session's owner writes, the response takes
+"""submit_response in process (tests/inprocess/conftest.py):
+only the session's owner writes, the response takes
 the session's visitor number, retries are safe; and what is stored."""
 
-import threading
 import uuid
 
 import pytest
-import requests
 from sqlalchemy import event
 
 from shared import responses
 from shared.auth import Guest, User, hash_guest_key
 from shared.models import NewResponse
-from tests.support import assert_error, new_guest_key, rows, scalar
+from tests.support import assert_error, new_guest_key, new_session, rows, scalar
 
 RESPONSE_FIELDS = {"responseId", "sessionId", "visitorNumber", "level", "createdAt"}
-
-
-def new_session(api, **credentials) -> dict:
-    response = api.post("create_session", {}, **credentials)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def stored_responses(db) -> list:
@@ -117,31 +110,6 @@ def test_retry_with_same_response_id_answers_the_same_and_stores_nothing_new(api
     assert retry.json() == first.json() == changed.json()
     assert stored_responses(db) == stored
     assert len(stored) == 1 and stored[0].level == 1 and stored[0].data == {"a": 1}
-
-
-def test_simultaneous_retries_store_one_response(api, db):
-    key = new_guest_key()
-    session = new_session(api, guest=key)
-    request = {"sessionId": session["sessionId"], "responseId": str(uuid.uuid4()), "data": {"x": 1}}
-    senders = 8
-    barrier = threading.Barrier(senders)
-    answers: list[requests.Response] = []
-
-    def send():
-        http = requests.Session()  # one connection each, so that they really are simultaneous
-        barrier.wait()
-        answers.append(http.post(api.url("submit_response"), json=request, headers={"X-Guest-Key": key},
-                                 timeout=30))
-
-    threads = [threading.Thread(target=send) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert sorted(a.status_code for a in answers) == [200] * (senders - 1) + [201]
-    assert len({a.text for a in answers}) == 1
-    assert scalar(db, "SELECT count(*) FROM responses") == 1
 
 
 def test_response_id_used_in_another_session_is_a_conflict(api, db):
@@ -249,8 +217,8 @@ def test_wrong_types_and_values_are_refused_before_anything_is_read(api, db, bod
 def test_numbers_out_of_range_are_refused(api, db, raw):
     key = new_guest_key()
     session = new_session(api, guest=key)
-    response = requests.post(api.url("submit_response"), data=raw % session["sessionId"].encode(), timeout=30,
-                             headers={"Content-Type": "application/json", "X-Guest-Key": key})
+    response = api.post("submit_response", data=raw % session["sessionId"].encode(), guest=key,
+                        headers={"Content-Type": "application/json"})
     assert_error(response, 400, "invalid_argument")
     assert scalar(db, "SELECT count(*) FROM responses") == 0
 
@@ -271,7 +239,7 @@ def test_credentials_are_required_and_checked(api, db, auth_emulator):
 
 
 def test_get_is_not_allowed(api, db):
-    response = requests.get(api.url("submit_response"), headers={"X-Guest-Key": new_guest_key()}, timeout=30)
+    response = api.get("submit_response", guest=new_guest_key())
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST, OPTIONS"
 
