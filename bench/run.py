@@ -190,8 +190,9 @@ def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
 # --- 2. the database path alone ---------------------------------------------------------------
 
 class RoundTrips:
-    """Counts statements (SQLAlchemy before_cursor_execute) and server round trips
-    (pg8000 waits for the server: CoreConnection.handle_messages)."""
+    """Counts statements (SQLAlchemy before_cursor_execute, and runs of pg8000's
+    prepared statements: shared.db.Statements) and server round trips (pg8000
+    waits for the server: CoreConnection.handle_messages)."""
 
     def __init__(self, engine):
         import pg8000.core
@@ -209,6 +210,17 @@ class RoundTrips:
             return original(conn_self, context)
 
         pg8000.core.CoreConnection.handle_messages = handle_messages
+
+        import pg8000.native
+
+        original_run = pg8000.native.PreparedStatement.run
+
+        def run(statement_self, *args, **kwargs):
+            if counter.on:
+                counter.statements += 1
+            return original_run(statement_self, *args, **kwargs)
+
+        pg8000.native.PreparedStatement.run = run
 
         @event.listens_for(engine, "before_cursor_execute")
         def _count(*_args, **_kwargs):
@@ -310,7 +322,7 @@ def bench_db(engine) -> None:
         # The server's own count, on one pooled connection: how often create_session's
         # statement ran on the generic plan, i.e. without being planned again.
         with single_statement(engine) as conn:
-            row = conn.execute(text(
+            row = conn.connection.execute(text(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
                 "WHERE statement LIKE '%INSERT INTO guests%' ORDER BY generic_plans DESC LIMIT 1")).first()
         if row is not None:

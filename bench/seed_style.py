@@ -68,4 +68,4 @@ def seed_create_session(engine: Engine, key_hash: bytes, experiment_id: str | No
 
 def ceiling_insert(engine: Engine, experiment_id: str | None = "bench") -> None:
     with single_statement(engine) as conn:
-        conn.execute(_CEILING, {"id": str(uuid.uuid4()), "experiment_id": experiment_id, "metadata": "{}"})
+        conn.rows(_CEILING, {"id": str(uuid.uuid4()), "experiment_id": experiment_id, "metadata": "{}"})

@@ -14,10 +14,11 @@ Every statement the product runs is a file of shared/statements/, run by name:
 
 from __future__ import annotations
 
+import collections
 import functools
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from shared import failures
@@ -173,8 +174,8 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         if sqlstate(context.original_exception) in _SERVER_GONE_SQLSTATES:
             context.is_disconnect = True
 
-    if settings.prepared_statements:
-        event.listen(engine, "do_execute", _execute_prepared)
+    # Read by Statements (single_statement): run statements as prepared statements.
+    engine.update_execution_options(**{_PREPARED_STATEMENTS: settings.prepared_statements})
 
     @event.listens_for(engine, "connect")
     def _bound_socket_reads(dbapi_connection, _record):
@@ -224,6 +225,11 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, (sqlalchemy.exc.TimeoutError,)):  # pool exhausted
         return True
     if isinstance(error, (sqlalchemy.exc.InterfaceError, sqlalchemy.exc.OperationalError)):
+        return True
+    import pg8000
+
+    if isinstance(error, pg8000.exceptions.InterfaceError):
+        # The same, raised by pg8000 itself for a prepared statement (Statements).
         return True
     return sqlstate(error) in _TRANSIENT_SQLSTATES
 
@@ -281,8 +287,8 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
-def single_statement(engine: Engine) -> Iterator[Connection]:
-    """A connection whose statements each commit on their own, with no BEGIN/COMMIT.
+def single_statement(engine: Engine) -> Iterator[Statements]:
+    """Statements that each commit on their own, with no BEGIN/COMMIT (see Statements).
 
     For work that is ONE statement (or independent reads): PostgreSQL runs every
     statement atomically anyway, so the explicit transaction only costs pg8000
@@ -290,65 +296,112 @@ def single_statement(engine: Engine) -> Iterator[Connection]:
     driver's own autocommit switch is used rather than SQLAlchemy's AUTOCOMMIT
     isolation level, whose reset on return to the pool costs more round trips
     than it saves. Nothing written here can be rolled back by raising.
-
-    Its statements run as named prepared statements of the connection (see
-    _execute_prepared): one wait each, planned once. Pass only constant SQL texts.
     """
     with _unavailable_when_transient(), engine.connect() as connection:
-        connection.execution_options(**{_PREPARE: True})
         driver_connection = connection.connection.dbapi_connection
         driver_connection.autocommit = True
         try:
             with _never_pooled_after_socket_error(connection):
-                yield connection
+                yield Statements(engine, connection)
         finally:
             # Back to the pool as it came out of it: transactions for everyone else.
             driver_connection.autocommit = False
 
 
 # Statements a connection keeps prepared at most: the product's single-statement
-# texts are a handful of constants; a text built at run time must not grow the
+# texts are a handful of files; a text made at run time must not grow the
 # server's memory without end, so past this the rest run unprepared.
 MAX_PREPARED_PER_CONNECTION = 32
 
-_PREPARE = "prepare"  # the execution option single_statement sets
 
+class Statements:
+    """What single_statement hands out: run a statement, get its rows.
 
-def _execute_prepared(cursor, statement: str, parameters, context) -> bool:
-    """SQLAlchemy's do_execute hook: run the statement as a named prepared statement
-    of its connection, when the execution asked for one (single_statement does).
+        with single_statement(engine) as conn:
+            row = conn.first(statement("get_visitor_user"), {"user_id": uid})
 
-    pg8000 sends every statement unnamed: Parse, Describe, Bind and Execute in
-    three waits for the server, and the server plans it afresh each time (for
-    create_session, planning is most of the server's work; bench/README.md). A
-    named statement is parsed once per connection (pg8000's prepare_statement);
-    each execution is then Bind + Execute in one wait, on a plan the server may
-    keep. Returns False to let pg8000 execute as usual: outside single_statement,
-    where pg8000 itself opens the transaction, or once the connection holds
-    MAX_PREPARED_PER_CONNECTION statements. The statements live with the driver
-    connection (the pool entry's info dict is cleared when it reconnects).
-    Errors propagate through SQLAlchemy as from any other execution.
+    With DB_PREPARED_STATEMENTS (the default) each statement runs as a named
+    prepared statement of the connection, through pg8000's public API
+    (pg8000.native.PreparedStatement, which takes the same :name parameters as
+    SQLAlchemy's text()). pg8000 sends a statement otherwise unnamed: Parse,
+    Describe, Bind and Execute in three waits for the server, planned afresh
+    each time (for create_session, planning is most of the server's work;
+    bench/README.md). Prepared, it is parsed once per connection, and each run is
+    Bind + Execute in one wait, on a plan the server may keep. The prepared
+    statements live with the driver connection (the pool entry's info dict is
+    cleared when it reconnects). Without the setting, or past
+    MAX_PREPARED_PER_CONNECTION, a statement runs through SQLAlchemy, unnamed.
+
+    `connection` is the SQLAlchemy connection underneath (autocommit), for a
+    caller that needs more than rows (tests, the benchmarks).
     """
-    if not context.execution_options.get(_PREPARE):
-        return False
-    pooled = context.root_connection.connection
-    driver = pooled.dbapi_connection
-    if not driver.autocommit:
-        return False
-    prepared = pooled.info.setdefault("prepared_statements", {})
-    if statement not in prepared:
-        if len(prepared) >= MAX_PREPARED_PER_CONNECTION:
-            return False
-        from pg8000.dbapi import convert_paramstyle
 
-        numbered, _ = convert_paramstyle("format", statement, parameters)  # %s -> $1, $2, ...
-        name, columns, input_funcs = driver.prepare_statement(numbered, ())
-        prepared[statement] = (name, columns, input_funcs, numbered)
-    name, columns, input_funcs, numbered = prepared[statement]
-    from pg8000.converters import make_params
+    def __init__(self, engine: Engine, connection: Connection):
+        self.engine = engine
+        self.connection = connection
 
-    result = driver.execute_named(name, make_params(driver.py_types, parameters), columns, input_funcs, numbered)
-    # Leave the cursor as pg8000's Cursor.execute does, for SQLAlchemy to fetch from.
-    cursor._context = result
-    cursor._row_iter = None if result.rows is None else iter(result.rows)
-    return True
+    def rows(self, clause: sqlalchemy.TextClause, params: Mapping[str, Any] | None = None) -> list:
+        """Every row the statement returns (an empty list for one that returns none);
+        each row's columns are attributes (row.visitor_number)."""
+        params = dict(params or {})
+        prepared = self._prepared(clause.text)
+        if prepared is None:
+            result = self.connection.execute(clause, params)
+            return result.all() if result.returns_rows else []
+        try:
+            rows = prepared.run(**params)
+        except Exception as error:
+            self._after_driver_error(error)
+            raise
+        if rows is None:
+            return []
+        row = _row_type(tuple(column["name"] for column in prepared.columns))
+        return [row(*values) for values in rows]
+
+    def first(self, clause: sqlalchemy.TextClause, params: Mapping[str, Any] | None = None):
+        """The statement's first row, None if it returns none."""
+        rows = self.rows(clause, params)
+        return rows[0] if rows else None
+
+    def _prepared(self, sql: str):
+        if not self.engine.get_execution_options().get(_PREPARED_STATEMENTS, False):
+            return None
+        pooled = self.connection.connection
+        prepared = pooled.info.setdefault("prepared_statements", {})
+        if sql not in prepared:
+            if len(prepared) >= MAX_PREPARED_PER_CONNECTION:
+                return None
+            from pg8000.native import PreparedStatement
+
+            try:
+                prepared[sql] = PreparedStatement(pooled.dbapi_connection, sql)
+            except Exception as error:
+                self._after_driver_error(error)
+                raise
+        return prepared[sql]
+
+    def _after_driver_error(self, error: Exception) -> None:
+        """What SQLAlchemy does after its own executions fail (its pg8000 dialect's
+        is_disconnect, and _server_went_away above), for the driver's: a connection
+        that failed mid-conversation is closed, never pooled again; a lost
+        connection or a server that went away (restart) takes every pooled
+        connection with it, so that one request per instance meets the restart."""
+        import pg8000
+
+        if isinstance(error, OSError):
+            self.connection.invalidate()
+        elif isinstance(error, pg8000.exceptions.InterfaceError) or sqlstate(error) in _SERVER_GONE_SQLSTATES:
+            self.connection.invalidate()
+            # Closes the pooled connections, all opened before the failure, and
+            # starts a new pool; a connection another request holds fails on its
+            # own and is closed then.
+            self.engine.dispose()
+
+
+# make_engine's execution option: DB_PREPARED_STATEMENTS (an engine made elsewhere prepares nothing).
+_PREPARED_STATEMENTS = "visitors_prepared_statements"
+
+
+@functools.lru_cache(maxsize=256)
+def _row_type(columns: tuple[str, ...]):
+    return collections.namedtuple("Row", columns, rename=True)

@@ -76,7 +76,7 @@ def _run_submit(engine: Engine, name: str, params: dict) -> tuple[bool, StoredRe
     # One statement, atomic by itself; every refusal below is decided on rows it
     # did not write, so it needs no transaction to roll back.
     with single_statement(engine) as conn:
-        row = conn.execute(statement(name), params).first()
+        row = conn.first(statement(name), params)
     if row is None:
         raise RaceLost()
     if row.outcome == "missing":

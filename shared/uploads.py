@@ -241,7 +241,7 @@ def session_id_of(name: str) -> uuid.UUID:
 def find_session(engine: Engine, session_id: uuid.UUID) -> UploadSession:
     """The session; Ignored if there is none. DependencyUnavailable if the database is down."""
     with single_statement(engine) as conn:
-        row = conn.execute(statement("upload_session"), {"session_id": str(session_id)}).first()
+        row = conn.first(statement("upload_session"), {"session_id": str(session_id)})
     if row is None:
         raise Ignored(f"no session {session_id}")
     return UploadSession(row.id, row.visitor_number, row.experiment_id)
@@ -360,7 +360,8 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
 
     def record(tx) -> bool:
         refs = [upload_ref] + ([visitor_ref] if visitor_ref else [])
-        snapshots = {snapshot.reference.path: snapshot for snapshot in tx.get_all(refs)}
+        snapshots = {snapshot.reference.path: snapshot
+                     for snapshot in tx.get_all(refs, retry=_firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)}
         if snapshots[upload_ref.path].exists:
             return False
         tx.create(upload_ref, upload)
@@ -429,27 +430,40 @@ def firestore_client():
     return _firestore.get()
 
 
-def _bound_retries(client) -> None:
-    """Give up on an unavailable Firestore after DEPENDENCY_DEADLINE_SECONDS.
-
-    The library retries UNAVAILABLE for 60 s on begin, commit and rollback (300 s
-    on reads), and a transaction offers no per-call setting for them; an event
-    function should fail sooner and let the platform redeliver. This replaces
-    the defaults of those calls on the client's own transport (pinned library
-    version: private attributes).
-    """
-    from google.api_core import exceptions, gapic_v1
+def _firestore_retry():
+    """Firestore's transient errors retried for DEPENDENCY_DEADLINE_SECONDS at most."""
+    from google.api_core import exceptions
     from google.api_core import retry as retries
 
-    transport = client._firestore_api._transport
-    policy = retries.Retry(
+    return retries.Retry(
         initial=0.1, maximum=1.0, multiplier=2.0, timeout=DEPENDENCY_DEADLINE_SECONDS,
         predicate=retries.if_exception_type(exceptions.ServiceUnavailable, exceptions.ResourceExhausted,
                                             exceptions.InternalServerError),
     )
-    for rpc in (transport.begin_transaction, transport.batch_get_documents, transport.commit, transport.rollback):
+
+
+def _bound_retries(client) -> None:
+    """Give up on an unavailable Firestore after DEPENDENCY_DEADLINE_SECONDS.
+
+    The library retries UNAVAILABLE for 60 s on begin, commit and rollback; an
+    event function should fail sooner and let the platform redeliver. The read
+    takes retry= and timeout= (Transaction.get_all, in record_in_firestore), but
+    begin, commit and rollback do not: in google-cloud-firestore 2.34.1
+    Transaction._begin(retry_id), _commit() and _rollback() take no such argument
+    and firestore.transactional calls them itself. A WriteBatch, whose commit()
+    takes both, cannot replace the transaction here: keeping lastUploadAt the
+    latest needs either a read in the transaction or the Maximum transform, which
+    @firestore-emulator/server does not implement ("Not implemented" for any
+    transform but increment, array union/remove and server time). So the
+    defaults of those three calls are replaced on the client's own transport
+    (pinned library version: private attributes), and nothing else.
+    """
+    from google.api_core import gapic_v1
+
+    transport = client._firestore_api._transport
+    for rpc in (transport.begin_transaction, transport.commit, transport.rollback):
         transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
-            rpc, default_retry=policy, default_timeout=DEPENDENCY_DEADLINE_SECONDS,
+            rpc, default_retry=_firestore_retry(), default_timeout=DEPENDENCY_DEADLINE_SECONDS,
             client_info=gapic_v1.client_info.ClientInfo(),
         )
 

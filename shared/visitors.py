@@ -106,7 +106,7 @@ def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
 def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) -> tuple[bool, Session]:
     name = (_CREATE_SESSION if numbered else _CREATE_SESSION_UNNUMBERED)[type(caller)]
     with single_statement(engine) as conn:
-        rows = conn.execute(statement(name), params).all()
+        rows = conn.rows(statement(name), params)
     if not rows:
         raise RaceLost()
     row = rows[0]
@@ -138,19 +138,19 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
     a transaction or not, so none is opened."""
     with single_statement(engine) as conn:
         if isinstance(caller, User):
-            row = conn.execute(statement("get_visitor_user"), {"user_id": caller.uid}).first()
+            row = conn.first(statement("get_visitor_user"), {"user_id": caller.uid})
             if row is None:
                 raise NotFound("No visitor record yet: create a session first.")
             visitor = {"visitorNumber": row.visitor_number, "userId": row.id, "guestId": None}
-            sessions = conn.execute(statement("visitor_sessions_user"), {"user_id": row.id}).all()
+            sessions = conn.rows(statement("visitor_sessions_user"), {"user_id": row.id})
         else:
-            row = conn.execute(statement("get_visitor_guest"), {"key_hash": caller.key_hash}).first()
+            row = conn.first(statement("get_visitor_guest"), {"key_hash": caller.key_hash})
             if row is None:
                 raise NotFound("No visitor record yet: create a session first.")
             if row.claimed_by is not None:
                 raise GuestClaimed("This guest's data now belongs to a registered account; sign in to see it.")
             visitor = {"visitorNumber": row.visitor_number, "userId": None, "guestId": str(row.id)}
-            sessions = conn.execute(statement("visitor_sessions_guest"), {"guest_id": row.id}).all()
+            sessions = conn.rows(statement("visitor_sessions_guest"), {"guest_id": row.id})
     visitor["sessions"] = [
         {
             "sessionId": str(r.id),

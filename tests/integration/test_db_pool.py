@@ -64,7 +64,7 @@ def count(engine, sql: str) -> int:
 
 def test_a_single_statement_commits_by_itself_and_leaves_the_connection_transactional(engine):
     with single_statement(engine) as conn:
-        conn.execute(text("INSERT INTO guests (id, key_hash) VALUES (gen_random_uuid(), sha256('a'))"))
+        conn.rows(text("INSERT INTO guests (id, key_hash) VALUES (gen_random_uuid(), sha256('a'))"))
         # Seen at once by another connection: no transaction is left open.
         assert count(engine, "SELECT count(*) FROM guests") == 1
 
@@ -103,8 +103,8 @@ PREPARED = text("SELECT statement, generic_plans + custom_plans AS runs FROM pg_
 def test_single_statements_are_prepared_once_per_connection_and_run_from_then_on(engine):
     lookup = "SELECT count(*) FROM guests WHERE key_hash = :key_hash"
     with single_statement(engine) as conn:
-        counts = [conn.execute(text(lookup), {"key_hash": bytes([n])}).scalar_one() for n in range(3)]
-        prepared = {row.statement: row.runs for row in conn.execute(PREPARED)}
+        counts = [conn.first(text(lookup), {"key_hash": bytes([n])}).count for n in range(3)]
+        prepared = {row.statement: row.runs for row in conn.connection.execute(PREPARED)}
     assert counts == [0, 0, 0]
     # Prepared once (pg8000 numbers the parameters), executed three times.
     assert prepared["SELECT count(*) FROM guests WHERE key_hash = $1"] == 3
@@ -122,8 +122,8 @@ def test_prepared_statements_can_be_switched_off(postgres, monkeypatch):
     engine = make_engine(DatabaseSettings.from_env())
     try:
         with single_statement(engine) as conn:
-            assert conn.execute(text("SELECT 1 + :n"), {"n": 1}).scalar_one() == 2
-            assert conn.execute(PREPARED).all() == []
+            assert conn.first(text("SELECT 1 + :n AS two"), {"n": 1}).two == 2
+            assert conn.connection.execute(PREPARED).all() == []
     finally:
         engine.dispose()
 
@@ -143,7 +143,7 @@ def test_sslmode_disable_connects_without_building_a_tls_context(postgres, monke
     engine = engine_for(url, monkeypatch)
     try:
         with single_statement(engine) as conn:
-            row = conn.execute(text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")).one()
+            row = conn.first(text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"))
         assert row.application_name == "visitors-test"
         assert made == []
     finally:
@@ -153,7 +153,7 @@ def test_sslmode_disable_connects_without_building_a_tls_context(postgres, monke
     engine = engine_for(postgres.url.replace("?sslmode=disable", ""), monkeypatch)
     try:
         with single_statement(engine) as conn:
-            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+            assert conn.first(text("SELECT 1 AS one")).one == 1
         assert made == [1]
     finally:
         engine.dispose()
@@ -166,6 +166,6 @@ def test_sslmode_that_needs_tls_refuses_a_server_without_it_with_503(postgres, m
     try:
         with pytest.raises(DependencyUnavailable):
             with single_statement(engine) as conn:
-                conn.execute(text("SELECT 1"))
+                conn.rows(text("SELECT 1"))
     finally:
         engine.dispose()

@@ -4,7 +4,6 @@ import threading
 import uuid
 
 import pytest
-import sqlalchemy
 from sqlalchemy import text
 
 from shared.db import plain_engine

@@ -10,6 +10,7 @@ besides the files of sql/ (the migrations), each must be one file, and each file
 must have run.
 """
 
+import re
 import uuid
 
 import pytest
@@ -18,7 +19,7 @@ from sqlalchemy import event, text
 from shared import backfill, registration, responses, uploads, visitors
 from shared.auth import Guest, User, hash_guest_key
 from shared.config import DatabaseSettings
-from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement
+from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
 from shared.migrate import apply_migrations, migration_files
 from shared.models import NewResponse, NewSession
 from tests.support import new_guest_key, resume_numbering, stop_numbering
@@ -36,11 +37,12 @@ def fresh_database(stack, engine):
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
-def product_engine(url: str):
+def product_engine(url: str, prepared_statements: bool):
+    # One connection: every statement of a run meets the same prepared statements.
     return make_engine(DatabaseSettings(
         url=url, instance_connection_name=None, user=None, password=None, name=None, iam_auth=False,
-        ip_type="PUBLIC", pool_size=2, max_overflow=0, pool_timeout=5, statement_timeout_ms=5000,
-        prepared_statements=True,
+        ip_type="PUBLIC", pool_size=1, max_overflow=0, pool_timeout=5, statement_timeout_ms=5000,
+        prepared_statements=prepared_statements,
     ))
 
 
@@ -73,7 +75,8 @@ def run_every_path(engine, admin) -> None:
 
 
 def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database):
-    engine = product_engine(fresh_database)
+    # Unprepared (DB_PREPARED_STATEMENTS=false), every statement goes through SQLAlchemy's cursor.
+    engine = product_engine(fresh_database, prepared_statements=False)
     admin = plain_engine(fresh_database)
     executed: list[str] = []
     event.listen(engine, "before_cursor_execute",
@@ -91,3 +94,30 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
     assert unknown == [], "statements run that are not a file of shared/statements/"
     assert sorted({by_text[sql] for sql in executed if sql in by_text}) == NAMES, "files never run"
     assert {sql for sql in executed if sql in migrations} == migrations
+
+
+# What single_statement runs (db.Statements): prepared on each connection when prepared statements are on.
+SINGLE_STATEMENTS = {"create_session_guest", "create_session_guest_unnumbered", "create_session_user",
+                     "create_session_user_unnumbered", "get_visitor_guest", "get_visitor_user",
+                     "visitor_sessions_guest", "visitor_sessions_user", "submit_response_guest",
+                     "submit_response_user", "upload_session"}
+
+
+def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database):
+    engine = product_engine(fresh_database, prepared_statements=True)
+    admin = plain_engine(fresh_database)
+    try:
+        run_every_path(engine, admin)
+        with engine.connect() as conn:  # the pool's one connection, which ran them all
+            prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+    # PostgreSQL's copy of each: the file, its :name parameters numbered $1, $2, ... by pg8000.
+    by_first_line = {statement_text(name).splitlines()[0]: name for name in NAMES}
+    names = sorted(by_first_line[sql.splitlines()[0]] for sql in prepared)
+    assert names == sorted(SINGLE_STATEMENTS)
+    for sql in prepared:
+        file = statement_text(by_first_line[sql.splitlines()[0]])
+        assert re.sub(r"\$\d+", "?", sql) == re.sub(r"(?<![:\w]):\w+", "?", file)
