@@ -388,9 +388,8 @@ class Statements:
         connection with it, so that one request per instance meets the restart."""
         import pg8000
 
-        if isinstance(error, OSError):
-            self.connection.invalidate()
-        elif isinstance(error, pg8000.exceptions.InterfaceError) or sqlstate(error) in _SERVER_GONE_SQLSTATES:
+        # A raw OSError is handled by single_statement's _never_pooled_after_socket_error.
+        if isinstance(error, pg8000.exceptions.InterfaceError) or sqlstate(error) in _SERVER_GONE_SQLSTATES:
             self.connection.invalidate()
             # Closes the pooled connections, all opened before the failure, and
             # starts a new pool; a connection another request holds fails on its
