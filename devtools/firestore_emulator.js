@@ -11,6 +11,9 @@
 //   GET    /                                                     "Ok" (readiness)
 //   GET    /v1/projects/P/databases/(default)/documents/C/ID     a document, in the REST API's JSON shape
 //   GET    /v1/projects/P/databases/(default)/documents/C        the documents of a collection
+//   GET    /emulator/v1/projects/P/databases/(default)/documents every document of every collection
+//                                                                (all projects; the SDK's listCollections
+//                                                                is not implemented by the emulator)
 //   DELETE /emulator/v1/projects/P/databases/(default)/documents forget every document (all projects)
 //
 // Each connection is routed by its first bytes: an HTTP/2 preface (gRPC) goes
@@ -150,6 +153,8 @@ function httpSide(state) {
       } else if (request.method === "DELETE" && /^\/emulator\/v1\/projects\/[^/]+\/databases\/[^/]+\/documents$/.test(path)) {
         state.clear();
         answer(response, 200, {});
+      } else if (request.method === "GET" && /^\/emulator\/v1\/projects\/[^/]+\/databases\/[^/]+\/documents$/.test(path)) {
+        answer(response, 200, { documents: existingDocuments(state).map(restDocument) });
       } else if (request.method === "GET" && /^\/v1\/projects\/[^/]+\/databases\/[^/]+\/documents\/.+/.test(path)) {
         const name = path.slice("/v1/".length).replace(/\/$/, "");
         const segments = name.split("/").length - 5; // after projects/P/databases/D/documents

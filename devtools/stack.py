@@ -120,6 +120,13 @@ class FirestoreEmulator:
     def _ready(self) -> bool:
         return requests.get(f"http://{self.host}/", timeout=1).ok
 
+    def all_documents(self, project: str = PROJECT) -> list[dict]:
+        """Every document of every collection, in the REST API's JSON shape (name, fields, ...)."""
+        response = requests.get(
+            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", timeout=10)
+        response.raise_for_status()
+        return response.json()["documents"]
+
     def reset(self, project: str = PROJECT) -> None:
         """Forget every document (the launcher's version of the Firebase emulator's reset)."""
         response = requests.delete(

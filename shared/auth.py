@@ -12,6 +12,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from shared import config, failures
 from shared.errors import InvalidArgument, Unauthenticated
@@ -34,6 +35,9 @@ class User:
     uid: str
     email: str | None
     sign_in_provider: str | None
+    # The `researcher` custom claim as the token carries it (SPEC §10); what it
+    # allows is decided in one place, shared/researchers.py.
+    researcher_claim: Any = None
 
     @property
     def anonymous(self) -> bool:
@@ -145,6 +149,7 @@ def verify_id_token(token: str) -> User:
         uid=claims["uid"],
         email=claims.get("email"),
         sign_in_provider=claims.get("firebase", {}).get("sign_in_provider"),
+        researcher_claim=claims.get("researcher"),
     )
 
 

@@ -234,6 +234,16 @@ def storage_bucket() -> str | None:
     return name
 
 
+def required_storage_bucket() -> str:
+    """STORAGE_BUCKET where it is needed, not only checked: a withdrawal deletes the
+    visitor's objects from it (delete_my_data, erase_visitor, `python -m shared.erasure`)."""
+    bucket = storage_bucket()
+    if bucket is None:
+        raise ConfigError("STORAGE_BUCKET is not set: withdrawal deletes a visitor's uploads from it; "
+                          "set it to the uploads bucket, such as my-project.appspot.com")
+    return bucket
+
+
 def upload_event_max_age_seconds() -> int:
     """How old a storage event may be and still be handled (UPLOAD_EVENT_MAX_AGE_SECONDS, default 24 h).
 

@@ -2,6 +2,7 @@
 
     python -m shared.migrate            # uses DATABASE_URL or the Cloud SQL settings
     python -m shared.migrate --functions-user NAME   # and let NAME act as the functions
+    python -m shared.migrate --erasure-user NAME     # and let NAME erase visitors (SPEC §11)
 
 Every setting is checked first (shared.config.check): with any problem, each is
 printed on its own line and nothing runs (exit code 2).
@@ -31,6 +32,8 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _LOCK_KEY = 0x76697369746F7273
 # The NOLOGIN group role of sql/002_roles.sql: what the functions may do.
 FUNCTIONS_ROLE = "visitor_functions"
+# The NOLOGIN group role of sql/003_erasure.sql: the functions' rights, and erasing.
+ERASURE_ROLE = "visitor_erasure"
 
 
 def migration_files(directory: Path = SQL_DIR) -> list[Path]:
@@ -67,13 +70,15 @@ def apply_migrations(engine: Engine, directory: Path = SQL_DIR) -> list[str]:
     return applied_now
 
 
-def grant_functions_role(engine: Engine, user: str) -> None:
-    """Make the login user `user` a member of visitor_functions (harmless if it is one)."""
+def grant_functions_role(engine: Engine, user: str, role: str = FUNCTIONS_ROLE) -> None:
+    """Make the login user `user` a member of visitor_functions, or of `role`
+    (ERASURE_ROLE); harmless if it is one."""
     # The one statement not in shared/statements/: GRANT takes no parameters, so the
     # user's name is written into it, quoted as an identifier by SQLAlchemy.
+    assert role in (FUNCTIONS_ROLE, ERASURE_ROLE)
     quoted = engine.dialect.identifier_preparer.quote_identifier(user)
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"GRANT {FUNCTIONS_ROLE} TO {quoted}")
+        conn.exec_driver_sql(f"GRANT {role} TO {quoted}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__.splitlines()[0])
     parser.add_argument("--functions-user", metavar="NAME", action="append", default=[],
                         help=f"a database user of the functions, to make a member of {FUNCTIONS_ROLE} (repeatable)")
+    parser.add_argument("--erasure-user", metavar="NAME", action="append", default=[],
+                        help=f"the database user of delete_my_data, erase_visitor and `shared.erasure`, "
+                             f"to make a member of {ERASURE_ROLE} (repeatable)")
     args = parser.parse_args(argv)
     # Every setting, not only the database's: all that is wrong, before anything changes.
     problems = check()
@@ -93,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         applied = apply_migrations(get_engine())
         for user in args.functions_user:
             grant_functions_role(get_engine(), user)
+        for user in args.erasure_user:
+            grant_functions_role(get_engine(), user, ERASURE_ROLE)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
@@ -102,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ", schema up to date"))
     for user in args.functions_user:
         print(f"{user} is a member of {FUNCTIONS_ROLE}")
+    for user in args.erasure_user:
+        print(f"{user} is a member of {ERASURE_ROLE}")
     return 0
 
 

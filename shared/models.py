@@ -136,3 +136,13 @@ class Registration(Body):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+
+# visitor_number_seq is a BIGINT sequence starting at 1.
+MAX_VISITOR_NUMBER = 2**63 - 1
+
+
+class VisitorToErase(Body):
+    """erase_visitor's body: the number of the visitor to erase."""
+
+    visitorNumber: Annotated[int, Field(ge=1, le=MAX_VISITOR_NUMBER)]

@@ -25,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from shared import config, failures
-from shared.db import single_statement, statement
+from shared.db import statement, transaction
 from shared.encodings import rfc3339
 from shared.errors import DependencyUnavailable
 from shared.instance import InstanceCache
@@ -64,6 +65,11 @@ class Ignored(Exception):
 class Unrelated(Ignored):
     """An event about an object this product does not own (outside sessions/): a
     normal occurrence, logged at INFO and acknowledged."""
+
+
+class Erased(Ignored):
+    """The object belongs to a session that was erased (SPEC §11): the object is
+    deleted, nothing is recorded, and the event is acknowledged."""
 
 
 class RetryEvent(Exception):
@@ -159,16 +165,20 @@ def _record_upload(attributes, data, engine, storage_client, firestore_client, m
     try:
         event = parse_event(attributes, data, expected_bucket)
         _check_age(event, max_age_seconds, now)
-        session = find_session(engine, session_id_of(event.name))
-        stored = tag_object(storage_client, event, session)
+        with locked_session(engine, session_id_of(event.name)) as session:
+            stored = tag_object(storage_client, event, session)
+            if session.visitor_number is None:
+                log.warning(
+                    "session %s has no visitor number yet; recording the upload without one", session.session_id,
+                    extra={"fields": {"sessionId": str(session.session_id), "uploadId": event.upload_id}},
+                )
+            created = record_in_firestore(firestore_client, event, session, stored)
+    except Erased as erased:
+        deleted = _delete_generation(storage_client, event)
+        return Outcome("erased", f"{erased.reason}; {'deleted the object' if deleted else 'the object was gone'}",
+                       event.upload_id)
     except Ignored as ignored:
         return Outcome("ignored", ignored.reason, warn=not isinstance(ignored, Unrelated))
-    if session.visitor_number is None:
-        log.warning(
-            "session %s has no visitor number yet; recording the upload without one", session.session_id,
-            extra={"fields": {"sessionId": str(session.session_id), "uploadId": event.upload_id}},
-        )
-    created = record_in_firestore(firestore_client, event, session, stored)
     return Outcome(
         "recorded" if created else "duplicate",
         "first delivery" if created else "already recorded; nothing changed",
@@ -238,13 +248,22 @@ def session_id_of(name: str) -> uuid.UUID:
 
 # --- PostgreSQL -------------------------------------------------------------
 
-def find_session(engine: Engine, session_id: uuid.UUID) -> UploadSession:
-    """The session; Ignored if there is none. DependencyUnavailable if the database is down."""
-    with single_statement(engine) as conn:
-        row = conn.first(statement("upload_session"), {"session_id": str(session_id)})
-    if row is None:
-        raise Ignored(f"no session {session_id}")
-    return UploadSession(row.id, row.visitor_number, row.experiment_id)
+@contextmanager
+def locked_session(engine: Engine, session_id: uuid.UUID) -> Iterator[UploadSession]:
+    """The session, held FOR SHARE while the block records its upload.
+
+    An erasure of the session waits for the block to end (and its Firestore part
+    then deletes what the block wrote). Ignored if there is no such session;
+    Erased if it was erased (its tombstone). DependencyUnavailable if the
+    database is down.
+    """
+    with transaction(engine) as conn:
+        row = conn.execute(statement("upload_session"), {"session_id": str(session_id)}).first()
+        if row is None:
+            if conn.execute(statement("upload_erased_session"), {"session_id": str(session_id)}).first():
+                raise Erased(f"session {session_id} was erased")
+            raise Ignored(f"no session {session_id}")
+        yield UploadSession(row.id, row.visitor_number, row.experiment_id)
 
 
 # --- Storage ----------------------------------------------------------------
@@ -275,7 +294,7 @@ def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> St
 
     bucket = storage_client.bucket(event.bucket)
     for _ in range(_TAG_ATTEMPTS):
-        blob = _storage_call("read", bucket.get_blob, event.name, retry=_storage_retry(),
+        blob = storage_call("read", bucket.get_blob, event.name, retry=storage_retry(),
                              timeout=DEPENDENCY_DEADLINE_SECONDS)
         if blob is None:
             raise Ignored(f"object gs://{event.bucket}/{event.name} no longer exists")
@@ -291,26 +310,33 @@ def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> St
         blob.metadata = {**current, **{key: value for key, value in wanted.items()
                                        if value is not None or key in current}}
         try:
-            _storage_call("tag", blob.patch, if_generation_match=event.generation,
+            storage_call("tag", blob.patch, if_generation_match=event.generation,
                           if_metageneration_match=blob.metageneration,
-                          retry=_storage_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
+                          retry=storage_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
         except (exceptions.PreconditionFailed, exceptions.NotFound):
             continue  # replaced, deleted, or re-tagged meanwhile: read again
         return _stored(blob)
     raise RetryEvent(f"the metadata of gs://{event.bucket}/{event.name} kept changing; try again later")
 
 
+def _delete_generation(storage_client, event: ObjectEvent) -> bool:
+    """Delete the event's generation of its object (one of an erased session)."""
+    from shared.erasure import delete_object
+
+    return delete_object(storage_client, event.bucket, event.name, event.generation)
+
+
 def _stored(blob) -> StoredObject:
     return StoredObject(blob.content_type, int(blob.size or 0), blob.time_created)
 
 
-def _storage_retry():
+def storage_retry():
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     return DEFAULT_RETRY.with_timeout(DEPENDENCY_DEADLINE_SECONDS)
 
 
-def _storage_call(what: str, call: Callable, *args, **kwargs):
+def storage_call(what: str, call: Callable, *args, **kwargs):
     """A Storage call; transport failures and server errors become DependencyUnavailable."""
     with failures.unavailable_when(f"Cloud Storage ({what})", _storage_transient,
                                    "Cloud Storage is unavailable; the event will be retried."):
@@ -361,7 +387,7 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
     def record(tx) -> bool:
         refs = [upload_ref] + ([visitor_ref] if visitor_ref else [])
         snapshots = {snapshot.reference.path: snapshot
-                     for snapshot in tx.get_all(refs, retry=_firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)}
+                     for snapshot in tx.get_all(refs, retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)}
         if snapshots[upload_ref.path].exists:
             return False
         tx.create(upload_ref, upload)
@@ -430,7 +456,7 @@ def firestore_client():
     return _firestore.get()
 
 
-def _firestore_retry():
+def firestore_retry():
     """Firestore's transient errors retried for DEPENDENCY_DEADLINE_SECONDS at most."""
     from google.api_core import exceptions
     from google.api_core import retry as retries
@@ -463,7 +489,7 @@ def _bound_retries(client) -> None:
     transport = client._firestore_api._transport
     for rpc in (transport.begin_transaction, transport.commit, transport.rollback):
         transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
-            rpc, default_retry=_firestore_retry(), default_timeout=DEPENDENCY_DEADLINE_SECONDS,
+            rpc, default_retry=firestore_retry(), default_timeout=DEPENDENCY_DEADLINE_SECONDS,
             client_info=gapic_v1.client_info.ClientInfo(),
         )
 

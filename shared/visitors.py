@@ -40,6 +40,9 @@ _CREATE_SESSION = {Guest: "create_session_guest", User: "create_session_user"}
 _CREATE_SESSION_UNNUMBERED = {Guest: "create_session_guest_unnumbered", User: "create_session_user_unnumbered"}
 
 
+_SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
+
+
 @dataclass(frozen=True)
 class Session:
     session_id: uuid.UUID
@@ -112,6 +115,9 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
     row = rows[0]
     if row.outcome == "claimed":
         raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue.")
+    if row.outcome == "erased":
+        # The same answer as for someone else's session id: it says nothing about whose it was.
+        raise Conflict(_SESSION_ID_IN_USE)
     session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
     if row.outcome == "created":
         log.info(
@@ -122,7 +128,7 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
     if _owned_by(session, caller, row.visitor_guest_id):
         return False, session
     # Someone else's session id. The statement wrote nothing (see `taken`).
-    raise Conflict("This sessionId is already in use; send a new one (or none).")
+    raise Conflict(_SESSION_ID_IN_USE)
 
 
 def _owned_by(session: Session, caller: Caller, caller_guest_id) -> bool:

@@ -95,6 +95,31 @@ class AuthEmulatorClient:
     def new_user(self) -> AuthUser:
         return self.sign_up(f"user-{uuid.uuid4().hex[:12]}@example.com")
 
+    def sign_in(self, email: str, password: str = "correct-horse-battery") -> AuthUser:
+        """A fresh ID token of an existing email/password user (it carries the user's claims as they are now)."""
+        response = requests.post(
+            f"{self.base}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key",
+            json={"email": email, "password": password, "returnSecureToken": True}, timeout=10,
+        )
+        response.raise_for_status()
+        data = response.json()
+        return AuthUser(data["localId"], email, data["idToken"], data["refreshToken"])
+
+    def researcher(self, claim=True) -> AuthUser:
+        """A new user with the `researcher` custom claim (SPEC §10), signed in again so its token carries it."""
+        user = self.new_user()
+        self.set_claims(user.uid, {"researcher": claim})
+        return self.sign_in(user.email)
+
+    def set_claims(self, uid: str, claims: dict) -> None:
+        """The Admin API call behind firebase-admin's set_custom_user_claims."""
+        response = requests.post(
+            f"{self.base}/identitytoolkit.googleapis.com/v1/projects/{self.project}/accounts:update",
+            json={"localId": uid, "customAttributes": json.dumps(claims)},
+            headers={"Authorization": "Bearer owner"}, timeout=10,
+        )
+        response.raise_for_status()
+
     def revoke_tokens(self, uid: str, valid_since: int) -> None:
         """The Admin API call behind firebase-admin's revoke_refresh_tokens."""
         response = requests.post(

@@ -3,7 +3,9 @@
 -- what happened (shared/visitors.py):
 --   created - the session is new;
 --   exists  - a session with this id was there before (a retry, or someone else's);
---   claimed - the guest has been claimed by a registered user.
+--   claimed - the guest has been claimed by a registered user;
+--   erased  - the sessionId is of an erased session (a tombstone, SPEC §11): it
+--             is never created again, and no visitor is created or numbered.
 -- No row at all: the guest was being created by a concurrent request; run it again.
 --
 -- FOR SHARE on the guest row: register takes it FOR UPDATE before moving the
@@ -11,8 +13,11 @@
 -- by it) or sees the claim and is refused. No session is left behind.
 -- `taken`: a request naming a sessionId that exists already is a retry or a
 -- conflict, and creates or numbers no visitor: a refused request changes nothing.
-WITH taken AS (
+WITH erased AS (
+    SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
+), taken AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+    UNION ALL SELECT 1 FROM erased
 ), found AS (
     SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed
     FROM guests WHERE key_hash = :key_hash FOR SHARE
@@ -34,7 +39,7 @@ WITH taken AS (
 ), inserted AS (
     INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
     SELECT CAST(:session_id AS uuid), visitor_number, NULL, id, :experiment_id, CAST(:metadata AS jsonb)
-    FROM visitor WHERE NOT claimed
+    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
 )
@@ -48,3 +53,5 @@ SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id,
        (SELECT id FROM visitor)
 FROM sessions s
 WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)
+UNION ALL
+SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased

@@ -1,8 +1,11 @@
 -- create_session for a guest while numbering fails (nextval raised): the same as
 -- create_session_guest.sql with visitor number NULL (SPEC §3, graceful degradation);
 -- `python -m shared.backfill` numbers the guest later.
-WITH taken AS (
+WITH erased AS (
+    SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
+), taken AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+    UNION ALL SELECT 1 FROM erased
 ), found AS (
     SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed
     FROM guests WHERE key_hash = :key_hash FOR SHARE
@@ -24,7 +27,7 @@ WITH taken AS (
 ), inserted AS (
     INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
     SELECT CAST(:session_id AS uuid), visitor_number, NULL, id, :experiment_id, CAST(:metadata AS jsonb)
-    FROM visitor WHERE NOT claimed
+    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
 )
@@ -38,3 +41,5 @@ SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id,
        (SELECT id FROM visitor)
 FROM sessions s
 WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)
+UNION ALL
+SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased

@@ -5,8 +5,11 @@
 --
 -- FOR SHARE on the user row: register may give the user a number at the same
 -- moment; the session waits for it and takes that number.
-WITH taken AS (
+WITH erased AS (
+    SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
+), taken AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+    UNION ALL SELECT 1 FROM erased
 ), found AS (
     SELECT id, visitor_number, false AS claimed FROM users WHERE id = :user_id FOR SHARE
 ), created AS (
@@ -27,7 +30,7 @@ WITH taken AS (
 ), inserted AS (
     INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
     SELECT CAST(:session_id AS uuid), visitor_number, id, NULL::uuid, :experiment_id, CAST(:metadata AS jsonb)
-    FROM visitor WHERE NOT claimed
+    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
 )
@@ -41,3 +44,5 @@ SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id,
        (SELECT NULL::uuid FROM visitor)
 FROM sessions s
 WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)
+UNION ALL
+SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased

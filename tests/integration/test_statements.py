@@ -4,7 +4,10 @@ One engine of the product's own kind (shared.db.make_engine, prepared statements
 on) runs every path that reaches the database, on a fresh database of the test
 server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
-number, a merge), the storage trigger's session lookup, and the backfill. Every
+number, a merge), the storage trigger's session lookup (live and erased), the
+backfill, and erasure (a guest, a user with a claimed guest and a merge, by
+number; finished at once, and left pending by a Firestore that cannot be
+reached, then resumed). Every
 statement PostgreSQL received is recorded from SQLAlchemy's before_cursor_execute;
 besides the files of sql/ (the migrations), each must be one file, and each file
 must have run.
@@ -16,10 +19,11 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared import backfill, registration, responses, uploads, visitors
+from shared import backfill, erasure, registration, responses, uploads, visitors
 from shared.auth import Guest, User, hash_guest_key
 from shared.config import DatabaseSettings
 from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
+from shared.errors import Conflict
 from shared.migrate import apply_migrations, migration_files
 from shared.models import NewResponse, NewSession
 from tests.support import new_guest_key, resume_numbering, stop_numbering
@@ -46,7 +50,19 @@ def product_engine(url: str, prepared_statements: bool):
     ))
 
 
-def run_every_path(engine, admin) -> None:
+def unreachable_firestore():
+    """A real Firestore client of an emulator host where nothing listens: every call fails."""
+    from google.cloud import firestore
+
+    from devtools.ports import free_port
+    from devtools.stack import PROJECT
+    from tests.conftest import environment
+
+    with environment(FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}"):
+        return firestore.Client(project=PROJECT)
+
+
+def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     apply_migrations(engine)
 
     guest, other_guest = Guest(hash_guest_key(new_guest_key())), Guest(hash_guest_key(new_guest_key()))
@@ -71,10 +87,30 @@ def run_every_path(engine, admin) -> None:
     visitors.get_visitor(engine, numbered_user)
     _, own = visitors.create_session(engine, numbered_user, NewSession())
     responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
-    uploads.find_session(engine, own.session_id)
+    with uploads.locked_session(engine, own.session_id):
+        pass
+
+    erasure.erase_caller(engine, numbered_user, stores)           # a user with a claimed guest and a merge
+    with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):
+        pass
+    with pytest.raises(Conflict):
+        visitors.create_session(engine, numbered_user, NewSession(sessionId=own.session_id))
+    _, guest_session = visitors.create_session(engine, other_guest, NewSession())
+    erasure.erase_visitor_number(engine, guest_session.visitor_number, stores)  # a guest, by number
+    third = Guest(hash_guest_key(new_guest_key()))
+    visitors.create_session(engine, third, NewSession())
+    down = erasure.OtherStores(unreachable_firestore(), stores.storage, stores.bucket)
+    assert erasure.erase_caller(engine, third, down).status == "pending"
+    assert erasure.resume(engine, stores).completed == 1
+    erasure.status_line(engine)
 
 
-def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database):
+@pytest.fixture
+def stores(stack, firestore, bucket, storage_client) -> erasure.OtherStores:
+    return erasure.OtherStores(firestore, storage_client, bucket.name)
+
+
+def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database, stores):
     # Unprepared (DB_PREPARED_STATEMENTS=false), every statement goes through SQLAlchemy's cursor.
     engine = product_engine(fresh_database, prepared_statements=False)
     admin = plain_engine(fresh_database)
@@ -82,7 +118,7 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
     event.listen(engine, "before_cursor_execute",
                  lambda _conn, _cursor, sql, _params, _context, _many: executed.append(sql))
     try:
-        run_every_path(engine, admin)
+        run_every_path(engine, admin, stores)
     finally:
         engine.dispose()
         admin.dispose()
@@ -100,14 +136,14 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
 SINGLE_STATEMENTS = {"create_session_guest", "create_session_guest_unnumbered", "create_session_user",
                      "create_session_user_unnumbered", "get_visitor_guest", "get_visitor_user",
                      "visitor_sessions_guest", "visitor_sessions_user", "submit_response_guest",
-                     "submit_response_user", "upload_session"}
+                     "submit_response_user"}
 
 
-def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database):
+def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database, stores):
     engine = product_engine(fresh_database, prepared_statements=True)
     admin = plain_engine(fresh_database)
     try:
-        run_every_path(engine, admin)
+        run_every_path(engine, admin, stores)
         with engine.connect() as conn:  # the pool's one connection, which ran them all
             prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
     finally:

@@ -125,7 +125,8 @@ def test_a_concurrent_duplicate_is_refused_by_the_commit_itself(uploads_world):
     session = world.new_session()
     item = world.upload(session["sessionId"])
     event = uploads.parse_event(attributes(item), item)
-    found = uploads.find_session(world.db, uuid.UUID(session["sessionId"]))
+    with uploads.locked_session(world.db, uuid.UUID(session["sessionId"])) as found:
+        pass
     stored = uploads.tag_object(world.bucket.client, event, found)
 
     from concurrent.futures import ThreadPoolExecutor

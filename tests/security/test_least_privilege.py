@@ -1,5 +1,7 @@
 """Least privilege: the functions run as a member of visitor_functions (sql/002_roles.sql),
-which may do everything the API needs and nothing more (no DELETE, TRUNCATE or DDL)."""
+which may do everything the API needs and nothing more (no DELETE, TRUNCATE or DDL); the
+erasing functions as a member of visitor_erasure (sql/003_erasure.sql), which may also
+delete a visitor's rows and write the erasure ledger, but never delete from the ledger."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
 from devtools.stack import ROOT, FunctionsServer
 from shared.db import plain_engine, sqlstate
-from shared.migrate import FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
+from shared.migrate import ERASURE_ROLE, FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
 from tests.support import Api, new_guest_key, rows, scalar
 from tests.uploads_support import StorageEvents, UploadsWorld
 
@@ -61,11 +63,40 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     grants = {(r.table_name, r.privilege_type) for r in rows(
         db, "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
         r=FUNCTIONS_ROLE)}
-    assert grants == {(table, privilege) for table in TABLES for privilege in ("SELECT", "INSERT", "UPDATE")}
+    assert grants == {(table, privilege) for table in TABLES for privilege in ("SELECT", "INSERT", "UPDATE")} | {
+        ("erased_sessions", "SELECT")}  # the tombstones create_session and on_upload_finalized read
     sequence = rows(db, "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
                         "has_sequence_privilege(:r, 'visitor_number_seq', 'UPDATE') AS update", r=FUNCTIONS_ROLE)[0]
     assert (sequence.usage, sequence.update) == (True, False)
     assert scalar(db, "SELECT has_table_privilege(:r, 'schema_migrations', 'SELECT')", r=FUNCTIONS_ROLE) is False
+
+
+def test_the_erasure_role_adds_deleting_rows_and_writing_the_ledger_only(db):
+    assert scalar(db, "SELECT rolcanlogin FROM pg_roles WHERE rolname = :r", r=ERASURE_ROLE) is False
+    assert scalar(db, "SELECT pg_has_role(:r, :f, 'MEMBER')", r=ERASURE_ROLE, f=FUNCTIONS_ROLE) is True
+    grants = {(r.table_name, r.privilege_type) for r in rows(
+        db, "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
+        r=ERASURE_ROLE)}
+    assert grants == {(table, "DELETE") for table in TABLES} | {
+        (table, privilege) for table in ("erasures", "erased_sessions") for privilege in ("SELECT", "INSERT", "UPDATE")}
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM erasures", "DELETE FROM erased_sessions",
+                                       "TRUNCATE erasures CASCADE", "DELETE FROM schema_migrations"])
+def test_the_erasure_role_may_not_rewrite_the_ledger(stack, engine, db, statement):
+    user = f"visitors_erase_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{user}" LOGIN')
+    grant_functions_role(engine, user, ERASURE_ROLE)
+    member = plain_engine(url_as(stack.database_url, user), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with pytest.raises(sqlalchemy.exc.ProgrammingError) as refused, member.begin() as conn:
+            conn.exec_driver_sql(statement)
+        assert sqlstate(refused.value) == INSUFFICIENT_PRIVILEGE
+    finally:
+        member.dispose()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP ROLE "{user}"')
 
 
 def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functions_user, db, auth_emulator,
@@ -211,3 +242,39 @@ def test_migrate_command_makes_each_functions_user_a_member(stack, engine, db):
         with engine.begin() as conn:
             for user in users:
                 conn.exec_driver_sql(f'DROP ROLE "{user}"')
+
+
+@pytest.fixture(scope="module")
+def erasure_user(stack, engine):
+    """A login user whose only rights come from visitor_erasure."""
+    user = f"visitors_erase_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{user}" LOGIN')
+    grant_functions_role(engine, user, ERASURE_ROLE)
+    yield user
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :u"), {"u": user})
+        conn.exec_driver_sql(f'DROP ROLE "{user}"')
+
+
+def test_withdrawal_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db, firestore, bucket, tmp_path):
+    env = {**stack.env(), "DATABASE_URL": url_as(stack.database_url, erasure_user)}
+    server = FunctionsServer(free_port(), env, tmp_path / "functions.log").start()
+    try:
+        api = Api(server.url)
+        key = new_guest_key()
+        session = api.post("create_session", {}, guest=key).json()
+        api.post("submit_response", {"sessionId": session["sessionId"], "data": 1}, guest=key)
+        world = UploadsWorld(api, db, firestore, bucket, StorageEvents(api.url("on_upload_finalized")))
+        assert world.deliver(world.upload(session["sessionId"])).status_code < 300
+
+        erased = api.post("delete_my_data", {}, guest=key)
+
+        assert erased.status_code == 202, erased.text
+        assert {k: v for k, v in erased.json().items() if k != "erasureId"} == {
+            "status": "done", "sessions": 1, "responses": 1, "uploads": 1, "objects": 1}
+        assert scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE usename = :u", u=erasure_user) >= 1
+        assert scalar(db, "SELECT count(*) FROM sessions") == 0
+        assert scalar(db, "SELECT count(*) FROM guests") == 0
+    finally:
+        server.stop()

@@ -1,0 +1,21 @@
+"""delete_my_data: POST; the caller withdraws, and everything stored of it is erased.
+
+A guest (X-Guest-Key) or any Firebase user (anonymous included). Answers 202
+with the erasure: `done`, or `pending` while Firestore or Storage could not be
+reached (the rows are gone already; `python -m shared.erasure resume` finishes it).
+"""
+
+import functions_framework
+
+from shared import erasure
+from shared.auth import identify
+from shared.db import get_engine
+from shared.http import endpoint
+
+
+@functions_framework.http
+@endpoint("POST")
+def delete_my_data(request, _body):
+    caller = identify(request)
+    erased = erasure.erase_caller(get_engine(), caller, erasure.OtherStores.of_instance())
+    return 202, erased.to_json()
