@@ -277,11 +277,12 @@ def erase_firestore(client, session_ids: list[str], numbers: Iterable[int]) -> i
 def erase_storage(client, bucket: str, session_ids: list[str]) -> int:
     """Delete every object, every generation, under sessions/{id}/ of these sessions;
     the number deleted. DependencyUnavailable if Storage is unavailable."""
-    from shared.uploads import DEPENDENCY_DEADLINE_SECONDS, storage_call
+    from shared.uploads import DEPENDENCY_DEADLINE_SECONDS, storage_call, storage_retry
 
     def erase_session(session_id: str) -> int:
         blobs = storage_call("list", lambda: list(client.list_blobs(
-            bucket, prefix=f"sessions/{session_id}/", versions=True, timeout=DEPENDENCY_DEADLINE_SECONDS)))
+            bucket, prefix=f"sessions/{session_id}/", versions=True, retry=storage_retry(),
+            timeout=DEPENDENCY_DEADLINE_SECONDS)))
         return sum(delete_object(client, bucket, blob.name, blob.generation) for blob in blobs)
 
     with ThreadPoolExecutor(_STORAGE_THREADS) as pool:
