@@ -1,0 +1,65 @@
+"""Erasure against the storage trigger, in process on the real stores: an upload
+being recorded when the erasure starts is waited for, and then erased with the rest."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from devtools.stack import BUCKET
+from shared import erasure, uploads
+from shared.auth import Guest, hash_guest_key
+from tests.e2e.test_races import wait_for_lock_waiters
+from tests.erasure_support import Traces, everything_left
+from tests.support import new_guest_key
+
+
+def test_an_upload_in_flight_is_waited_for_and_then_erased(stack, uploads_world, storage_client):
+    world = uploads_world
+    key = new_guest_key()
+    session = world.new_session(guest=key)
+    item = world.upload(session["sessionId"])
+    event = uploads.parse_event({"type": uploads.FINALIZED}, item)
+    stores = erasure.OtherStores(world.firestore, storage_client, BUCKET)
+    holding, release = threading.Event(), threading.Event()
+
+    def record_slowly():
+        # What on_upload_finalized does, paused while it holds the session.
+        with uploads.locked_session(world.db, uuid.UUID(session["sessionId"])) as found:
+            holding.set()
+            assert release.wait(30)
+            stored = uploads.tag_object(storage_client, event, found)
+            return uploads.record_in_firestore(world.firestore, event, found, stored)
+
+    with ThreadPoolExecutor(2) as pool:
+        recording = pool.submit(record_slowly)
+        assert holding.wait(30)
+        erasing = pool.submit(erasure.erase_caller, world.db, Guest(hash_guest_key(key)), stores)
+        wait_for_lock_waiters(world.db, 1)  # the erasure waits for the upload's lock
+        assert not erasing.done()
+        release.set()
+        assert recording.result(30) is True  # recorded in Firestore while the session existed
+        erased = erasing.result(30)
+
+    assert (erased.status, erased.sessions, erased.uploads, erased.objects) == ("done", 1, 1, 1)
+    traces = Traces()
+    traces.add_session(session)
+    assert everything_left(world.db, stack.firestore, storage_client, BUCKET, traces) == []
+
+
+def test_the_trigger_after_the_erasure_deletes_the_object_and_records_nothing(stack, uploads_world, storage_client):
+    world = uploads_world
+    key = new_guest_key()
+    session = world.new_session(guest=key)
+    erasure.erase_caller(world.db, Guest(hash_guest_key(key)), erasure.OtherStores(world.firestore, storage_client,
+                                                                                  BUCKET))
+    item = world.upload(session["sessionId"])
+
+    outcome = uploads.record_upload({"type": uploads.FINALIZED}, item, engine=world.db, storage_client=storage_client,
+                                    firestore_client=world.firestore)
+
+    assert (outcome.status, outcome.reason) == ("erased", f"session {session['sessionId']} was erased; "
+                                                          "deleted the object")
+    assert world.stored(item["name"]) is None
+    assert world.uploads() == {} and world.visitors() == {}
