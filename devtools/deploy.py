@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,12 +47,15 @@ class Settings:
     db_name: str
     db_user: str
     uploads_db_user: str
+    erasure_db_user: str
     db_iam_auth: bool
     db_pass_secret: str
+    erasure_db_pass_secret: str
     migrate_db_user: str
     migrate_db_pass_secret: str
     service_account: str
     uploads_service_account: str
+    erasure_service_account: str
     trigger_service_account: str
     trigger_location: str | None
     allowed_origins: str
@@ -99,6 +102,7 @@ class Settings:
         # code, and Eventarc's trigger that invokes it.
         service_account = get("SERVICE_ACCOUNT", f"visitors-functions@{project}.iam.gserviceaccount.com")
         uploads_account = get("UPLOADS_SERVICE_ACCOUNT", f"visitors-uploads@{project}.iam.gserviceaccount.com")
+        erasure_account = get("ERASURE_SERVICE_ACCOUNT", f"visitors-erasure@{project}.iam.gserviceaccount.com")
         iam_auth = boolean("DB_IAM_AUTH")
         # With IAM database auth each service account is its own database user (its
         # email without ".gserviceaccount.com"); with a password both share DB_USER.
@@ -109,12 +113,17 @@ class Settings:
             db_name=get("DB_NAME", "visitors"),
             db_user=db_user,
             uploads_db_user=uploads_account.removesuffix(".gserviceaccount.com") if iam_auth else db_user,
+            # The erasing functions' user is never the others': only it may DELETE.
+            erasure_db_user=(erasure_account.removesuffix(".gserviceaccount.com") if iam_auth
+                             else get("ERASURE_DB_USER", "visitors-erasure")),
             db_iam_auth=iam_auth,
             db_pass_secret=get("DB_PASS_SECRET", "visitors-db-password"),
+            erasure_db_pass_secret=get("ERASURE_DB_PASS_SECRET", "visitors-db-erasure-password"),
             migrate_db_user=get("MIGRATE_DB_USER", "postgres"),
             migrate_db_pass_secret=get("MIGRATE_DB_PASS_SECRET", "visitors-db-migrator-password"),
             service_account=service_account,
             uploads_service_account=uploads_account,
+            erasure_service_account=erasure_account,
             trigger_service_account=get("TRIGGER_SERVICE_ACCOUNT", f"visitors-events@{project}.iam.gserviceaccount.com"),
             trigger_location=env.get("TRIGGER_LOCATION", "").strip() or None,
             allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
@@ -173,12 +182,18 @@ def function_env(s: Settings, db_user: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def http_env(s: Settings) -> dict[str, str]:
+def http_env(s: Settings, db_user: str | None = None, **extra: str) -> dict[str, str]:
     # functions-framework's gunicorn reads WORKERS and THREADS: one process with a thread per
     # request Cloud Run may send it (its default is 4 threads per CPU, fewer than CONCURRENCY).
-    return function_env(s, s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
+    return function_env(s, db_user or s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
                         DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow),
-                        WORKERS="1", THREADS=str(s.concurrency))
+                        WORKERS="1", THREADS=str(s.concurrency), **extra)
+
+
+def erasure_env(s: Settings) -> dict[str, str]:
+    """delete_my_data and erase_visitor: an HTTP function's settings, their own database
+    user, and the bucket whose objects an erasure deletes."""
+    return http_env(s, s.erasure_db_user, STORAGE_BUCKET=s.bucket)
 
 
 def trigger_env(s: Settings) -> dict[str, str]:
@@ -186,12 +201,12 @@ def trigger_env(s: Settings) -> dict[str, str]:
 
 
 def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
-                    sizing: list[str]) -> Command:
+                    sizing: list[str], password_secret: str | None = None) -> Command:
     argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--project={s.project}", f"--region={s.region}",
             f"--runtime={RUNTIME}", "--source=.", f"--entry-point={name}", *trigger,
             f"--service-account={service_account}", *sizing, env_flag(env)]
     if not s.db_iam_auth:
-        argv.append(f"--set-secrets=DB_PASS={s.db_pass_secret}:latest")
+        argv.append(f"--set-secrets=DB_PASS={password_secret or s.db_pass_secret}:latest")
     return Command(argv)
 
 
@@ -209,7 +224,8 @@ def functions_problems(s: Settings) -> list[str]:
     """What the deployed functions would fail on: config.check() of the environment each gets."""
     # DB_PASS is not in that environment: --set-secrets gives it to the functions when they start.
     secrets = {} if s.db_iam_auth else {"DB_PASS": "from Secret Manager"}
-    lines = [line for env in (http_env(s), trigger_env(s)) for line in config.check({**env, **secrets})]
+    lines = [line for env in (http_env(s), erasure_env(s), trigger_env(s))
+             for line in config.check({**env, **secrets})]
     return list(dict.fromkeys(lines))
 
 
@@ -231,15 +247,21 @@ def plan(s: Settings) -> list[Command]:
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
     members = dict.fromkeys([s.db_user, s.uploads_db_user])  # the database users of the functions
     commands = [Command(
-        [python, "-m", "shared.migrate", *(f"--functions-user={user}" for user in members)],
+        [python, "-m", "shared.migrate", *(f"--functions-user={user}" for user in members),
+         f"--erasure-user={s.erasure_db_user}"],
         env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
         secret_env={"DB_PASS": s.migrate_db_pass_secret},
     )]
     http_sizing = [f"--max-instances={s.max_instances}", f"--concurrency={s.concurrency}",
                    "--cpu=1", "--memory=512Mi", "--timeout=60s"]
     for name in HTTP_FUNCTIONS:
-        commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
-                                        s.service_account, http_env(s), http_sizing))
+        if name in ERASURE_FUNCTIONS:
+            commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
+                                            s.erasure_service_account, erasure_env(s), http_sizing,
+                                            s.erasure_db_pass_secret))
+        else:
+            commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
+                                            s.service_account, http_env(s), http_sizing))
     trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
                f"--trigger-service-account={s.trigger_service_account}", "--retry"]
     if s.trigger_location:

@@ -54,7 +54,7 @@ log = get_logger("erasure")
 _IN_FILTER_MAX = 30
 _BATCH_MAX = 500
 # Storage: one listing per session; this many at once.
-_STORAGE_THREADS = 8
+STORAGE_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,9 @@ def erase_caller(engine: Engine, caller: Caller, stores: OtherStores) -> Erasure
     """delete_my_data: erase the caller. NotFound if nothing is stored for it;
     GuestClaimed for the key of a guest a user claimed (its data is the user's now)."""
     if isinstance(caller, User):
-        erased = _erase_rows(engine, _Target(user_id=caller.uid), "visitor")
+        erased = erase_rows(engine, Target(user_id=caller.uid), "visitor")
     else:
-        erased = _erase_rows(engine, _Target(key_hash=caller.key_hash), "visitor")
+        erased = erase_rows(engine, Target(key_hash=caller.key_hash), "visitor")
     return finish_or_pending(engine, erased, stores)
 
 
@@ -125,7 +125,7 @@ def erase_visitor_number(engine: Engine, number: int, stores: OtherStores) -> Er
         if holder is None:
             raise NotFound(f"No visitor holds number {number}.")
         try:
-            erased = _erase_rows(engine, _Target(user_id=holder.user_id, key_hash=holder.key_hash), "researcher")
+            erased = erase_rows(engine, Target(user_id=holder.user_id, key_hash=holder.key_hash), "researcher")
         except (GuestClaimed, NotFound):
             continue  # claimed or erased between the lookup and the lock: look again
         return finish_or_pending(engine, erased, stores)
@@ -148,14 +148,14 @@ def finish_or_pending(engine: Engine, erased: Erasure, stores: OtherStores) -> E
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     """Whom to erase: a user (by uid) or a guest (by key hash)."""
 
     user_id: str | None = None
     key_hash: bytes | None = None
 
 
-def _erase_rows(engine: Engine, target: _Target, requested_by: str) -> Erasure:
+def erase_rows(engine: Engine, target: Target, requested_by: str) -> Erasure:
     """Part 1: delete the visitor's rows and write the ledger, in one transaction."""
     with transaction(engine) as conn:
         number, guests = _lock_visitor(conn, target)
@@ -187,7 +187,7 @@ def _erase_rows(engine: Engine, target: _Target, requested_by: str) -> Erasure:
     return Erasure(erasure_id, number, requested_by, requested_at, None, sessions, responses, None, None, 0)
 
 
-def _lock_visitor(conn: Connection, target: _Target) -> tuple[int | None, list]:
+def _lock_visitor(conn: Connection, target: Target) -> tuple[int | None, list]:
     """The visitor's number and guest rows, locked; NotFound if it has no record."""
     if target.user_id is not None:
         user = conn.execute(statement("erase_lock_user"), {"user_id": target.user_id}).first()
@@ -285,7 +285,7 @@ def erase_storage(client, bucket: str, session_ids: list[str]) -> int:
             timeout=DEPENDENCY_DEADLINE_SECONDS)))
         return sum(delete_object(client, bucket, blob.name, blob.generation) for blob in blobs)
 
-    with ThreadPoolExecutor(_STORAGE_THREADS) as pool:
+    with ThreadPoolExecutor(STORAGE_THREADS) as pool:
         return sum(pool.map(erase_session, session_ids))
 
 

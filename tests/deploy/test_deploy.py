@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -68,10 +68,12 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         env = env_vars(argv)
         assert env["INSTANCE_CONNECTION_NAME"] == "acme-study:europe-west1:visitors"
         assert env["GOOGLE_CLOUD_PROJECT"] == "acme-study"
-        assert env["DB_USER"] == "visitors-functions" and env["DB_NAME"] == "visitors"
+        assert env["DB_USER"] == ("visitors-erasure" if name in ERASURE_FUNCTIONS else "visitors-functions")
+        assert env["DB_NAME"] == "visitors"
     for name in HTTP_FUNCTIONS:
         f = flags(deployed[name])
-        assert f["--service-account"] == ["visitors-functions@acme-study.iam.gserviceaccount.com"]
+        account = "visitors-erasure" if name in ERASURE_FUNCTIONS else "visitors-functions"
+        assert f["--service-account"] == [f"{account}@acme-study.iam.gserviceaccount.com"]
         assert "--trigger-http" in f and "--allow-unauthenticated" in f
         assert "--retry" not in f and "--trigger-event-filters" not in f
         assert env_vars(deployed[name])["ALLOWED_ORIGINS"] == \
@@ -81,6 +83,17 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         assert f["--concurrency"] == ["8"]
         assert {k: env_vars(deployed[name])[k] for k in ("WORKERS", "THREADS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")} \
             == {"WORKERS": "1", "THREADS": "8", "DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "0"}
+
+
+def test_the_erasing_functions_have_their_own_identity_database_user_and_the_bucket():
+    deployed = deploys(printed_commands())
+    for name in ERASURE_FUNCTIONS:
+        f, env = flags(deployed[name]), env_vars(deployed[name])
+        assert f["--service-account"] == ["visitors-erasure@acme-study.iam.gserviceaccount.com"]
+        assert f["--set-secrets"] == ["DB_PASS=visitors-db-erasure-password:latest"]
+        assert (env["DB_USER"], env["STORAGE_BUCKET"]) == ("visitors-erasure", "acme-study.appspot.com")
+    for name in set(HTTP_FUNCTIONS) - set(ERASURE_FUNCTIONS):
+        assert "STORAGE_BUCKET" not in env_vars(deployed[name])
 
 
 def test_the_storage_trigger_filters_on_the_bucket_and_retries():
@@ -98,8 +111,9 @@ def test_secrets_come_from_secret_manager_never_inline():
     # A password in the deployer's environment must not leak into any command.
     sentinel = "sentinel-pass-7f3a"
     commands = printed_commands(DB_PASS=sentinel, MIGRATE_DB_PASS=sentinel)
-    for argv in deploys(commands).values():
-        assert flags(argv)["--set-secrets"] == ["DB_PASS=visitors-db-password:latest"]
+    for name, argv in deploys(commands).items():
+        secret = "visitors-db-erasure-password" if name in ERASURE_FUNCTIONS else "visitors-db-password"
+        assert flags(argv)["--set-secrets"] == [f"DB_PASS={secret}:latest"]
         assert "DB_PASS" not in env_vars(argv)
     printed = "\n".join(shlex.join(argv) for argv in commands)
     assert sentinel not in printed
@@ -120,7 +134,8 @@ def test_migrations_run_once_before_the_functions_with_the_password_read_from_se
     assert assignments["DB_USER"] == "postgres"
     assert assignments["DB_PASS"] == ("$(gcloud secrets versions access latest "
                                       "--secret=visitors-db-migrator-password --project=acme-study)")
-    assert argv[-3:] == ["-m", "shared.migrate", "--functions-user=visitors-functions"]
+    assert argv[-4:] == ["-m", "shared.migrate", "--functions-user=visitors-functions",
+                         "--erasure-user=visitors-erasure"]
 
 
 def test_firebase_rules_and_hosting_are_deployed_last():
@@ -140,8 +155,9 @@ def test_iam_database_auth_sends_no_password_at_all():
         account = flags(argv)["--service-account"][0]
         assert env["DB_USER"] == account.removesuffix(".gserviceaccount.com")
     (migrate,) = [argv for argv in commands if "shared.migrate" in argv]
-    assert migrate[-2:] == ["--functions-user=visitors-functions@acme-study.iam",
-                            "--functions-user=visitors-uploads@acme-study.iam"]
+    assert migrate[-3:] == ["--functions-user=visitors-functions@acme-study.iam",
+                            "--functions-user=visitors-uploads@acme-study.iam",
+                            "--erasure-user=visitors-erasure@acme-study.iam"]
 
 
 def test_sizing_and_options_are_passed_through():
