@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev test install bundle migrate backfill clean bench deploy fuzz
+.PHONY: dev test install bundle migrate backfill erasures clean bench deploy fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -76,6 +76,15 @@ migrate: $(PY_OK)
 # migrate; safe to run while the functions serve traffic, and to run again.
 backfill: $(PY_OK)
 	$(PY) -m shared.backfill
+
+# Finish every pending withdrawal (SPEC §11): the Firestore and Storage parts of erasures
+# that could not finish when they were asked for. Same settings as backfill, plus STORAGE_BUCKET
+# and the Firestore and Storage access (or emulator hosts); safe to run again and from two
+# places at once. `make erasures ERASURE=status` only reports.
+ERASURE ?= resume
+
+erasures: $(PY_OK)
+	$(PY) -m shared.erasure $(ERASURE)
 
 # Deploy to Google Cloud (README, Deployment): migrations, every function, the
 # storage trigger, Firebase rules and Hosting. Needs PROJECT, REGION, BUCKET and

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +60,7 @@ class Settings:
     trigger_location: str | None
     allowed_origins: str
     max_instances: int
+    rights_max_instances: int
     trigger_max_instances: int
     concurrency: int
     pool_size: int
@@ -128,6 +129,7 @@ class Settings:
             trigger_location=env.get("TRIGGER_LOCATION", "").strip() or None,
             allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
             max_instances=number("MAX_INSTANCES", 5),
+            rights_max_instances=number("RIGHTS_MAX_INSTANCES", 2),
             trigger_max_instances=number("TRIGGER_MAX_INSTANCES", 5),
             concurrency=number("CONCURRENCY", 8),
             pool_size=number("DB_POOL_SIZE", 3),
@@ -136,9 +138,14 @@ class Settings:
         )
         return (settings if all(env.get(name, "").strip() for name in REQUIRED) else None), problems
 
+    def instances_of(self, name: str) -> int:
+        """--max-instances of an HTTP function."""
+        return self.rights_max_instances if name in RIGHTS_FUNCTIONS else self.max_instances
+
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (README, Sizing)."""
-        http = len(HTTP_FUNCTIONS) * self.max_instances * (self.pool_size + self.max_overflow)
+        per_instance = self.pool_size + self.max_overflow
+        http = sum(self.instances_of(name) * per_instance for name in HTTP_FUNCTIONS)
         trigger = self.trigger_max_instances * 1  # one event at a time per instance, pool of 1
         return http + trigger
 
@@ -236,7 +243,7 @@ def problems(env: dict[str, str]) -> "tuple[Settings | None, list[str]]":
         return None, found
     if s.connections_at_most() > s.max_connections:
         found.append(
-            f"up to {s.connections_at_most()} database connections (MAX_INSTANCES x (DB_POOL_SIZE + "
+            f"up to {s.connections_at_most()} database connections (MAX_INSTANCES, or RIGHTS_MAX_INSTANCES, x (DB_POOL_SIZE + "
             f"DB_MAX_OVERFLOW) per HTTP function, + TRIGGER_MAX_INSTANCES) exceed DB_MAX_CONNECTIONS="
             f"{s.max_connections}: lower them, or raise DB_MAX_CONNECTIONS to the instance's max_connections")
     return s, found + hosting_region_problems(s) + functions_problems(s)
@@ -252,9 +259,9 @@ def plan(s: Settings) -> list[Command]:
         env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
         secret_env={"DB_PASS": s.migrate_db_pass_secret},
     )]
-    http_sizing = [f"--max-instances={s.max_instances}", f"--concurrency={s.concurrency}",
-                   "--cpu=1", "--memory=512Mi", "--timeout=60s"]
     for name in HTTP_FUNCTIONS:
+        http_sizing = [f"--max-instances={s.instances_of(name)}", f"--concurrency={s.concurrency}",
+                       "--cpu=1", "--memory=512Mi", "--timeout=60s"]
         if name in ERASURE_FUNCTIONS:
             commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
                                             s.erasure_service_account, erasure_env(s), http_sizing,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
+from devtools import deploy
+from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -165,6 +166,7 @@ def test_sizing_and_options_are_passed_through():
                                         TRIGGER_LOCATION="eu", ALLOWED_ORIGINS="https://a.example,https://b.example"))
     f = flags(deployed["create_session"])
     assert f["--max-instances"] == ["3"]
+    assert flags(deployed["delete_my_data"])["--max-instances"] == ["2"]  # RIGHTS_MAX_INSTANCES
     assert f["--concurrency"] == ["16"] and env_vars(deployed["create_session"])["THREADS"] == "16"
     assert env_vars(deployed["create_session"])["DB_POOL_SIZE"] == "4"
     assert env_vars(deployed["create_session"])["DB_MAX_OVERFLOW"] == "1"
@@ -211,6 +213,13 @@ def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_s
     assert deploy.problems({**SETTINGS, "DB_IAM_AUTH": "true"})[1] == []
     # What the functions read is what the deploy gives them, not the deployer's environment.
     assert deploy.problems({**SETTINGS, "LOG_LEVEL": "verbose", "RETRY_AFTER_SECONDS": "0"})[1] == []
+
+
+def test_the_default_plan_fits_the_default_database_with_room_to_spare():
+    # 4 visitor functions x 5 instances x 3 + the rights functions x 2 x 3 + the trigger's 5.
+    settings, found = deploy.problems({**SETTINGS})
+    assert found == []
+    assert settings.connections_at_most() == 4 * 5 * 3 + len(RIGHTS_FUNCTIONS) * 2 * 3 + 5
 
 
 def test_more_connections_than_the_database_allows_is_refused():
