@@ -144,15 +144,23 @@ class _ClaimableGuest:
 
 
 def _lock_guest(conn: Connection, guest: Guest, user: User) -> _ClaimableGuest | None:
-    """The guest to claim now, locked; None if there is none (never seen, or already this user's)."""
-    row = conn.execute(statement("register_lock_guest"), {"key_hash": guest.key_hash}).first()
-    if row is None:
-        # A key that never made a session: nothing to claim, and no guest row is made for it.
-        return None
+    """The guest to claim now, locked; None if there is nothing to move (a key never
+    seen, now recorded as this user's; or a guest this user claimed already)."""
+    for _attempt in range(3):
+        row = conn.execute(statement("register_lock_guest"), {"key_hash": guest.key_hash}).first()
+        if row is not None:
+            break
+        recorded = conn.execute(statement("register_claim_unseen_key"), {
+            "guest_id": str(uuid.uuid4()), "key_hash": guest.key_hash, "user_id": user.uid}).first()
+        if recorded is not None:
+            return None  # the key is the user's from now on; it had nothing to move
+        # A create_session made this guest meanwhile and has committed: lock it and claim it.
+    else:
+        # Made and erased again between each look: nothing stable to claim.
+        raise Conflict("The guest was being changed by another request at the same time; try again.")
     if row.claimed_by == user.uid:
         return None  # claimed by an earlier call; every session moved then
     if row.claimed_by is not None:
         # Raising rolls back the users upsert too: a refused claim changes nothing.
         raise Conflict("This guest has already been claimed by another account.")
     return _ClaimableGuest(row.id, row.visitor_number)
-

@@ -221,3 +221,65 @@ def test_create_session_racing_register_leaves_no_session_behind(api, db, auth_e
         assert first["sessionId"] in {str(r.id) for r in rows(db, "SELECT id FROM sessions WHERE user_id = :u",
                                                              u=user.uid)}
     print(f"race outcomes over 50 rounds: {outcomes}")
+
+
+@pytest.mark.slow
+def test_first_create_session_racing_register_of_a_never_seen_key_leaves_no_session_behind(api, db, auth_emulator):
+    """SPEC §13, 50 rounds: register names a key that has no session yet while the key's
+    first create_session runs. Either the session lands first and register moves it, or
+    register records the key as claimed first and the session is refused."""
+    http = [requests.Session(), requests.Session()]
+    orders = {"moved": 0, "refused": 0}
+    for _ in range(50):
+        key = new_guest_key()
+        user = auth_emulator.new_user()
+        barrier = threading.Barrier(2)
+
+        def create():
+            barrier.wait()
+            return http[0].post(api.url("create_session"), json={}, headers={"X-Guest-Key": key}, timeout=30)
+
+        def claim():
+            barrier.wait()
+            return http[1].post(api.url("register"), json={}, timeout=30,
+                                headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key})
+
+        with ThreadPoolExecutor(2) as pool:
+            created, registered = pool.submit(create), pool.submit(claim)
+            created, registered = created.result(), registered.result()
+
+        assert registered.status_code == 201, registered.text
+        assert guest_row(db, key).claimed_by == user.uid
+        if created.status_code == 201:
+            orders["moved"] += 1
+            assert registered.json()["migratedSessions"] == 1
+            assert rows(db, "SELECT user_id FROM sessions WHERE id = :s", s=created.json()["sessionId"]) == [
+                (user.uid,)]
+        else:
+            orders["refused"] += 1
+            assert_error(created, 403, "guest_claimed")
+            assert registered.json()["migratedSessions"] == 0
+        assert scalar(db, "SELECT count(*) FROM sessions WHERE user_id IS NULL") == 0
+    assert sum(orders.values()) == 50
+
+
+def test_create_session_meeting_an_uncommitted_record_of_its_key_waits_and_is_refused(api, db, auth_emulator):
+    """The other order of the race above, made certain: register's record of the unseen key
+    is inserted (its own statement, shared/statements/) and not yet committed when the
+    key's first create_session arrives. The session waits for it and is refused."""
+    from shared.auth import hash_guest_key
+    from shared.db import statement
+
+    key = new_guest_key()
+    user = auth_emulator.new_user()
+    api.post("register", {}, token=user.id_token)  # the users row the claim refers to
+    with ThreadPoolExecutor(1) as pool, db.begin() as conn:
+        recorded = conn.execute(statement("register_claim_unseen_key"), {
+            "guest_id": str(uuid.uuid4()), "key_hash": hash_guest_key(key), "user_id": user.uid}).first()
+        assert recorded is not None
+        created = pool.submit(lambda: requests.post(api.url("create_session"), json={},
+                                                    headers={"X-Guest-Key": key}, timeout=30))
+        wait_for_lock_waiters(db, 1)
+    assert_error(created.result(), 403, "guest_claimed")
+    assert scalar(db, "SELECT count(*) FROM sessions") == 0
+    assert (guest_row(db, key).claimed_by, guest_row(db, key).visitor_number) == (user.uid, None)

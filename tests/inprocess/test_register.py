@@ -218,14 +218,25 @@ def test_get_visitor_shows_the_claimed_sessions_under_the_user(api, db, auth_emu
     assert [s["experimentId"] for s in body["sessions"]] == ["own", "exp-1", "exp-0"]
 
 
-def test_a_guest_key_never_seen_claims_nothing_and_makes_no_guest(api, db, auth_emulator):
-    user = auth_emulator.new_user()
-    response = register(api, user, guest=new_guest_key())
+def test_a_guest_key_never_seen_claims_nothing_and_is_recorded_as_the_users(api, db, auth_emulator):
+    """SPEC §13: the key is recorded as claimed (no number taken for it), so that its
+    first create_session, even one racing this register, is refused."""
+    user, other = auth_emulator.new_user(), auth_emulator.new_user()
+    key = new_guest_key()
+    response = register(api, user, guest=key)
     assert response.status_code == 201
     body = response.json()
     assert (body["migrated"], body["migratedSessions"], body["user"]["visitorNumber"]) == (False, 0, 1)
-    assert scalar(db, "SELECT count(*) FROM guests") == 0
+    row = guest_row(db, key)
+    assert (row.claimed_by, row.visitor_number) == (user.uid, None) and row.claimed_at is not None
     assert scalar(db, "SELECT count(*) FROM users") == 1
+    assert scalar(db, "SELECT last_value FROM visitor_number_seq") == 1  # only the user's number
+
+    assert_error(api.post("create_session", {}, guest=key), 403, "guest_claimed")
+    again = register(api, user, guest=key)
+    assert (again.status_code, again.json()["migrated"], again.json()["migratedSessions"]) == (200, False, 0)
+    assert_error(register(api, other, guest=key), 409, "conflict")
+    assert scalar(db, "SELECT count(*) FROM sessions") == 0
 
 
 # --- visitors created while numbering was failing -----------------------------------------------

@@ -81,7 +81,8 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     resume_numbering(admin)
     backfill.backfill(engine)
 
-    registration.register(engine, new_user, None)                 # takes a new number
+    unseen = Guest(hash_guest_key(new_guest_key()))
+    registration.register(engine, new_user, unseen)               # a new number; the unseen key recorded
     registration.register(engine, User("u-claims", None, "password"), guest)  # takes the guest's number
     registration.register(engine, numbered_user, other_guest)     # keeps its number: a merge
     visitors.get_visitor(engine, numbered_user)
