@@ -4,7 +4,8 @@ One engine of the product's own kind (shared.db.make_engine, prepared statements
 on) runs every path that reaches the database, on a fresh database of the test
 server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
-number, a merge), the storage trigger's session lookup, and the backfill. Every
+number, a merge), export_my_data (a guest, a user), the storage trigger's
+session lookup, and the backfill. Every
 statement PostgreSQL received is recorded from SQLAlchemy's before_cursor_execute;
 besides the files of sql/ (the migrations), each must be one file, and each file
 must have run.
@@ -16,7 +17,7 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared import backfill, registration, responses, uploads, visitors
+from shared import access, backfill, registration, responses, uploads, visitors
 from shared.auth import Guest, User, hash_guest_key
 from shared.config import DatabaseSettings
 from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
@@ -46,7 +47,7 @@ def product_engine(url: str, prepared_statements: bool):
     ))
 
 
-def run_every_path(engine, admin) -> None:
+def run_every_path(engine, admin, firestore) -> None:
     apply_migrations(engine)
 
     guest, other_guest = Guest(hash_guest_key(new_guest_key())), Guest(hash_guest_key(new_guest_key()))
@@ -72,9 +73,14 @@ def run_every_path(engine, admin) -> None:
     _, own = visitors.create_session(engine, numbered_user, NewSession())
     responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
     uploads.find_session(engine, own.session_id)
+    exporter = Guest(hash_guest_key(new_guest_key()))
+    _, exported = visitors.create_session(engine, exporter, NewSession())
+    responses.submit_response(engine, exporter, NewResponse(sessionId=exported.session_id, data="x"))
+    for caller in (exporter, numbered_user):
+        b"".join(access.export_my_data(engine, firestore, caller))
 
 
-def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database):
+def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database, firestore_client):
     # Unprepared (DB_PREPARED_STATEMENTS=false), every statement goes through SQLAlchemy's cursor.
     engine = product_engine(fresh_database, prepared_statements=False)
     admin = plain_engine(fresh_database)
@@ -82,7 +88,7 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
     event.listen(engine, "before_cursor_execute",
                  lambda _conn, _cursor, sql, _params, _context, _many: executed.append(sql))
     try:
-        run_every_path(engine, admin)
+        run_every_path(engine, admin, firestore_client)
     finally:
         engine.dispose()
         admin.dispose()
@@ -103,11 +109,11 @@ SINGLE_STATEMENTS = {"create_session_guest", "create_session_guest_unnumbered", 
                      "submit_response_user", "upload_session"}
 
 
-def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database):
+def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database, firestore_client):
     engine = product_engine(fresh_database, prepared_statements=True)
     admin = plain_engine(fresh_database)
     try:
-        run_every_path(engine, admin)
+        run_every_path(engine, admin, firestore_client)
         with engine.connect() as conn:  # the pool's one connection, which ran them all
             prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
     finally:
