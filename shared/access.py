@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from shared import failures
-from shared.auth import Caller, User
+from shared.auth import Caller, Guest, User
 from shared.db import read_only_snapshot, statement
 from shared.encodings import compact_json, rfc3339
 from shared.errors import GuestClaimed, NotFound
@@ -54,10 +54,9 @@ CHUNK_BYTES = 64 * 1024
 # A Firestore query that cannot be answered within this many seconds answers 503.
 FIRESTORE_DEADLINE_SECONDS = 5.0
 
-_STATEMENTS = {
-    "user": ("export_my_data_user", "export_my_data_sessions_user", "export_my_data_responses_user"),
-    "guest": ("export_my_data_guest", "export_my_data_sessions_guest", "export_my_data_responses_guest"),
-}
+# shared/statements/: each kind of caller's sessions, and their responses in the same order.
+_SESSIONS = {User: "export_my_data_sessions_user", Guest: "export_my_data_sessions_guest"}
+_RESPONSES = {User: "export_my_data_responses_user", Guest: "export_my_data_responses_guest"}
 
 
 def export_my_data(engine: Engine, firestore_client, caller: Caller) -> Iterator[bytes]:
@@ -72,28 +71,23 @@ def export_my_data(engine: Engine, firestore_client, caller: Caller) -> Iterator
     with read_only_snapshot(engine) as conn:
         visitor, scope = _visitor(conn, caller)
         out.write("{" + _members(visitor) + ',"sessions":[')
-        _, sessions_statement, responses_statement = _STATEMENTS["user" if isinstance(caller, User) else "guest"]
-        sessions = conn.execute(statement(sessions_statement), scope,
+        sessions = conn.execute(statement(_SESSIONS[type(caller)]), scope,
                                 execution_options={"yield_per": SESSIONS_PER_BATCH})
-        responses = iter(conn.execute(statement(responses_statement), scope,
-                                      execution_options={"yield_per": RESPONSES_PER_FETCH}))
-        pending = next(responses, None)
-        first_session = True
-        for batch in sessions.partitions():
+        responses = _Grouped(conn.execute(statement(_RESPONSES[type(caller)]), scope,
+                                          execution_options={"yield_per": RESPONSES_PER_FETCH}))
+        separator = ""
+        for batch in sessions.partitions(SESSIONS_PER_BATCH):
             uploads = uploads_of_sessions(firestore_client, [str(session.id) for session in batch])
             for session in batch:
-                out.write(("" if first_session else ",") + "{" + _members(_session_json(session)) + ',"responses":[')
-                first_session = False
-                first_response = True
-                while pending is not None and pending.session_id == session.id:
-                    out.write(("" if first_response else ",") + compact_json(_response_json(pending)))
-                    first_response = False
-                    pending = next(responses, None)
+                out.write(separator + "{" + _members(_session_json(session)) + ',"responses":[')
+                separator = ","
+                for n, response in enumerate(responses.of(session.id)):
+                    out.write(("," if n else "") + compact_json(_response_json(response)))
                     yield from out.full()
                 out.write('],"uploads":' + compact_json(uploads.get(str(session.id), [])) + "}")
                 yield from out.full()
-            yield from out.everything()
-        if pending is not None:
+            yield from out.everything()  # this batch is sent before the next one's uploads are read
+        if responses.left:
             # The two statements' orders disagree, so a response was not written. Never
             # expected; better a document that does not parse than one that omits data.
             raise RuntimeError("export_my_data: a response did not follow its session")
@@ -177,6 +171,24 @@ def _firestore_retry():
         predicate=retries.if_exception_type(exceptions.ServiceUnavailable, exceptions.ResourceExhausted,
                                             exceptions.InternalServerError, exceptions.DeadlineExceeded),
     )
+
+
+class _Grouped:
+    """Rows ordered by session, taken one session's rows at a time."""
+
+    def __init__(self, rows):
+        self._rows = iter(rows)
+        self._next = next(self._rows, None)
+
+    def of(self, session_id) -> Iterator:
+        """The rows of this session, if they come next."""
+        while self._next is not None and self._next.session_id == session_id:
+            row, self._next = self._next, next(self._rows, None)
+            yield row
+
+    @property
+    def left(self) -> bool:
+        return self._next is not None
 
 
 class _Chunks:
