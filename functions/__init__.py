@@ -4,11 +4,12 @@ The names below are the functions main.py exports, devtools/serve.py serves and
 devtools/deploy.py deploys (firebase.json's hosting rewrites name the HTTP ones too).
 """
 
-HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "delete_my_data", "erase_visitor")
+HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "delete_my_data",
+                  "erase_visitor", "export_my_data")
 STORAGE_TRIGGER = "on_upload_finalized"
 # The HTTP functions that erase a visitor (SPEC §11): deployed with their own identity,
 # whose database user is a member of visitor_erasure (sql/003_erasure.sql).
 ERASURE_FUNCTIONS = ("delete_my_data", "erase_visitor")
 # The participants' rights functions (SPEC §11): called once in a visitor's life, so they
 # are deployed with fewer instances (RIGHTS_MAX_INSTANCES) and hold fewer connections.
-RIGHTS_FUNCTIONS = ERASURE_FUNCTIONS
+RIGHTS_FUNCTIONS = (*ERASURE_FUNCTIONS, "export_my_data")

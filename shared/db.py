@@ -287,6 +287,26 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def read_only_snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read-only REPEATABLE READ transaction: every statement in the block sees the
+    same snapshot of the database (taken by its first query), and none may write.
+
+    For a document read in several statements that must agree with each other (the
+    exports): a row committed meanwhile is in none of them or, had it been read, in
+    all. The level is set by the transaction's own first statement
+    (shared/statements/read_only_snapshot.sql), so nothing is left on the connection
+    for the pool to reset. Rolled back when the block ends, also when a generator
+    holding it is closed early. Statements that stream their rows (execution_options
+    yield_per) read through a server-side cursor (DECLARE ... FETCH), which lives
+    only in a transaction like this one.
+    """
+    with _unavailable_when_transient(), engine.connect() as connection:
+        with _never_pooled_after_socket_error(connection):
+            connection.execute(statement("read_only_snapshot"))
+            yield connection
+
+
+@contextmanager
 def single_statement(engine: Engine) -> Iterator[Statements]:
     """Statements that each commit on their own, with no BEGIN/COMMIT (see Statements).
 

@@ -4,6 +4,10 @@ limits, JSON in and out, and the one mapping from domain errors to answers.
     @functions_framework.http
     @endpoint("POST")
     def create_session(request, body): ...   # returns (status, dict)
+
+    @functions_framework.http
+    @endpoint("GET")
+    def export_my_data(request, _body): ...  # returns Streamed(chunks, headers=...)
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import flask
 
@@ -37,7 +42,34 @@ MAX_BODY_BYTES = 256 * 1024
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Guest-Key"
 PREFLIGHT_MAX_AGE = "3600"
 
-Handler = Callable[[flask.Request, Any], "tuple[int, dict]"]
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A handler's answer whose body is sent while it is made: `chunks` yields bytes.
+
+    For answers too large to hold in memory (exports). The first chunk is asked for
+    before anything is sent, so whatever the handler checks before yielding it
+    (credentials, existence, a dependency being up) still answers with the SPEC's
+    error shape and status: a generator should do all such work before its first
+    `yield`. After the first chunk the status (`status`, 200) is on its way and
+    cannot change: an error then ends the body where it is, with one ERROR log line
+    (no message text, which could carry data), and the client is left with an
+    incomplete body (for JSON, one that does not parse). The chunks are closed
+    (generator.close()) when the body ends, also when the client goes away, so a
+    `with` block in a generator (a transaction) ends then.
+
+    The answer carries CORS, `Cache-Control: no-store` and `X-Content-Type-Options:
+    nosniff` like every JSON answer, and `headers` (e.g. Content-Disposition).
+    """
+
+    chunks: Iterable[bytes]
+    mimetype: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+Handler = Callable[[flask.Request, Any], "tuple[int, dict] | Streamed"]
 
 
 def json_response(status: int, body: dict, headers: dict[str, str] | None = None) -> flask.Response:
@@ -46,6 +78,11 @@ def json_response(status: int, body: dict, headers: dict[str, str] | None = None
         status=status,
         mimetype="application/json",
     )
+    return _with_headers(response, headers)
+
+
+def _with_headers(response: flask.Response, headers: Mapping[str, str] | None) -> flask.Response:
+    """The headers of every answer (never cached, never sniffed), then the answer's own."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     for name, value in (headers or {}).items():
@@ -139,7 +176,7 @@ def _check_text(value: Any, depth: int = 0) -> None:
 
 
 def endpoint(*methods: str) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
-    """Wrap a handler `(request, body) -> (status, dict)` as a functions-framework HTTP function."""
+    """Wrap a handler `(request, body) -> (status, dict) | Streamed` as a functions-framework HTTP function."""
     allow = tuple(methods) + ("OPTIONS",)
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
@@ -167,8 +204,7 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
             raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(methods)}.", allow)
         else:
             body = _read_json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
-            status, payload = _handle(handler, request, body)
-            response = json_response(status, payload)
+            response = _handle(handler, request, body)
     except ServiceError as error:
         if error.status >= 500:
             log.warning("%s %s answered %s: %s", request.method, request.path, error.code, error.message)
@@ -187,12 +223,75 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
     return response
 
 
-def _handle(handler: Handler, request: flask.Request, body: Any) -> tuple[int, dict]:
-    """The handler's answer; a dependency that is down answers 503 unavailable."""
+def _handle(handler: Handler, request: flask.Request, body: Any) -> flask.Response:
+    """The handler's answer (a streamed one with its first chunk made); a dependency
+    that is down answers 503 unavailable."""
     try:
-        return handler(request, body)
+        answer = handler(request, body)
+        if isinstance(answer, Streamed):
+            return _streamed_response(answer, request, getattr(handler, "__name__", "handler"))
+        status, payload = answer
+        return json_response(status, payload)
     except DependencyUnavailable as error:
         raise Unavailable(error.message) from error
+
+
+def _streamed_response(answer: Streamed, request: flask.Request, name: str) -> flask.Response:
+    """The answer with its first chunk made here, so that an error raised until then is
+    answered like any handler's (see Streamed); the rest is made while it is sent."""
+    chunks = iter(answer.chunks)
+    try:
+        first = next(chunks, b"")
+    except BaseException:
+        _close(chunks)
+        raise
+    body = _the_rest(first, chunks, name, request.headers.get("X-Cloud-Trace-Context"))
+    response = flask.Response(flask.stream_with_context(body), status=answer.status, mimetype=answer.mimetype)
+    return _with_headers(response, answer.headers)
+
+
+def _the_rest(first: bytes, chunks: Iterator[bytes], where: str, trace_header: str | None) -> Iterator[bytes]:
+    """first, then the chunks; an error ends the body there, with one log line."""
+    sent = 0
+    try:
+        chunk = first
+        while True:
+            if chunk:
+                yield chunk
+                sent += len(chunk)
+            # The request's trace was reset when the handler returned; its lines keep it.
+            token = set_trace(trace_header)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except Exception as error:  # noqa: BLE001 - the status is sent: all that is left is to say so
+                log.error("%s: the streamed answer ended early after %d bytes (%s); the client has an "
+                          "incomplete body", where, sent, _what_failed(error))
+                return
+            finally:
+                reset_trace(token)
+    finally:
+        _close(chunks)
+
+
+def _what_failed(error: BaseException) -> str:
+    """What failed, without any message (one could quote data): the error's type and
+    those it wraps, and a database error's SQLSTATE."""
+    kinds, code, seen = [], None, error
+    while seen is not None and len(kinds) < 4:
+        kinds.append(type(seen).__name__)
+        args = getattr(seen, "args", ())
+        if code is None and args and isinstance(args[0], dict):
+            code = args[0].get("C")
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return " from ".join(kinds) + (f", SQLSTATE {code}" if code else "")
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def _preflight(origin: str | None, allow: tuple[str, ...]) -> flask.Response:

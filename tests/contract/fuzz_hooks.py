@@ -34,7 +34,7 @@ _FINGERPRINT = sqlalchemy.text(" UNION ALL ".join(
     f"FROM {table} t"
     for table in TABLES
 ))
-_SECURED = {"create_session", "submit_response", "get_visitor", "register"}
+_SECURED = {"create_session", "submit_response", "get_visitor", "register", "export_my_data"}
 _PREFLIGHTS = {f"{name}_preflight" for name in _SECURED}
 # The request in flight (the run uses one worker): its case id, the tables before it, and
 # which credentials it was given. Keyed by Case.id, which copies of a case keep.

@@ -93,7 +93,8 @@ def test_fuzzed_requests_conform_and_refusals_store_nothing(stack, db, credentia
     refused = {answer["case"] for answer in answers if answer["status"] >= 400}
     assert refused <= {entry["checked"] for entry in entries if "checked" in entry}
     # The hooks' real credentials reach the code behind authentication, not only 400/401.
-    for operation in ("POST /create_session", "POST /submit_response", "GET /get_visitor", "POST /register"):
+    for operation in ("POST /create_session", "POST /submit_response", "GET /get_visitor", "POST /register",
+                      "GET /export_my_data"):
         assert any(200 <= status < 300 for (name, status) in statuses if name == operation), operation
     seen = {status for (name, status) in statuses if name == "POST /submit_response"}
     assert {400, 401, 403} <= seen

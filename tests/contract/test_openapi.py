@@ -209,6 +209,30 @@ def test_register_answers_conform(api, db, auth_emulator):
     assert rows(db, "SELECT * FROM users ORDER BY id") == users_before
 
 
+def test_export_my_data_answers_conform(api, db, auth_emulator):
+    key = new_guest_key()
+    conforms(api.get("export_my_data", guest=key), 404, "not_found")
+    session = api.post("create_session", {"experimentId": "e", "metadata": {"m": [1]}}, guest=key).json()
+    api.post("submit_response", {"sessionId": session["sessionId"], "data": None}, guest=key)
+    api.post("submit_response", {"sessionId": session["sessionId"], "level": 2, "data": {"é": [1.5]}}, guest=key)
+    exported = conforms(api.get("export_my_data", guest=key), 200)
+    assert [r["level"] for r in exported["sessions"][0]["responses"]] == [None, 2]
+    conforms(api.get("api/export_my_data", guest=key), 200)
+    conforms(api.get("export_my_data", guest="x" * 200), 400, "invalid_argument")
+    conforms(api.get("export_my_data"), 401, "unauthenticated")
+    conforms(api.post("export_my_data", {}, guest=key), 405, "method_not_allowed")
+
+    user = auth_emulator.new_user()
+    conforms(api.get("export_my_data", token=user.id_token), 404, "not_found")
+    conforms(api.post("register", {"displayName": "Ada"}, token=user.id_token, guest=key), 201)
+    conforms(api.get("export_my_data", guest=key), 403, "guest_claimed")
+    as_user = conforms(api.get("export_my_data", token=user.id_token), 200)
+    assert as_user["displayName"] == "Ada" and len(as_user["sessions"]) == 1
+
+
+GET_FUNCTIONS = {"get_visitor", "export_my_data"}
+
+
 @pytest.mark.parametrize("function", HTTP_FUNCTIONS)
 def test_preflights_and_cors_answers_conform(api, function):
     granted = conforms(requests.options(api.url(function), headers={
@@ -218,7 +242,7 @@ def test_preflights_and_cors_answers_conform(api, function):
     refused = requests.options(api.url(function), headers={"Origin": "https://evil.example"}, timeout=30)
     conforms(refused, 403, "permission_denied")
     assert "Access-Control-Allow-Origin" not in refused.headers
-    answer = requests.request("GET" if function == "get_visitor" else "POST", api.url(function),
+    answer = requests.request("GET" if function in GET_FUNCTIONS else "POST", api.url(function),
                               headers={"Origin": ALLOWED_ORIGIN}, timeout=30)
     conforms(answer, 401, "unauthenticated")
     assert answer.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
@@ -241,6 +265,7 @@ def test_unavailable_answers_conform(database_down, auth_emulator):
         requests.post(f"{url}/submit_response", json={"sessionId": str(uuid.uuid4()), "data": 1},
                       headers={"X-Guest-Key": key}, timeout=30),
         requests.get(f"{url}/get_visitor", headers={"X-Guest-Key": key}, timeout=30),
+        requests.get(f"{url}/export_my_data", headers={"X-Guest-Key": key}, timeout=30),
         requests.post(f"{url}/register", json={}, headers={"Authorization": f"Bearer {user.id_token}"}, timeout=30),
         requests.post(f"{url}/api/create_session", json={}, headers={"X-Guest-Key": key}, timeout=30),
     ]

@@ -11,8 +11,9 @@ import sqlalchemy
 
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
-from devtools.stack import FunctionsServer, migrate
+from devtools.stack import PROJECT, FirestoreEmulator, FunctionsServer, migrate
 from shared.db import plain_engine
+from tests.conftest import environment
 
 
 @pytest.fixture
@@ -35,6 +36,24 @@ def own_postgres(tmp_path):
     yield start
     for postgres in started:
         postgres.destroy()
+
+
+@pytest.fixture
+def own_firestore(tmp_path):
+    """A Firestore emulator of this test, which keeps its documents across a stop and start."""
+    emulator = FirestoreEmulator(tmp_path / "firestore", free_port(), keep_documents=True).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def own_firestore_client(own_firestore):
+    from google.cloud import firestore
+
+    with environment(FIRESTORE_EMULATOR_HOST=own_firestore.host):
+        client = firestore.Client(project=PROJECT)
+    yield client
+    client.close()
 
 
 def database_reader(url: str) -> sqlalchemy.Engine:

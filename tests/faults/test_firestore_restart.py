@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from devtools.ports import free_port
-from devtools.stack import BUCKET, PROJECT, FirestoreEmulator
+from devtools.stack import BUCKET
 from shared.uploads import upload_id
-from tests.conftest import environment
 from tests.support import new_guest_key
 from tests.uploads_support import StorageEvents, UploadsWorld
 
@@ -28,24 +26,6 @@ DELIVERERS = 8
 DUPLICATES = 0.2  # the share of accepted events that are delivered again anyway
 STOP_AFTER = 40  # accepted events before the emulator stops
 FAILURES_WHILE_DOWN = 3  # refused deliveries seen before it starts again
-
-
-@pytest.fixture
-def own_firestore(tmp_path):
-    """A Firestore emulator of this test, which keeps its documents across a stop and start."""
-    emulator = FirestoreEmulator(tmp_path / "firestore", free_port(), keep_documents=True).start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def own_firestore_client(own_firestore):
-    from google.cloud import firestore
-
-    with environment(FIRESTORE_EMULATOR_HOST=own_firestore.host):
-        client = firestore.Client(project=PROJECT)
-    yield client
-    client.close()
 
 
 @dataclass

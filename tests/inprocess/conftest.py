@@ -6,8 +6,10 @@ time, fast. Serving, concurrency and faults stay end-to-end (tests/e2e, faults).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from functools import cache
+from typing import Iterator
 
 import pytest
 from functions_framework import create_app
@@ -47,6 +49,19 @@ class InProcessApi:
     def get(self, function: str, *, guest: str | None = None, token: str | None = None,
             headers: dict | None = None) -> Answer:
         return Answer(_app(function).test_client().get("/", headers=request_headers(guest, token, headers)))
+
+    @contextlib.contextmanager
+    def stream(self, function: str, *, guest: str | None = None, token: str | None = None,
+               headers: dict | None = None) -> Iterator:
+        """GET with the body left unread: the test client's response, whose `response` yields
+        the body's chunks as the app makes them; closed when the block ends (as a server
+        closes it when the body is sent or the client goes away)."""
+        response = _app(function).test_client().get("/", headers=request_headers(guest, token, headers),
+                                                   buffered=False)
+        try:
+            yield response
+        finally:
+            response.close()
 
 
 @pytest.fixture

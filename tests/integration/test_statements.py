@@ -4,7 +4,8 @@ One engine of the product's own kind (shared.db.make_engine, prepared statements
 on) runs every path that reaches the database, on a fresh database of the test
 server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
-number, a merge), the storage trigger's session lookup (live and erased), the
+number, a merge), export_my_data (a guest, a user), the storage trigger's
+session lookup (live and erased), the
 backfill, and erasure (a guest, a user with a claimed guest and a merge, by
 number; finished at once, and left pending by a Firestore that cannot be
 reached, then resumed). Every
@@ -19,7 +20,7 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared import backfill, erasure, registration, responses, uploads, visitors
+from shared import access, backfill, erasure, registration, responses, uploads, visitors
 from shared.auth import Guest, User, hash_guest_key
 from shared.config import DatabaseSettings
 from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
@@ -90,6 +91,11 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
     with uploads.locked_session(engine, own.session_id):
         pass
+    exporter = Guest(hash_guest_key(new_guest_key()))
+    _, exported = visitors.create_session(engine, exporter, NewSession())
+    responses.submit_response(engine, exporter, NewResponse(sessionId=exported.session_id, data="x"))
+    for caller in (exporter, numbered_user):
+        b"".join(access.export_my_data(engine, stores.firestore, caller))
 
     erasure.erase_caller(engine, numbered_user, stores)           # a user with a claimed guest and a merge
     with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):

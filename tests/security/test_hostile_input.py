@@ -213,7 +213,7 @@ def test_a_display_name_too_long_in_code_points_or_with_control_characters_is_re
 # --- headers and bodies -----------------------------------------------------------------------
 
 ENDPOINTS = [("POST", "create_session", {}), ("POST", "submit_response", {"sessionId": str(uuid.uuid4()), "data": 1}),
-             ("GET", "get_visitor", None), ("POST", "register", {})]
+             ("GET", "get_visitor", None), ("POST", "register", {}), ("GET", "export_my_data", None)]
 
 
 def call(api, method, function, body, headers) -> requests.Response:

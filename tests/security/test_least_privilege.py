@@ -137,6 +137,11 @@ def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functio
     assert world.stored(item["name"])["metadata"]["visitorNumber"] == str(own.json()["visitorNumber"])
     assert len(world.uploads()) == 1
 
+    # The user's own data, read in one read-only snapshot through server-side cursors.
+    exported = api.get("export_my_data", token=user.id_token)
+    assert exported.status_code == 200, exported.text
+    assert [len(s["uploads"]) for s in exported.json()["sessions"]] == [1, 0]
+
     # What was stored, and that it was the functions' user that stored it.
     assert scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE usename = :u", u=functions_user) >= 1
     stored = rows(db, "SELECT id, user_id, visitor_number FROM sessions ORDER BY created_at")

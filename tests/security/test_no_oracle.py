@@ -87,6 +87,7 @@ def test_the_guest_key_is_stored_only_as_its_sha256_and_never_echoed_or_logged(s
     answers = [api.post("create_session", {"metadata": {"k": "v"}}, guest=key)]
     session_id = answers[0].json()["sessionId"]
     answers += [submit(api, session_id, guest=key), api.get("get_visitor", guest=key),
+                api.get("export_my_data", guest=key),
                 submit(api, str(uuid.uuid4()), guest=key),
                 api.post("create_session", {"sessionId": "bad"}, guest=key)]
     for answer in answers:

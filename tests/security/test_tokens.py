@@ -21,6 +21,7 @@ def calls(world) -> dict:
             "submit_response", {"sessionId": world.user_session["sessionId"], "data": {"evil": True}}, **c),
         "get_visitor": lambda **c: world.api.get("get_visitor", **c),
         "register": lambda **c: world.api.post("register", {"displayName": "Mallory"}, **c),
+        "export_my_data": lambda **c: world.api.get("export_my_data", **c),
     }
 
 

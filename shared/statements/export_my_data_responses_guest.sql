@@ -1,0 +1,6 @@
+-- export_my_data: a guest's responses, session by session in export_my_data_sessions_guest's order, oldest first in each.
+SELECT r.session_id, r.id, r.level, r.data, r.created_at
+FROM responses r
+JOIN sessions s ON s.id = r.session_id
+WHERE s.guest_id = :guest_id AND s.user_id IS NULL
+ORDER BY s.created_at DESC, s.id, r.created_at, r.id

@@ -1,0 +1,6 @@
+-- export_my_data: a guest's sessions, newest first (none once a user has claimed the guest).
+-- The order is export_my_data_responses_guest's, which the export walks beside this one.
+SELECT s.id, s.experiment_id, s.metadata, s.created_at
+FROM sessions s
+WHERE s.guest_id = :guest_id AND s.user_id IS NULL
+ORDER BY s.created_at DESC, s.id
