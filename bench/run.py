@@ -456,12 +456,9 @@ def bench_first_201(stack: Stack, workdir: Path, runs: int = 6) -> None:
     goal(f"first 201 < 1.5 s: {median:.2f} s median of {runs} ({median / 1.5:.2f} of the budget)", median < 1.5)
 
 
-# --- 4. register: 1,000 sessions x 10 responses ---------------------------------------------
-
-def bench_register(stack: Stack, engine) -> None:
-
+def seed_guest(engine) -> tuple[str, str]:
+    """A guest (its key and id) with 1,000 sessions of 10 responses each, written directly."""
     from shared.auth import hash_guest_key
-    from tests.support import AuthEmulatorClient
 
     key = secrets.token_urlsafe(32)
     guest_id = str(uuid.uuid4())
@@ -477,6 +474,15 @@ def bench_register(stack: Stack, engine) -> None:
             INSERT INTO responses (id, session_id, visitor_number, level, data)
             SELECT gen_random_uuid(), s.id, s.visitor_number, i, '{"answer": 42}'::jsonb
             FROM sessions s, generate_series(0, 9) i WHERE s.guest_id = CAST(:id AS uuid)"""), {"id": guest_id})
+    return key, guest_id
+
+
+# --- 4. register: 1,000 sessions x 10 responses ---------------------------------------------
+
+def bench_register(stack: Stack, engine) -> None:
+    from tests.support import AuthEmulatorClient
+
+    key, guest_id = seed_guest(engine)
     user = AuthEmulatorClient(stack.auth.host, PROJECT).new_user()
     url = f"{stack.env()['FUNCTIONS_URL']}/register"
     # Warm the server's token verification path on another (empty) guest first.
@@ -558,20 +564,8 @@ def bench_withdrawal(stack: Stack, engine) -> None:
     os.environ["FIRESTORE_EMULATOR_HOST"] = env["FIRESTORE_EMULATOR_HOST"]
     storage_client = storage.Client(project=PROJECT)
     firestore_client = firestore.Client(project=PROJECT)
-    key = secrets.token_urlsafe(32)
-    guest_id = str(uuid.uuid4())
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO guests (id, key_hash, visitor_number) "
-                          "VALUES (CAST(:id AS uuid), :h, nextval('visitor_number_seq'))"),
-                     {"id": guest_id, "h": hash_guest_key(key)})
-        conn.execute(text("""
-            INSERT INTO sessions (id, visitor_number, guest_id, experiment_id)
-            SELECT gen_random_uuid(), g.visitor_number, g.id, 'bench' FROM guests g, generate_series(1, 1000)
-            WHERE g.id = CAST(:id AS uuid)"""), {"id": guest_id})
-        conn.execute(text("""
-            INSERT INTO responses (id, session_id, visitor_number, level, data)
-            SELECT gen_random_uuid(), s.id, s.visitor_number, i, '{"answer": 42}'::jsonb
-            FROM sessions s, generate_series(0, 9) i WHERE s.guest_id = CAST(:id AS uuid)"""), {"id": guest_id})
+    key, guest_id = seed_guest(engine)
+    with engine.connect() as conn:
         session_ids = [str(r.id) for r in conn.execute(
             text("SELECT id FROM sessions WHERE guest_id = CAST(:id AS uuid) ORDER BY id LIMIT 100"), {"id": guest_id})]
     # 100 uploads, one in each of 100 sessions, tagged and recorded by the trigger.

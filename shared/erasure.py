@@ -39,7 +39,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from shared import config, failures
-from shared.auth import Caller, Guest, User
+from shared.auth import Caller, User
 from shared.db import statement, transaction
 from shared.encodings import rfc3339
 from shared.errors import Conflict, DependencyUnavailable, GuestClaimed, NotFound

@@ -5,6 +5,7 @@ from empty tables and a fresh visitor_number_seq."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
 import pytest
@@ -33,6 +34,18 @@ def isolate_environment(monkeypatch):
 
     db.reset_engine()
     auth.reset_firebase_app()
+
+
+@pytest.fixture
+def lines():
+    """The product's log lines (its loggers do not propagate to the root logger)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("visitors")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

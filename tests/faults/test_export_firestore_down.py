@@ -17,18 +17,6 @@ from tests.support import assert_error, new_guest_key
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def lines():
-    """The product's log lines (its loggers do not propagate to the root logger)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("visitors")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
 def export(url: str, key: str) -> requests.Response:
     return requests.get(f"{url}/export_my_data", headers={"X-Guest-Key": key}, timeout=60)
 

@@ -41,18 +41,6 @@ def guest_with_sessions(api, sessions: int) -> tuple[str, list[str]]:
     return key, ids
 
 
-@pytest.fixture
-def lines():
-    """The product's log lines (its loggers do not propagate to the root logger)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("visitors")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
 def test_ten_thousand_responses_stream_in_memory_far_below_the_documents_size(api, db, tmp_path):
     key, sessions = guest_with_sessions(api, 3)
     for session_id, count in zip(sessions, (3334, 3333, 3333)):

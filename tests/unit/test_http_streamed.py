@@ -64,18 +64,6 @@ def settings(monkeypatch):
     monkeypatch.setenv("RETRY_AFTER_SECONDS", "3")
 
 
-@pytest.fixture
-def lines():
-    """The product's log lines (its loggers do not propagate to the root)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("visitors")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
 def test_each_chunk_is_made_when_the_one_before_is_read(get):
     chunks = Chunks([b'{"a":', b"[1,", b"2]}"])
 
