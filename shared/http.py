@@ -218,8 +218,9 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
-        # A page on another origin may read how long a 503 asks it to wait.
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        # A page on another origin may read how long a 503 asks it to wait, and a
+        # download's file name.
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After, Content-Disposition"
     return response
 
 

@@ -4,7 +4,8 @@ One engine of the product's own kind (shared.db.make_engine, prepared statements
 on) runs every path that reaches the database, on a fresh database of the test
 server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
-number, a merge), export_my_data (a guest, a user), the storage trigger's
+number, a merge), export_my_data (a guest, a user), get_study_stats and
+export_data (zip, and the JSON Lines of the COPY tables), the storage trigger's
 session lookup (live and erased), the
 backfill, and erasure (a guest, a user with a claimed guest and a merge, by
 number; finished at once, and left pending by a Firestore that cannot be
@@ -20,13 +21,13 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared import access, backfill, erasure, registration, responses, uploads, visitors
+from shared import access, backfill, erasure, export, registration, researchers, responses, stats, uploads, visitors
 from shared.auth import Guest, User, hash_guest_key
 from shared.config import DatabaseSettings
 from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
 from shared.errors import Conflict
 from shared.migrate import apply_migrations, migration_files
-from shared.models import NewResponse, NewSession
+from shared.models import NewResponse, NewSession, StudyQuery
 from tests.support import new_guest_key, resume_numbering, stop_numbering
 
 NAMES = sorted(path.stem for path in STATEMENTS_DIR.glob("*.sql"))
@@ -96,6 +97,10 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     responses.submit_response(engine, exporter, NewResponse(sessionId=exported.session_id, data="x"))
     for caller in (exporter, numbered_user):
         b"".join(access.export_my_data(engine, stores.firestore, caller))
+    everything = researchers.Scope(everything=True)  # sessions without an experimentId included
+    stats.study_stats(engine, stores.firestore, everything)
+    for format_, table in (("zip", None), ("jsonl", "responses"), ("jsonl", "visitors")):
+        b"".join(export.export_data(engine, stores.firestore, everything, StudyQuery(format=format_, table=table)).chunks)
 
     erasure.erase_caller(engine, numbered_user, stores)           # a user with a claimed guest and a merge
     with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):
@@ -117,13 +122,24 @@ def stores(stack, firestore, bucket, storage_client) -> erasure.OtherStores:
     return erasure.OtherStores(firestore, storage_client, bucket.name)
 
 
-def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database, stores):
-    # Unprepared (DB_PREPARED_STATEMENTS=false), every statement goes through SQLAlchemy's cursor.
+def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_database, stores, monkeypatch):
+    # Unprepared (DB_PREPARED_STATEMENTS=false), every statement goes through SQLAlchemy's cursor,
+    # but the exports' COPY, which runs on pg8000's own cursor: recorded there too.
+    import pg8000.legacy  # the module of the cursors that SQLAlchemy's pg8000 dialect hands out
+
     engine = product_engine(fresh_database, prepared_statements=False)
     admin = plain_engine(fresh_database)
     executed: list[str] = []
     event.listen(engine, "before_cursor_execute",
                  lambda _conn, _cursor, sql, _params, _context, _many: executed.append(sql))
+    run_on_driver = pg8000.legacy.Cursor.execute
+
+    def recorded(cursor, operation, args=(), stream=None):
+        if stream is not None:
+            executed.append(operation)
+        return run_on_driver(cursor, operation, args, stream=stream)
+
+    monkeypatch.setattr(pg8000.legacy.Cursor, "execute", recorded)
     try:
         run_every_path(engine, admin, stores)
     finally:
@@ -131,7 +147,8 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
         admin.dispose()
 
     compiled = {name: str(statement(name).compile(dialect=engine.dialect)) for name in NAMES}
-    by_text = {sql: name for name, sql in compiled.items()}
+    by_text = {sql: name for name, sql in compiled.items()} | {statement_text(name): name for name in NAMES
+                                                                if statement_text(name).count("COPY (")}
     migrations = {path.read_text(encoding="utf-8") for path in migration_files()}
     unknown = [sql for sql in executed if sql not in by_text and sql not in migrations]
     assert unknown == [], "statements run that are not a file of shared/statements/"
