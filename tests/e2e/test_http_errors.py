@@ -175,7 +175,7 @@ def test_cors_preflight_from_an_allowed_origin(api, db):
     error = api.post("create_session", {}, headers={"Origin": ALLOWED_ORIGIN})
     assert error.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN  # errors are readable too
     # and so is a 503's Retry-After, for the page's retry (public/client.js)
-    assert error.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert error.headers["Access-Control-Expose-Headers"] == "Retry-After, Content-Disposition"
 
 
 def test_cors_preflight_from_another_origin_gets_no_grant(api, db):
