@@ -195,6 +195,9 @@ def test_a_researcher_sees_the_study_and_downloads_it(stack, study, auth_emulato
 
     expect(page.locator("#account")).to_have_text(f"Signed in as {researcher.email}")
     expect(page.locator("#notice")).to_have_text("This account covers every experiment.")
+    # The Firebase JS SDK signed in on the Auth emulator (connectAuthEmulator).
+    assert (f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
+            "?key=demo-api-key") in requested
     expect(page.locator("#experiments tbody tr")).to_have_count(3)
     expect(page.locator("#error")).to_be_hidden()
     assert table_rows(page) == expected_rows(study, "a", "b", "")
@@ -284,3 +287,14 @@ def test_a_scoped_researcher_sees_and_downloads_only_its_experiment(stack, study
     responses = read_csv(download.path().read_bytes())
     assert len(responses) == 6 and {r["experimentId"] for r in responses} == {"a"}
     expect(page.locator("#error")).to_be_hidden()
+
+
+def test_the_dev_server_serves_the_research_page_and_its_bundle(stack):
+    import requests
+
+    base = stack.env()["FUNCTIONS_URL"]
+    page = requests.get(f"{base}/research.html", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert 'src="build/research.js"' in page.text
+    bundle = requests.get(f"{base}/build/research.js", timeout=10)
+    assert bundle.status_code == 200 and bundle.headers["Content-Type"].startswith("text/javascript")
