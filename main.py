@@ -9,7 +9,9 @@ from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
 from functions.create_session import create_session
 from functions.delete_my_data import delete_my_data
 from functions.erase_visitor import erase_visitor
+from functions.export_data import export_data
 from functions.export_my_data import export_my_data
+from functions.get_study_stats import get_study_stats
 from functions.get_visitor import get_visitor
 from functions.on_upload_finalized import on_upload_finalized
 from functions.register import register

@@ -5,7 +5,7 @@ devtools/deploy.py deploys (firebase.json's hosting rewrites name the HTTP ones 
 """
 
 HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "delete_my_data",
-                  "erase_visitor", "export_my_data")
+                  "erase_visitor", "export_my_data", "get_study_stats", "export_data")
 STORAGE_TRIGGER = "on_upload_finalized"
 # The HTTP functions that erase a visitor (SPEC §11): deployed with their own identity,
 # whose database user is a member of visitor_erasure (sql/003_erasure.sql).
@@ -13,3 +13,6 @@ ERASURE_FUNCTIONS = ("delete_my_data", "erase_visitor")
 # The participants' rights functions (SPEC §11): called once in a visitor's life, so they
 # are deployed with fewer instances (RIGHTS_MAX_INSTANCES) and hold fewer connections.
 RIGHTS_FUNCTIONS = (*ERASURE_FUNCTIONS, "export_my_data")
+# The researchers' functions (SPEC §10): few callers, long answers (exports stream for
+# minutes), so deployed with fewer instances and the longest request timeout.
+RESEARCH_FUNCTIONS = ("get_study_stats", "export_data")

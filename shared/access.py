@@ -127,8 +127,19 @@ def _members(fields: dict[str, Any]) -> str:
 
 
 def uploads_of_sessions(firestore_client, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The `uploads` documents of these sessions (at most SESSIONS_PER_BATCH), by sessionId,
-    each list in the order the files were uploaded. DependencyUnavailable if Firestore is down.
+    """The uploads of these sessions (at most SESSIONS_PER_BATCH) as export_my_data
+    shows them, by sessionId, each list in the order the files were uploaded."""
+    return {session_id: [{"name": document.get("name"), "contentType": document.get("contentType"),
+                          "size": document.get("size"),
+                          "uploadedAt": rfc3339(document["uploadedAt"]) if document.get("uploadedAt") else None}
+                         for _upload_id, document in documents]
+            for session_id, documents in upload_documents(firestore_client, session_ids).items()}
+
+
+def upload_documents(firestore_client, session_ids: list[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The `uploads` documents (id, fields) of these sessions (at most SESSIONS_PER_BATCH),
+    by sessionId, each list in the order the files were uploaded. DependencyUnavailable
+    if Firestore is down.
 
     Sorted here rather than by the query: ordering an `in` query on another field
     would need a composite index in Firestore."""
@@ -140,18 +151,13 @@ def uploads_of_sessions(firestore_client, session_ids: list[str]) -> dict[str, l
     assert len(session_ids) <= SESSIONS_PER_BATCH
     query = firestore_client.collection("uploads").where(filter=FieldFilter("sessionId", "in", session_ids))
     try:
-        documents = [snapshot.to_dict() for snapshot in
+        documents = [(snapshot.id, snapshot.to_dict()) for snapshot in
                      query.stream(retry=_firestore_retry(), timeout=FIRESTORE_DEADLINE_SECONDS)]
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
         raise failures.unavailable("Firestore", error, "Firestore is unavailable; try again shortly.") from error
-    by_session: dict[str, list[dict[str, Any]]] = {}
-    for document in sorted(documents, key=_upload_order):
-        by_session.setdefault(document.get("sessionId"), []).append({
-            "name": document.get("name"),
-            "contentType": document.get("contentType"),
-            "size": document.get("size"),
-            "uploadedAt": rfc3339(document["uploadedAt"]) if document.get("uploadedAt") else None,
-        })
+    by_session: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for upload_id, document in sorted(documents, key=lambda item: _upload_order(item[1])):
+        by_session.setdefault(document.get("sessionId"), []).append((upload_id, document))
     return by_session
 
 

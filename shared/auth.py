@@ -113,7 +113,7 @@ def _delete_app(app) -> None:
 _app = InstanceCache(_initialize_app, close=_delete_app)
 
 
-def _firebase_app():
+def firebase_app():
     """The Firebase Admin app, initialised on first use for this instance."""
     return _app.get()
 
@@ -129,7 +129,7 @@ def verify_id_token(token: str) -> User:
     if _expired(token):
         raise Unauthenticated("The ID token has expired; get a fresh one from Firebase Auth.")
     try:
-        claims = auth.verify_id_token(token, app=_firebase_app(), check_revoked=True)
+        claims = auth.verify_id_token(token, app=firebase_app(), check_revoked=True)
     except auth.ExpiredIdTokenError:
         raise Unauthenticated("The ID token has expired; get a fresh one from Firebase Auth.") from None
     except auth.RevokedIdTokenError:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -146,3 +149,74 @@ class VisitorToErase(Body):
     """erase_visitor's body: the number of the visitor to erase."""
 
     visitorNumber: Annotated[int, Field(ge=1, le=MAX_VISITOR_NUMBER)]
+
+
+# Researcher functions' query strings (SPEC §10) -----------------------------------
+
+EXPORT_FORMATS = ("zip", "csv", "jsonl")
+EXPORT_TABLES = ("responses", "sessions", "visitors", "uploads")
+# In a query string an empty experimentId (`experimentId=`) means the sessions without one.
+_EXPERIMENT = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+@dataclass(frozen=True)
+class StudyQuery:
+    """What a researcher asks for: experiments (None: the sessions without an
+    experimentId; empty: every experiment it may see), and for exports the
+    sessions' createdAt range [start, end) and the format."""
+
+    experiments: tuple[str | None, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    format: str = "zip"
+    table: str | None = None
+
+
+def parse_query(args, *, export: bool) -> StudyQuery:
+    """A researcher function's query string (a werkzeug MultiDict); 400 for anything
+    unknown, repeated where it may not be, or malformed."""
+    allowed = {"experimentId", "from", "to", "format", "table"} if export else {"experimentId"}
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise InvalidArgument(f"Unknown query parameter {unknown[0]!r}; known: {', '.join(sorted(allowed))}.")
+    for name in allowed - {"experimentId"}:
+        if len(args.getlist(name)) > 1:
+            raise InvalidArgument(f"{name} may be given once.")
+    experiments = []
+    for value in args.getlist("experimentId"):
+        if value and not _EXPERIMENT.fullmatch(value):
+            raise InvalidArgument("experimentId must be 1 to 128 of A-Z a-z 0-9 . _ - "
+                                  "(or empty for the sessions without an experimentId).")
+        experiments.append(value or None)
+    if not export:
+        return StudyQuery(tuple(experiments))
+    start, end = _moment(args.get("from"), "from"), _moment(args.get("to"), "to")
+    if start and end and start >= end:
+        raise InvalidArgument("from must be before to.")
+    format_ = args.get("format", "zip")
+    if format_ not in EXPORT_FORMATS:
+        raise InvalidArgument(f"format must be one of {', '.join(EXPORT_FORMATS)}.")
+    table = args.get("table")
+    if table is not None and format_ == "zip":
+        raise InvalidArgument("table is for format=csv or jsonl; a zip holds every table.")
+    if table is not None and table not in EXPORT_TABLES:
+        raise InvalidArgument(f"table must be one of {', '.join(EXPORT_TABLES)}.")
+    if format_ != "zip" and table is None:
+        table = "responses"
+    return StudyQuery(tuple(experiments), start, end, format_, table)
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    """An RFC 3339 time with its offset (2026-12-01T00:00:00Z)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value) if _RFC3339.fullmatch(value) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidArgument(f"{name} must be an RFC 3339 time with an offset, such as 2026-12-01T00:00:00Z.")
+    return moment.astimezone(timezone.utc)
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")

@@ -1,0 +1,18 @@
+"""get_study_stats: GET [?experimentId=X]; a researcher's figures of each experiment
+it may see (SPEC §10), computed by shared.stats."""
+
+import functions_framework
+
+from shared import researchers, stats, uploads
+from shared.auth import user_from_header
+from shared.db import get_engine
+from shared.http import endpoint
+from shared.models import parse_query
+
+
+@functions_framework.http
+@endpoint("GET")
+def get_study_stats(request, _body):
+    found = researchers.researcher(user_from_header(request))
+    query = parse_query(request.args, export=False)
+    return 200, stats.study_stats(get_engine(), uploads.firestore_client(), researchers.scope(found, query.experiments))
