@@ -136,8 +136,8 @@ async function showStudies() {
   } catch (error) {
     if (error instanceof ApiError && error.code === "permission_denied") {
       showNotice(`${auth.user.email} is not a researcher, so this page shows it no study data. ` +
-        "A researcher's role is the `researcher` claim on the account (python -m shared.researchers grant EMAIL); " +
-        "once it is granted, sign out and in again, or sign in with a researcher's account.");
+        "The role is given by whoever runs the study (python -m shared.researchers grant EMAIL); " +
+        "once it is granted, reload this page. Or sign out and sign in with a researcher's account.");
       return;
     }
     throw error;

@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from devtools.stack import ROOT
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, TIMEOUT_MS, in_chromium
-from tests.support import new_guest_key, register, rows
+from tests.support import AuthUser, new_guest_key, register, rows
 
 BUNDLE = ROOT / "public" / "build" / "research.js"
 PASSWORD = "correct-horse-battery"  # AuthEmulatorClient's
@@ -71,7 +71,7 @@ def output_dir(request):
 class Study:
     today: date
     sessions_between: dict[str, tuple[datetime, datetime]]  # per data-experiment: first and last session
-    registered_email: str  # a visitor who registered: a plain user, not a researcher
+    registered: AuthUser  # a visitor who registered: a plain user, not a researcher
 
 
 def days_ago(db, session_id: str, days: int) -> None:
@@ -124,7 +124,7 @@ def study(uploads_world, auth_emulator, db) -> Study:
         db, "SELECT coalesce(experiment_id, '') AS experiment, min(created_at) AS first, max(created_at) AS last"
             " FROM sessions GROUP BY experiment_id")}
     (today,) = rows(db, "SELECT (now() AT TIME ZONE 'UTC')::date AS d")
-    return Study(today.d, between, user.email)
+    return Study(today.d, between, user)
 
 
 def utc_text(moment: datetime) -> str:
@@ -247,19 +247,31 @@ def test_a_researcher_sees_the_study_and_downloads_it(stack, study, auth_emulato
 
 
 @in_chromium
-def test_a_plain_user_sees_the_refusal(stack, study, page, output_dir):
+def test_a_plain_user_sees_the_refusal_until_granted_the_role(stack, study, auth_emulator, page, output_dir):
     from playwright.sync_api import expect
 
-    sign_in(page, stack.env()["FUNCTIONS_URL"], study.registered_email)
+    email = study.registered.email
+    sign_in(page, stack.env()["FUNCTIONS_URL"], email)
 
-    expect(page.locator("#notice")).to_contain_text(f"{study.registered_email} is not a researcher")
-    expect(page.locator("#account")).to_have_text(f"Signed in as {study.registered_email}")
+    expect(page.locator("#notice")).to_have_text(
+        f"{email} is not a researcher, so this page shows it no study data. The role is given by whoever runs "
+        "the study (python -m shared.researchers grant EMAIL); once it is granted, reload this page. "
+        "Or sign out and sign in with a researcher's account.")
+    expect(page.locator("#account")).to_have_text(f"Signed in as {email}")
     expect(page.locator("#error")).to_be_hidden()
     expect(page.locator("#studies-step")).to_be_hidden()
     expect(page.locator("#downloads-step")).to_be_hidden()
     expect(page.locator("#charts canvas")).to_have_count(0)
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     page.screenshot(path=str(output_dir / "refused.png"), full_page=True)
+
+    # Granted while the page is open: a reload asks for a fresh token, which carries the claim.
+    auth_emulator.set_claims(study.registered.uid, {"researcher": ["b"]})
+    page.reload()
+    expect(page.locator("#notice")).to_have_text(
+        "This account covers only experiment b: other experiments are neither shown nor exported.")
+    expect(page.locator("#experiments tbody tr")).to_have_count(1)
+    assert table_rows(page) == expected_rows(study, "b")
 
 
 @in_chromium
