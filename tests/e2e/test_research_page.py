@@ -12,7 +12,9 @@ downloaded zip are checked against what was seeded.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import re
 import shutil
 import zipfile
@@ -225,9 +227,14 @@ def test_a_researcher_sees_the_study_and_downloads_it(stack, study, auth_emulato
     download.save_as(saved)
     with zipfile.ZipFile(saved) as archive:
         assert set(archive.namelist()) == ZIP_FILES
-        responses = read_csv(archive.read("responses.csv"))
-        sessions_table = read_csv(archive.read("sessions.csv"))
-    assert len(responses) == 8 and len(sessions_table) == 6
+        files = {name: archive.read(name) for name in ZIP_FILES}
+    # The page saved the bytes the function sent: each file as its manifest describes it.
+    manifest = json.loads(files.pop("manifest.json"))
+    assert {name: (entry["rows"], entry["bytes"], entry["sha256"]) for name, entry in manifest["files"].items()} == {
+        name: (len(read_csv(data)), len(data), hashlib.sha256(data).hexdigest()) for name, data in files.items()}
+    responses = read_csv(files["responses.csv"])
+    assert {name: len(read_csv(data)) for name, data in files.items()} == {
+        "responses.csv": 8, "sessions.csv": 6, "visitors.csv": 4, "uploads.csv": 1}
     assert sorted(r["experimentId"] for r in responses) == ["", "a", "a", "a", "a", "a", "a", "b"]
     expect(page.locator("#download-status")).to_have_text(
         f"Saved {download.suggested_filename} ({saved.stat().st_size} bytes).")
