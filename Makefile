@@ -30,10 +30,11 @@ $(NODE_OK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The page's bundle: public/app.js and the modules it imports, with the Firebase JS SDK from
-# node_modules, bundled by esbuild (`npm run build`, also firebase.json's hosting predeploy)
-# into public/build/ (git-ignored). Rebuilt when a module or the installed packages change.
-BUNDLE := public/build/app.js
+# The pages' bundles: public/app.js (the visitor page) and public/research.js (the researcher
+# page), each with the modules it imports and the Firebase JS SDK and Chart.js from node_modules,
+# bundled by esbuild (`npm run build`, also firebase.json's hosting predeploy) into public/build/
+# (git-ignored). Rebuilt when a module or the installed packages change.
+BUNDLE := public/build/app.js public/build/research.js
 
 bundle: $(BUNDLE)
 

@@ -1,5 +1,5 @@
-// Email/password sign-up with the Firebase JS SDK (bundled from npm), on the Auth emulator
-// when config.authEmulatorUrl is set. The SDK keeps the user in IndexedDB, so a reload
+// Email/password sign-up and sign-in with the Firebase JS SDK (bundled from npm), on the Auth
+// emulator when config.authEmulatorUrl is set. The SDK keeps the user in IndexedDB, so a reload
 // stays signed in, and refreshes the ID token when it expires.
 
 import { initializeApp } from "firebase/app";
@@ -9,6 +9,8 @@ import {
   createUserWithEmailAndPassword,
   indexedDBLocalPersistence,
   initializeAuth,
+  signInWithEmailAndPassword,
+  signOut,
 } from "firebase/auth";
 
 import { ApiError } from "./client.js";
@@ -41,6 +43,24 @@ export class Auth {
       // error.code is the SDK's, e.g. "auth/email-already-in-use".
       throw new ApiError(error.code || "auth", `Sign-up failed: ${error.message}`);
     }
+  }
+
+  async signIn(email, password) {
+    try {
+      return (await signInWithEmailAndPassword(this.auth, email, password)).user;
+    } catch (error) {
+      throw new ApiError(error.code || "auth", `Sign-in failed: ${error.message}`);
+    }
+  }
+
+  signOut() {
+    return signOut(this.auth);
+  }
+
+  // The signed-in user's custom claims ({} for a guest). refresh: ask for a new token first, so
+  // that a claim granted or revoked since the last token shows.
+  async claims({ refresh = false } = {}) {
+    return this.user ? (await this.user.getIdTokenResult(refresh)).claims : {};
   }
 
   // The signed-in user's ID token (the SDK refreshes it when needed); null for a guest.

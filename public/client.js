@@ -65,6 +65,18 @@ export class Client {
     return result;
   }
 
+  // A researcher's figures (SPEC §10): {generatedAt, experiments: [...]}.
+  getStudyStats({ experimentId } = {}) {
+    return this.call("get_study_stats", { method: "GET", query: { experimentId } });
+  }
+
+  // A researcher's export (SPEC §10): {blob, filename}. params: format, table, experimentId
+  // (a string or a list), from, to. The whole file is read into browser memory (a Blob): fine
+  // for a page that saves it at once, not for an app that would stream it.
+  exportData(params = {}) {
+    return this.call("export_data", { method: "GET", query: params, file: true });
+  }
+
   async call(name, request) {
     try {
       return await this.callOnce(name, request);
@@ -75,7 +87,7 @@ export class Client {
     }
   }
 
-  async callOnce(name, { method, body, withGuestKey = false }) {
+  async callOnce(name, { method, body, query, file = false, withGuestKey = false }) {
     const headers = {};
     const token = await this.getIdToken();
     if (token) headers["Authorization"] = `Bearer ${token}`;
@@ -86,13 +98,17 @@ export class Client {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
-      response = await fetch(`${this.functionsUrl}/${name}`, {
+      response = await fetch(`${this.functionsUrl}/${name}${queryString(query)}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {
       throw new ApiError("network", `Could not reach ${name} (network error, or refused by CORS): ${error.message}`);
+    }
+    if (response.ok && file) {
+      const filename = filenameOf(response.headers.get("Content-Disposition"));
+      return { blob: await response.blob(), filename };
     }
     let payload = null;
     try {
@@ -118,4 +134,23 @@ export class Client {
 function retryAfterMs(header) {
   const seconds = Number.parseInt(header, 10);
   return Math.min(Math.max(Number.isFinite(seconds) ? seconds : 2, 0.5), 10) * 1000;
+}
+
+// "?a=1&b=x&b=y" from {a: 1, b: ["x", "y"]}; undefined, null and "" are left out.
+function queryString(query = {}) {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    for (const item of [value].flat()) {
+      if (item !== undefined && item !== null && item !== "") params.append(key, String(item));
+    }
+  }
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
+// The file name of `Content-Disposition: attachment; filename="..."`; null when the header is
+// absent or not readable (another origin must list it in Access-Control-Expose-Headers).
+function filenameOf(header) {
+  const match = /filename="([^"]+)"|filename=([^;\s]+)/i.exec(header || "");
+  return match ? match[1] || match[2] : null;
 }

@@ -1,0 +1,235 @@
+// The researcher page (SPEC §10): sign in, each experiment's figures and charts
+// (get_study_stats), and the exports (export_data) saved as files.
+
+import { loadConfig } from "./config.js";
+import { ApiError, Client } from "./client.js";
+import { Auth } from "./auth.js";
+import { dailySessionsChart, levelFunnelChart } from "./charts.js";
+
+let auth, api; // made in start(), once the config is loaded
+let charts = [];
+const $ = (id) => document.getElementById(id);
+
+function showError(error) {
+  const code = error instanceof ApiError ? ` (${error.code})` : "";
+  $("error").textContent = `${error.message}${code}`;
+  $("error").hidden = false;
+}
+
+function showNotice(text) {
+  $("notice").textContent = text;
+  $("notice").hidden = !text;
+}
+
+// The `researcher` claim of the token: true (every experiment), a list of experimentIds, or none.
+function scopeOf(claims) {
+  const claim = claims.researcher;
+  if (claim === true) return { every: true, experiments: [] };
+  if (Array.isArray(claim) && claim.length > 0) return { every: false, experiments: claim.map(String) };
+  return null;
+}
+
+function experimentName(experimentId) {
+  return experimentId === null ? "(no experiment)" : experimentId;
+}
+
+// "2026-12-03T12:00:00.000000Z" → "2026-12-03 12:00 UTC"
+function utc(time) {
+  return time ? `${time.slice(0, 10)} ${time.slice(11, 16)} UTC` : "—";
+}
+
+function cell(tag, text) {
+  const element = document.createElement(tag);
+  element.textContent = text;
+  return element;
+}
+
+function clearStudies() {
+  charts.forEach((chart) => chart.destroy());
+  charts = [];
+  $("experiments").tBodies[0].replaceChildren();
+  $("charts").replaceChildren();
+  $("export-experiment").replaceChildren($("export-experiment").options[0]);
+  $("download-status").textContent = "";
+  for (const id of ["studies-step", "downloads-step", "charts-step"]) $(id).hidden = true;
+}
+
+function showTable(experiments) {
+  $("experiments").tBodies[0].replaceChildren(...experiments.map((experiment) => {
+    const row = document.createElement("tr");
+    row.dataset.experiment = experiment.experimentId ?? "";
+    row.append(
+      cell("th", experimentName(experiment.experimentId)),
+      ...["visitors", "registeredVisitors", "sessions", "responses", "uploads"].map((name) => cell("td", experiment[name])),
+      cell("td", utc(experiment.firstSessionAt)),
+      cell("td", utc(experiment.lastSessionAt)),
+    );
+    row.firstChild.scope = "row";
+    return row;
+  }));
+  $("experiments").hidden = experiments.length === 0;
+  $("no-data").hidden = experiments.length > 0;
+}
+
+function figure(kind, caption) {
+  const element = document.createElement("figure");
+  const holder = document.createElement("div");
+  holder.className = "chart";
+  const canvas = document.createElement("canvas");
+  canvas.dataset.chart = kind;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", caption);
+  holder.append(canvas);
+  element.append(holder, cell("figcaption", caption));
+  return [element, canvas];
+}
+
+function showCharts(experiments) {
+  for (const experiment of experiments) {
+    const article = document.createElement("article");
+    article.dataset.experiment = experiment.experimentId ?? "";
+    const [daily, dailyCanvas] = figure("daily", "Sessions per day (last 30 UTC days)");
+    const [funnel, funnelCanvas] = figure("levels", "Level funnel: sessions that reached each level");
+    article.append(cell("h3", experimentName(experiment.experimentId)), daily, funnel);
+    $("charts").append(article);
+    // Drawn once the canvases are in the page, so Chart.js can size them.
+    charts.push(dailySessionsChart(dailyCanvas, experiment.daily), levelFunnelChart(funnelCanvas, experiment.levels));
+  }
+}
+
+// Which experiments an export asks for: the one chosen, or else (a scoped researcher) every
+// experiment of its claim, or (researcher: true) none, which means every experiment.
+function exportExperiments(scope) {
+  const chosen = $("export-experiment").value;
+  if (chosen) return [chosen];
+  return scope.every ? [] : scope.experiments;
+}
+
+function showDownloads(experiments, scope) {
+  const ids = scope.every
+    ? experiments.map((experiment) => experiment.experimentId).filter((id) => id !== null)
+    : scope.experiments;
+  $("export-experiment").append(...ids.map((id) => {
+    const option = cell("option", id);
+    option.value = id;
+    return option;
+  }));
+  $("downloads-step").hidden = false;
+}
+
+function describeScope(scope, experiments) {
+  if (scope.every) return "This account covers every experiment.";
+  const shown = new Set(experiments.map((experiment) => experiment.experimentId));
+  const empty = scope.experiments.filter((id) => !shown.has(id));
+  return `This account covers only experiment${scope.experiments.length === 1 ? "" : "s"} ` +
+    `${scope.experiments.join(", ")}: other experiments are neither shown nor exported.` +
+    (empty.length ? ` No sessions yet in ${empty.join(", ")}.` : "");
+}
+
+async function showStudies() {
+  clearStudies();
+  // A fresh token: a role granted or revoked since the last one shows now.
+  const claims = await auth.claims({ refresh: true });
+  let stats;
+  try {
+    stats = await api.getStudyStats();
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "permission_denied") {
+      showNotice(`${auth.user.email} is not a researcher, so this page shows it no study data. ` +
+        "The role is given by whoever runs the study (python -m shared.researchers grant EMAIL); " +
+        "once it is granted, reload this page. Or sign out and sign in with a researcher's account.");
+      return;
+    }
+    throw error;
+  }
+  const scope = scopeOf(claims) || { every: false, experiments: stats.experiments.map((e) => e.experimentId) };
+  showNotice(describeScope(scope, stats.experiments));
+  $("generated").textContent = `Figures as of ${utc(stats.generatedAt)}.`;
+  $("studies-step").hidden = false;
+  showTable(stats.experiments);
+  showDownloads(stats.experiments, scope);
+  $("charts-step").hidden = stats.experiments.length === 0;
+  showCharts(stats.experiments);
+}
+
+function render() {
+  const user = auth ? auth.user : null;
+  $("signin-step").hidden = user !== null;
+  $("sign-out").hidden = !user;
+  $("account").hidden = !user;
+  if (user) $("account").textContent = `Signed in as ${user.email}`;
+}
+
+// Run one user action: clear the last error, disable its controls while it runs, show any failure.
+function action(handler) {
+  return async (event) => {
+    event.preventDefault();
+    const target = event.currentTarget;
+    const controls = target instanceof HTMLFormElement ? [...target.elements] : [target];
+    $("error").hidden = true;
+    controls.forEach((control) => { control.disabled = true; });
+    try {
+      await handler(event);
+    } catch (error) {
+      showError(error);
+    } finally {
+      controls.forEach((control) => { control.disabled = false; });
+      render();
+    }
+  };
+}
+
+// The export is fetched with the ID token (a plain link could not send the Authorization
+// header), so the whole file is held in browser memory as a Blob, then saved through a Blob URL
+// under the name the function gave in Content-Disposition. Fine for this page; an export too
+// large for the browser is for `python -m shared.export --out FILE` next to the database.
+async function download(button) {
+  const { format, table } = button.dataset;
+  const scope = scopeOf(await auth.claims()) || { every: true, experiments: [] };
+  const experimentId = exportExperiments(scope);
+  $("download-status").textContent = `Preparing ${button.textContent}…`;
+  const { blob, filename } = await api.exportData({ format, table, experimentId });
+  const name = filename || (format === "zip" ? "export.zip" : `${table}.${format}`);
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // Revoked a minute later, not at once: some browsers read the URL after click() returns.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  $("download-status").textContent = `Saved ${name} (${blob.size} bytes).`;
+}
+
+document.querySelectorAll("#downloads-step button[data-format]").forEach((button) => {
+  button.addEventListener("click", action(() => download(button)));
+});
+
+$("signin-form").addEventListener("submit", action(async () => {
+  await auth.signIn($("email").value, $("password").value);
+  $("password").value = "";
+  render();
+  await showStudies();
+}));
+
+$("sign-out").addEventListener("click", action(async () => {
+  await auth.signOut();
+  clearStudies();
+  showNotice("");
+}));
+
+async function start() {
+  const config = await loadConfig();
+  auth = await Auth.start(config);
+  api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken() });
+  render();
+  if (auth.user) await showStudies();
+}
+
+try {
+  await start();
+} catch (error) {
+  showError(error);
+}
+render();
