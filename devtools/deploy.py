@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RESEARCH_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +139,9 @@ class Settings:
         return (settings if all(env.get(name, "").strip() for name in REQUIRED) else None), problems
 
     def instances_of(self, name: str) -> int:
-        """--max-instances of an HTTP function."""
-        return self.rights_max_instances if name in RIGHTS_FUNCTIONS else self.max_instances
+        """--max-instances of an HTTP function: the rights and researcher functions have
+        few callers (RIGHTS_MAX_INSTANCES), the visitor-facing ones MAX_INSTANCES."""
+        return self.rights_max_instances if name in (*RIGHTS_FUNCTIONS, *RESEARCH_FUNCTIONS) else self.max_instances
 
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (README, Sizing)."""
@@ -207,6 +208,13 @@ def trigger_env(s: Settings) -> dict[str, str]:
     return function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
 
 
+def timeout_of(name: str) -> str:
+    """--timeout of an HTTP function: an export streams for as long as its download takes,
+    up to the longest an HTTP function may run, 60 minutes (Cloud Functions' documentation,
+    "Function timeout": https://cloud.google.com/functions/docs/configuring/timeout)."""
+    return "3600s" if name == "export_data" else "60s"
+
+
 def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
                     sizing: list[str], password_secret: str | None = None) -> Command:
     argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--project={s.project}", f"--region={s.region}",
@@ -261,7 +269,7 @@ def plan(s: Settings) -> list[Command]:
     )]
     for name in HTTP_FUNCTIONS:
         http_sizing = [f"--max-instances={s.instances_of(name)}", f"--concurrency={s.concurrency}",
-                       "--cpu=1", "--memory=512Mi", "--timeout=60s"]
+                       "--cpu=1", "--memory=512Mi", f"--timeout={timeout_of(name)}"]
         if name in ERASURE_FUNCTIONS:
             commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
                                             s.erasure_service_account, erasure_env(s), http_sizing,
