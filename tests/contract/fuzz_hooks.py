@@ -2,7 +2,7 @@
 
 - Realistic credentials: most generated requests carry random or missing credentials and stop
   at 401/400; here a share of them is given a real guest key, a real Auth emulator token
-  (registered or anonymous) or a claimed guest's key, and submit_response bodies a real
+  (registered, anonymous, or a researcher's) or a claimed guest's key, and submit_response bodies a real
   sessionId, and a share of preflights the allowed Origin, so that the fuzzer reaches the
   database code. The choice is a hash of the generated case, so a fixed seed gives the same
   requests.
@@ -34,7 +34,8 @@ _FINGERPRINT = sqlalchemy.text(" UNION ALL ".join(
     f"FROM {table} t"
     for table in TABLES
 ))
-_SECURED = {"create_session", "submit_response", "get_visitor", "register", "export_my_data"}
+_SECURED = {"create_session", "submit_response", "get_visitor", "register", "export_my_data", "get_study_stats",
+            "export_data"}
 _PREFLIGHTS = {f"{name}_preflight" for name in _SECURED}
 # The request in flight (the run uses one worker): its case id, the tables before it, and
 # which credentials it was given. Keyed by Case.id, which copies of a case keep.
@@ -59,19 +60,29 @@ def fingerprint() -> dict:
         return {row.name: (row.n, row.digest) for row in conn.execute(_FINGERPRINT)}
 
 
-def _choices() -> list[tuple[str, dict]]:
-    """(label, credential) pairs; 'generated' leaves the case's own headers."""
+_RESEARCH = {"get_study_stats", "export_data"}
+
+
+def _choices(operation: str = "") -> list[tuple[str, dict]]:
+    """(label, credential) pairs; 'generated' leaves the case's own headers. The researcher
+    functions are mostly given researchers (one for every experiment, one for some), so that
+    their few distinct cases reach the code behind the claim."""
     credentials = _credentials()
+    if operation in _RESEARCH:
+        researchers = [("researcher", researcher) for researcher in credentials["researchers"]]
+        return [("generated", {}), ("user", credentials["users"][0]), *researchers, researchers[0]]
     choices: list[tuple[str, dict]] = [("generated", {})] * 3
     choices += [("guest", guest) for guest in credentials["guests"]]
     choices += [("user", user) for user in credentials["users"]]
     choices += [("anonymous", anonymous) for anonymous in credentials["anonymous"]]
     choices += [("claimed", claimed) for claimed in credentials["claimed"]]
+    choices += [("researcher", researcher) for researcher in credentials["researchers"]]
     return choices
 
 
 def _pick(case, salt: str, options: list):
-    seen = repr((salt, case.operation.label, case.body, sorted((case.headers or {}).items())))
+    seen = repr((salt, case.operation.label, case.body, sorted((case.headers or {}).items()),
+                 sorted((case.query or {}).items())))
     return options[zlib.crc32(seen.encode("utf-8", "surrogatepass")) % len(options)]
 
 
@@ -103,7 +114,7 @@ def _give_credentials(case, operation: str) -> str:
             return kind
         if credential and "token" not in credential and headers.get("X-Guest-Key") == credential["key"]:
             return kind
-    kind, credential = _pick(case, "credentials", _choices())
+    kind, credential = _pick(case, "credentials", _choices(operation))
     if kind == "generated":
         return kind
     headers = dict(case.headers or {})

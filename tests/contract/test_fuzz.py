@@ -55,8 +55,9 @@ def credentials(api, auth_emulator, tmp_path) -> Path:
     assert api.post("create_session", {}, guest=claimed_key).status_code == 201
     assert api.post("register", {}, token=claimer.id_token, guest=claimed_key).status_code == 201
     path = tmp_path / "credentials.json"
+    researchers = [{"token": auth_emulator.researcher(claim).id_token} for claim in (True, ["fuzz", "a"])]
     path.write_text(json.dumps({"guests": guests, "users": users, "anonymous": [{"token": anonymous.id_token}],
-                                "claimed": [{"key": claimed_key}]}))
+                                "claimed": [{"key": claimed_key}], "researchers": researchers}))
     return path
 
 
@@ -94,7 +95,7 @@ def test_fuzzed_requests_conform_and_refusals_store_nothing(stack, db, credentia
     assert refused <= {entry["checked"] for entry in entries if "checked" in entry}
     # The hooks' real credentials reach the code behind authentication, not only 400/401.
     for operation in ("POST /create_session", "POST /submit_response", "GET /get_visitor", "POST /register",
-                      "GET /export_my_data"):
+                      "GET /export_my_data", "GET /get_study_stats", "GET /export_data"):
         assert any(200 <= status < 300 for (name, status) in statuses if name == operation), operation
     seen = {status for (name, status) in statuses if name == "POST /submit_response"}
     assert {400, 401, 403} <= seen

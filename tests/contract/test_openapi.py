@@ -32,7 +32,8 @@ def conforms(response: requests.Response, status: int, code: str | None = None) 
     """The answer has this status (and error code) and conforms to openapi.yaml; its JSON body."""
     assert response.status_code == status, response.text
     OPENAPI.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
-    body = response.json() if response.content else None
+    json_answer = response.headers.get("Content-Type", "").startswith("application/json")
+    body = response.json() if response.content and json_answer else None
     if code is not None:
         assert body["error"]["code"] == code, body
     return body
@@ -230,7 +231,7 @@ def test_export_my_data_answers_conform(api, db, auth_emulator):
     assert as_user["displayName"] == "Ada" and len(as_user["sessions"]) == 1
 
 
-GET_FUNCTIONS = {"get_visitor", "export_my_data"}
+GET_FUNCTIONS = {"get_visitor", "export_my_data", "get_study_stats", "export_data"}
 
 
 @pytest.mark.parametrize("function", HTTP_FUNCTIONS)
@@ -257,9 +258,32 @@ def database_down(stack, tmp_path: Path):
     server.stop()
 
 
+def test_researcher_answers_conform(api, db, auth_emulator):
+    key = new_guest_key()
+    session = api.post("create_session", {"experimentId": "a"}, guest=key).json()
+    api.post("submit_response", {"sessionId": session["sessionId"], "level": 1, "data": {"x": 1}}, guest=key)
+    api.post("create_session", {}, guest=new_guest_key())
+    researcher = auth_emulator.researcher(True).id_token
+    stats = conforms(api.get("get_study_stats", token=researcher), 200)
+    assert [e["experimentId"] for e in stats["experiments"]] == ["a", None]
+    conforms(api.get("api/get_study_stats", token=researcher), 200)
+    for params in ("", "?format=csv", "?format=jsonl&table=visitors", "?experimentId=a&experimentId=&from=2026-01-01T00:00:00Z"):
+        conforms(api.get(f"export_data{params}", token=researcher), 200)
+    conforms(api.get("export_data?format=zip&table=responses", token=researcher), 400, "invalid_argument")
+    conforms(api.get("get_study_stats?experimentId=a%20b", token=researcher), 400, "invalid_argument")
+    for function in ("get_study_stats", "export_data"):
+        conforms(api.get(function), 401, "unauthenticated")
+        conforms(api.get(function, guest=key), 401, "unauthenticated")
+        conforms(api.get(function, token=auth_emulator.new_user().id_token), 403, "permission_denied")
+        conforms(api.get(f"{function}?experimentId=b", token=auth_emulator.researcher(["a"]).id_token), 403,
+                 "permission_denied")
+        conforms(api.post(function, {}, token=researcher), 405, "method_not_allowed")
+
+
 def test_unavailable_answers_conform(database_down, auth_emulator):
     url, key = database_down.url, new_guest_key()
     user = auth_emulator.new_user()
+    researcher = {"Authorization": f"Bearer {auth_emulator.researcher(True).id_token}"}
     answers = [
         requests.post(f"{url}/create_session", json={}, headers={"X-Guest-Key": key}, timeout=30),
         requests.post(f"{url}/submit_response", json={"sessionId": str(uuid.uuid4()), "data": 1},
@@ -268,6 +292,9 @@ def test_unavailable_answers_conform(database_down, auth_emulator):
         requests.get(f"{url}/export_my_data", headers={"X-Guest-Key": key}, timeout=30),
         requests.post(f"{url}/register", json={}, headers={"Authorization": f"Bearer {user.id_token}"}, timeout=30),
         requests.post(f"{url}/api/create_session", json={}, headers={"X-Guest-Key": key}, timeout=30),
+        requests.get(f"{url}/get_study_stats", headers=researcher, timeout=30),
+        requests.get(f"{url}/export_data", headers=researcher, timeout=30),
+        requests.get(f"{url}/export_data?format=csv", headers=researcher, timeout=30),
     ]
     for answer in answers:
         conforms(answer, 503, "unavailable")
