@@ -5,7 +5,7 @@ devtools/deploy.py deploys (firebase.json's hosting rewrites name the HTTP ones 
 """
 
 HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "delete_my_data",
-                  "erase_visitor", "export_my_data")
+                  "erase_visitor", "export_my_data", "create_claim_code")
 STORAGE_TRIGGER = "on_upload_finalized"
 # The HTTP functions that erase a visitor (SPEC §11): deployed with their own identity,
 # whose database user is a member of visitor_erasure (sql/003_erasure.sql).
