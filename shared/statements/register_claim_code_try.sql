@@ -1,7 +1,8 @@
 -- register with a claim code, before the code is looked at (its own statement, committed
 -- at once, so that it counts even when the register rolls back): one more try of the
--- account against its limit of :limit wrong codes in :window_seconds. The try is
--- recorded (its time returned as tried_at) only while fewer than :limit are recent;
+-- account against its limit (the parameters limit and window_seconds: 5 wrong codes in
+-- 10 minutes). The try is recorded (its time returned as tried_at) only while fewer
+-- than the limit are recent;
 -- a right code then takes its own try back (register_claim_code_forgive.sql), so only
 -- wrong ones stay. At the limit nothing is recorded, tried_at is NULL and retry_after
 -- says when the oldest recent try leaves the window. INSERT ... ON CONFLICT DO UPDATE
