@@ -11,9 +11,12 @@ from shared import claim_codes
 from shared.auth import identify
 from shared.db import get_engine
 from shared.http import endpoint
+from shared.models import NewClaimCode, parse
 
 
 @functions_framework.http
 @endpoint("POST")
-def create_claim_code(request, _body):
-    return 201, claim_codes.create_claim_code(get_engine(), identify(request)).to_json()
+def create_claim_code(request, body):
+    caller = identify(request)
+    parse(NewClaimCode, body)
+    return 201, claim_codes.create_claim_code(get_engine(), caller).to_json()

@@ -143,6 +143,10 @@ class Registration(Body):
         return value
 
 
+class NewClaimCode(Body):
+    """create_claim_code's body: nothing (an empty body is {}); any field is refused."""
+
+
 # visitor_number_seq is a BIGINT sequence starting at 1.
 MAX_VISITOR_NUMBER = 2**63 - 1
 
