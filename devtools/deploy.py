@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +140,7 @@ class Settings:
 
     def instances_of(self, name: str) -> int:
         """--max-instances of an HTTP function."""
-        return self.rights_max_instances if name in RIGHTS_FUNCTIONS else self.max_instances
+        return self.rights_max_instances if name in FEW_INSTANCES_FUNCTIONS else self.max_instances
 
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (README, Sizing)."""

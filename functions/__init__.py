@@ -13,3 +13,6 @@ ERASURE_FUNCTIONS = ("delete_my_data", "erase_visitor")
 # The participants' rights functions (SPEC §11): called once in a visitor's life, so they
 # are deployed with fewer instances (RIGHTS_MAX_INSTANCES) and hold fewer connections.
 RIGHTS_FUNCTIONS = (*ERASURE_FUNCTIONS, "export_my_data")
+# Functions a visitor calls rarely: the rights functions, and create_claim_code (once per
+# move to another device, SPEC §13). Deployed with RIGHTS_MAX_INSTANCES instances at most.
+FEW_INSTANCES_FUNCTIONS = (*RIGHTS_FUNCTIONS, "create_claim_code")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools import deploy
-from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -162,11 +162,14 @@ def test_iam_database_auth_sends_no_password_at_all():
 
 
 def test_sizing_and_options_are_passed_through():
+    # DB_MAX_CONNECTIONS: these sizes need up to 105 connections (8 HTTP functions).
     deployed = deploys(printed_commands(MAX_INSTANCES="3", CONCURRENCY="16", DB_POOL_SIZE="4", DB_MAX_OVERFLOW="1",
-                                        TRIGGER_LOCATION="eu", ALLOWED_ORIGINS="https://a.example,https://b.example"))
+                                        TRIGGER_LOCATION="eu", ALLOWED_ORIGINS="https://a.example,https://b.example",
+                                        DB_MAX_CONNECTIONS="200"))
     f = flags(deployed["create_session"])
     assert f["--max-instances"] == ["3"]
     assert flags(deployed["delete_my_data"])["--max-instances"] == ["2"]  # RIGHTS_MAX_INSTANCES
+    assert flags(deployed["create_claim_code"])["--max-instances"] == ["2"]
     assert f["--concurrency"] == ["16"] and env_vars(deployed["create_session"])["THREADS"] == "16"
     assert env_vars(deployed["create_session"])["DB_POOL_SIZE"] == "4"
     assert env_vars(deployed["create_session"])["DB_MAX_OVERFLOW"] == "1"
@@ -216,10 +219,12 @@ def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_s
 
 
 def test_the_default_plan_fits_the_default_database_with_room_to_spare():
-    # 4 visitor functions x 5 instances x 3 + the rights functions x 2 x 3 + the trigger's 5.
+    # 4 visitor functions x 5 instances x 3 + the rights functions and create_claim_code x 2 x 3
+    # + the trigger's 5.
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
-    assert settings.connections_at_most() == 4 * 5 * 3 + len(RIGHTS_FUNCTIONS) * 2 * 3 + 5
+    assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
+    assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 2 * 3 + 5
 
 
 def test_more_connections_than_the_database_allows_is_refused():
