@@ -6,6 +6,7 @@ anything: clients are created on first use.
 """
 
 from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
+from functions.create_claim_code import create_claim_code
 from functions.create_session import create_session
 from functions.delete_my_data import delete_my_data
 from functions.erase_visitor import erase_visitor

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RESEARCH_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ class Settings:
             trigger_location=env.get("TRIGGER_LOCATION", "").strip() or None,
             allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
             max_instances=number("MAX_INSTANCES", 5),
-            rights_max_instances=number("RIGHTS_MAX_INSTANCES", 2),
+            rights_max_instances=number("RIGHTS_MAX_INSTANCES", 1),
             trigger_max_instances=number("TRIGGER_MAX_INSTANCES", 5),
             concurrency=number("CONCURRENCY", 8),
             pool_size=number("DB_POOL_SIZE", 3),
@@ -139,9 +139,9 @@ class Settings:
         return (settings if all(env.get(name, "").strip() for name in REQUIRED) else None), problems
 
     def instances_of(self, name: str) -> int:
-        """--max-instances of an HTTP function: the rights and researcher functions have
-        few callers (RIGHTS_MAX_INSTANCES), the visitor-facing ones MAX_INSTANCES."""
-        return self.rights_max_instances if name in (*RIGHTS_FUNCTIONS, *RESEARCH_FUNCTIONS) else self.max_instances
+        """--max-instances of an HTTP function: those called rarely (the rights, claim-code and
+        researcher functions) RIGHTS_MAX_INSTANCES, the visitor-facing ones MAX_INSTANCES."""
+        return self.rights_max_instances if name in FEW_INSTANCES_FUNCTIONS else self.max_instances
 
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (README, Sizing)."""

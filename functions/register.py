@@ -1,16 +1,20 @@
 """register: POST; a signed-up user's record, and the claim of its guest's data.
 
-Needs a non-anonymous Firebase ID token (Authorization: Bearer ...); with
-X-Guest-Key, that guest's sessions and responses move to the user. Answers 201
-when this call created the users row, 200 when it already existed (including
-every repeated call, which claims nothing more: migratedSessions 0).
+Needs a non-anonymous Firebase ID token (Authorization: Bearer ...). At most one
+visitor to claim: X-Guest-Key (a guest), X-Anonymous-Token (the ID token of a
+Firebase anonymous account) or the body's claimCode (from create_claim_code on
+another device); its sessions and responses move to the user. Answers 201 when
+this call created the users row, 200 when it already existed (including every
+repeated call, which claims nothing more: migratedSessions 0).
 """
 
 import functions_framework
 
 from shared import registration
-from shared.auth import guest_from_header, user_from_header
+from shared.auth import anonymous_from_header, guest_from_header, user_from_header
+from shared.claim_codes import parse_code
 from shared.db import get_engine
+from shared.errors import InvalidArgument
 from shared.http import endpoint
 from shared.models import Registration, parse
 
@@ -21,5 +25,11 @@ def register(request, body):
     user = registration.require_registered(user_from_header(request))
     guest = guest_from_header(request)
     details = parse(Registration, body)
-    registered = registration.register(get_engine(), user, guest, details.displayName)
+    anonymous = anonymous_from_header(request)
+    code = parse_code(details.claimCode) if details.claimCode is not None else None
+    claims = [claim for claim in (guest, anonymous, code) if claim is not None]
+    if len(claims) > 1:
+        raise InvalidArgument("Claim one visitor at a time: send X-Guest-Key, X-Anonymous-Token or claimCode, "
+                              "not more than one.")
+    registered = registration.register(get_engine(), user, claims[0] if claims else None, details.displayName)
     return (201 if registered.created else 200), registered.to_json()

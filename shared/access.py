@@ -101,6 +101,9 @@ def _visitor(conn: Connection, caller: Caller) -> tuple[dict[str, Any], dict[str
         row = conn.execute(statement("export_my_data_user"), {"user_id": caller.uid}).first()
         if row is None:
             raise NotFound("Nothing is stored for you: no session was ever created with these credentials.")
+        if row.claimed_by is not None:
+            raise GuestClaimed("This anonymous account's data now belongs to a signed-in account; "
+                               "sign in to export it.")
         return ({"visitorNumber": row.visitor_number, "userId": row.id, "guestId": None,
                  "email": row.email, "displayName": row.display_name}, {"user_id": row.id})
     row = conn.execute(statement("export_my_data_guest"), {"key_hash": caller.key_hash}).first()

@@ -85,6 +85,27 @@ def user_from_header(request) -> User | None:
     return verify_id_token(token.strip())
 
 
+def anonymous_from_header(request) -> User | None:
+    """The Firebase anonymous account named by X-Anonymous-Token (SPEC §13), None without
+    the header. The token is verified like any ID token (401 if it is not valid); one of
+    another provider is 400: the header names an anonymous account to claim, nothing else."""
+    header = request.headers.get("X-Anonymous-Token")
+    if header is None:
+        return None
+    token = header.strip()
+    if token.lower().startswith("bearer "):
+        token = token[len("bearer "):].strip()
+    if not token:
+        raise Unauthenticated("X-Anonymous-Token must be the ID token of a Firebase anonymous account.")
+    user = verify_id_token(token)
+    if not user.anonymous:
+        raise InvalidArgument(
+            "X-Anonymous-Token must be the ID token of an anonymous account (signInAnonymously); "
+            "this one is of a signed-in account."
+        )
+    return user
+
+
 def identify(request) -> Caller:
     """The caller: the user if a token is sent (even beside a guest key), else the guest."""
     user = user_from_header(request)

@@ -253,6 +253,11 @@ def upload_event_max_age_seconds() -> int:
     return _int("UPLOAD_EVENT_MAX_AGE_SECONDS", 86400, minimum=1)
 
 
+def claim_code_ttl_seconds() -> int:
+    """How long a claim code (create_claim_code, SPEC §13) can be redeemed (CLAIM_CODE_TTL_SECONDS, default 10 minutes)."""
+    return _int("CLAIM_CODE_TTL_SECONDS", 600, minimum=1)
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -270,7 +275,7 @@ def log_level() -> str:
 # only ID tokens and uploads need it (project_id fails at their first use), and the
 # migration and backfill commands run without it.
 _READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
-            upload_event_max_age_seconds, log_level)
+            upload_event_max_age_seconds, claim_code_ttl_seconds, log_level)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

@@ -8,8 +8,10 @@ An erasure has three parts, in this order:
 
 1. PostgreSQL, one transaction: the visitor's rows are locked in the order every
    other function takes them (users row, guest rows, sessions, responses), then
-   deleted - sessions, responses, guest rows with their key hashes, the users
-   row, visitor_merges - and the transaction writes the ledger row (`erasures`:
+   deleted - sessions, responses, guest rows with their key hashes, the rows of
+   the anonymous accounts a user claimed (SPEC §13; their sessions carry the
+   user's id), claim codes and the count of wrong ones, the users row,
+   visitor_merges - and the transaction writes the ledger row (`erasures`:
    numbers, counts and times, nothing personal) and a tombstone per session
    (`erased_sessions`). A create_session, submit_response or register for the
    same visitor either commits before it (and its rows are erased) or waits and
@@ -160,6 +162,9 @@ def erase_rows(engine: Engine, target: Target, requested_by: str) -> Erasure:
     with transaction(engine) as conn:
         number, guests = _lock_visitor(conn, target)
         guest_ids = [str(g.id) for g in guests]
+        # The anonymous accounts the user claimed (SPEC §13): their sessions carry its id now.
+        claimed_users = [] if target.user_id is None else [row.id for row in conn.execute(
+            statement("erase_lock_claimed_users"), {"user_id": target.user_id})]
         session_ids = [str(row.id) for row in conn.execute(
             statement("erase_lock_sessions"), {"user_id": target.user_id, "guest_ids": guest_ids})]
         own = {number, *(g.visitor_number for g in guests)} - {None}
@@ -172,6 +177,8 @@ def erase_rows(engine: Engine, target: Target, requested_by: str) -> Erasure:
         conn.execute(statement("erase_delete_merges"), {"numbers": numbers, "user_id": target.user_id})
         conn.execute(statement("erase_delete_guests"), {"guest_ids": guest_ids})
         if target.user_id is not None:
+            conn.execute(statement("erase_delete_claimed_users"), {"user_ids": claimed_users})
+            conn.execute(statement("erase_delete_claim_codes"), {"user_id": target.user_id})
             conn.execute(statement("erase_delete_user"), {"user_id": target.user_id})
 
         erasure_id = uuid.uuid4()
@@ -193,6 +200,9 @@ def _lock_visitor(conn: Connection, target: Target) -> tuple[int | None, list]:
         user = conn.execute(statement("erase_lock_user"), {"user_id": target.user_id}).first()
         if user is None:
             raise NotFound("Nothing is stored for this account.")
+        if user.claimed_by is not None:
+            raise GuestClaimed("This anonymous account's data now belongs to a signed-in account; "
+                               "sign in to withdraw it.")
         return user.visitor_number, conn.execute(statement("erase_lock_claimed_guests"),
                                                  {"user_id": target.user_id}).all()
     guest = conn.execute(statement("erase_lock_guest"), {"key_hash": target.key_hash}).first()

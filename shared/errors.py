@@ -71,6 +71,19 @@ class UnsupportedMediaType(ServiceError):
     code, status = "unsupported_media_type", 415
 
 
+class ResourceExhausted(ServiceError):
+    """Too many tries (wrong claim codes, SPEC §13): the client may try again after Retry-After seconds."""
+
+    code, status = "resource_exhausted", 429
+
+    def __init__(self, message: str, retry_after_seconds: int):
+        super().__init__(message)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 class Unavailable(ServiceError):
     """A dependency (database, Auth) is down or too slow; the client should retry."""
 

@@ -39,7 +39,7 @@ from shared.logs import get_logger, reset_trace, set_trace
 log = get_logger("http")
 
 MAX_BODY_BYTES = 256 * 1024
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Guest-Key"
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Guest-Key, X-Anonymous-Token"
 PREFLIGHT_MAX_AGE = "3600"
 
 

@@ -124,8 +124,13 @@ def encode_data(value: Any) -> str:
         raise ValueError("numbers must be finite (1e999 and the like are out of range)") from None
 
 
+CLAIM_CODE_MAX = 32  # 8 characters, with room for the spaces and dashes a person may type
+
+
 class Registration(Body):
     displayName: Annotated[StrictStr, Field(min_length=1, max_length=DISPLAY_NAME_MAX)] | None = None
+    # A claim code from create_claim_code (SPEC §13); its characters are checked by shared.claim_codes.
+    claimCode: Annotated[StrictStr, Field(min_length=1, max_length=CLAIM_CODE_MAX)] | None = None
 
     @field_validator("displayName")
     @classmethod
@@ -139,6 +144,10 @@ class Registration(Body):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+
+class NewClaimCode(Body):
+    """create_claim_code's body: nothing (an empty body is {}); any field is refused."""
 
 
 # visitor_number_seq is a BIGINT sequence starting at 1.

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from shared.auth import Caller, Guest
 from shared.db import RaceLost, rerun_if_race_lost, single_statement, statement
 from shared.encodings import rfc3339
-from shared.errors import Conflict, NotFound, PermissionDenied
+from shared.errors import Conflict, GuestClaimed, NotFound, PermissionDenied
 from shared.logs import get_logger
 from shared.models import NewResponse, encode_data
+from shared.visitors import ANONYMOUS_CLAIMED
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -52,7 +53,8 @@ def submit_response(engine: Engine, caller: Caller, new_response: NewResponse) -
     Returns (created, response): created is False for a retry of a responseId
     already stored in this session (nothing new is stored). Raises NotFound for
     an unknown session, PermissionDenied for someone else's, Conflict for a
-    responseId already used in another session.
+    responseId already used in another session, GuestClaimed for an anonymous
+    account that a signed-in account has claimed.
     """
     params = {
         "session_id": str(new_response.sessionId),
@@ -81,6 +83,8 @@ def _run_submit(engine: Engine, name: str, params: dict) -> tuple[bool, StoredRe
         raise RaceLost()
     if row.outcome == "missing":
         raise NotFound("No session with this sessionId; create one with create_session first.")
+    if row.outcome == "claimed":
+        raise GuestClaimed(ANONYMOUS_CLAIMED)
     if row.outcome == "denied":
         raise PermissionDenied("This session belongs to another visitor.")
     response = StoredResponse(row.id, row.session_id, row.visitor_number, row.level, row.created_at)

@@ -41,6 +41,9 @@ _CREATE_SESSION_UNNUMBERED = {Guest: "create_session_guest_unnumbered", User: "c
 
 
 _SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
+# An anonymous Firebase account whose data a signed-in account claimed (SPEC §13).
+ANONYMOUS_CLAIMED = "This anonymous account's data now belongs to a signed-in account; sign in to continue."
+_ANONYMOUS_CLAIMED = ANONYMOUS_CLAIMED
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def create_session(engine: Engine, caller: Caller, new_session: NewSession) -> t
 
     Returns (created, session): created is False for a retry of the caller's own
     session id. Raises Conflict for someone else's id, GuestClaimed for a guest
-    that a registered user has claimed.
+    or an anonymous account that a registered user has claimed.
     """
     params = {
         "session_id": str(new_session.sessionId or uuid.uuid4()),
@@ -114,7 +117,8 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
         raise RaceLost()
     row = rows[0]
     if row.outcome == "claimed":
-        raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue.")
+        raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue."
+                           if isinstance(caller, Guest) else _ANONYMOUS_CLAIMED)
     if row.outcome == "erased":
         # The same answer as for someone else's session id: it says nothing about whose it was.
         raise Conflict(_SESSION_ID_IN_USE)
@@ -147,6 +151,8 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
             row = conn.first(statement("get_visitor_user"), {"user_id": caller.uid})
             if row is None:
                 raise NotFound("No visitor record yet: create a session first.")
+            if row.claimed_by is not None:
+                raise GuestClaimed(_ANONYMOUS_CLAIMED)
             visitor = {"visitorNumber": row.visitor_number, "userId": row.id, "guestId": None}
             sessions = conn.rows(statement("visitor_sessions_user"), {"user_id": row.id})
         else:

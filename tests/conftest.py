@@ -68,7 +68,8 @@ def engine(stack):
 
 def reset_data(engine: sqlalchemy.Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges, erasures, erased_sessions CASCADE"))
+        conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges, erasures, erased_sessions, "
+                          "claim_codes, claim_code_attempts CASCADE"))
         conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE RESTART WITH 1"))
 
 

@@ -92,6 +92,25 @@ class AuthEmulatorClient:
         data = response.json()
         return AuthUser(data["localId"], email, data["idToken"], data["refreshToken"])
 
+    def anonymous(self) -> AuthUser:
+        """A new Firebase anonymous account (signInAnonymously): signUp with no email."""
+        return self.sign_up(None)
+
+    def link(self, anonymous: AuthUser, email: str | None = None,
+             password: str = "correct-horse-battery") -> AuthUser:
+        """Link an anonymous account to email/password in place (linkWithCredential): the
+        same uid, and a fresh ID token of the now signed-in account."""
+        email = email or f"linked-{uuid.uuid4().hex[:12]}@example.com"
+        response = requests.post(
+            f"{self.base}/identitytoolkit.googleapis.com/v1/accounts:update?key=fake-api-key",
+            json={"idToken": anonymous.id_token, "email": email, "password": password, "returnSecureToken": True},
+            timeout=10,
+        )
+        response.raise_for_status()
+        data = response.json()
+        assert data["localId"] == anonymous.uid
+        return AuthUser(data["localId"], email, data["idToken"], data["refreshToken"])
+
     def new_user(self) -> AuthUser:
         return self.sign_up(f"user-{uuid.uuid4().hex[:12]}@example.com")
 

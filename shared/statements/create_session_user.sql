@@ -1,17 +1,21 @@
 -- create_session for a registered user (Firebase ID token), numbered: find or
 -- create the users row, give it the next visitor number if it has none, insert
 -- the session, and say what happened (outcomes as in create_session_guest.sql;
--- a user is never 'claimed').
+-- 'claimed': an anonymous account whose data a signed-in account claimed, SPEC §13).
 --
 -- FOR SHARE on the user row: register may give the user a number at the same
--- moment; the session waits for it and takes that number.
+-- moment; the session waits for it and takes that number. And register takes an
+-- anonymous account's row FOR UPDATE before it claims it (register_lock_anonymous.sql),
+-- so a session is either inserted before the claim (and moved by it) or sees the
+-- claim and is refused; a claimed row is never numbered again. No session is
+-- left with a claimed uid.
 WITH erased AS (
     SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
 ), taken AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
     UNION ALL SELECT 1 FROM erased
 ), found AS (
-    SELECT id, visitor_number, false AS claimed FROM users WHERE id = :user_id FOR SHARE
+    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed FROM users WHERE id = :user_id FOR SHARE
 ), created AS (
     INSERT INTO users (id, email, visitor_number)
     SELECT :user_id, :email, nextval('visitor_number_seq')
@@ -20,7 +24,7 @@ WITH erased AS (
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
     UPDATE users SET visitor_number = nextval('visitor_number_seq'), updated_at = now()
-    WHERE id = :user_id AND visitor_number IS NULL
+    WHERE id = :user_id AND visitor_number IS NULL AND claimed_by IS NULL
       AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
     RETURNING id, visitor_number, false AS claimed
 ), visitor AS (

@@ -7,7 +7,7 @@ WITH erased AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
     UNION ALL SELECT 1 FROM erased
 ), found AS (
-    SELECT id, visitor_number, false AS claimed FROM users WHERE id = :user_id FOR SHARE
+    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed FROM users WHERE id = :user_id FOR SHARE
 ), created AS (
     INSERT INTO users (id, email, visitor_number)
     SELECT :user_id, :email, NULL::bigint
@@ -16,7 +16,7 @@ WITH erased AS (
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
     UPDATE users SET visitor_number = NULL::bigint, updated_at = now()
-    WHERE id = :user_id AND visitor_number IS NULL
+    WHERE id = :user_id AND visitor_number IS NULL AND claimed_by IS NULL
       AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
     RETURNING id, visitor_number, false AS claimed
 ), visitor AS (

@@ -5,7 +5,9 @@
 --   denied  - the session is not the caller's;
 --   created - the response is new;
 --   exists  - a response with this id was there before (a retry, or another
---             session's id; the caller compares session ids).
+--             session's id; the caller compares session ids);
+--   claimed - the caller is an anonymous account that a signed-in account has
+--             claimed (SPEC §13): its sessions are the claimer's now.
 -- No row at all: the same responseId was being inserted by a request that
 -- committed after this statement began; running it again finds that response.
 --
@@ -18,8 +20,10 @@ WITH target AS (
     SELECT id, visitor_number, user_id, guest_id
     FROM sessions WHERE id = CAST(:session_id AS uuid)
     FOR SHARE
+), claimed AS (
+    SELECT 1 FROM users WHERE id = :user_id AND claimed_by IS NOT NULL
 ), owned AS (
-    SELECT id, visitor_number FROM target WHERE user_id = :user_id
+    SELECT id, visitor_number FROM target WHERE user_id = :user_id AND NOT EXISTS (SELECT 1 FROM claimed)
 ), inserted AS (
     INSERT INTO responses (id, session_id, visitor_number, level, data)
     SELECT CAST(:response_id AS uuid), id, visitor_number, CAST(:level AS integer), CAST(:data AS jsonb)
@@ -34,6 +38,10 @@ FROM responses r
 WHERE r.id = CAST(:response_id AS uuid) AND EXISTS (SELECT 1 FROM owned)
   AND NOT EXISTS (SELECT 1 FROM inserted)
 UNION ALL
-SELECT 'denied', NULL, NULL, NULL, NULL, NULL FROM target WHERE NOT EXISTS (SELECT 1 FROM owned)
+SELECT 'denied', NULL, NULL, NULL, NULL, NULL FROM target
+WHERE NOT EXISTS (SELECT 1 FROM owned) AND NOT EXISTS (SELECT 1 FROM claimed)
 UNION ALL
-SELECT 'missing', NULL, NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM target)
+SELECT 'missing', NULL, NULL, NULL, NULL, NULL
+WHERE NOT EXISTS (SELECT 1 FROM target) AND NOT EXISTS (SELECT 1 FROM claimed)
+UNION ALL
+SELECT 'claimed', NULL, NULL, NULL, NULL, NULL FROM claimed

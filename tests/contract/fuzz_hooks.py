@@ -8,6 +8,8 @@
   requests.
 - `refused_request_changes_nothing`: for every 4xx/5xx answer, the tables are exactly as they
   were before the request (row count and a digest of every row of each table).
+- register is sometimes given a real anonymous account to claim (X-Anonymous-Token) or a real
+  claim code (claimCode), so that the claims run, not only the checks in front of them.
 - `generated_token_refused`: a generated (random) bearer token never opens an operation.
   (Schemathesis's own ignored_auth cannot tell the real tokens given here from generated ones.)
 - Every request is written as one JSON line to FUZZ_LOG, for the test to count.
@@ -27,15 +29,16 @@ import schemathesis
 import sqlalchemy
 from schemathesis.core.parameters import ParameterLocation
 
-TABLES = ("users", "guests", "sessions", "responses", "visitor_merges")
+# claim_code_attempts is left out by design: a wrong claim code is refused (400) and counted.
+TABLES = ("users", "guests", "sessions", "responses", "visitor_merges", "claim_codes")
 # One statement: each table's row count and a digest of all its rows (updates show too).
 _FINGERPRINT = sqlalchemy.text(" UNION ALL ".join(
     f"SELECT '{table}' AS name, count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest "
     f"FROM {table} t"
     for table in TABLES
 ))
-_SECURED = {"create_session", "submit_response", "get_visitor", "register", "export_my_data", "get_study_stats",
-            "export_data"}
+_SECURED = {"create_session", "submit_response", "get_visitor", "register", "export_my_data", "create_claim_code",
+            "get_study_stats", "export_data"}
 _PREFLIGHTS = {f"{name}_preflight" for name in _SECURED}
 # The request in flight (the run uses one worker): its case id, the tables before it, and
 # which credentials it was given. Keyed by Case.id, which copies of a case keep.
@@ -103,8 +106,34 @@ def before_call(context, case, kwargs):
             case.headers = {**(case.headers or {}), "Origin": os.environ["FUZZ_ALLOWED_ORIGIN"]}
     if operation == "submit_response" and isinstance(case.body, dict) and not _is_negative(case, ParameterLocation.BODY):
         _give_session(case)
+    claim = None
+    if operation == "register" and given == "user":
+        claim = _give_claim(case)
     _last.clear()
-    _last.update(case=case.id, before=fingerprint(), given=given)
+    _last.update(case=case.id, before=fingerprint(), given=given, claim=claim)
+
+
+def _give_claim(case) -> str | None:
+    """Now and then a real visitor for a registered user to claim: an anonymous account's
+    token in X-Anonymous-Token, or a claim code in the body (alone: one visitor a call)."""
+    headers = case.headers or {}
+    if headers.get("X-Anonymous-Token") in {c["token"] for c in _credentials()["claimable"]}:
+        return "anonymous"  # a case sent again keeps what it was given
+    if isinstance(case.body, dict) and case.body.get("claimCode") in _credentials()["codes"]:
+        return "code"
+    if _is_negative(case, ParameterLocation.HEADER) or _is_negative(case, ParameterLocation.BODY):
+        return None
+    pick = _pick(case, "claim", ["anonymous", "code", None, None])
+    if pick is None or not (case.body is None or isinstance(case.body, dict)):
+        return None
+    headers = {name: value for name, value in headers.items() if name not in ("X-Guest-Key", "X-Anonymous-Token")}
+    body = {name: value for name, value in (case.body or {}).items() if name != "claimCode"}
+    if pick == "anonymous":
+        headers["X-Anonymous-Token"] = _pick(case, "anonymous", _credentials()["claimable"])["token"]
+    else:
+        body["claimCode"] = _pick(case, "code", _credentials()["codes"])
+    case.headers, case.body = headers, body
+    return pick
 
 
 def _give_credentials(case, operation: str) -> str:
@@ -146,7 +175,7 @@ def _give_session(case) -> None:
 @schemathesis.hook
 def after_call(context, case, response):
     _write({"operation": case.operation.label, "status": response.status_code, "case": case.id,
-            "credentials": _last.get("given")})
+            "credentials": _last.get("given"), "claim": _last.get("claim")})
 
 
 def _write(entry: dict) -> None:

@@ -54,10 +54,23 @@ def credentials(api, auth_emulator, tmp_path) -> Path:
     claimer, claimed_key = auth_emulator.new_user(), new_guest_key()
     assert api.post("create_session", {}, guest=claimed_key).status_code == 201
     assert api.post("register", {}, token=claimer.id_token, guest=claimed_key).status_code == 201
+    # For register: anonymous accounts with a session to claim (X-Anonymous-Token), and
+    # claim codes of guests with a session (claimCode); each can be claimed once.
+    claimable = []
+    for _ in range(3):
+        account = auth_emulator.anonymous()
+        assert api.post("create_session", {}, token=account.id_token).status_code == 201
+        claimable.append({"token": account.id_token})
+    codes = []
+    for _ in range(3):
+        key = new_guest_key()
+        assert api.post("create_session", {}, guest=key).status_code == 201
+        codes.append(api.post("create_claim_code", {}, guest=key).json()["claimCode"])
     path = tmp_path / "credentials.json"
     researchers = [{"token": auth_emulator.researcher(claim).id_token} for claim in (True, ["fuzz", "a"])]
     path.write_text(json.dumps({"guests": guests, "users": users, "anonymous": [{"token": anonymous.id_token}],
-                                "claimed": [{"key": claimed_key}], "researchers": researchers}))
+                                "claimed": [{"key": claimed_key}], "claimable": claimable, "codes": codes,
+                                "researchers": researchers}))
     return path
 
 
@@ -95,10 +108,14 @@ def test_fuzzed_requests_conform_and_refusals_store_nothing(stack, db, credentia
     assert refused <= {entry["checked"] for entry in entries if "checked" in entry}
     # The hooks' real credentials reach the code behind authentication, not only 400/401.
     for operation in ("POST /create_session", "POST /submit_response", "GET /get_visitor", "POST /register",
-                      "GET /export_my_data", "GET /get_study_stats", "GET /export_data"):
+                      "GET /export_my_data", "POST /create_claim_code", "GET /get_study_stats", "GET /export_data"):
         assert any(200 <= status < 300 for (name, status) in statuses if name == operation), operation
     seen = {status for (name, status) in statuses if name == "POST /submit_response"}
     assert {400, 401, 403} <= seen
+    # The new header and body field reached the claim, not only the checks in front of it.
+    claims = collections.Counter(entry["claim"] for entry in answers
+                                 if entry["operation"] == "POST /register" and 200 <= entry["status"] < 300)
+    assert claims["anonymous"] >= 1 and claims["code"] >= 1, claims
 
     # What the accepted requests stored is consistent.
     assert not rows(db, """SELECT r.id FROM responses r JOIN sessions s ON s.id = r.session_id

@@ -18,7 +18,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from devtools.ports import free_port
 from devtools.stack import ROOT, FunctionsServer
 from functions import HTTP_FUNCTIONS
-from shared import errors, http, models
+from shared import claim_codes, errors, http, models
 from shared.auth import GUEST_KEY_PATTERN
 from tests.conftest import ALLOWED_ORIGIN
 from tests.support import new_guest_key, rows, scalar
@@ -63,13 +63,19 @@ def test_it_states_the_limits_the_code_enforces():
     assert response["properties"]["data"]["x-max-encoded-bytes"] == models.MAX_DATA_BYTES
     assert response["properties"]["level"]["maximum"] == models.MAX_LEVEL
     assert registration["properties"]["displayName"]["oneOf"][0]["maxLength"] == models.DISPLAY_NAME_MAX
+    assert registration["properties"]["claimCode"]["oneOf"][0]["maxLength"] == models.CLAIM_CODE_MAX
+    assert schema("ClaimCode")["properties"]["claimCode"]["pattern"] == \
+        f"^[{claim_codes.ALPHABET}]{{{claim_codes.CODE_LENGTH}}}$"
+    too_many = DOCUMENT["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"]["schema"]
+    assert too_many["maximum"] == claim_codes.WRONG_CODE_WINDOW_SECONDS
+    assert all(header in http.ALLOWED_HEADERS for header in ("X-Guest-Key", "X-Anonymous-Token"))
     assert f"{http.MAX_BODY_BYTES} bytes" in DOCUMENT["components"]["responses"]["PayloadTooLarge"]["description"]
     experiment = TypeAdapter(models.ExperimentId).json_schema()
     assert {name: schema("ExperimentId")[name] for name in experiment} == experiment
     assert schema("GuestKey")["pattern"] == f"^{GUEST_KEY_PATTERN.pattern}$"
     # Unknown fields are refused by every body model, and so by the document.
     for name, model in (("NewSession", models.NewSession), ("NewResponse", models.NewResponse),
-                        ("Registration", models.Registration)):
+                        ("Registration", models.Registration), ("NewClaimCode", models.NewClaimCode)):
         assert schema(name)["additionalProperties"] is False and model.model_config["extra"] == "forbid"
         assert set(schema(name)["properties"]) == set(model.model_fields)
         assert set(schema(name).get("required", [])) == {f for f, info in model.model_fields.items()
@@ -86,7 +92,8 @@ def test_its_error_codes_are_exactly_the_services():
     assert set(schema("Error")["properties"]["error"]["properties"]["code"]["enum"]) == codes
     by_status = {400: "BadRequestError", 401: "UnauthenticatedError", 403: "ForbiddenError", 404: "NotFoundError",
                  405: "MethodNotAllowedError", 409: "ConflictError", 413: "PayloadTooLargeError",
-                 415: "UnsupportedMediaTypeError", 500: "InternalError", 503: "UnavailableError"}
+                 415: "UnsupportedMediaTypeError", 429: "TooManyRequestsError", 500: "InternalError",
+                 503: "UnavailableError"}
     for cls in [errors.ServiceError, *subclasses(errors.ServiceError)]:
         narrowed = schema(by_status[cls.status])["allOf"][1]["properties"]["error"]["properties"]["code"]
         assert cls.code in narrowed.get("enum", [narrowed.get("const")]), cls
@@ -231,6 +238,50 @@ def test_export_my_data_answers_conform(api, db, auth_emulator):
     assert as_user["displayName"] == "Ada" and len(as_user["sessions"]) == 1
 
 
+def test_anonymous_account_claims_answer_conform(api, db, auth_emulator):
+    anonymous, user = auth_emulator.anonymous(), auth_emulator.new_user()
+    session = conforms(api.post("create_session", {}, token=anonymous.id_token), 201)
+    claimed = conforms(api.post("register", {}, token=user.id_token,
+                                headers={"X-Anonymous-Token": anonymous.id_token}), 201)
+    assert claimed["migratedSessions"] == 1 and claimed["user"]["visitorNumber"] == session["visitorNumber"]
+    conforms(api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token}), 200)
+    conforms(api.post("register", {}, token=auth_emulator.new_user().id_token,
+                      headers={"X-Anonymous-Token": anonymous.id_token}), 409, "conflict")
+    conforms(api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": user.id_token}),
+             400, "invalid_argument")
+    conforms(api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": "not-a-token"}),
+             401, "unauthenticated")
+    for answer in (api.post("create_session", {}, token=anonymous.id_token),
+                   api.post("submit_response", {"sessionId": session["sessionId"], "data": 1},
+                            token=anonymous.id_token),
+                   api.get("get_visitor", token=anonymous.id_token)):
+        conforms(answer, 403, "guest_claimed")
+
+
+def test_claim_code_answers_conform(api, db, auth_emulator):
+    key = new_guest_key()
+    conforms(api.post("create_claim_code", {}, guest=key), 404, "not_found")
+    api.post("create_session", {}, guest=key)
+    made = conforms(api.post("create_claim_code", None, guest=key), 201)
+    assert made["claimCode"] != conforms(api.post("create_claim_code", {}, guest=key), 201)["claimCode"]
+    code = conforms(api.post("create_claim_code", {}, guest=key), 201)["claimCode"]
+    conforms(api.post("create_claim_code", {"x": 1}, guest=key), 400, "invalid_argument")
+    conforms(api.post("create_claim_code", {}), 401, "unauthenticated")
+    conforms(api.post("create_claim_code", {}, token=auth_emulator.new_user().id_token), 403, "permission_denied")
+    conforms(api.get("create_claim_code", guest=key), 405, "method_not_allowed")
+    conforms(api.get("api/create_claim_code", guest=key), 405, "method_not_allowed")
+
+    user, guesser = auth_emulator.new_user(), auth_emulator.new_user()
+    conforms(api.post("register", {"claimCode": "no"}, token=user.id_token), 400, "invalid_argument")
+    for _ in range(claim_codes.MAX_WRONG_CODES):
+        conforms(api.post("register", {"claimCode": "23456789"}, token=guesser.id_token), 400, "invalid_argument")
+    limited = conforms(api.post("register", {"claimCode": code}, token=guesser.id_token), 429, "resource_exhausted")
+    assert limited["error"]["message"]
+    claimed = conforms(api.post("register", {"claimCode": code}, token=user.id_token), 201)
+    assert claimed["migrated"] is True and claimed["migratedSessions"] == 1
+    conforms(api.post("create_claim_code", {}, guest=key), 403, "guest_claimed")
+
+
 GET_FUNCTIONS = {"get_visitor", "export_my_data", "get_study_stats", "export_data"}
 
 
@@ -295,6 +346,9 @@ def test_unavailable_answers_conform(database_down, auth_emulator):
         requests.get(f"{url}/get_study_stats", headers=researcher, timeout=30),
         requests.get(f"{url}/export_data", headers=researcher, timeout=30),
         requests.get(f"{url}/export_data?format=csv", headers=researcher, timeout=30),
+        requests.post(f"{url}/create_claim_code", json={}, headers={"X-Guest-Key": key}, timeout=30),
+        requests.post(f"{url}/register", json={"claimCode": "23456789"}, timeout=30,
+                      headers={"Authorization": f"Bearer {user.id_token}"}),
     ]
     for answer in answers:
         conforms(answer, 503, "unavailable")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools import deploy
-from functions import ERASURE_FUNCTIONS, HTTP_FUNCTIONS, RESEARCH_FUNCTIONS, RIGHTS_FUNCTIONS, STORAGE_TRIGGER
+from functions import ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, RESEARCH_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -162,13 +162,15 @@ def test_iam_database_auth_sends_no_password_at_all():
 
 
 def test_sizing_and_options_are_passed_through():
+    # DB_MAX_CONNECTIONS: these sizes need up to 4 x 3 x 4 + 7 x 1 x 4 + 5 = 81 connections.
     deployed = deploys(printed_commands(MAX_INSTANCES="3", CONCURRENCY="16", DB_POOL_SIZE="3", DB_MAX_OVERFLOW="1",
                                         TRIGGER_LOCATION="eu", ALLOWED_ORIGINS="https://a.example,https://b.example"))
     f = flags(deployed["create_session"])
     assert f["--max-instances"] == ["3"]
-    assert flags(deployed["delete_my_data"])["--max-instances"] == ["2"]  # RIGHTS_MAX_INSTANCES
-    for researchers in ("get_study_stats", "export_data"):  # few callers, read-only: the functions' identity
-        assert flags(deployed[researchers])["--max-instances"] == ["2"]
+    for rare in ("delete_my_data", "create_claim_code"):
+        assert flags(deployed[rare])["--max-instances"] == ["1"]  # RIGHTS_MAX_INSTANCES
+    for researchers in RESEARCH_FUNCTIONS:  # few callers, read-only: the functions' identity
+        assert flags(deployed[researchers])["--max-instances"] == ["1"]
         assert flags(deployed[researchers])["--service-account"] == flags(deployed["create_session"])["--service-account"]
         assert "--allow-unauthenticated" in deployed[researchers]  # the claim is checked by the function
     assert flags(deployed["export_data"])["--timeout"] == ["3600s"]  # an export streams for minutes
@@ -222,10 +224,12 @@ def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_s
 
 
 def test_the_default_plan_fits_the_default_database_with_room_to_spare():
-    # 4 visitor functions x 5 instances x 3 + the rights and researcher functions x 2 x 3 + the trigger's 5.
+    # 4 visitor functions x 5 instances x 3 + the rarely-called ones (rights, create_claim_code,
+    # researchers) x 1 x 3 + the trigger's 5.
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
-    assert settings.connections_at_most() == 4 * 5 * 3 + (len(RIGHTS_FUNCTIONS) + len(RESEARCH_FUNCTIONS)) * 2 * 3 + 5
+    assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
+    assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
 
 
 def test_more_connections_than_the_database_allows_is_refused():

@@ -127,6 +127,59 @@ def test_a_registered_user_who_claimed_two_guests_and_holds_a_merge_withdraws_ev
                                               uploads=8, objects=8)
 
 
+def test_a_user_who_claimed_anonymous_accounts_withdraws_them_too_and_nothing_else(
+        uploads_world, stack, storage_client, auth_emulator):
+    """SPEC §13 with §11: an anonymous account's sessions move to the account that claims it
+    (X-Anonymous-Token, or its claim code), so they are that account's to withdraw; the
+    claimed uid itself cannot withdraw them (guest_claimed). A bystander - another user with
+    an anonymous account it claimed - keeps everything."""
+    world = uploads_world
+    user, anonymous, coded = auth_emulator.new_user(), auth_emulator.anonymous(), auth_emulator.anonymous()
+    traces, bystander = Traces(), Traces()
+    own = used_site(world, traces, token=user.id_token, sessions=1, uploads=1)
+    from_anonymous = used_site(world, traces, token=anonymous.id_token, sessions=2, uploads=1)
+    used_site(world, traces, token=coded.id_token, sessions=1, uploads=1)
+    traces.ids |= {user.uid, user.email, anonymous.uid, coded.uid}
+    claimed = world.api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token})
+    assert claimed.json()["mergedFromVisitorNumber"] == from_anonymous[0]["visitorNumber"], claimed.text
+    code = world.api.post("create_claim_code", {}, token=coded.id_token).json()["claimCode"]
+    assert world.api.post("register", {"claimCode": code}, token=user.id_token).json()["migratedSessions"] == 1
+    other, other_anonymous = auth_emulator.new_user(), auth_emulator.anonymous()
+    used_site(world, bystander, token=other_anonymous.id_token, sessions=1, uploads=1)
+    assert world.api.post("register", {}, token=other.id_token,
+                          headers={"X-Anonymous-Token": other_anonymous.id_token}).status_code == 201
+    bystander_rows = {table: rows(world.db, f"SELECT * FROM {table} WHERE {column} IN (:a, :b) ORDER BY 1",
+                                  a=other.uid, b=other_anonymous.uid)
+                      for table, column in (("users", "id"), ("sessions", "user_id"))}
+    assert len(bystander_rows["users"]) == 2 and len(bystander_rows["sessions"]) == 1
+
+    # The claimed uid's data is the claimer's: it cannot withdraw it.
+    before = rows(world.db, "SELECT id, user_id FROM sessions ORDER BY id")
+    assert_error(withdraw(world.api, token=anonymous.id_token), 403, "guest_claimed")
+    assert rows(world.db, "SELECT id, user_id FROM sessions ORDER BY id") == before and ledger(world.db) == []
+
+    answer = withdraw(world.api, token=user.id_token)
+
+    assert answer.status_code == 202, answer.text
+    assert {k: v for k, v in answer.json().items() if k != "erasureId"} == {
+        "status": "done", "sessions": 4, "responses": 12, "uploads": 4, "objects": 4}
+    assert everything_left(world.db, stack.firestore, storage_client, BUCKET, traces) == []
+    for uid in (user.uid, anonymous.uid, coded.uid):
+        assert scalar(world.db, "SELECT count(*) FROM users WHERE id = :u OR claimed_by = :u", u=uid) == 0
+    assert scalar(world.db, "SELECT count(*) FROM claim_codes") == 0
+    assert scalar(world.db, "SELECT count(*) FROM claim_code_attempts WHERE user_id = :u", u=user.uid) == 0
+    # Exactly the bystander is left, as it was.
+    assert {table: rows(world.db, f"SELECT * FROM {table} WHERE {column} IN (:a, :b) ORDER BY 1",
+                        a=other.uid, b=other_anonymous.uid)
+            for table, column in (("users", "id"), ("sessions", "user_id"))} == bystander_rows
+    assert scalar(world.db, "SELECT count(*) FROM users") == 2
+    assert set(world.visitors()) == {str(n) for n in bystander.numbers}
+    (row,) = ledger(world.db)
+    merged = traces.numbers - {own[0]["visitorNumber"]}  # both anonymous accounts folded into the user
+    assert_ledger_holds_counts_and_times_only(row, number=own[0]["visitorNumber"], merged=merged, sessions=4,
+                                              responses=12, uploads=4, objects=4)
+
+
 def test_after_withdrawal_the_erased_session_id_is_never_created_again(api, db, firestore, bucket):
     key = new_guest_key()
     session = api.post("create_session", {}, guest=key).json()

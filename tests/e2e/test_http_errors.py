@@ -166,7 +166,7 @@ def test_cors_preflight_from_an_allowed_origin(api, db):
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     allowed_headers = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
-    assert {"authorization", "content-type", "x-guest-key"} <= allowed_headers
+    assert {"authorization", "content-type", "x-guest-key", "x-anonymous-token"} <= allowed_headers
     assert int(response.headers["Access-Control-Max-Age"]) > 0
 
     actual = api.post("create_session", {}, guest=new_guest_key(), headers={"Origin": ALLOWED_ORIGIN})

@@ -4,8 +4,9 @@ One engine of the product's own kind (shared.db.make_engine, prepared statements
 on) runs every path that reaches the database, on a fresh database of the test
 server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
-number, a merge), export_my_data (a guest, a user), get_study_stats and
-export_data (zip, and the JSON Lines of the COPY tables), the storage trigger's
+number, a merge, an anonymous account, a claim code), create_claim_code, export_my_data (a
+guest, a user), get_study_stats and export_data (zip, and the JSON Lines of the COPY tables),
+the storage trigger's
 session lookup (live and erased), the
 backfill, and erasure (a guest, a user with a claimed guest and a merge, by
 number; finished at once, and left pending by a Firestore that cannot be
@@ -21,7 +22,8 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared import access, backfill, erasure, export, registration, researchers, responses, stats, uploads, visitors
+from shared import (access, backfill, claim_codes, erasure, export, registration, researchers, responses, stats,
+                    uploads, visitors)
 from shared.auth import Guest, User, hash_guest_key
 from shared.config import DatabaseSettings
 from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
@@ -87,6 +89,16 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     registration.register(engine, new_user, unseen)               # a new number; the unseen key recorded
     registration.register(engine, User("u-claims", None, "password"), guest)  # takes the guest's number
     registration.register(engine, numbered_user, other_guest)     # keeps its number: a merge
+    anonymous = User("u-anonymous", None, "anonymous")
+    visitors.create_session(engine, anonymous, NewSession())
+    registration.register(engine, numbered_user, anonymous)       # claims an anonymous account (SPEC §13)
+    registration.register(engine, new_user, User("u-anonymous-unseen", None, "anonymous"))  # recorded as claimed
+    coded, coded_anonymous = Guest(hash_guest_key(new_guest_key())), User("u-anonymous-coded", None, "anonymous")
+    for visitor in (coded, coded_anonymous):
+        visitors.create_session(engine, visitor, NewSession())
+        claim_codes.create_claim_code(engine, visitor)
+    code = claim_codes.create_claim_code(engine, coded).code     # replaces the guest's first code
+    registration.register(engine, numbered_user, claim_codes.parse_code(code))  # a guest's claim code
     visitors.get_visitor(engine, numbered_user)
     _, own = visitors.create_session(engine, numbered_user, NewSession())
     responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
@@ -160,7 +172,8 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
 SINGLE_STATEMENTS = {"create_session_guest", "create_session_guest_unnumbered", "create_session_user",
                      "create_session_user_unnumbered", "get_visitor_guest", "get_visitor_user",
                      "visitor_sessions_guest", "visitor_sessions_user", "submit_response_guest",
-                     "submit_response_user"}
+                     "submit_response_user", "create_claim_code_guest", "create_claim_code_user",
+                     "register_claim_code_try"}
 
 
 def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database, stores):

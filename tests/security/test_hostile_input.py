@@ -213,7 +213,8 @@ def test_a_display_name_too_long_in_code_points_or_with_control_characters_is_re
 # --- headers and bodies -----------------------------------------------------------------------
 
 ENDPOINTS = [("POST", "create_session", {}), ("POST", "submit_response", {"sessionId": str(uuid.uuid4()), "data": 1}),
-             ("GET", "get_visitor", None), ("POST", "register", {}), ("GET", "export_my_data", None)]
+             ("GET", "get_visitor", None), ("POST", "register", {}), ("GET", "export_my_data", None),
+             ("POST", "create_claim_code", {})]
 
 
 def call(api, method, function, body, headers) -> requests.Response:
@@ -231,6 +232,21 @@ def test_hostile_credentials_are_refused_at_every_endpoint(api, db, value):
         bad_token = call(api, method, function, body, {"Authorization": prefix + value})
         assert_error(bad_token, 401, "unauthenticated")
     assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("value", SQL_INJECTION + [v.encode("utf-8") for v in UNICODE] + [b"\xff\xfe\xc3\x28" * 10])
+def test_hostile_anonymous_tokens_and_claim_codes_are_refused(api, db, auth_emulator, value):
+    """register's other two ways to name a visitor (SPEC §13): never a 500, nothing stored
+    (a claim code that is not 8 characters of its alphabet is not even counted as a try)."""
+    user = auth_emulator.new_user()
+    before = snapshot(db)
+    token = {"Authorization": f"Bearer {user.id_token}"}
+    assert_error(call(api, "POST", "register", {}, {**token, "X-Anonymous-Token": value}), 401, "unauthenticated")
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    answer = call(api, "POST", "register", {"claimCode": text}, token)
+    assert_error(answer, 400, "invalid_argument")
+    assert snapshot(db) == before
+    assert scalar(db, "SELECT count(*) FROM claim_code_attempts") == 0
 
 
 @pytest.mark.parametrize("value", SQL_INJECTION + [v.encode("utf-8") for v in UNICODE])

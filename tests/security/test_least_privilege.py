@@ -23,6 +23,7 @@ from tests.support import Api, new_guest_key, rows, scalar
 from tests.uploads_support import StorageEvents, UploadsWorld
 
 TABLES = ("users", "guests", "sessions", "responses", "visitor_merges")
+CLAIM_TABLES = ("claim_codes", "claim_code_attempts")  # sql/005_claims.sql
 INSUFFICIENT_PRIVILEGE = "42501"
 
 
@@ -63,7 +64,8 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     grants = {(r.table_name, r.privilege_type) for r in rows(
         db, "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
         r=FUNCTIONS_ROLE)}
-    assert grants == {(table, privilege) for table in TABLES for privilege in ("SELECT", "INSERT", "UPDATE")} | {
+    assert grants == {(table, privilege) for table in TABLES + CLAIM_TABLES
+                      for privilege in ("SELECT", "INSERT", "UPDATE")} | {
         ("erased_sessions", "SELECT")}  # the tombstones create_session and on_upload_finalized read
     sequence = rows(db, "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
                         "has_sequence_privilege(:r, 'visitor_number_seq', 'UPDATE') AS update", r=FUNCTIONS_ROLE)[0]
@@ -77,7 +79,7 @@ def test_the_erasure_role_adds_deleting_rows_and_writing_the_ledger_only(db):
     grants = {(r.table_name, r.privilege_type) for r in rows(
         db, "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
         r=ERASURE_ROLE)}
-    assert grants == {(table, "DELETE") for table in TABLES} | {
+    assert grants == {(table, "DELETE") for table in TABLES + CLAIM_TABLES} | {
         (table, privilege) for table in ("erasures", "erased_sessions") for privilege in ("SELECT", "INSERT", "UPDATE")}
 
 
@@ -152,6 +154,20 @@ def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functio
     assert rows(db, "SELECT from_number, to_number FROM visitor_merges") == [
         (session["visitorNumber"], own.json()["visitorNumber"])]
     assert scalar(db, "SELECT count(*) FROM responses WHERE visitor_number = :n", n=own.json()["visitorNumber"]) == 1
+
+    # An anonymous account claimed with X-Anonymous-Token, another through its claim code, and a wrong code.
+    claimer, anonymous, coded = auth_emulator.new_user(), auth_emulator.anonymous(), auth_emulator.anonymous()
+    for account in (anonymous, coded):
+        assert api.post("create_session", {}, token=account.id_token).status_code == 201
+    claimed = api.post("register", {}, token=claimer.id_token, headers={"X-Anonymous-Token": anonymous.id_token})
+    assert claimed.status_code == 201 and claimed.json()["migratedSessions"] == 1, claimed.text
+    code = api.post("create_claim_code", {}, token=coded.id_token)
+    assert code.status_code == 201, code.text
+    assert api.post("register", {"claimCode": "WRQNG234"}, token=claimer.id_token).status_code == 400
+    redeemed = api.post("register", {"claimCode": code.json()["claimCode"]}, token=claimer.id_token)
+    assert redeemed.status_code == 200 and redeemed.json()["migratedSessions"] == 1, redeemed.text
+    assert api.post("create_session", {}, token=anonymous.id_token).json()["error"]["code"] == "guest_claimed"
+    assert rows(db, "SELECT cardinality(failed_at) FROM claim_code_attempts") == [(1,)]
 
 
 @pytest.mark.parametrize("statement", [
@@ -281,5 +297,32 @@ def test_withdrawal_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db
         assert scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE usename = :u", u=erasure_user) >= 1
         assert scalar(db, "SELECT count(*) FROM sessions") == 0
         assert scalar(db, "SELECT count(*) FROM guests") == 0
+    finally:
+        server.stop()
+
+
+def test_withdrawal_of_a_claimer_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db, auth_emulator,
+                                                                      firestore, bucket, tmp_path):
+    """A user that claimed an anonymous account and a guest through its code withdraws: the claimed
+    accounts' rows, the codes and the count of wrong ones go too (sql/005_claims.sql's grants)."""
+    env = {**stack.env(), "DATABASE_URL": url_as(stack.database_url, erasure_user)}
+    server = FunctionsServer(free_port(), env, tmp_path / "functions.log").start()
+    try:
+        api = Api(server.url)
+        user, anonymous, key = auth_emulator.new_user(), auth_emulator.anonymous(), new_guest_key()
+        api.post("create_session", {}, token=anonymous.id_token)
+        api.post("create_session", {}, guest=key)
+        code = api.post("create_claim_code", {}, guest=key).json()["claimCode"]
+        assert api.post("register", {"claimCode": "WRQNG234"}, token=user.id_token).status_code == 400
+        assert api.post("register", {"claimCode": code}, token=user.id_token).status_code == 201
+        assert api.post("register", {}, token=user.id_token,
+                        headers={"X-Anonymous-Token": anonymous.id_token}).json()["migratedSessions"] == 1
+
+        erased = api.post("delete_my_data", {}, token=user.id_token)
+
+        assert erased.status_code == 202, erased.text
+        assert erased.json()["sessions"] == 2
+        for table in ("users", "guests", "sessions", "claim_codes", "claim_code_attempts"):
+            assert scalar(db, f"SELECT count(*) FROM {table}") == 0, table
     finally:
         server.stop()

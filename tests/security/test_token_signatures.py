@@ -275,3 +275,60 @@ def test_certificates_out_of_reach_answer_503_not_401(client, db, auth_emulator,
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
     assert response.headers["Retry-After"]
     assert table_counts(db) == before
+
+
+# --- X-Anonymous-Token (SPEC §13): the same checks as Authorization ---
+
+@pytest.fixture
+def register_client(production_auth):
+    return create_app("register", str(ROOT / "main.py")).test_client()
+
+
+def anonymous_token(uid: str, **overrides) -> str:
+    return signed_token(uid, email=None, firebase={"identities": {}, "sign_in_provider": "anonymous"}, **overrides)
+
+
+def claim_with(client, user, anonymous: str):
+    return client.post("/", json={}, headers={"Authorization": f"Bearer {signed_token(user.uid, email=user.email)}",
+                                              "X-Anonymous-Token": anonymous})
+
+
+def test_a_correctly_signed_anonymous_token_is_claimed(register_client, db, auth_emulator):
+    user, anonymous = auth_emulator.new_user(), auth_emulator.anonymous()
+
+    response = claim_with(register_client, user, anonymous_token(anonymous.uid))
+
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert rows(db, "SELECT id, claimed_by FROM users WHERE id = :a", a=anonymous.uid) == [(anonymous.uid, user.uid)]
+
+
+@pytest.mark.parametrize("kind", ["another key", "unknown key id", "expired", "another project", "revoked"])
+def test_a_forged_expired_or_revoked_anonymous_token_is_refused(register_client, db, auth_emulator, kind):
+    user, anonymous = auth_emulator.new_user(), auth_emulator.anonymous()
+    now = int(time.time())
+    token = {
+        "another key": lambda: signed_token(anonymous.uid, key=new_key(), email=None,
+                                            firebase={"identities": {}, "sign_in_provider": "anonymous"}),
+        "unknown key id": lambda: signed_token(anonymous.uid, kid="no-such-key", email=None,
+                                               firebase={"identities": {}, "sign_in_provider": "anonymous"}),
+        "expired": lambda: anonymous_token(anonymous.uid, iat=now - 7200, auth_time=now - 7200, exp=now - 3600),
+        "another project": lambda: anonymous_token(anonymous.uid, aud="someone-elses-project"),
+        "revoked": lambda: anonymous_token(anonymous.uid, iat=now - 5, auth_time=now - 5),
+    }[kind]()
+    if kind == "revoked":
+        auth_emulator.revoke_tokens(anonymous.uid, valid_since=now)
+    before = table_counts(db)
+
+    response = claim_with(register_client, user, token)
+
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "unauthenticated"
+    assert table_counts(db) == before
+
+
+def test_a_signed_token_of_another_provider_in_the_header_is_400(register_client, db, auth_emulator):
+    user, other = auth_emulator.new_user(), auth_emulator.new_user()
+    before = table_counts(db)
+    response = claim_with(register_client, user, signed_token(other.uid))
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_argument"
+    assert table_counts(db) == before

@@ -1,0 +1,22 @@
+"""create_claim_code: POST; a code that claims this guest or anonymous account from another device.
+
+By a guest (X-Guest-Key) or an anonymous Firebase account (its ID token). Answers
+201 {claimCode, expiresAt}; a new code replaces the visitor's earlier one. A
+signed-in (non-anonymous) account is 403: it signs in on the other device instead.
+"""
+
+import functions_framework
+
+from shared import claim_codes
+from shared.auth import identify
+from shared.db import get_engine
+from shared.http import endpoint
+from shared.models import NewClaimCode, parse
+
+
+@functions_framework.http
+@endpoint("POST")
+def create_claim_code(request, body):
+    caller = identify(request)
+    parse(NewClaimCode, body)
+    return 201, claim_codes.create_claim_code(get_engine(), caller).to_json()
