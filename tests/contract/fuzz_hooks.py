@@ -107,7 +107,7 @@ def before_call(context, case, kwargs):
     if operation == "submit_response" and isinstance(case.body, dict) and not _is_negative(case, ParameterLocation.BODY):
         _give_session(case)
     claim = None
-    if operation == "register" and given == "user":
+    if operation == "register" and given in ("user", "researcher"):  # a researcher is a registered user too
         claim = _give_claim(case)
     _last.clear()
     _last.update(case=case.id, before=fingerprint(), given=given, claim=claim)
@@ -123,7 +123,7 @@ def _give_claim(case) -> str | None:
         return "code"
     if _is_negative(case, ParameterLocation.HEADER) or _is_negative(case, ParameterLocation.BODY):
         return None
-    pick = _pick(case, "claim", ["anonymous", "code", None, None])
+    pick = _pick(case, "claim", ["anonymous", "code", None])
     if pick is None or not (case.body is None or isinstance(case.body, dict)):
         return None
     headers = {name: value for name, value in headers.items() if name not in ("X-Guest-Key", "X-Anonymous-Token")}
