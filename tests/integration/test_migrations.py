@@ -92,5 +92,11 @@ def test_schema_has_the_specified_objects(engine):
         assert ("sessions", "user_id", "SET NULL") in foreign_keys
         assert ("responses", "session_id", "CASCADE") in foreign_keys
         indexes = {r.indexname for r in conn.execute(text("SELECT indexname FROM pg_indexes")).all()}
+        # responses by session: 004_research.sql's index (level and time included) replaced 001's
         assert {"sessions_visitor_number_idx", "sessions_user_id_idx", "sessions_guest_id_idx",
-                "responses_session_id_idx", "responses_visitor_number_idx"} <= indexes
+                "responses_session_level_time_idx", "responses_visitor_number_idx",
+                "sessions_experiment_created_idx"} <= indexes
+        assert "responses_session_id_idx" not in indexes
+        definition = conn.execute(text("SELECT indexdef FROM pg_indexes "
+                                       "WHERE indexname = 'responses_session_level_time_idx'")).scalar_one()
+        assert definition.endswith("USING btree (session_id) INCLUDE (level, created_at)")
