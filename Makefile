@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev test install bundle migrate backfill erasures clean bench deploy fuzz
+.PHONY: dev test install bundle migrate backfill erasures researcher export clean bench deploy fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -86,6 +86,17 @@ ERASURE ?= resume
 
 erasures: $(PY_OK)
 	$(PY) -m shared.erasure $(ERASURE)
+
+# The researcher role (SPEC §10): make researcher ARGS="grant EMAIL [--experiments a,b]",
+# ARGS="revoke EMAIL", ARGS="list". Against `make dev`: set -a; . .local/dev.env; set +a first
+# (the Auth emulator); in production: GOOGLE_CLOUD_PROJECT and Application Default Credentials.
+researcher: $(PY_OK)
+	$(PY) -m shared.researchers $(ARGS)
+
+# An export of SPEC §10 written next to the database: make export ARGS="--out study.zip [...]"
+# (python -m shared.export --help). Same settings as backfill, plus the Firestore emulator or project.
+export: $(PY_OK)
+	$(PY) -m shared.export $(ARGS)
 
 # Deploy to Google Cloud (README, Deployment): migrations, every function, the
 # storage trigger, Firebase rules and Hosting. Needs PROJECT, REGION, BUCKET and

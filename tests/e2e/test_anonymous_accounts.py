@@ -5,6 +5,8 @@ guest claim. What the frontend sees, and every row."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +65,11 @@ def test_linking_the_account_then_registering_keeps_everything_in_place(api, db,
     sessions_before = rows(db, "SELECT * FROM sessions ORDER BY id")
     responses_before = rows(db, "SELECT * FROM responses ORDER BY id")
 
+    # Setting a password revokes the tokens issued before that second (validSince), as Firebase
+    # does: let the clock pass the anonymous token's second, so that its old token is one of them.
+    issued = json.loads(base64.urlsafe_b64decode(anonymous.id_token.split(".")[1] + "=="))["iat"]
+    while time.time() < issued + 1:
+        time.sleep(0.05)
     linked = auth_emulator.link(anonymous)  # linkWithCredential: same uid, now a password account
     registered = register(api, linked, body={"displayName": "Linked"})
 
@@ -78,9 +85,9 @@ def test_linking_the_account_then_registering_keeps_everything_in_place(api, db,
     assert scalar(db, "SELECT count(*) FROM visitor_merges") == 0
     # The same uid goes on, now signed in.
     assert new_session(api, token=linked.id_token)["visitorNumber"] == 1
-    # Its old anonymous token names a signed-in account now: claiming it is refused.
+    # Its old anonymous token was revoked by the link: claiming with it is refused.
     other = auth_emulator.new_user()
-    assert_error(claim(api, other, anonymous), 409, "conflict")
+    assert_error(claim(api, other, anonymous), 401, "unauthenticated")
 
 
 def test_signing_in_to_an_existing_account_claims_the_anonymous_one(api, db, auth_emulator):
