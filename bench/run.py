@@ -620,10 +620,11 @@ def bench_research(stack: Stack, engine) -> None:
     get_study_stats at 100k sessions / 1M responses."""
     import psutil
 
-    from shared.db import statement, statement_text
+    from shared.db import plain_engine, statement, statement_text
     from tests.support import AuthEmulatorClient
 
-    with engine.begin() as conn:
+    admin = plain_engine(stack.database_url)  # no statement or socket timeout: seeding takes a while
+    with admin.begin() as conn:
         conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges CASCADE"))
         conn.execute(text(
             "INSERT INTO guests (id, key_hash, visitor_number) SELECT gen_random_uuid(), sha256(g::text::bytea), "
@@ -638,7 +639,7 @@ def bench_research(stack: Stack, engine) -> None:
             "SELECT gen_random_uuid(), s.id, s.visitor_number, mod(l, 8), "
             "       jsonb_build_object('answer', md5(s.id::text || l), 'ms', l * 137), s.created_at + l * interval '1 minute' "
             "FROM sessions s, generate_series(1, :each) l"), {"each": RESEARCH_RESPONSES_EACH})
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE sessions, responses"))
     total = RESEARCH_SESSIONS * RESEARCH_RESPONSES_EACH
 
@@ -721,13 +722,14 @@ def bench_research(stack: Stack, engine) -> None:
     goal(f"get_study_stats median < 250 ms at 1M responses: {median * 1000:.0f} ms", median < 0.25)
     params = {"everything": True, "experiments": [], "without_experiment": False,
               "since": datetime.date.today() - datetime.timedelta(days=29)}
-    with engine.connect() as conn:
+    with admin.connect() as conn:
         for name in ("study_stats_totals", "study_stats_levels", "study_stats_daily"):
             plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) " + statement_text(name)), params)
             lines = [r[0] for r in plan]
             took = next((line for line in lines if line.startswith("Execution Time")), "")
             notes.append(f"plan of {name} ({took}): " + " / ".join(
                 line.strip() for line in lines if "->" in line or line[:1].isalpha())[:1200])
+    admin.dispose()
 
 
 # --- where the time of one create_session goes ----------------------------------------------
@@ -799,6 +801,7 @@ def main() -> int:
     stack = Stack.with_free_ports(workdir, fast_postgres=True).start()
     noop = None
     failed: list[str] = []
+    only = [part.strip() for part in os.environ.get("BENCH_ONLY", "").split(",") if part.strip()]
     try:
         os.environ.update(stack.env())
         os.environ.setdefault("DB_POOL_SIZE", "16")  # the in-process DB bench at 16 threads
@@ -816,7 +819,6 @@ def main() -> int:
                     ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
                     ("researchers at 1M responses", lambda: bench_research(stack, engine)),
                     ("profile of create_session", profile_create_session)]
-        only = [part.strip() for part in os.environ.get("BENCH_ONLY", "").split(",") if part.strip()]
         for name, section in sections:
             if only and not any(name.startswith(part) for part in only):
                 continue  # BENCH_ONLY="researchers,database": run just those sections
@@ -846,9 +848,12 @@ def main() -> int:
     text_out = header + "\n".join(table) + "\n\n## Goals\n\n" + "\n".join(goals) + "\n\n## Notes\n\n" + \
         "\n".join(f"- {n}" for n in notes) + "\n"
     print(text_out)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{today}.md").write_text(text_out)
-    log(f"written to bench/results/{today}.md")
+    if only:
+        log("BENCH_ONLY: a partial run, not written to bench/results/")
+    else:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{today}.md").write_text(text_out)
+        log(f"written to bench/results/{today}.md")
     if failed:
         log(f"failed: {', '.join(failed)}")
         return 1

@@ -1,7 +1,7 @@
 """get_study_stats (SPEC §10): each experiment's figures, computed by PostgreSQL
 (shared/statements/study_stats_*.sql), with the uploads counted in Firestore.
 
-The three statements read one snapshot (db.read_only_snapshot), so the totals,
+The statements read one snapshot (db.read_only_snapshot), so the totals,
 the level funnel and the days agree with each other. Uploads are counted with
 Firestore's count() aggregation over `uploads` documents by experimentId (one
 query per experiment; the server counts, no document is read). Those of sessions
@@ -40,7 +40,6 @@ def study_stats(engine: Engine, firestore_client, scope: Scope, now: datetime | 
     params = {**scope.params, "since": days[0]}
     with read_only_snapshot(engine) as conn:
         totals = conn.execute(statement("study_stats_totals"), params).all()
-        levels = conn.execute(statement("study_stats_levels"), params).all()
         daily = conn.execute(statement("study_stats_daily"), params).all()
         every_experiment = ([row.experiment_id for row in conn.execute(statement("study_stats_experiments"))]
                             if any(row.experiment_id is None for row in totals) else [])
@@ -58,8 +57,7 @@ def study_stats(engine: Engine, firestore_client, scope: Scope, now: datetime | 
             "uploads": uploads[experiment],
             "firstSessionAt": rfc3339(row.first_session_at),
             "lastSessionAt": rfc3339(row.last_session_at),
-            "levels": [{"level": level.level, "sessions": int(level.sessions)}
-                       for level in levels if level.experiment_id == experiment],
+            "levels": funnel(row),
             "daily": [{"date": day.isoformat(),
                        "newVisitors": int(by_day[day].new_visitors) if day in by_day else 0,
                        "sessions": int(by_day[day].sessions) if day in by_day else 0,
@@ -67,6 +65,17 @@ def study_stats(engine: Engine, firestore_client, scope: Scope, now: datetime | 
                       for day in days],
         })
     return {"generatedAt": rfc3339(now), "experiments": experiments}
+
+
+def funnel(row) -> list[dict[str, int]]:
+    """For each level that the experiment's responses reached, the sessions whose highest
+    level is at least it, from study_stats_totals: the reached levels (bits of
+    low_levels, and high_levels) and how many sessions stopped at each highest level."""
+    bits = int(row.low_levels or 0)
+    reached = sorted({level for level in range(63) if bits >> level & 1} | set(row.high_levels or ()))
+    stopped = list(zip(row.highest_levels or (), row.highest_sessions or ()))
+    return [{"level": level, "sessions": sum(int(n) for highest, n in stopped if highest >= level)}
+            for level in reached]
 
 
 def _upload_counts(firestore_client, experiments: list[str | None], every_experiment: list[str]) -> dict:
