@@ -32,9 +32,10 @@ How it streams, in memory that does not grow with the export:
 
 Failures: everything up to the first chunk (the database and its first table)
 decides the status, so a database that is down answers 503. After it an error
-ends the body early: a zip then has no central directory, which every unzip tool
-reports, and the HTTP body ends without chunked encoding's last chunk, which
-every HTTP client reports (curl: "transfer closed with outstanding read data").
+ends the body early: a zip then has no central directory (_write_zip), which every
+unzip tool refuses, and the connection closes without chunked encoding's last
+chunk (shared.http.StreamEndedEarly), which every HTTP client reports (curl:
+"transfer closed with outstanding read data remaining").
 A client that goes away stops the export at its next chunk.
 
 Formula injection: a CSV cell that starts with = + - @, a tab or a carriage
@@ -131,16 +132,23 @@ def _time(moment: datetime | None) -> str | None:
 
 
 def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
+    """The four CSV files and manifest.json, as a zip written while it is read.
+
+    Not in `with` blocks: a ZipFile closed on the way out of an error writes its
+    central directory, and the files so far would open as a complete export. On an
+    error the archive is left unfinished: no directory, which every unzip tool refuses."""
     files = {}
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive:
-        for table in TABLES:
-            name = f"{table}.csv"
-            # force_zip64: the size is not known when the entry begins, and may pass 4 GiB.
-            with archive.open(name, "w", force_zip64=True) as entry:
-                counted = _Counted(entry)
-                tables.write(table, "csv", counted)
-            files[name] = {"rows": counted.rows, "bytes": counted.bytes, "sha256": counted.sha256.hexdigest()}
-        archive.writestr("manifest.json", compact_json({**manifest, "files": files}) + "\n")
+    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
+    for table in TABLES:
+        name = f"{table}.csv"
+        # force_zip64: the size is not known when the entry begins, and may pass 4 GiB.
+        entry = archive.open(name, "w", force_zip64=True)
+        counted = _Counted(entry)
+        tables.write(table, "csv", counted)
+        entry.close()
+        files[name] = {"rows": counted.rows, "bytes": counted.bytes, "sha256": counted.sha256.hexdigest()}
+    archive.writestr("manifest.json", compact_json({**manifest, "files": files}) + "\n")
+    archive.close()
 
 
 class _Tables:
@@ -287,10 +295,11 @@ class _Chunks:
         self.queue: queue.Queue = queue.Queue(QUEUE_CHUNKS)
         self.buffer = bytearray()
         self.cancelled = threading.Event()
+        self.ended = False
 
     # the export's thread
     def write(self, data: bytes) -> int:
-        if self.cancelled.is_set():
+        if self.cancelled.is_set() or self.ended:  # (ended: an unfinished zip entry closed when collected)
             raise _Cancelled()
         self.buffer += data
         if len(self.buffer) >= CHUNK_BYTES:
@@ -305,6 +314,7 @@ class _Chunks:
     def end(self, error: BaseException | None) -> None:
         if error is None:
             self.flush()
+        self.ended = True
         self.queue.put(error or _END)
 
     # the response

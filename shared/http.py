@@ -54,8 +54,9 @@ class Streamed:
     error shape and status: a generator should do all such work before its first
     `yield`. After the first chunk the status (`status`, 200) is on its way and
     cannot change: an error then ends the body where it is, with one ERROR log line
-    (no message text, which could carry data), and the client is left with an
-    incomplete body (for JSON, one that does not parse). The chunks are closed
+    (no message text, which could carry data), and the connection is closed without
+    chunked encoding's last chunk (StreamEndedEarly), so the client knows its body is
+    incomplete. The chunks are closed
     (generator.close()) when the body ends, also when the client goes away, so a
     `with` block in a generator (a transaction) ends then.
 
@@ -251,8 +252,18 @@ def _streamed_response(answer: Streamed, request: flask.Request, name: str) -> f
     return _with_headers(response, answer.headers)
 
 
+class StreamEndedEarly(Exception):
+    """Raised to the WSGI server when a streamed answer fails after its first chunk. The
+    server (gunicorn) then closes the connection without chunked encoding's last chunk,
+    which every HTTP client reports as an incomplete body (curl: "transfer closed with
+    outstanding read data remaining"; requests: ChunkedEncodingError): a body that just
+    ended would look complete, and a CSV has no end of its own to tell it by. It carries
+    no message and no cause, so the server's own log of it quotes nothing of the data."""
+
+
 def _the_rest(first: bytes, chunks: Iterator[bytes], where: str, trace_header: str | None) -> Iterator[bytes]:
-    """first, then the chunks; an error ends the body there, with one log line."""
+    """first, then the chunks; an error ends the body there, with one log line, and
+    StreamEndedEarly for the server."""
     sent = 0
     try:
         chunk = first
@@ -269,7 +280,7 @@ def _the_rest(first: bytes, chunks: Iterator[bytes], where: str, trace_header: s
             except Exception as error:  # noqa: BLE001 - the status is sent: all that is left is to say so
                 log.error("%s: the streamed answer ended early after %d bytes (%s); the client has an "
                           "incomplete body", where, sent, _what_failed(error))
-                return
+                raise StreamEndedEarly() from None
             finally:
                 reset_trace(token)
     finally:

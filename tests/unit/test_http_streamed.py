@@ -12,7 +12,7 @@ import flask
 import pytest
 
 from shared.errors import DependencyUnavailable, GuestClaimed, NotFound
-from shared.http import Streamed, endpoint
+from shared.http import Streamed, StreamEndedEarly, endpoint
 
 ORIGIN = "https://study.example.org"
 
@@ -108,7 +108,7 @@ def test_an_error_before_the_first_chunk_is_an_error_answer(error, status, code)
     assert chunks.closed
 
 
-def test_an_error_after_the_first_chunk_ends_the_body_there_with_one_log_line(get, lines):
+def test_an_error_after_the_first_chunk_ends_the_body_there_with_one_log_line_and_cuts_it(get, lines):
     chunks = Chunks([b'{"sessions":[', b'{"data":"secret@example.org"}', b"]}"], fail_at=2,
                     error=ValueError("could not encode secret@example.org"))
 
@@ -117,8 +117,13 @@ def test_an_error_after_the_first_chunk_ends_the_body_there_with_one_log_line(ge
 
     response = get(export_something)
     assert response.status_code == 200
-    body = b"".join(response.response)
+    received = []
+    with pytest.raises(StreamEndedEarly) as cut:  # the server then closes without the last chunk
+        for chunk in response.response:
+            received.append(chunk)
+    body = b"".join(received)
     response.close()
+    assert str(cut.value) == "" and cut.value.__cause__ is None  # nothing of the data for the server's log
 
     assert body == b'{"sessions":[{"data":"secret@example.org"}'
     with pytest.raises(json.JSONDecodeError):
