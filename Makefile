@@ -91,7 +91,7 @@ erasures: $(PY_OK)
 # ARGS="revoke EMAIL", ARGS="list". Against `make dev`: set -a; . .local/dev.env; set +a first
 # (the Auth emulator); in production: GOOGLE_CLOUD_PROJECT and Application Default Credentials.
 researcher: $(PY_OK)
-	$(PY) -m shared.researchers $(ARGS)
+	@$(PY) -m shared.researchers $(ARGS)
 
 # An export of SPEC §10 written next to the database: make export ARGS="--out study.zip [...]"
 # (python -m shared.export --help). Same settings as backfill, plus the Firestore emulator or project.

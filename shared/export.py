@@ -54,6 +54,7 @@ import io
 import queue
 import sys
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -85,9 +86,6 @@ CHUNK_BYTES = 64 * 1024
 QUEUE_CHUNKS = 16
 # The longest a statement of an export may run: Cloud Run's longest request (60 minutes).
 STATEMENT_TIMEOUT = "3600s"
-# zlib's fastest level: CSV shrinks to about a fifth of its size at level 1 already,
-# and compressing is then a small part of the export's CPU time.
-COMPRESS_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -138,15 +136,17 @@ def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
     central directory, and the files so far would open as a complete export. On an
     error the archive is left unfinished: no directory, which every unzip tool refuses."""
     files = {}
-    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
+    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
+    made = time.localtime()[:6]  # the files' time in the archive (zip keeps local time)
     for table in TABLES:
-        name = f"{table}.csv"
+        info = zipfile.ZipInfo(f"{table}.csv", date_time=made)
+        info.compress_type = zipfile.ZIP_DEFLATED  # at zlib's default level
         # force_zip64: the size is not known when the entry begins, and may pass 4 GiB.
-        entry = archive.open(name, "w", force_zip64=True)
+        entry = archive.open(info, "w", force_zip64=True)
         counted = _Counted(entry)
         tables.write(table, "csv", counted)
         entry.close()
-        files[name] = {"rows": counted.rows, "bytes": counted.bytes, "sha256": counted.sha256.hexdigest()}
+        files[info.filename] = {"rows": counted.rows, "bytes": counted.bytes, "sha256": counted.sha256.hexdigest()}
     archive.writestr("manifest.json", compact_json({**manifest, "files": files}) + "\n")
     archive.close()
 
