@@ -723,7 +723,7 @@ def bench_research(stack: Stack, engine) -> None:
     params = {"everything": True, "experiments": [], "without_experiment": False,
               "since": datetime.date.today() - datetime.timedelta(days=29)}
     with admin.connect() as conn:
-        for name in ("study_stats_totals", "study_stats_levels", "study_stats_daily"):
+        for name in ("study_stats_totals", "study_stats_daily"):
             plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) " + statement_text(name)), params)
             lines = [r[0] for r in plan]
             took = next((line for line in lines if line.startswith("Execution Time")), "")
