@@ -2,6 +2,7 @@
 // restore all of it after a reload (get_visitor).
 
 import { loadConfig } from "./config.js";
+import { $, action as uiAction, showError } from "./ui.js";
 import { ApiError, Client, guestKey } from "./client.js";
 import { Auth } from "./auth.js";
 import { Storage } from "./storage.js";
@@ -16,7 +17,6 @@ const MIGRATED = "migratedSessions";
 const LAST_UPLOAD = "lastUpload";
 
 let auth, api, storage; // made in start(), once the config is loaded
-const $ = (id) => document.getElementById(id);
 
 let state = { visitorNumber: null, sessionId: null, answered: 0 };
 
@@ -43,29 +43,8 @@ function render() {
   }
 }
 
-function showError(error) {
-  const code = error instanceof ApiError ? ` (${error.code})` : "";
-  $("error").textContent = `${error.message}${code}`;
-  $("error").hidden = false;
-}
-
-// Run one user action: clear the last error, disable its controls while it runs, show any failure.
 function action(handler) {
-  return async (event) => {
-    event.preventDefault();
-    const target = event.currentTarget;
-    const controls = target instanceof HTMLFormElement ? [...target.elements] : [target];
-    $("error").hidden = true;
-    controls.forEach((control) => { control.disabled = true; });
-    try {
-      await handler(event);
-    } catch (error) {
-      showError(error);
-    } finally {
-      controls.forEach((control) => { control.disabled = false; });
-      render();
-    }
-  };
+  return uiAction(handler, render);
 }
 
 function showHistory(sessions) {

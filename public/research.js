@@ -2,19 +2,13 @@
 // (get_study_stats), and the exports (export_data) saved as files.
 
 import { loadConfig } from "./config.js";
+import { $, action as uiAction, showError } from "./ui.js";
 import { ApiError, Client } from "./client.js";
 import { Auth } from "./auth.js";
 import { dailySessionsChart, levelFunnelChart } from "./charts.js";
 
 let auth, api; // made in start(), once the config is loaded
 let charts = [];
-const $ = (id) => document.getElementById(id);
-
-function showError(error) {
-  const code = error instanceof ApiError ? ` (${error.code})` : "";
-  $("error").textContent = `${error.message}${code}`;
-  $("error").hidden = false;
-}
 
 function showNotice(text) {
   $("notice").textContent = text;
@@ -160,23 +154,8 @@ function render() {
   if (user) $("account").textContent = `Signed in as ${user.email}`;
 }
 
-// Run one user action: clear the last error, disable its controls while it runs, show any failure.
 function action(handler) {
-  return async (event) => {
-    event.preventDefault();
-    const target = event.currentTarget;
-    const controls = target instanceof HTMLFormElement ? [...target.elements] : [target];
-    $("error").hidden = true;
-    controls.forEach((control) => { control.disabled = true; });
-    try {
-      await handler(event);
-    } catch (error) {
-      showError(error);
-    } finally {
-      controls.forEach((control) => { control.disabled = false; });
-      render();
-    }
-  };
+  return uiAction(handler, render);
 }
 
 // The export is fetched with the ID token (a plain link could not send the Authorization

@@ -18,7 +18,7 @@ DROP INDEX responses_session_id_idx;
 -- A study is its sessions with one experimentId (or none), in one range of days.
 CREATE INDEX sessions_experiment_created_idx ON sessions (experiment_id, created_at);
 
--- What export_data exports (SPEC §10), as three SQL functions that its statements
+-- What export_data exports (SPEC §10), as SQL functions that its statements
 -- (shared/statements/export_*.sql) share. PostgreSQL inlines such simple SQL
 -- functions into the query that calls them, so they cost nothing at run time.
 
@@ -37,6 +37,22 @@ LANGUAGE sql STABLE AS $$
            OR ((f->>'withoutExperiment')::boolean AND s.experiment_id IS NULL))
       AND (f->>'from' IS NULL OR s.created_at >= (f->>'from')::timestamptz)
       AND (f->>'to' IS NULL OR s.created_at < (f->>'to')::timestamptz)
+$$;
+
+-- The visitors of one export: each user or unclaimed guest with sessions among
+-- exported_sessions(), its current number, its first session, how many it has
+-- there, and the numbers folded into its number (visitor_merges), oldest first.
+CREATE FUNCTION exported_visitors()
+RETURNS TABLE (visitor_number bigint, registered boolean, first_session_at timestamptz, session_count bigint,
+               merged_from bigint[])
+LANGUAGE sql STABLE AS $$
+    SELECT v.visitor_number, v.registered, v.first_session_at, v.session_count,
+           ARRAY(SELECT m.from_number FROM visitor_merges m WHERE m.to_number = v.visitor_number ORDER BY m.from_number)
+    FROM (SELECT s.visitor_number, s.user_id IS NOT NULL AS registered,
+                 min(s.created_at) AS first_session_at, count(*) AS session_count
+          FROM exported_sessions() s
+          GROUP BY coalesce(s.user_id, s.guest_id::text), s.visitor_number, s.user_id IS NOT NULL) v
+    ORDER BY v.visitor_number NULLS LAST, v.first_session_at
 $$;
 
 -- A CSV cell that a spreadsheet would run as a formula - one that starts with

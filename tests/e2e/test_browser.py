@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,11 @@ in_chromium = pytest.mark.skipif(
     else "the playwright package is missing: run `make install` (requirements-dev.txt)")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not BUNDLE.exists():
-        pytest.fail(f"{BUNDLE.relative_to(ROOT)} is missing: run the tests with `make test`, or `npm run build` first")
+@contextmanager
+def chromium(bundle: Path):
+    """Chromium for the tests of a page whose bundle is `bundle` (`make test` builds it)."""
+    if not bundle.exists():
+        pytest.fail(f"{bundle.relative_to(ROOT)} is missing: run the tests with `make test`, or `npm run build` first")
     from playwright import sync_api
 
     with sync_api.sync_playwright() as playwright:
@@ -51,16 +53,29 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
+@contextmanager
+def new_page(browser, **context_options):
+    """A page in a browser context of its own (context_options: Playwright's new_context)."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport={"width": 900, "height": 900})
+    context = browser.new_context(**context_options)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium(BUNDLE) as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser):
+    with new_page(browser, viewport={"width": 900, "height": 900}) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -25,7 +24,8 @@ import pytest
 from sqlalchemy import text
 
 from devtools.stack import ROOT
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, TIMEOUT_MS, in_chromium
+from tests.e2e.test_browser import chromium, in_chromium, new_page
+from tests.e2e.test_browser import output_dir  # noqa: F401 - a fixture, shared with the visitor page's tests
 from tests.support import AuthUser, new_guest_key, register, rows
 
 BUNDLE = ROOT / "public" / "build" / "research.js"
@@ -36,35 +36,14 @@ BAR = (0x3B, 0x6E, 0xA8)  # the bars' colour in public/charts.js
 
 @pytest.fixture(scope="module")
 def browser():
-    if not BUNDLE.exists():
-        pytest.fail(f"{BUNDLE.relative_to(ROOT)} is missing: run the tests with `make test`, or `npm run build` first")
-    from playwright import sync_api
-
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium(BUNDLE) as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser):
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    context.close()
-
-
-@pytest.fixture
-def output_dir(request):
-    """test-results/<test name>/ (git-ignored), emptied: what a test leaves for a person to look at."""
-    path = OUTPUT / re.sub(r"[^\w.-]", "_", request.node.name)
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    return path
+    with new_page(browser, viewport={"width": 1100, "height": 900}, accept_downloads=True) as opened:
+        yield opened
 
 
 # --- the seeded study ------------------------------------------------------------
