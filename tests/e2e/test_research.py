@@ -472,3 +472,31 @@ def test_an_export_is_one_snapshot_while_rows_are_written(uploads_world, auth_em
     assert counts[old] == 60000
     assert sum(counts.values()) == len(responses)
     assert scalar(db, "SELECT count(*) FROM responses") == len(responses) + 6
+
+
+def test_the_command_writes_the_bytes_the_function_answers(uploads_world, auth_emulator, db, stack, tmp_path):
+    """python -m shared.export, run next to the database, with the same filters."""
+    import subprocess
+    import sys
+
+    seed(uploads_world, auth_emulator, db)
+    token = auth_emulator.researcher(True).id_token
+    env = {**stack.env(), "PATH": "/usr/bin:/bin"}
+    for table in ("responses", "sessions", "visitors", "uploads"):
+        for format_ in ("csv", "jsonl"):
+            out = tmp_path / f"{table}.{format_}"
+            done = subprocess.run([sys.executable, "-m", "shared.export", "--out", str(out), "--format", format_,
+                                   "--table", table, "--experiment", "a", "--experiment", "",
+                                   "--from", utc(40)], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            answer = export(uploads_world.api, token, format=format_, table=table, experimentId=["a", ""],
+                            **{"from": utc(40)})
+            assert out.read_bytes() == answer.content and answer.content.count(b"\n") >= 1  # not empty
+    zipped = tmp_path / "study.zip"
+    assert subprocess.run([sys.executable, "-m", "shared.export", "--out", str(zipped)], env=env,
+                          timeout=120).returncode == 0
+    assert zipfile.ZipFile(zipped).namelist() == ["responses.csv", "sessions.csv", "visitors.csv", "uploads.csv",
+                                                  "manifest.json"]
+    bad = subprocess.run([sys.executable, "-m", "shared.export", "--out", str(zipped), "--format", "xml"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "format must be one of" in bad.stderr
