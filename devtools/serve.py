@@ -39,6 +39,8 @@ def page_config() -> dict:
                             if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") else ""),
         "storageUrl": f"/{STORAGE_PREFIX}" if os.environ.get("STORAGE_EMULATOR_HOST") else "",
         "bucket": os.environ.get("STORAGE_BUCKET", ""),
+        # The page's guest is a Firebase anonymous account rather than a key (SPEC §13).
+        "anonymousAuth": os.environ.get("ANONYMOUS_AUTH", "").strip().lower() in ("1", "true", "yes"),
     }
 
 

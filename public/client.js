@@ -57,12 +57,27 @@ export class Client {
     return this.call("get_visitor", { method: "GET" });
   }
 
-  // Right after sign-up: both headers, so the user claims the guest's sessions.
-  // Safe to repeat; the guest key is forgotten once it has succeeded.
-  async register(body = {}) {
-    const result = await this.call("register", { method: "POST", body, withGuestKey: true });
-    forgetGuestKey();
+  // Right after sign-up or sign-in: the user's token and the visitor to claim (SPEC §13), one of
+  //   - this browser's guest (X-Guest-Key; the default), forgotten once the claim succeeded;
+  //   - an anonymous account: {anonymousToken} (its ID token, taken before signing in);
+  //   - a guest or anonymous account of another device: body {claimCode}.
+  // Safe to repeat: a second call claims nothing more.
+  async register(body = {}, { anonymousToken = null } = {}) {
+    const byGuestKey = !anonymousToken && body.claimCode === undefined;
+    const result = await this.call("register", {
+      method: "POST",
+      body,
+      withGuestKey: byGuestKey,
+      headers: anonymousToken ? { "X-Anonymous-Token": anonymousToken } : {},
+    });
+    if (byGuestKey) forgetGuestKey();
     return result;
+  }
+
+  // A code that lets a signed-in user on another device claim this guest or anonymous account:
+  // {claimCode, expiresAt}. A new code replaces the last one.
+  createClaimCode() {
+    return this.call("create_claim_code", { method: "POST", body: {} });
   }
 
   // A researcher's figures (SPEC §10): {generatedAt, experiments: [...]}.
@@ -87,8 +102,8 @@ export class Client {
     }
   }
 
-  async callOnce(name, { method, body, query, file = false, withGuestKey = false }) {
-    const headers = {};
+  async callOnce(name, { method, body, query, file = false, withGuestKey = false, headers: extra = {} }) {
+    const headers = { ...extra };
     const token = await this.getIdToken();
     if (token) headers["Authorization"] = `Bearer ${token}`;
     if (!token || withGuestKey) {

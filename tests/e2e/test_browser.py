@@ -223,7 +223,7 @@ def test_functions_serve_the_page_and_api_aliases(stack, api, db):
     # The dev server's settings stand in for the committed production ones.
     assert requests.get(f"{base}/config.json", timeout=10).json() == {
         "functionsUrl": "/api", "authEmulatorUrl": f"http://{stack.auth.host}", "storageUrl": "/storage",
-        "bucket": BUCKET}
+        "bucket": BUCKET, "anonymousAuth": False}
     assert json.loads((ROOT / "public" / "config.json").read_text())["functionsUrl"] == "/api"
     assert requests.get(f"{base}/__/firebase/init.json", timeout=10).json()["projectId"] == PROJECT
     created = requests.post(f"{base}/api/create_session", json={}, headers={"X-Guest-Key": "k" * 40}, timeout=10)
