@@ -10,8 +10,8 @@ Cloud Functions names its URLs. Run it with gunicorn: `devtools.serve:app`.
 Dev only, never deployed: /config.json tells the page where the emulators are
 (in place of public/config.json, the production values), /__/firebase/init.json
 is a demo Firebase web config (Firebase Hosting serves the project's real one
-there), and /storage/... forwards to the Storage emulator (gcp-storage-emulator sends
-no CORS headers, so the page reaches it same-origin through here).
+there), and /v0/b/<bucket>/o/... is the Firebase Storage API that the page's
+firebase/storage SDK speaks, on top of the Storage emulator (devtools/firebase_storage.py).
 """
 
 from __future__ import annotations
@@ -19,32 +19,33 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from urllib.parse import quote
 
 from functions_framework import create_app
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 
+from devtools import firebase_storage
 from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "public"
-STORAGE_PREFIX = "storage"  # dev-only proxy to the Storage emulator
 
 
-def page_config() -> dict:
-    """What the page needs to find the functions and the emulators (served as /config.json)."""
+def page_config(environ) -> dict:
+    """What the page needs to find the functions and the emulators (served as /config.json).
+    The Storage SDK reaches the emulator through this server (firebase_storage), at the
+    host:port the page was loaded from."""
     return {
         "functionsUrl": "/api",
         "authEmulatorUrl": (f"http://{os.environ['FIREBASE_AUTH_EMULATOR_HOST']}"
                             if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") else ""),
-        "storageUrl": f"/{STORAGE_PREFIX}" if os.environ.get("STORAGE_EMULATOR_HOST") else "",
+        "storageEmulatorHost": environ.get("HTTP_HOST", "") if os.environ.get("STORAGE_EMULATOR_HOST") else "",
         "bucket": os.environ.get("STORAGE_BUCKET", ""),
         # The page's guest is a Firebase anonymous account rather than a key (SPEC §13).
         "anonymousAuth": os.environ.get("ANONYMOUS_AUTH", "").strip().lower() in ("1", "true", "yes"),
     }
 
 
-def firebase_init() -> dict:
+def firebase_init(_environ) -> dict:
     """The Firebase web config of the demo project (what Hosting serves at /__/firebase/init.json)."""
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-visitors")
     return {"apiKey": "demo-api-key",  # the emulators accept any key
@@ -74,42 +75,13 @@ def _page_app(missing: bytes):
             return not_found(environ, start_response)
         path = environ.get("PATH_INFO", "")
         if path in DEV_FILES:
-            body = json.dumps(DEV_FILES[path](), indent=2).encode()
+            body = json.dumps(DEV_FILES[path](environ), indent=2).encode()
             return _answer(start_response, "200 OK", body, "application/json", [("Cache-Control", "no-store")])
         if path in ("", "/"):
             environ["PATH_INFO"] = "/index.html"
         return files(environ, start_response)
 
     return page
-
-
-def _storage_proxy(environ, start_response, rest: str):
-    """Dev only: forward /storage/<path>?<query> to the Storage emulator, same-origin for the page."""
-    import requests
-
-    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "").rstrip("/")
-    if not emulator:
-        body = json.dumps({"error": {"code": "not_found", "message": "No Storage emulator here."}}).encode()
-        return _answer(start_response, "404 Not Found", body, "application/json")
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    data = environ["wsgi.input"].read(length) if length else None
-    # The raw URI keeps an object name's %2F encoded (PATH_INFO has it decoded).
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw and raw.startswith(f"/{STORAGE_PREFIX}/"):
-        url = emulator + raw[len(STORAGE_PREFIX) + 1:]
-    else:
-        query = environ.get("QUERY_STRING", "")
-        url = f"{emulator}/{quote(rest, safe='/%')}" + (f"?{query}" if query else "")
-    headers = {"Content-Type": environ["CONTENT_TYPE"]} if environ.get("CONTENT_TYPE") else {}
-    try:
-        upstream = requests.request(environ.get("REQUEST_METHOD", "GET"), url, data=data, headers=headers,
-                                    timeout=30)
-    except requests.RequestException:
-        body = json.dumps({"error": {"code": "unavailable", "message": "The Storage emulator is not reachable."}})
-        return _answer(start_response, "503 Service Unavailable", body.encode(), "application/json")
-    reason = upstream.reason or "Status"
-    return _answer(start_response, f"{upstream.status_code} {reason}", upstream.content,
-                   upstream.headers.get("Content-Type", "application/octet-stream"))
 
 
 def build_app(source: Path = ROOT / "main.py"):
@@ -129,8 +101,8 @@ def build_app(source: Path = ROOT / "main.py"):
         if name == "api":
             prefix = "/api"
             name, _, rest = rest.partition("/")
-        elif name == STORAGE_PREFIX:
-            return _storage_proxy(environ, start_response, rest)
+        elif name == firebase_storage.PREFIX:
+            return firebase_storage.app(environ, start_response)
         app = apps.get(name)
         if app is None:
             if prefix:

@@ -204,7 +204,7 @@ $("claim-form").addEventListener("submit", action(async () => {
 async function restoreUpload() {
   const name = localStorage.getItem(LAST_UPLOAD);
   if (name && state.sessionId && name.startsWith(`sessions/${state.sessionId}/`)) {
-    showMetadata(name, (await storage.object(name)).metadata || {});
+    showMetadata(name, await storage.metadata(name));
   }
 }
 
@@ -213,7 +213,7 @@ async function start() {
   anonymousAuth = config.anonymousAuth === true;
   auth = await Auth.start(config);
   api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken() });
-  storage = new Storage(config);
+  storage = new Storage(auth.app, config);
   $("start").disabled = false; // index.html disables it until the config and the SDK are ready
   await restore();
   await restoreUpload();

@@ -38,6 +38,10 @@ export class Auth {
     this.auth = auth;
   }
 
+  get app() {
+    return this.auth.app;
+  }
+
   get user() {
     return this.auth.currentUser;
   }

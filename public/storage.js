@@ -1,52 +1,56 @@
-// Uploads to the Storage emulator's JSON API (the dev server proxies it same-origin at
-// /storage, since gcp-storage-emulator sends no CORS headers), and waiting for the
-// metadata that on_upload_finalized writes on the object.
+// Uploads with the Firebase JS SDK's firebase/storage (uploadBytes), and waiting for the
+// metadata that on_upload_finalized writes on the object (getMetadata's customMetadata).
+// The same code runs in production and in dev, where connectStorageEmulator points the SDK at
+// the dev server (config.storageEmulatorHost), which serves the Firebase Storage API on top of
+// the stack's Storage emulator (devtools/firebase_storage.py). A signed-in user's ID token goes
+// with each request (the SDK adds it); storage.rules allows writes under sessions/{sessionId}/.
+
+import { connectStorageEmulator, getMetadata, getStorage, ref, uploadBytes } from "firebase/storage";
 
 import { ApiError } from "./client.js";
 
 export class Storage {
-  constructor({ storageUrl, bucket }) {
-    this.base = storageUrl.replace(/\/$/, "");
-    this.bucket = bucket;
+  // app: the Firebase app (the one Auth uses, so the SDK sends the user's token).
+  constructor(app, { bucket, storageEmulatorHost }) {
+    this.storage = getStorage(app, bucket ? `gs://${bucket}` : undefined);
+    if (storageEmulatorHost) {
+      const [host, port] = storageEmulatorHost.split(":");
+      connectStorageEmulator(this.storage, host, Number(port || 80));
+    }
   }
 
   async upload(name, file) {
-    const url = `${this.base}/upload/storage/v1/b/${encodeURIComponent(this.bucket)}/o` +
-      `?uploadType=media&name=${encodeURIComponent(name)}`;
-    const response = await this.fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": file.type || "application/octet-stream" },
-      body: file,
-    });
-    return response.json();
+    try {
+      await uploadBytes(ref(this.storage, name), file, { contentType: file.type || "application/octet-stream" });
+    } catch (error) {
+      throw storageError("The upload failed", error);
+    }
   }
 
-  async object(name) {
-    const url = `${this.base}/storage/v1/b/${encodeURIComponent(this.bucket)}/o/${encodeURIComponent(name)}`;
-    return (await this.fetch(url)).json();
+  // The object's custom metadata ({} when it has none).
+  async metadata(name) {
+    try {
+      return (await getMetadata(ref(this.storage, name))).customMetadata || {};
+    } catch (error) {
+      throw storageError("Could not read the upload's metadata", error);
+    }
   }
 
-  // Poll until the trigger has tagged the object (its metadata has visitorNumber).
+  // Poll until the trigger has tagged the object (its metadata has sessionId).
   async waitForMetadata(name, { timeoutMs = 20_000, intervalMs = 300 } = {}) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const object = await this.object(name);
-      if (object.metadata && "sessionId" in object.metadata) return object.metadata;
+      const metadata = await this.metadata(name);
+      if ("sessionId" in metadata) return metadata;
       if (Date.now() > deadline) {
         throw new ApiError("timeout", "The upload was not tagged in time (is the storage trigger running?)");
       }
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
   }
+}
 
-  async fetch(url, options) {
-    let response;
-    try {
-      response = await fetch(url, options);
-    } catch (error) {
-      throw new ApiError("network", `Could not reach Storage: ${error.message}`);
-    }
-    if (!response.ok) throw new ApiError("storage", `Storage answered HTTP ${response.status}`, response.status);
-    return response;
-  }
+function storageError(what, error) {
+  // error.code is the SDK's, e.g. "storage/unauthorized", "storage/object-not-found".
+  return new ApiError(error.code || "storage", `${what}: ${error.message}`);
 }

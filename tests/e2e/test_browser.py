@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
 from devtools.ports import free_port, wait_until
 from devtools.stack import BUCKET, PROJECT, ROOT, FunctionsServer
@@ -105,7 +106,8 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
 
     requested = []
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(stack.env()["FUNCTIONS_URL"] + "/")
+    base = stack.env()["FUNCTIONS_URL"]
+    page.goto(base + "/")
     expect(page.get_by_role("button", name="Start")).to_be_visible()
     page.get_by_role("button", name="Start").click()
     expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
@@ -128,6 +130,15 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     expect(page.locator('#upload-metadata dd[data-key="visitorNumber"]')).to_have_text("1")
     expect(page.locator('#upload-metadata dd[data-key="sessionId"]')).to_have_text(session_id)
     expect(page.locator('#upload-metadata dd[data-key="experimentId"]')).to_have_text("reference-page")
+    # The page uploaded with firebase/storage (uploadBytes, then getMetadata), through the Firebase
+    # Storage API that the dev server serves on top of the Storage emulator: the object the
+    # trigger tagged is the one the SDK wrote.
+    name = f"sessions%2F{session_id}%2Fnotes.txt"
+    assert f"{base}/v0/b/{BUCKET}/o?name={name}" in requested
+    assert f"{base}/v0/b/{BUCKET}/o/{name}" in requested
+    stored_object = requests.get(f"{stack.storage.url}/storage/v1/b/{BUCKET}/o/{name}", params={"alt": "media"},
+                                 timeout=10)
+    assert stored_object.text == "hello from the browser\n"
 
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill("correct-horse")
@@ -212,8 +223,6 @@ def test_a_503_is_tried_again_with_the_same_session_id(db, page, functions_with_
 
 
 def test_functions_serve_the_page_and_api_aliases(stack, api, db):
-    import requests
-
     base = stack.env()["FUNCTIONS_URL"]
     index = requests.get(f"{base}/", timeout=10)
     assert index.status_code == 200 and index.headers["Content-Type"].startswith("text/html")
@@ -222,8 +231,8 @@ def test_functions_serve_the_page_and_api_aliases(stack, api, db):
     assert requests.get(f"{base}/build/app.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
     # The dev server's settings stand in for the committed production ones.
     assert requests.get(f"{base}/config.json", timeout=10).json() == {
-        "functionsUrl": "/api", "authEmulatorUrl": f"http://{stack.auth.host}", "storageUrl": "/storage",
-        "bucket": BUCKET, "anonymousAuth": False}
+        "functionsUrl": "/api", "authEmulatorUrl": f"http://{stack.auth.host}", "bucket": BUCKET, "anonymousAuth": False,
+        "storageEmulatorHost": base.removeprefix("http://")}
     assert json.loads((ROOT / "public" / "config.json").read_text())["functionsUrl"] == "/api"
     assert requests.get(f"{base}/__/firebase/init.json", timeout=10).json()["projectId"] == PROJECT
     created = requests.post(f"{base}/api/create_session", json={}, headers={"X-Guest-Key": "k" * 40}, timeout=10)
@@ -232,13 +241,33 @@ def test_functions_serve_the_page_and_api_aliases(stack, api, db):
     assert requests.get(f"{base}/../README.md", timeout=10).status_code == 404
 
 
+def test_the_dev_storage_api_refuses_what_it_does_not_serve_in_the_sdks_error_shape(stack, bucket):
+    """devtools/firebase_storage.py answers what the SDK can read ({"error": {"code", "message"}}),
+    never a 500, and writes nothing for a request it refuses."""
+    base = f"{stack.env()['FUNCTIONS_URL']}/v0/b/{BUCKET}/o"
+    refused = [
+        (requests.post(f"{base}?name=a.txt", data=b"x", timeout=10), 400),  # not multipart (uploadBytesResumable)
+        (requests.post(f"{base}?name=a.txt", data=b"not multipart", timeout=10,
+                       headers={"X-Goog-Upload-Protocol": "multipart", "Content-Type": "multipart/related; b=1"}), 400),
+        (requests.get(f"{base}/sessions%2Fnone.txt", timeout=10), 404),
+        (requests.delete(f"{base}/sessions%2Fnone.txt", timeout=10), 405),
+        (requests.get(f"{stack.env()['FUNCTIONS_URL']}/v0/elsewhere", timeout=10), 404),
+    ]
+    for response, status in refused:
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == status and response.json()["error"]["message"]
+    listed = requests.get(f"{stack.storage.url}/storage/v1/b/{BUCKET}/o", timeout=10).json()
+    assert listed.get("items", []) == []
+
+
 # --- the page on another origin than the functions --------------------------
 
 @pytest.fixture
 def page_origin(stack):
     """public/ served by a plain static server on its own port (as Firebase Hosting would serve
     it), told where the functions are by its config.json."""
-    config = {"functionsUrl": "", "authEmulatorUrl": f"http://{stack.auth.host}", "storageUrl": ""}
+    config = {"functionsUrl": "", "authEmulatorUrl": f"http://{stack.auth.host}", "storageEmulatorHost": ""}
     firebase = {"apiKey": "demo-api-key", "projectId": PROJECT}
 
     class Handler(http.server.SimpleHTTPRequestHandler):
