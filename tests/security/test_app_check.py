@@ -33,6 +33,7 @@ from devtools.stack import PROJECT, FunctionsServer
 from functions import APP_CHECK_FUNCTIONS, RESEARCH_FUNCTIONS
 from shared.app_check import HEADER
 from tests.conftest import ALLOWED_ORIGIN
+from tests.contract.test_openapi import conforms
 from tests.security.conftest import snapshot
 from tests.support import Api, assert_error, new_guest_key, rows
 
@@ -239,6 +240,7 @@ def test_enforce_refuses_a_missing_or_invalid_token_naming_the_header(enforcing,
                               headers=with_app_check(token))
 
     error = assert_error(response, 401, "unauthenticated")
+    conforms(response, 401, "unauthenticated")  # as openapi.yaml says
     assert HEADER in error["message"]
     if kind == "expired":
         assert "expired" in error["message"]
@@ -256,6 +258,7 @@ def test_enforce_applies_to_every_visitor_facing_function_before_anything_else(e
     # The body (submit_response's {} would be 400) is not even read.
     response = call(enforcing, function, None, **credentials)
     error = assert_error(response, 401, "unauthenticated")
+    conforms(response, 401, "unauthenticated")
     assert HEADER in error["message"]
     assert snapshot(db) == before
 
@@ -280,6 +283,7 @@ def test_the_keys_out_of_reach_answer_503_not_401_and_a_retry_succeeds(serve, db
         before = snapshot(db)
         response = api.post("create_session", {}, guest=world.guest_key, headers=with_app_check(app_check_token()))
         assert_error(response, 503, "unavailable")
+        conforms(response, 503, "unavailable")
         assert int(response.headers["Retry-After"]) >= 1
         assert snapshot(db) == before
 
