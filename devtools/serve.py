@@ -39,7 +39,20 @@ def page_config() -> dict:
                             if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") else ""),
         "storageUrl": f"/{STORAGE_PREFIX}" if os.environ.get("STORAGE_EMULATOR_HOST") else "",
         "bucket": os.environ.get("STORAGE_BUCKET", ""),
+        **app_check_config(),
     }
+
+
+def app_check_config() -> dict:
+    """The page's App Check settings (public/app_check.js), only when APP_CHECK_SITE_KEY is set:
+    App Check tokens come from Google's App Check API, for a real Firebase project only."""
+    site_key = os.environ.get("APP_CHECK_SITE_KEY", "").strip()
+    if not site_key:
+        return {}
+    debug_token = os.environ.get("APP_CHECK_DEBUG_TOKEN", "").strip()
+    if debug_token.lower() == "true":
+        debug_token = True  # the SDK makes a debug token and prints it in the browser console
+    return {"appCheck": {"siteKey": site_key, **({"debugToken": debug_token} if debug_token else {})}}
 
 
 def firebase_init() -> dict:

@@ -19,6 +19,8 @@ named) and for what it did not do: the whole database is unchanged (snapshot).
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.ports import free_port
-from devtools.stack import PROJECT, FunctionsServer
+from devtools.stack import PROJECT, ROOT, FunctionsServer
 from functions import APP_CHECK_FUNCTIONS, RESEARCH_FUNCTIONS
 from shared.app_check import HEADER
 from tests.conftest import ALLOWED_ORIGIN
@@ -357,3 +359,37 @@ def test_a_browser_may_send_the_header(api):
     allowed = [h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")]
     assert "x-firebase-appcheck" in allowed
 
+
+
+# --- The page's client (public/client.js) ----------------------------------------
+
+NODE_CLIENT = """
+import { Client } from "./public/client.js";
+const { url, idToken, appCheckToken } = JSON.parse(process.env.CLIENT_TEST);
+const api = new Client({ functionsUrl: url, getIdToken: async () => idToken,
+                         getAppCheckToken: appCheckToken ? async () => appCheckToken : null });
+try {
+  const session = await api.createSession({});
+  console.log(JSON.stringify({ visitorNumber: session.visitorNumber }));
+} catch (error) {
+  console.log(JSON.stringify({ code: error.code, message: error.message }));
+}
+"""
+
+
+@pytest.mark.parametrize("with_token", [True, False])
+def test_the_pages_client_sends_the_token_it_is_given(enforcing, enforcing_server, auth_emulator, db, with_token):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    user = auth_emulator.new_user()
+    settings = {"url": enforcing_server.url, "idToken": user.id_token,
+                "appCheckToken": app_check_token() if with_token else None}
+    result = subprocess.run([node, "--input-type=module", "-e", NODE_CLIENT], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={"PATH": "", "CLIENT_TEST": json.dumps(settings)})
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    if with_token:
+        assert answer == {"visitorNumber": 1}
+    else:
+        assert answer["code"] == "unauthenticated" and HEADER in answer["message"]
