@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
+from functions import APP_CHECK_FUNCTIONS, ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +66,7 @@ class Settings:
     pool_size: int
     max_overflow: int
     max_connections: int
+    app_check: str = "off"
 
     @classmethod
     def read(cls, env: dict[str, str]) -> "tuple[Settings | None, list[str]]":
@@ -135,7 +136,13 @@ class Settings:
             pool_size=number("DB_POOL_SIZE", 3),
             max_overflow=number("DB_MAX_OVERFLOW", 0, minimum=0),
             max_connections=number("DB_MAX_CONNECTIONS", 100),
+            # The visitor-facing functions' APP_CHECK (README, Abuse limits); checked with the
+            # functions' settings (functions_problems).
+            app_check=get("APP_CHECK", "off").lower(),
         )
+        if env.get("APP_CHECK_JWKS_URL", "").strip():
+            problems.append("APP_CHECK_JWKS_URL is for tests only: unset it to deploy "
+                            "(deployed functions fetch Google's App Check keys)")
         return (settings if all(env.get(name, "").strip() for name in REQUIRED) else None), problems
 
     def instances_of(self, name: str) -> int:
@@ -208,6 +215,13 @@ def trigger_env(s: Settings) -> dict[str, str]:
     return function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
 
 
+def with_app_check(s: Settings, name: str, env: dict[str, str]) -> dict[str, str]:
+    """A visitor-facing function's settings carry APP_CHECK when it is not off (its default)."""
+    if name in APP_CHECK_FUNCTIONS and s.app_check != "off":
+        return {**env, "APP_CHECK": s.app_check}
+    return env
+
+
 def timeout_of(name: str) -> str:
     """--timeout of an HTTP function: an export streams for as long as its download takes,
     up to the longest an HTTP function may run, 60 minutes (Cloud Functions' documentation,
@@ -239,7 +253,7 @@ def functions_problems(s: Settings) -> list[str]:
     """What the deployed functions would fail on: config.check() of the environment each gets."""
     # DB_PASS is not in that environment: --set-secrets gives it to the functions when they start.
     secrets = {} if s.db_iam_auth else {"DB_PASS": "from Secret Manager"}
-    lines = [line for env in (http_env(s), erasure_env(s), trigger_env(s))
+    lines = [line for env in (with_app_check(s, "create_session", http_env(s)), erasure_env(s), trigger_env(s))
              for line in config.check({**env, **secrets})]
     return list(dict.fromkeys(lines))
 
@@ -272,11 +286,11 @@ def plan(s: Settings) -> list[Command]:
                        "--cpu=1", "--memory=512Mi", f"--timeout={timeout_of(name)}"]
         if name in ERASURE_FUNCTIONS:
             commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
-                                            s.erasure_service_account, erasure_env(s), http_sizing,
+                                            s.erasure_service_account, with_app_check(s, name, erasure_env(s)), http_sizing,
                                             s.erasure_db_pass_secret))
         else:
             commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
-                                            s.service_account, http_env(s), http_sizing))
+                                            s.service_account, with_app_check(s, name, http_env(s)), http_sizing))
     trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
                f"--trigger-service-account={s.trigger_service_account}", "--retry"]
     if s.trigger_location:

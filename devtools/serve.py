@@ -42,7 +42,20 @@ def page_config(environ) -> dict:
         "bucket": os.environ.get("STORAGE_BUCKET", ""),
         # The page's guest is a Firebase anonymous account rather than a key (SPEC §13).
         "anonymousAuth": os.environ.get("ANONYMOUS_AUTH", "").strip().lower() in ("1", "true", "yes"),
+        **app_check_config(),
     }
+
+
+def app_check_config() -> dict:
+    """The page's App Check settings (public/app_check.js), only when APP_CHECK_SITE_KEY is set:
+    App Check tokens come from Google's App Check API, for a real Firebase project only."""
+    site_key = os.environ.get("APP_CHECK_SITE_KEY", "").strip()
+    if not site_key:
+        return {}
+    debug_token = os.environ.get("APP_CHECK_DEBUG_TOKEN", "").strip()
+    if debug_token.lower() == "true":
+        debug_token = True  # the SDK makes a debug token and prints it in the browser console
+    return {"appCheck": {"siteKey": site_key, **({"debugToken": debug_token} if debug_token else {})}}
 
 
 def firebase_init(_environ) -> dict:

@@ -19,3 +19,7 @@ RESEARCH_FUNCTIONS = ("get_study_stats", "export_data")
 # Functions called rarely: the rights functions, create_claim_code (once per move to another
 # device, SPEC §13) and the researchers' functions. Deployed with RIGHTS_MAX_INSTANCES instances at most.
 FEW_INSTANCES_FUNCTIONS = (*RIGHTS_FUNCTIONS, "create_claim_code", *RESEARCH_FUNCTIONS)
+# The visitor-facing HTTP functions, which check App Check when APP_CHECK is on (SPEC §12):
+# not the researchers' (called with their ID tokens from the researcher page) nor the trigger.
+APP_CHECK_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "create_claim_code",
+                       "delete_my_data", "export_my_data")

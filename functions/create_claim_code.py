@@ -15,7 +15,7 @@ from shared.models import NewClaimCode, parse
 
 
 @functions_framework.http
-@endpoint("POST")
+@endpoint("POST", app_check=True)
 def create_claim_code(request, body):
     caller = identify(request)
     parse(NewClaimCode, body)

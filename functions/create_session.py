@@ -10,7 +10,7 @@ from shared.models import NewSession, parse
 
 
 @functions_framework.http
-@endpoint("POST")
+@endpoint("POST", app_check=True)
 def create_session(request, body):
     caller = identify(request)
     new_session = parse(NewSession, body)

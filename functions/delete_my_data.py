@@ -14,7 +14,7 @@ from shared.http import endpoint
 
 
 @functions_framework.http
-@endpoint("POST")
+@endpoint("POST", app_check=True)
 def delete_my_data(request, _body):
     caller = identify(request)
     erased = erasure.erase_caller(get_engine(), caller, erasure.OtherStores.of_instance())

@@ -14,7 +14,7 @@ DOWNLOAD = {"Content-Disposition": 'attachment; filename="my-data.json"'}
 
 
 @functions_framework.http
-@endpoint("GET")
+@endpoint("GET", app_check=True)
 def export_my_data(request, _body):
     caller = identify(request)
     return Streamed(access.export_my_data(get_engine(), uploads.firestore_client(), caller), headers=DOWNLOAD)

@@ -9,6 +9,6 @@ from shared.http import endpoint
 
 
 @functions_framework.http
-@endpoint("GET")
+@endpoint("GET", app_check=True)
 def get_visitor(request, _body):
     return 200, visitors.get_visitor(get_engine(), identify(request))

@@ -20,7 +20,7 @@ from shared.models import Registration, parse
 
 
 @functions_framework.http
-@endpoint("POST")
+@endpoint("POST", app_check=True)
 def register(request, body):
     user = registration.require_registered(user_from_header(request))
     guest = guest_from_header(request)

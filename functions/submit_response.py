@@ -10,7 +10,7 @@ from shared.models import NewResponse, parse
 
 
 @functions_framework.http
-@endpoint("POST")
+@endpoint("POST", app_check=True)
 def submit_response(request, body):
     caller = identify(request)
     new_response = parse(NewResponse, body)

@@ -8,6 +8,7 @@
 import { loadConfig } from "./config.js";
 import { $, action as uiAction, showError } from "./ui.js";
 import { ApiError, Client, forgetGuestKey, guestKey } from "./client.js";
+import { startAppCheck } from "./app_check.js";
 import { Auth } from "./auth.js";
 import { Storage } from "./storage.js";
 
@@ -212,7 +213,8 @@ async function start() {
   const config = await loadConfig();
   anonymousAuth = config.anonymousAuth === true;
   auth = await Auth.start(config);
-  api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken() });
+  api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken(),
+                     getAppCheckToken: startAppCheck(config) }); // null without config.appCheck
   storage = new Storage(auth.app, config);
   $("start").disabled = false; // index.html disables it until the config and the SDK are ready
   await restore();

@@ -40,9 +40,12 @@ export function forgetGuestKey() {
 export class Client {
   // functionsUrl: where /<function_name> lives ("/api" behind Firebase Hosting's rewrites).
   // getIdToken: async () => the signed-in user's ID token, or null for a guest.
-  constructor({ functionsUrl, getIdToken = async () => null }) {
+  // getAppCheckToken: async () => an App Check token for X-Firebase-AppCheck, or null
+  //   (startAppCheck in app_check.js; null or absent: no header).
+  constructor({ functionsUrl, getIdToken = async () => null, getAppCheckToken = null }) {
     this.functionsUrl = functionsUrl.replace(/\/$/, "");
     this.getIdToken = getIdToken;
+    this.getAppCheckToken = getAppCheckToken || (async () => null);
   }
 
   createSession({ sessionId = crypto.randomUUID(), ...body } = {}) {
@@ -110,6 +113,8 @@ export class Client {
       const key = guestKey({ create: !token });
       if (key) headers["X-Guest-Key"] = key;
     }
+    const appCheckToken = await this.getAppCheckToken();
+    if (appCheckToken) headers["X-Firebase-AppCheck"] = appCheckToken;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {

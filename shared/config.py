@@ -271,11 +271,45 @@ def log_level() -> str:
     return raw.upper()
 
 
+APP_CHECK_MODES = ("off", "monitor", "enforce")
+
+
+def app_check_mode() -> str:
+    """What the visitor-facing functions do with X-Firebase-AppCheck (APP_CHECK, SPEC §12):
+    off (default: the header is ignored), monitor (verified and logged, never refused) or
+    enforce (a missing or invalid token is 401)."""
+    raw = _text("APP_CHECK").lower()
+    if not raw:
+        return "off"
+    if raw not in APP_CHECK_MODES:
+        raise ConfigError(f"APP_CHECK={raw!r} is not a mode: use one of {', '.join(APP_CHECK_MODES)}")
+    return raw
+
+
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def app_check_jwks_url() -> str | None:
+    """Tests and dev only: where the App Check public keys are fetched from instead of
+    firebase-admin's https://firebaseappcheck.googleapis.com/v1/jwks (APP_CHECK_JWKS_URL).
+    Only a server on this machine is accepted, so that the setting cannot point a deployed
+    function at someone else's keys; `make deploy` refuses it altogether."""
+    raw = _text("APP_CHECK_JWKS_URL")
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or parts.hostname not in _LOCAL_HOSTS:
+        raise ConfigError(f"APP_CHECK_JWKS_URL={raw!r} is for tests only: it must be a local server "
+                          "(http://127.0.0.1:PORT/...); unset it to use Google's App Check keys")
+    return raw
+
+
 # Every runtime setting, as the functions read it. GOOGLE_CLOUD_PROJECT is not among them:
 # only ID tokens and uploads need it (project_id fails at their first use), and the
 # migration and backfill commands run without it.
 _READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
-            upload_event_max_age_seconds, claim_code_ttl_seconds, log_level)
+            upload_event_max_age_seconds, claim_code_ttl_seconds, log_level, app_check_mode,
+            app_check_jwks_url)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

@@ -6,8 +6,11 @@ limits, JSON in and out, and the one mapping from domain errors to answers.
     def create_session(request, body): ...   # returns (status, dict)
 
     @functions_framework.http
-    @endpoint("GET")
+    @endpoint("GET", app_check=True)
     def export_my_data(request, _body): ...  # returns Streamed(chunks, headers=...)
+
+app_check=True: a visitor-facing function, whose requests pass shared.app_check
+(APP_CHECK) before their body is read or anything else is done.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import flask
 
+from shared import app_check as app_check_module
 from shared import config
 from shared.config import ConfigError
 from shared.encodings import compact_json
@@ -39,7 +43,7 @@ from shared.logs import get_logger, reset_trace, set_trace
 log = get_logger("http")
 
 MAX_BODY_BYTES = 256 * 1024
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Guest-Key, X-Anonymous-Token"
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Guest-Key, X-Anonymous-Token, X-Firebase-AppCheck"
 PREFLIGHT_MAX_AGE = "3600"
 
 
@@ -176,8 +180,9 @@ def _check_text(value: Any, depth: int = 0) -> None:
             _check_text(item, depth + 1)
 
 
-def endpoint(*methods: str) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
-    """Wrap a handler `(request, body) -> (status, dict) | Streamed` as a functions-framework HTTP function."""
+def endpoint(*methods: str, app_check: bool = False) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
+    """Wrap a handler `(request, body) -> (status, dict) | Streamed` as a functions-framework HTTP
+    function; app_check=True for the visitor-facing ones (shared.app_check, SPEC §12)."""
     allow = tuple(methods) + ("OPTIONS",)
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
@@ -185,17 +190,19 @@ def endpoint(*methods: str) -> Callable[[Handler], Callable[[flask.Request], fla
         def serve(request: flask.Request) -> flask.Response:
             token = set_trace(request.headers.get("X-Cloud-Trace-Context"))
             try:
-                response = _serve(handler, request, methods, allow)
+                response = _serve(handler, request, methods, allow, app_check)
             finally:
                 reset_trace(token)
             return response
 
+        serve.app_check = app_check  # which functions check App Check (tests/unit/test_function_names.py)
         return serve
 
     return decorate
 
 
-def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], allow: tuple[str, ...]) -> flask.Response:
+def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], allow: tuple[str, ...],
+           app_check: bool) -> flask.Response:
     origin = None
     try:
         origin = _granted_origin(request)
@@ -204,6 +211,8 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
         elif request.method not in methods:
             raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(methods)}.", allow)
         else:
+            if app_check:
+                _check_app(request)
             body = _read_json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
             response = _handle(handler, request, body)
     except ServiceError as error:
@@ -223,6 +232,14 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
         # download's file name.
         response.headers["Access-Control-Expose-Headers"] = "Retry-After, Content-Disposition"
     return response
+
+
+def _check_app(request: flask.Request) -> None:
+    """APP_CHECK before any other work; keys out of reach answer 503 unavailable."""
+    try:
+        app_check_module.check_request(request)
+    except DependencyUnavailable as error:
+        raise Unavailable(error.message) from error
 
 
 def _handle(handler: Handler, request: flask.Request, body: Any) -> flask.Response:

@@ -12,6 +12,8 @@
   claim code (claimCode), so that the claims run, not only the checks in front of them.
 - `generated_token_refused`: a generated (random) bearer token never opens an operation.
   (Schemathesis's own ignored_auth cannot tell the real tokens given here from generated ones.)
+- The stack runs with APP_CHECK off (its default): the generated `X-Firebase-AppCheck` headers
+  of the visitor-facing operations must be ignored (never a 500, never a refusal of their own).
 - Every request is written as one JSON line to FUZZ_LOG, for the test to count.
 
 Settings, from the environment: FUZZ_DATABASE_URL, FUZZ_CREDENTIALS (a JSON file written by
@@ -183,7 +185,8 @@ def _give_session(case) -> None:
 @schemathesis.hook
 def after_call(context, case, response):
     _write({"operation": case.operation.label, "status": response.status_code, "case": case.id,
-            "credentials": _last.get("given"), "claim": _last.get("claim")})
+            "credentials": _last.get("given"), "claim": _last.get("claim"),
+            "appCheck": "X-Firebase-AppCheck" in response.request.headers})
 
 
 def _write(entry: dict) -> None:

@@ -68,7 +68,7 @@ def test_it_states_the_limits_the_code_enforces():
         f"^[{claim_codes.ALPHABET}]{{{claim_codes.CODE_LENGTH}}}$"
     too_many = DOCUMENT["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"]["schema"]
     assert too_many["maximum"] == claim_codes.WRONG_CODE_WINDOW_SECONDS
-    assert all(header in http.ALLOWED_HEADERS for header in ("X-Guest-Key", "X-Anonymous-Token"))
+    assert all(header in http.ALLOWED_HEADERS for header in ("X-Guest-Key", "X-Anonymous-Token", "X-Firebase-AppCheck"))
     assert f"{http.MAX_BODY_BYTES} bytes" in DOCUMENT["components"]["responses"]["PayloadTooLarge"]["description"]
     experiment = TypeAdapter(models.ExperimentId).json_schema()
     assert {name: schema("ExperimentId")[name] for name in experiment} == experiment
@@ -80,6 +80,19 @@ def test_it_states_the_limits_the_code_enforces():
         assert set(schema(name)["properties"]) == set(model.model_fields)
         assert set(schema(name).get("required", [])) == {f for f, info in model.model_fields.items()
                                                          if info.is_required()}
+
+
+def test_the_app_check_header_is_on_exactly_the_functions_that_read_it():
+    from functions import APP_CHECK_FUNCTIONS
+    from shared.app_check import HEADER
+
+    assert DOCUMENT["components"]["parameters"]["AppCheck"]["name"] == HEADER
+    for path, item in DOCUMENT["paths"].items():
+        operation = next(op for op in item.values() if op["operationId"] == path[1:])
+        refs = [parameter.get("$ref") for parameter in operation.get("parameters", [])]
+        assert ("#/components/parameters/AppCheck" in refs) == (path[1:] in APP_CHECK_FUNCTIONS), path
+        if path[1:] in APP_CHECK_FUNCTIONS:
+            assert {"401", "503"} <= set(operation["responses"]), path
 
 
 def test_its_error_codes_are_exactly_the_services():

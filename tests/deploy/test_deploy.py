@@ -268,3 +268,24 @@ def test_the_upload_leaves_out_what_is_not_deployed():
                if line.strip() and not line.startswith("#")}
     assert {".venv/", "node_modules/", ".local/", "tests/", "devtools/", ".git/"} <= ignored
     assert not {"main.py", "functions/", "shared/", "requirements.txt"} & ignored
+
+
+def test_app_check_is_given_to_the_visitor_facing_functions_only_when_on():
+    from functions import APP_CHECK_FUNCTIONS
+
+    deployed = deploys(printed_commands())
+    assert not any("APP_CHECK" in env_vars(deployed[name]) for name in HTTP_FUNCTIONS)
+    deployed = deploys(printed_commands(APP_CHECK="enforce"))
+    for name in HTTP_FUNCTIONS:
+        assert env_vars(deployed[name]).get("APP_CHECK") == ("enforce" if name in APP_CHECK_FUNCTIONS else None), name
+
+
+def test_a_bad_app_check_mode_or_the_test_only_keys_url_is_refused_and_nothing_runs():
+    result = make_deploy(DRY_RUN="1", **SETTINGS, APP_CHECK="on", APP_CHECK_JWKS_URL="http://127.0.0.1:1/jwks")
+    assert result.returncode != 0 and result.stdout.strip() == ""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
+    assert lines == [
+        "make deploy: APP_CHECK_JWKS_URL is for tests only: unset it to deploy (deployed functions fetch Google's "
+        "App Check keys)",
+        "make deploy: APP_CHECK='on' is not a mode: use one of off, monitor, enforce",
+    ]

@@ -12,7 +12,8 @@ from shared.config import ConfigError, DatabaseSettings
 SETTINGS = ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "DB_USER", "DB_PASS", "DB_NAME", "DB_IAM_AUTH",
             "DB_IP_TYPE", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_STATEMENT_TIMEOUT_MS",
             "DB_PREPARED_STATEMENTS", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "ALLOWED_ORIGINS",
-            "RETRY_AFTER_SECONDS", "STORAGE_BUCKET", "UPLOAD_EVENT_MAX_AGE_SECONDS", "LOG_LEVEL")
+            "RETRY_AFTER_SECONDS", "STORAGE_BUCKET", "UPLOAD_EVENT_MAX_AGE_SECONDS", "LOG_LEVEL", "APP_CHECK",
+            "APP_CHECK_JWKS_URL")
 
 
 @pytest.fixture(autouse=True)
@@ -113,3 +114,29 @@ def test_first_use_says_one_line_and_carries_every_problem_of_the_database_setti
     )
     # The log line of a first use is one line, naming its variable; check() lists them all.
     assert str(error.value) == "DB_POOL_TIMEOUT=0 is too small: it must be at least 1"
+
+
+@pytest.mark.parametrize("value, mode", [("", "off"), ("off", "off"), ("Monitor", "monitor"), (" ENFORCE ", "enforce")])
+def test_app_check_is_off_by_default_and_any_case(monkeypatch, value, mode):
+    monkeypatch.setenv("APP_CHECK", value)
+    assert config.app_check_mode() == mode
+
+
+@pytest.mark.parametrize("value", ["on", "true", "1", "enforcing"])
+def test_a_bad_app_check_mode_is_one_line_naming_the_variable_and_the_modes(monkeypatch, value):
+    monkeypatch.setenv("APP_CHECK", value)
+    with pytest.raises(ConfigError) as error:
+        config.app_check_mode()
+    assert str(error.value) == f"APP_CHECK={value!r} is not a mode: use one of off, monitor, enforce"
+    assert any(line.startswith("APP_CHECK=") for line in config.check({"APP_CHECK": value}))
+
+
+def test_the_app_check_keys_url_is_unset_or_a_local_test_server(monkeypatch):
+    assert config.app_check_jwks_url() is None
+    monkeypatch.setenv("APP_CHECK_JWKS_URL", "http://127.0.0.1:8123/jwks")
+    assert config.app_check_jwks_url() == "http://127.0.0.1:8123/jwks"
+    for url in ("https://firebaseappcheck.googleapis.com/v1/jwks", "http://keys.example.com/jwks",
+                "file:///etc/passwd", "127.0.0.1:8123"):
+        monkeypatch.setenv("APP_CHECK_JWKS_URL", url)
+        with pytest.raises(ConfigError, match="^APP_CHECK_JWKS_URL=.* is for tests only"):
+            config.app_check_jwks_url()

@@ -24,3 +24,11 @@ def test_the_hosting_rewrites_name_exactly_the_http_functions():
     rewrites = json.loads((ROOT / "firebase.json").read_text())["hosting"]["rewrites"]
     assert sorted(r["function"]["functionId"] for r in rewrites) == sorted(HTTP_FUNCTIONS)
     assert all(r["source"] == f"/api/{r['function']['functionId']}" for r in rewrites)
+
+
+def test_exactly_the_visitor_facing_functions_check_app_check():
+    from functions import APP_CHECK_FUNCTIONS, RESEARCH_FUNCTIONS
+
+    checking = {name for name in HTTP_FUNCTIONS if getattr(main, name).app_check}
+    assert checking == set(APP_CHECK_FUNCTIONS)
+    assert not checking & {*RESEARCH_FUNCTIONS, "erase_visitor"}
