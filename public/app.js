@@ -76,7 +76,11 @@ function action(handler) {
   return uiAction(handler, render);
 }
 
+// The visitor's sessions, newest first (get_visitor's), kept up to date as answers are given.
+let history = [];
+
 function showHistory(sessions) {
+  history = sessions;
   $("history-step").hidden = sessions.length === 0;
   $("history").replaceChildren(...sessions.map((session) => {
     const item = document.createElement("li");
@@ -119,6 +123,8 @@ $("start").addEventListener("click", action(async () => {
   const session = await api.createSession({ experimentId: "reference-page" });
   localStorage.setItem(SESSION, session.sessionId);
   state = { visitorNumber: session.visitorNumber, sessionId: session.sessionId, answered: 0 };
+  showHistory([{ sessionId: session.sessionId, responseCount: 0 },
+    ...history.filter((s) => s.sessionId !== session.sessionId)]);
 }));
 
 $("question-form").addEventListener("submit", action(async () => {
@@ -129,6 +135,7 @@ $("question-form").addEventListener("submit", action(async () => {
     data: { question: QUESTIONS[state.answered], answer: $("answer").value },
   });
   state.answered = level;
+  showHistory(history.map((s) => (s.sessionId === state.sessionId ? { ...s, responseCount: level } : s)));
   $("answer").value = "";
 }));
 
@@ -220,6 +227,10 @@ async function start() {
   await restore();
   await restoreUpload();
 }
+
+// A form the browser refuses (a required field empty, a password too short) is not sent, so no
+// action runs: hide the last action's error then too, rather than leave it beside the browser's own.
+document.addEventListener("invalid", () => { $("error").hidden = true; }, true);
 
 try {
   await start();

@@ -99,6 +99,27 @@ def error_response(error: ServiceError) -> flask.Response:
     return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, error.headers())
 
 
+# The SPEC codes of the errors functions-framework answers itself (outside `endpoint`).
+_FRAMEWORK_CODES = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed",
+                    413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def framework_error(error) -> flask.Response:
+    """An error that functions-framework or Flask raises before the product's code runs - above
+    all the 400 of a request to the storage trigger that is not a CloudEvent, whose HTML page
+    echoes the request's headers and body back - in the SPEC's JSON shape, without any of the
+    request in it. main.py registers it with functions_framework.errorhandler."""
+    status = error.code if isinstance(error.code, int) and 400 <= error.code < 500 else 500
+    code = _FRAMEWORK_CODES.get(status, "internal" if status == 500 else "invalid_argument")
+    if status == 400:
+        message = ("Not a CloudEvent: a storage event needs the ce-id, ce-source, ce-type and ce-specversion "
+                   "headers (binary mode) or a structured application/cloudevents+json body.")
+    else:
+        message = f"{error.name}."
+    log.info("answered %s from the framework: %s", status, error.name)
+    return json_response(status, {"error": {"code": code, "message": message}})
+
+
 def _granted_origin(request: flask.Request) -> str | None:
     origin = request.headers.get("Origin")
     if not origin:

@@ -191,6 +191,50 @@ def test_an_error_answer_shows_as_a_message(stack, api, db, page):
     expect(header(page)).to_have_text("Welcome")
 
 
+@in_chromium
+def test_the_pages_edges(stack, api, db, auth_emulator, page):
+    """One assertion each: counts in words, a history that follows the answers, no 404 on load,
+    Firebase Auth errors as sentences, no stale error beside the browser's own refusal, sign-out."""
+    from playwright.sync_api import expect
+
+    failed = []
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    existing = auth_emulator.new_user()
+    page.goto(stack.env()["FUNCTIONS_URL"] + "/")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Session \w{8} • 0 answers$")])
+    page.get_by_label(re.compile(r"\?$")).fill("blue")
+    page.get_by_role("button", name="Submit answer").click()
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Session \w{8} • 1 answer$")])  # not "1 answers"
+    for answer in ("Lyon", "toast"):
+        page.get_by_label(re.compile(r"\?$")).fill(answer)
+        page.get_by_role("button", name="Submit answer").click()
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Session \w{8} • 3 answers$")])
+    assert failed == []  # the favicon included
+
+    page.get_by_label("Email").fill(existing.email)
+    page.get_by_label("Password").fill("correct-horse")
+    page.get_by_role("button", name="Sign up", exact=True).click()
+    expect(page.locator("#error")).to_have_text(
+        "Sign-up failed: an account with this email exists already: use \u201cI already have an account\u201d. "
+        "(auth/email-already-in-use)")
+    page.get_by_label("Password").fill("abc")  # the browser refuses it (minlength 6) and sends nothing
+    page.get_by_role("button", name="Sign up", exact=True).click()
+    expect(page.locator("#error")).to_be_hidden()
+
+    page.get_by_label("Email").fill("edge@example.com")
+    page.get_by_label("Password").fill("correct-horse")
+    page.get_by_role("button", name="Sign up", exact=True).click()
+    expect(page.locator("#account")).to_have_text("Signed in as edge@example.com • 1 session migrated")
+    page.get_by_role("button", name="Sign out").click()
+    expect(header(page)).to_have_text("Welcome")
+    expect(page.locator("#account-line")).to_be_hidden()
+    expect(page.locator("#history-step")).to_be_hidden()
+    page.reload()  # signed out for good, and the old session is not shown as a guest's
+    expect(header(page)).to_have_text("Welcome")
+    expect(page.get_by_role("button", name="Start")).to_be_enabled()
+
+
 @pytest.fixture
 def functions_with_short_timeouts(stack, tmp_path):
     """The functions with a 1 s statement timeout and Retry-After: 1, on their own port."""

@@ -192,3 +192,23 @@ def test_cors_preflight_from_another_origin_gets_no_grant(api, db):
 def test_unknown_function_path(api, db):
     response = requests.get(f"{api.base_url}/no_such_function", timeout=30)
     assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("headers, data, status, code", [
+    ({"Content-Type": "application/json", "X-Secret-Looking": "Bearer abc.def.ghi"}, b'{"guestKey": "secret-key"}',
+     400, "invalid_argument"),
+    ({"ce-id": "1", "ce-source": "//storage"}, b"half a cloud event", 415, "unsupported_media_type"),
+    ({"Content-Type": "application/cloudevents+json"}, b'{"specversion": "1.0", "marker": "echo-me"}',
+     400, "invalid_argument"),
+])
+def test_a_request_to_the_storage_trigger_that_is_no_cloud_event_is_json_without_an_echo(api, db, headers, data,
+                                                                                          status, code):
+    """functions-framework answers these itself (before on_upload_finalized runs), with an HTML
+    page that repeats the request's headers and body; main.py's handler answers SPEC's shape."""
+    response = requests.post(api.url("on_upload_finalized"), data=data, headers=headers, timeout=30)
+    error = assert_error(response, status, code)
+    if status == 400:
+        assert "CloudEvent" in error["message"]
+    for echoed in (b"secret-key", b"abc.def.ghi", b"half a cloud event", b"echo-me", b"//storage"):
+        assert echoed not in response.content
+    assert response.headers["Content-Type"] == "application/json"
