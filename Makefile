@@ -9,10 +9,15 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev test install bundle migrate backfill erasures researcher export clean bench deploy fuzz
+.PHONY: dev dev-reset test install bundle migrate backfill erasures researcher export clean bench deploy fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
+
+# Wipe what `make dev` keeps under .local/ across restarts: PostgreSQL's data, the Auth
+# emulator's accounts, Firestore's documents and Storage's objects, all four together.
+dev-reset: $(PY_OK)
+	$(PY) -m devtools.dev --reset
 
 test: install browser bundle
 	$(PY) -m pytest $(PYTEST_ARGS)

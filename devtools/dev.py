@@ -4,21 +4,35 @@ Starts an embedded PostgreSQL under .local/ (unless DATABASE_URL is set),
 applies the migrations, starts the emulators on the ports of firebase.json,
 serves every function at http://127.0.0.1:${PORT:-8080}/<function_name>,
 writes .local/dev.env and prints one ready line.
+
+Everything is kept under .local/ across restarts, together: PostgreSQL's data,
+the Auth emulator's accounts, Firestore's documents and Storage's objects.
+`make dev-reset` (`python -m devtools.dev --reset`) wipes all four at once.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 from devtools.ports import port_open
 from devtools.stack import ROOT, Stack, firebase_ports
 
 LOCAL = ROOT / ".local"
+# What make dev keeps under .local/ (Stack.workdir's parts) and make dev-reset wipes together.
+STATE = ("postgres", "auth", "firestore", "storage")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--reset"]:
+        return reset()
+    if argv:
+        print("usage: python -m devtools.dev [--reset]", file=sys.stderr)
+        return 2
     ports = firebase_ports()
     ports["functions"] = int(os.environ.get("PORT", "8080"))
     ports["postgres"] = int(os.environ.get("PGPORT_DEV", "54329"))
@@ -36,6 +50,7 @@ def main() -> int:
                                                           f"http://localhost:{ports['functions']}"),
         workers=int(os.environ.get("DEV_WORKERS", "2")),
         storage_events=True,  # stands in for Eventarc: new objects reach on_upload_finalized
+        keep_state=True,  # a restart keeps the accounts, documents, rows and objects in step
     )
     # Ctrl-C (SIGINT), a closed terminal and `kill` all stop everything, also while
     # starting; set explicitly, since a shell running `make dev &` ignores SIGINT.
@@ -59,6 +74,23 @@ def main() -> int:
     finally:
         print("make dev: stopping…", flush=True)
         stack.stop()
+    return 0
+
+
+def reset(local: Path = LOCAL, ports: dict[str, int] | None = None) -> int:
+    """Wipe what make dev keeps under `local` (all four stores together), refusing while a
+    stack runs on `ports` (make dev's: firebase.json's and PORT)."""
+    if ports is None:
+        ports = {**firebase_ports(), "functions": int(os.environ.get("PORT", "8080"))}
+    running = [f"{name} {port}" for name, port in ports.items() if port_open(port)]
+    if running:
+        print(f"make dev-reset: make dev seems to be running (ports in use: {', '.join(running)}); "
+              "stop it with Ctrl-C first", file=sys.stderr)
+        return 1
+    for name in STATE:
+        shutil.rmtree(local / name, ignore_errors=True)
+    (local / "dev.env").unlink(missing_ok=True)
+    print(f"make dev-reset: wiped .local/{{{','.join(STATE)}}}: the next make dev starts empty")
     return 0
 
 

@@ -49,13 +49,23 @@ def migrate(database_url: str) -> list[str]:
 
 
 class AuthEmulator:
-    """The Firebase Auth emulator of firebase-tools (pure Node.js, no Java)."""
+    """The Firebase Auth emulator of firebase-tools (pure Node.js, no Java).
 
-    def __init__(self, workdir: Path, port: int, hub_port: int, logging_port: int):
+    keep_accounts: the accounts are exported to workdir/export when it stops (firebase-tools'
+    --export-on-exit, on SIGTERM as on Ctrl-C) and imported from there when it starts
+    (--import), so a restart of `make dev` keeps every user signed in.
+    """
+
+    def __init__(self, workdir: Path, port: int, hub_port: int, logging_port: int, keep_accounts: bool = False):
         self.workdir = Path(workdir)
         self.port = port
         self.ports = {"auth": port, "hub": hub_port, "logging": logging_port}
+        self.keep_accounts = keep_accounts
         self.process: ManagedProcess | None = None
+
+    @property
+    def export_dir(self) -> Path:
+        return (self.workdir / "export").resolve()
 
     @property
     def host(self) -> str:
@@ -70,10 +80,14 @@ class AuthEmulator:
         config_path = self.workdir / "firebase.json"
         config_path.write_text(json.dumps(config, indent=2))
         env = {**os.environ, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true"}
+        command = [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", PROJECT,
+                   "--config", str(config_path)]
+        if self.keep_accounts:
+            if (self.export_dir / "firebase-export-metadata.json").exists():
+                command += ["--import", str(self.export_dir)]
+            command += ["--export-on-exit", str(self.export_dir)]
         self.process = ManagedProcess(
-            "Auth emulator",
-            [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", PROJECT,
-             "--config", str(config_path)],
+            "Auth emulator", command,
             self.workdir / "auth-emulator.log", env=env, cwd=self.workdir,
         ).start(self._ready, timeout=120)
         return self
@@ -238,6 +252,10 @@ class Stack:
     fast_postgres: bool = False
     workers: int = 1
     storage_events: bool = False  # make dev: deliver finalized events for new objects
+    # make dev: the Auth emulator's accounts and Firestore's documents are saved when the stack
+    # stops and loaded when it starts, as PostgreSQL's and Storage's data always are (all under
+    # workdir), so a restart keeps the four stores in step.
+    keep_state: bool = False
     postgres: LocalPostgres | None = None
     auth: AuthEmulator | None = None
     firestore: FirestoreEmulator | None = None
@@ -272,8 +290,9 @@ class Stack:
                 self.database_url = self.postgres.url
             migrate(self.database_url)
             self.auth = AuthEmulator(self.workdir / "auth", self.ports["auth"], self.ports["hub"],
-                                     self.ports["logging"]).start()
-            self.firestore = FirestoreEmulator(self.workdir / "firestore", self.ports["firestore"]).start()
+                                     self.ports["logging"], keep_accounts=self.keep_state).start()
+            self.firestore = FirestoreEmulator(self.workdir / "firestore", self.ports["firestore"],
+                                               keep_documents=self.keep_state).start()
             self.storage = StorageEmulator(self.workdir / "storage", self.ports["storage"]).start()
             self.functions = FunctionsServer(self.ports["functions"], self.env(),
                                              self.workdir / "functions.log", workers=self.workers).start()

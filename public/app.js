@@ -69,6 +69,7 @@ async function registered(result) {
   if (note) localStorage.setItem(CLAIMED, note);
   state.visitorNumber = result.user.visitorNumber;
   await restore();
+  await restoreUpload();
   return note;
 }
 

@@ -1,0 +1,101 @@
+"""A restart of the local stack in the middle of a visit, as `make dev` runs it (keep_state):
+PostgreSQL, the Auth emulator's accounts, Firestore's documents and Storage's objects all
+come back together: the account is the same one (same uid, not a second user with the same
+email), it sees its sessions and its upload, and Firestore still holds the upload's record.
+Then `make dev-reset` wipes the four together.
+
+The test starts (and restarts) a stack of its own, in its own folder, on free ports: the
+shared test stack is never stopped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+from devtools import dev
+from devtools.stack import BUCKET, PROJECT, Stack
+from tests.e2e.test_browser import BUNDLE, chromium, header, in_chromium, new_page
+from tests.e2e.test_browser import output_dir  # noqa: F401 - a fixture, shared with the page's other tests
+from tests.support import AuthEmulatorClient
+
+def stack_in(workdir, ports=None) -> Stack:
+    options = dict(keep_state=True, storage_events=True, fast_postgres=True)  # fsync off: a clean stop still writes all
+    if ports is None:
+        return Stack.with_free_ports(workdir, **options)
+    return Stack(workdir=workdir, ports=ports, **options)
+
+
+@in_chromium
+def test_a_restart_keeps_the_account_its_sessions_and_its_uploads(tmp_path, output_dir):
+    from playwright.sync_api import expect
+
+    workdir = tmp_path / "local"
+    stack = stack_in(workdir).start()
+    try:
+        with chromium(BUNDLE) as browser, new_page(browser, viewport={"width": 900, "height": 1000}) as page:
+            url = stack.env()["FUNCTIONS_URL"] + "/"
+            page.goto(url)
+            page.get_by_role("button", name="Start").click()
+            expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
+            for answer in ("blue", "Lyon", "toast"):
+                page.get_by_label(re.compile(r"\?$")).fill(answer)
+                page.get_by_role("button", name="Submit answer").click()
+            expect(header(page)).to_have_text("Visitor #1 • Level 3 • 100% Complete")
+            upload = tmp_path / "notes.txt"
+            upload.write_text("kept across a restart\n")
+            page.locator("#file").set_input_files(str(upload))
+            page.get_by_role("button", name="Upload").click()
+            expect(page.locator('#upload-metadata dd[data-key="visitorNumber"]')).to_have_text("1")
+            page.get_by_label("Email").fill("restart@example.com")
+            page.get_by_label("Password").fill("correct-horse")
+            page.get_by_role("button", name="Sign up", exact=True).click()
+            expect(page.locator("#account")).to_have_text("Signed in as restart@example.com • 1 session migrated")
+            uploads_before = [d for d in stack.firestore.all_documents() if "/uploads/" in d["name"]]
+            assert len(uploads_before) == 1
+            uid = AuthEmulatorClient(stack.auth.host, PROJECT).sign_in("restart@example.com", "correct-horse").uid
+
+            ports = dict(stack.ports)
+            stack.stop()  # as Ctrl-C does: every part gets SIGTERM, the emulators save what they hold
+            stack = stack_in(workdir, ports).start()
+
+            # The Firebase SDK checks its saved token with the Auth emulator when the page loads. The
+            # emulator imports accounts the way auth:import does, with validSince set to the import
+            # (firebase-tools lib/emulator/auth/operations.js, batchCreate: validSince = uploadTime),
+            # so a token from before the restart is refused and the SDK signs out: the browser signs
+            # in again, to the same account (same uid), and finds everything there.
+            page.reload()
+            expect(header(page)).to_have_text("Welcome")
+            expect(page.locator("#error")).to_be_hidden()
+            page.get_by_label("Email").fill("restart@example.com")
+            page.get_by_label("Password").fill("correct-horse")
+            page.get_by_role("button", name="I already have an account").click()
+            expect(page.locator("#account")).to_have_text("Signed in as restart@example.com")
+            expect(header(page)).to_have_text("Visitor #1 • Level 3 • 100% Complete")
+            expect(page.locator("#history li")).to_have_text([re.compile(r"^Session \w{8} • 3 answers$")])
+            expect(page.locator('#upload-metadata dd[data-key="visitorNumber"]')).to_have_text("1")
+            expect(page.locator("#error")).to_be_hidden()
+            page.screenshot(path=str(output_dir / "after-restart.png"), full_page=True)
+        # The same account (same uid, not a new one with the same email), and the same upload record.
+        assert AuthEmulatorClient(stack.auth.host, PROJECT).sign_in("restart@example.com", "correct-horse").uid == uid
+        uploads_after = [d for d in stack.firestore.all_documents() if "/uploads/" in d["name"]]
+        assert [d["name"] for d in uploads_after] == [d["name"] for d in uploads_before]
+        assert uploads_after[0]["fields"] == uploads_before[0]["fields"]
+    finally:
+        stack.stop()
+
+    # make dev-reset: all four stores wiped together; the next start is empty.
+    assert dev.reset(workdir, ports) == 0
+    assert not any((workdir / name).exists() for name in dev.STATE)
+    stack = stack_in(workdir, ports).start()
+    try:
+        login = requests.post(f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/"
+                              "accounts:signInWithPassword?key=fake-api-key",
+                              json={"email": "restart@example.com", "password": "correct-horse"}, timeout=10)
+        assert login.status_code == 400 and "EMAIL_NOT_FOUND" in login.text
+        assert stack.firestore.all_documents() == []
+        listed = requests.get(f"{stack.storage.url}/storage/v1/b/{BUCKET}/o", timeout=10).json()
+        assert listed.get("items", []) == []
+    finally:
+        stack.stop()
