@@ -106,8 +106,10 @@ export: $(PY_OK)
 # Deploy to Google Cloud (README, Deployment): migrations, every function, the
 # storage trigger, Firebase rules and Hosting. Needs PROJECT, REGION, BUCKET and
 # INSTANCE_CONNECTION_NAME; DRY_RUN=1 prints the commands and runs nothing.
-deploy: install
-	@$(PY) -m devtools.deploy
+# A dry run (DRY_RUN=1) only prints the commands: it needs the Python environment alone. A real
+# deploy also needs node_modules (firebase-tools runs `firebase deploy`).
+deploy: $(PY_OK)
+	@$(if $(filter-out 0,$(strip $(DRY_RUN))),,$(MAKE) --no-print-directory $(NODE_OK) &&) $(PY) -m devtools.deploy
 
 # Benchmarks (bench/README.md): starts its own stack on free ports, prints one
 # table and writes it to bench/results/<date>.md. Not part of `make test`.

@@ -289,3 +289,25 @@ def test_a_bad_app_check_mode_or_the_test_only_keys_url_is_refused_and_nothing_r
         "App Check keys)",
         "make deploy: APP_CHECK='on' is not a mode: use one of off, monitor, enforce",
     ]
+
+
+def test_a_dry_run_needs_only_the_python_environment(tmp_path):
+    """On a clone without node_modules, `make deploy DRY_RUN=1` prints the commands without
+    running npm (which takes minutes on a fresh clone). The clone is the repository's tracked
+    files (mtimes kept, as a checkout has them older than the environment) and this
+    repository's .venv."""
+    clone = tmp_path / "clone"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    (clone / ".venv").symlink_to(ROOT / ".venv")
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    arguments = [f"{name}={value}" for name, value in SETTINGS.items()]
+    result = subprocess.run(["make", "--no-print-directory", "deploy", "DRY_RUN=1", *arguments], cwd=clone,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "gcloud functions deploy create_session" in result.stdout
+    assert "npm" not in result.stdout.split("gcloud", 1)[0]  # nothing ran before the printed commands
+    assert not (clone / "node_modules").exists()
