@@ -79,7 +79,13 @@ class AuthEmulator:
                                 **{name: {"host": "127.0.0.1", "port": port} for name, port in self.ports.items()}}}
         config_path = self.workdir / "firebase.json"
         config_path.write_text(json.dumps(config, indent=2))
-        env = {**os.environ, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true"}
+        # firebase-tools finds a project's running emulators through a locator file in the temporary
+        # folder named by the project (hub.js, getLocatorFilePath: hub-<project>.json); --export-on-exit
+        # asks the hub it names. A folder of this emulator's own keeps two stacks of one project (the
+        # tests' and a restarted one) from exporting each other's accounts.
+        tmp = self.workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {**os.environ, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "TMPDIR": str(tmp.resolve())}
         command = [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", PROJECT,
                    "--config", str(config_path)]
         if self.keep_accounts:
