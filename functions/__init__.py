@@ -18,8 +18,9 @@ RIGHTS_FUNCTIONS = (*ERASURE_FUNCTIONS, "export_my_data")
 # minutes), so deployed with fewer instances and the longest request timeout.
 RESEARCH_FUNCTIONS = ("get_study_stats", "export_data")
 # Functions called rarely: the rights functions, create_claim_code (once per move to another
-# device, SPEC §13) and the researchers' functions. Deployed with RIGHTS_MAX_INSTANCES instances at most.
-FEW_INSTANCES_FUNCTIONS = (*RIGHTS_FUNCTIONS, "create_claim_code", *RESEARCH_FUNCTIONS)
+# device, SPEC §13), the researchers' functions and run_maintenance (Cloud Scheduler's, SPEC §12).
+# Deployed with RIGHTS_MAX_INSTANCES instances at most.
+FEW_INSTANCES_FUNCTIONS = (*RIGHTS_FUNCTIONS, "create_claim_code", *RESEARCH_FUNCTIONS, "run_maintenance")
 # The private function (SPEC §12): deployed --no-allow-unauthenticated, invoked only by the
 # Cloud Scheduler job's service account; it erases (retention, resuming withdrawals), so it
 # runs with a database user of visitor_erasure. One instance: runs are minutes apart.
