@@ -300,7 +300,7 @@ def guest_retention_days() -> int | None:
 
 def maintenance_invoker() -> str | None:
     """The one identity allowed to call run_maintenance (MAINTENANCE_INVOKER, a service account
-    email); unset: the function checks no token itself (Cloud Run's IAM does, when deployed private)."""
+    email; `make deploy` sets the scheduler's); unset: nobody may (shared/invoker.py)."""
     raw = _text("MAINTENANCE_INVOKER")
     if raw and "@" not in raw:
         raise ConfigError(f"MAINTENANCE_INVOKER={raw!r} is not a service account email: use "

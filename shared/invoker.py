@@ -3,7 +3,7 @@ Google-signed OIDC token (SPEC §12).
 
 Deployed, the function is private (`--no-allow-unauthenticated`): Cloud Run's IAM checks
 the token and lets only principals with roles/run.invoker on it through, before any code
-runs. With MAINTENANCE_INVOKER set, the function also checks it itself, with google-auth's
+runs. The function also checks it itself (and refuses everyone without MAINTENANCE_INVOKER), with google-auth's
 verification of Google ID tokens (signature against Google's certificates, expiry, issuer
 accounts.google.com, audience MAINTENANCE_AUDIENCE) and the token's verified `email`: a
 second lock if the IAM policy is ever widened by mistake, and the one a local server (which
@@ -29,12 +29,14 @@ def _bearer(request) -> str:
 
 
 def require_invoker(request) -> None:
-    """Nothing when MAINTENANCE_INVOKER is unset (Cloud Run's IAM decides); otherwise 401 without a
-    valid Google ID token for MAINTENANCE_AUDIENCE, 403 for a valid one of another identity,
-    503 when Google's certificates cannot be read."""
+    """401 without a valid Google ID token for MAINTENANCE_AUDIENCE, 403 for a valid one of another
+    identity than MAINTENANCE_INVOKER, 503 when Google's certificates cannot be read. Fails closed:
+    with MAINTENANCE_INVOKER unset (make dev, the tests' stack) nobody may call it; locally
+    `make maintenance` does the same work."""
     invoker = config.maintenance_invoker()
     if invoker is None:
-        return
+        raise Unauthenticated("run_maintenance accepts only the OIDC token of MAINTENANCE_INVOKER, which this "
+                              "server does not set; run `python -m shared.maintenance` (make maintenance) instead.")
     audience = config.maintenance_audience()
     if audience is None:
         raise ConfigError("MAINTENANCE_AUDIENCE is not set: with MAINTENANCE_INVOKER, set it to the function's "
