@@ -310,7 +310,7 @@ def maintenance_invoker() -> str | None:
 
 def maintenance_audience() -> str | None:
     """The audience run_maintenance's OIDC token must name (MAINTENANCE_AUDIENCE, the function's URL,
-    as the Cloud Scheduler job's --oidc-token-audience); unset: the URL the request was sent to."""
+    as the Cloud Scheduler job's --oidc-token-audience); needed with MAINTENANCE_INVOKER."""
     return _text("MAINTENANCE_AUDIENCE") or None
 
 
