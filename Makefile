@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test install bundle migrate backfill erasures researcher export clean bench deploy fuzz
+.PHONY: dev dev-reset test install bundle migrate backfill erasures maintenance researcher export clean bench deploy fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -91,6 +91,12 @@ ERASURE ?= resume
 
 erasures: $(PY_OK)
 	$(PY) -m shared.erasure $(ERASURE)
+
+# What run_maintenance does on its schedule (SPEC §12), once, from this machine: resume pending
+# erasures, apply retention (GUEST_RETENTION_DAYS, when set), forget expired guest-creation
+# windows. Same settings as `make erasures`; safe to run again and beside the scheduled runs.
+maintenance: $(PY_OK)
+	$(PY) -m shared.maintenance
 
 # The researcher role (SPEC §10): make researcher ARGS="grant EMAIL [--experiments a,b]",
 # ARGS="revoke EMAIL", ARGS="list". Against `make dev`: set -a; . .local/dev.env; set +a first

@@ -21,6 +21,7 @@ from functions.get_study_stats import get_study_stats
 from functions.get_visitor import get_visitor
 from functions.on_upload_finalized import on_upload_finalized
 from functions.register import register
+from functions.run_maintenance import run_maintenance
 from functions.submit_response import submit_response
 
 from shared.http import framework_error

@@ -6,6 +6,8 @@ POSTing to one URL on 127.0.0.1, bounded by a request count and a time limit.
 new:       every request carries a fresh guest key (a new visitor each time).
 returning: each client has one guest key, used once before timing starts
            (untimed warm-up), so every timed request is a returning guest.
+--addresses N: each request carries X-Forwarded-For with one of N client addresses
+(198.18.0.0/15, the benchmarking range), as Google's front end would append it; 0 sends none.
 Prints one JSON object: latencies (s), status counts, visitor numbers of 201s.
 """
 
@@ -39,9 +41,15 @@ async def _run(args) -> dict:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         keys = [_key() for _ in range(args.clients)]
 
+        def address() -> str:
+            n = secrets.randbelow(args.addresses)
+            return f"198.{18 + n // 65536}.{n // 256 % 256}.{n % 256}"
+
         async def post(key: str):
-            async with http.post(args.url, data=body, headers={
-                    "Content-Type": "application/json", "X-Guest-Key": key}) as response:
+            headers = {"Content-Type": "application/json", "X-Guest-Key": key}
+            if args.addresses:
+                headers["X-Forwarded-For"] = address()
+            async with http.post(args.url, data=body, headers=headers) as response:
                 payload = await response.read()
                 return response.status, payload
 
@@ -81,6 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--mode", choices=("new", "returning"), default="new")
     parser.add_argument("--numbers", action="store_true", help="collect visitorNumber of each 201")
+    parser.add_argument("--addresses", type=int, default=0, help="client addresses to send as X-Forwarded-For")
     args = parser.parse_args(argv)
     json.dump(asyncio.run(_run(args)), sys.stdout)
     return 0

@@ -99,10 +99,11 @@ ROUNDS = 3  # every comparison is interleaved over this many rounds; ratios are 
 DB_ROUNDS = 5  # the database rounds are short (well under a second each): more of them
 
 
-def load(url: str, clients: int, mode: str = "new", numbers: bool = False) -> dict:
+def load(url: str, clients: int, mode: str = "new", numbers: bool = False, addresses: int = 0) -> dict:
     count, seconds = (100, 1.0) if clients == 1 else (800, 1.5)
     command = [sys.executable, "-m", "bench.load", url, "--clients", str(clients), "--requests", str(count),
-               "--seconds", str(seconds), "--mode", mode] + (["--numbers"] if numbers else [])
+               "--seconds", str(seconds), "--mode", mode, "--addresses", str(addresses)] + \
+        (["--numbers"] if numbers else [])
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
@@ -792,13 +793,75 @@ def profile_create_session(n: int = 300) -> None:
                  "package: " + ", ".join(f"{name} {100 * t / total:.0f}%" for name, t in top))
 
 
+# --- the guest-creation limit: on vs off -----------------------------------------------------
+
+def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
+    """create_session for new guests at 32 clients on two servers of the same stack, one with the
+    limit off (GUEST_LIMIT_PER_HOUR=0) and one with it on but never reached, interleaved over
+    ROUNDS: new guests from 10,000 addresses (what traffic looks like: each address's row is
+    locked by its own requests only), and from one address (a lab: every new guest waits for the
+    one row lock, and rewrites an array of every new guest of the hour). And the statement's own
+    cost, in process, one request at a time."""
+
+    from shared.auth import Guest
+    from shared.guest_limit import Window
+    from shared.models import NewSession
+    from shared.visitors import create_session
+
+    servers = {}
+    try:
+        for name, limit in (("off", "0"), ("on", "1000000000")):
+            servers[name] = serve(f"limit-{name}", "devtools.serve:app",
+                                  {**stack.env(), "GUEST_LIMIT_PER_HOUR": limit}, workdir, "get_visitor")
+        variants = {"off": ("off", 10000), "on": ("on", 10000), "on, one address": ("on", 1)}
+        series = {name: Series() for name in variants}
+        for _ in range(ROUNDS):
+            for name, (server, addresses) in variants.items():
+                result = load(f"{servers[server][1]}/create_session", 32, mode="new", addresses=addresses)
+                series[name].add(result["latencies"], result["elapsed"])
+                bad = {s: n for s, n in result["statuses"].items() if s != "201"}
+                if bad:
+                    notes.append(f"guest limit {name}: non-201 answers {bad}")
+        off = series["off"]
+        row("create_session, new guests, limit off (HTTP)", 32, off.latencies, off.throughput, "1.00")
+        for name in ("on", "on, one address"):
+            ratio = series[name].ratio(off)
+            row(f"create_session, new guests, limit {name} (HTTP)", 32, series[name].latencies,
+                series[name].throughput, f"{ratio:.2f} of limit off")
+            if name == "on":
+                goal(f"create_session (new guests) with the guest-creation limit >= 0.9 of the throughput "
+                     f"without it at 32 clients: {ratio:.2f}", ratio >= 0.9)
+    finally:
+        for process, _url in servers.values():
+            process.stop()
+
+    # The check's own cost: the same statement, in process, one at a time, on vs off, interleaved.
+    windows = {"off": lambda: Window.off(), "on": lambda: Window(1000000000, secrets.token_bytes(32))}
+    spent = {name: [] for name in windows}
+    for _ in range(DB_ROUNDS):
+        for name, window in windows.items():
+            for _ in range(200):
+                start = time.perf_counter()
+                create_session(engine, Guest(secrets.token_bytes(32)), NewSession(), window())
+                spent[name].append(time.perf_counter() - start)
+    off_ms, on_ms = (1000 * statistics.median(spent[name]) for name in ("off", "on"))
+    row("shared.visitors.create_session, new guest, limit off (in process)", 1, spent["off"], None, "1.00")
+    row("shared.visitors.create_session, new guest, limit on (in process)", 1, spent["on"], None,
+        f"{on_ms / off_ms:.2f} of limit off")
+    notes.append(f"The guest-creation limit's cost, in process, one request at a time: a new guest takes "
+                 f"{on_ms:.3f} ms with the limit on, {off_ms:.3f} ms off (+{on_ms - off_ms:.3f} ms: the upsert "
+                 "of the address's window in the same statement, and the index probe for expired windows).")
+
+
 # --- the run --------------------------------------------------------------------------------
 
 def main() -> int:
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     log(f"starting a stack under {workdir}")
-    stack = Stack.with_free_ports(workdir, fast_postgres=True).start()
+    # The guest-creation limit off for every section but its own (bench_guest_limit): the load comes
+    # from one address, which the limit would refuse (or, raised, make every new guest wait for).
+    stack = Stack.with_free_ports(workdir, fast_postgres=True, guest_limit_per_hour="0").start()
     noop = None
     failed: list[str] = []
     only = [part.strip() for part in os.environ.get("BENCH_ONLY", "").split(",") if part.strip()]
@@ -811,6 +874,7 @@ def main() -> int:
         engine = make_engine(DatabaseSettings.from_env())
         noop, noop_url = serve("noop", "bench.noop_server:app", stack.env(), workdir, "noop")
         sections = [("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
+                    ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
                     ("database path", lambda: bench_db(engine)),
                     ("import main", bench_import),
                     ("first 201", lambda: bench_first_201(stack, workdir)),

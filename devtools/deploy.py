@@ -9,7 +9,9 @@
    user a member of visitor_functions (sql/002_roles.sql);
 2. each HTTP function (`gcloud functions deploy --gen2 --trigger-http`);
 3. the storage trigger (an Eventarc filter on the bucket, retries on);
-4. firebase.json's Firestore and Storage rules and Hosting (`npx firebase deploy`).
+4. run_maintenance's invoker, the scheduler's service account (roles/run.invoker on that
+   function only), and the Cloud Scheduler job that calls it with an OIDC token (SPEC §12);
+5. firebase.json's Firestore and Storage rules and Hosting (`npx firebase deploy`).
 
 Settings come from the environment (make passes its command-line variables).
 Before anything runs, every problem is printed, one line each: those of the deploy's
@@ -29,7 +31,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import APP_CHECK_FUNCTIONS, ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, STORAGE_TRIGGER
+from functions import (APP_CHECK_FUNCTIONS, ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS,
+                       PRIVATE_FUNCTIONS, STORAGE_TRIGGER)
 from shared import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +59,13 @@ class Settings:
     service_account: str
     uploads_service_account: str
     erasure_service_account: str
+    maintenance_service_account: str
+    maintenance_db_user: str
+    scheduler_service_account: str
+    maintenance_schedule: str
+    guest_limit_per_hour: str
+    guest_limit_key_secret: str
+    guest_retention_days: str | None
     trigger_service_account: str
     trigger_location: str | None
     allowed_origins: str
@@ -105,6 +115,9 @@ class Settings:
         service_account = get("SERVICE_ACCOUNT", f"visitors-functions@{project}.iam.gserviceaccount.com")
         uploads_account = get("UPLOADS_SERVICE_ACCOUNT", f"visitors-uploads@{project}.iam.gserviceaccount.com")
         erasure_account = get("ERASURE_SERVICE_ACCOUNT", f"visitors-erasure@{project}.iam.gserviceaccount.com")
+        # run_maintenance's own identity, and the scheduler's that invokes it (SPEC §12).
+        maintenance_account = get("MAINTENANCE_SERVICE_ACCOUNT",
+                                  f"visitors-maintenance@{project}.iam.gserviceaccount.com")
         iam_auth = boolean("DB_IAM_AUTH")
         # With IAM database auth each service account is its own database user (its
         # email without ".gserviceaccount.com"); with a password both share DB_USER.
@@ -126,6 +139,17 @@ class Settings:
             service_account=service_account,
             uploads_service_account=uploads_account,
             erasure_service_account=erasure_account,
+            maintenance_service_account=maintenance_account,
+            # It erases (retention, pending withdrawals): the erasure user, or its own IAM user.
+            maintenance_db_user=(maintenance_account.removesuffix(".gserviceaccount.com") if iam_auth
+                                 else get("ERASURE_DB_USER", "visitors-erasure")),
+            scheduler_service_account=get("SCHEDULER_SERVICE_ACCOUNT",
+                                          f"visitors-scheduler@{project}.iam.gserviceaccount.com"),
+            maintenance_schedule=get("MAINTENANCE_SCHEDULE", "17 * * * *"),
+            guest_limit_per_hour=str(number("GUEST_LIMIT_PER_HOUR", 200, minimum=0)),
+            guest_limit_key_secret=get("GUEST_LIMIT_KEY_SECRET", "visitors-guest-limit-key"),
+            guest_retention_days=(str(number("GUEST_RETENTION_DAYS", 30))
+                                  if env.get("GUEST_RETENTION_DAYS", "").strip() else None),
             trigger_service_account=get("TRIGGER_SERVICE_ACCOUNT", f"visitors-events@{project}.iam.gserviceaccount.com"),
             trigger_location=env.get("TRIGGER_LOCATION", "").strip() or None,
             allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
@@ -164,6 +188,8 @@ class Command:
     env: dict[str, str] = field(default_factory=dict)
     # Environment variables read from Secret Manager (name -> secret) right before running.
     secret_env: dict[str, str] = field(default_factory=dict)
+    # Run instead when argv fails (a `create` of what a former deploy made: its `update`).
+    fallback: list[str] | None = None
 
     def shell(self, project: str) -> str:
         """The command as one line a person could paste into a shell."""
@@ -171,7 +197,7 @@ class Command:
         assignments += [f'{name}="$({shlex.join(read_secret(secret, project))})"'
                         for name, secret in self.secret_env.items()]
         prefix = " ".join(["env", *assignments]) + " " if assignments else ""
-        return prefix + shlex.join(self.argv)
+        return prefix + shlex.join(self.argv) + (f" || {shlex.join(self.fallback)}" if self.fallback else "")
 
 
 def read_secret(secret: str, project: str) -> list[str]:
@@ -211,6 +237,27 @@ def erasure_env(s: Settings) -> dict[str, str]:
     return http_env(s, s.erasure_db_user, STORAGE_BUCKET=s.bucket)
 
 
+def maintenance_url(s: Settings) -> str:
+    """run_maintenance's URL, which is also the audience of the scheduler's OIDC token: a 2nd gen
+    function answers at https://REGION-PROJECT.cloudfunctions.net/NAME (and at its run.app URL)."""
+    return f"https://{s.region}-{s.project}.cloudfunctions.net/run_maintenance"
+
+
+def maintenance_env(s: Settings) -> dict[str, str]:
+    """run_maintenance: an erasing function's settings, its own database user, retention, and the
+    one identity whose OIDC token it accepts (checked again by the function, shared/invoker.py)."""
+    extra = {"STORAGE_BUCKET": s.bucket, "MAINTENANCE_INVOKER": s.scheduler_service_account,
+             "MAINTENANCE_AUDIENCE": maintenance_url(s)}
+    if s.guest_retention_days:
+        extra["GUEST_RETENTION_DAYS"] = s.guest_retention_days
+    return http_env(s, s.maintenance_db_user, **extra)
+
+
+def create_session_env(s: Settings) -> dict[str, str]:
+    """create_session: an HTTP function's settings and the guest-creation limit (SPEC §12)."""
+    return http_env(s, GUEST_LIMIT_PER_HOUR=s.guest_limit_per_hour)
+
+
 def trigger_env(s: Settings) -> dict[str, str]:
     return function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
 
@@ -225,17 +272,27 @@ def with_app_check(s: Settings, name: str, env: dict[str, str]) -> dict[str, str
 def timeout_of(name: str) -> str:
     """--timeout of an HTTP function: an export streams for as long as its download takes,
     up to the longest an HTTP function may run, 60 minutes (Cloud Functions' documentation,
-    "Function timeout": https://cloud.google.com/functions/docs/configuring/timeout)."""
-    return "3600s" if name == "export_data" else "60s"
+    "Function timeout": https://cloud.google.com/functions/docs/configuring/timeout);
+    a maintenance run erases up to shared.maintenance.RETENTION_BATCH guests."""
+    return {"export_data": "3600s", "run_maintenance": MAINTENANCE_TIMEOUT}.get(name, "60s")
+
+
+# A maintenance run may take this long; the scheduler waits as long for its answer
+# (--attempt-deadline; Cloud Scheduler allows HTTP targets up to 30 minutes).
+MAINTENANCE_TIMEOUT = "900s"
 
 
 def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
-                    sizing: list[str], password_secret: str | None = None) -> Command:
+                    sizing: list[str], password_secret: str | None = None,
+                    secrets: dict[str, str] | None = None) -> Command:
+    """`secrets`: more environment variables from Secret Manager (name -> secret)."""
     argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--project={s.project}", f"--region={s.region}",
             f"--runtime={RUNTIME}", "--source=.", f"--entry-point={name}", *trigger,
             f"--service-account={service_account}", *sizing, env_flag(env)]
-    if not s.db_iam_auth:
-        argv.append(f"--set-secrets=DB_PASS={password_secret or s.db_pass_secret}:latest")
+    mounted = {} if s.db_iam_auth else {"DB_PASS": password_secret or s.db_pass_secret}
+    mounted.update(secrets or {})
+    if mounted:
+        argv.append("--set-secrets=" + ",".join(f"{var}={secret}:latest" for var, secret in mounted.items()))
     return Command(argv)
 
 
@@ -253,7 +310,10 @@ def functions_problems(s: Settings) -> list[str]:
     """What the deployed functions would fail on: config.check() of the environment each gets."""
     # DB_PASS is not in that environment: --set-secrets gives it to the functions when they start.
     secrets = {} if s.db_iam_auth else {"DB_PASS": "from Secret Manager"}
-    lines = [line for env in (with_app_check(s, "create_session", http_env(s)), erasure_env(s), trigger_env(s))
+    limit_key = {"GUEST_LIMIT_KEY": "from Secret Manager, at least 32 characters long"}
+    lines = [line for env in (with_app_check(s, "submit_response", http_env(s)), erasure_env(s), trigger_env(s),
+                              maintenance_env(s),
+                              {**with_app_check(s, "create_session", create_session_env(s)), **limit_key})
              for line in config.check({**env, **secrets})]
     return list(dict.fromkeys(lines))
 
@@ -275,19 +335,29 @@ def plan(s: Settings) -> list[Command]:
     """Every command of one deploy, in the order they run (for settings without problems)."""
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
     members = dict.fromkeys([s.db_user, s.uploads_db_user])  # the database users of the functions
+    erasers = dict.fromkeys([s.erasure_db_user, s.maintenance_db_user])  # and those that erase
     commands = [Command(
         [python, "-m", "shared.migrate", *(f"--functions-user={user}" for user in members),
-         f"--erasure-user={s.erasure_db_user}"],
+         *(f"--erasure-user={user}" for user in erasers)],
         env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
         secret_env={"DB_PASS": s.migrate_db_pass_secret},
     )]
     for name in HTTP_FUNCTIONS:
         http_sizing = [f"--max-instances={s.instances_of(name)}", f"--concurrency={s.concurrency}",
                        "--cpu=1", "--memory=512Mi", f"--timeout={timeout_of(name)}"]
-        if name in ERASURE_FUNCTIONS:
+        if name in PRIVATE_FUNCTIONS:
+            # Private: Cloud Run's IAM lets only the scheduler's account (roles/run.invoker, below) in.
+            commands.append(deploy_function(s, name, ["--trigger-http", "--no-allow-unauthenticated"],
+                                            s.maintenance_service_account, maintenance_env(s), http_sizing,
+                                            s.erasure_db_pass_secret))
+        elif name in ERASURE_FUNCTIONS:
             commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
                                             s.erasure_service_account, with_app_check(s, name, erasure_env(s)), http_sizing,
                                             s.erasure_db_pass_secret))
+        elif name == "create_session":
+            commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
+                                            s.service_account, with_app_check(s, name, create_session_env(s)), http_sizing,
+                                            secrets={"GUEST_LIMIT_KEY": s.guest_limit_key_secret}))
         else:
             commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
                                             s.service_account, with_app_check(s, name, http_env(s)), http_sizing))
@@ -298,9 +368,35 @@ def plan(s: Settings) -> list[Command]:
     commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, s.uploads_service_account, trigger_env(s),
                                     [f"--max-instances={s.trigger_max_instances}", "--memory=512Mi",
                                      "--timeout=120s"]))
+    commands += scheduler_commands(s)
     commands.append(Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
                              "--project", s.project]))
     return commands
+
+
+SCHEDULER_JOB = "visitors-maintenance"
+
+
+def scheduler_commands(s: Settings) -> list[Command]:
+    """The scheduler's account may invoke run_maintenance and nothing else, and the job calls it.
+
+    `gcloud functions add-invoker-policy-binding` grants roles/run.invoker on the function's
+    Cloud Run service only (https://cloud.google.com/sdk/gcloud/reference/functions/add-invoker-policy-binding).
+    The job sends a Google-signed OIDC token of that account with the function's URL as audience
+    (`--oidc-service-account-email`, `--oidc-token-audience`:
+    https://cloud.google.com/sdk/gcloud/reference/scheduler/jobs/create/http); POST, as the
+    function answers. A second deploy finds the job made: then it is updated with the same flags."""
+    url = maintenance_url(s)
+    job = [SCHEDULER_JOB, f"--project={s.project}", f"--location={s.region}",
+           f"--schedule={s.maintenance_schedule}", "--time-zone=Etc/UTC", f"--uri={url}", "--http-method=POST",
+           f"--oidc-service-account-email={s.scheduler_service_account}", f"--oidc-token-audience={url}",
+           f"--attempt-deadline={MAINTENANCE_TIMEOUT}"]
+    return [
+        Command(["gcloud", "functions", "add-invoker-policy-binding", "run_maintenance", f"--project={s.project}",
+                 f"--region={s.region}", f"--member=serviceAccount:{s.scheduler_service_account}"]),
+        Command(["gcloud", "scheduler", "jobs", "create", "http", *job],
+                fallback=["gcloud", "scheduler", "jobs", "update", "http", *job]),
+    ]
 
 
 def run(commands: list[Command], project: str) -> None:
@@ -310,7 +406,10 @@ def run(commands: list[Command], project: str) -> None:
         for name, secret in command.secret_env.items():
             env[name] = subprocess.run(read_secret(secret, project), check=True, capture_output=True,
                                        text=True, cwd=ROOT).stdout.rstrip("\n")
-        subprocess.run(command.argv, check=True, cwd=ROOT, env=env)
+        if command.fallback is None:
+            subprocess.run(command.argv, check=True, cwd=ROOT, env=env)
+        elif subprocess.run(command.argv, cwd=ROOT, env=env).returncode != 0:
+            subprocess.run(command.fallback, check=True, cwd=ROOT, env=env)
 
 
 def main(env: dict[str, str] | None = None) -> int:

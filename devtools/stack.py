@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,11 @@ class Stack:
     # stops and loaded when it starts, as PostgreSQL's and Storage's data always are (all under
     # workdir), so a restart keeps the four stores in step.
     keep_state: bool = False
+    # The guest-creation limit (SPEC §12) the functions get: "" leaves the product's default
+    # (200); the tests' stack sets a high one, so that only the limit's own tests meet it.
+    guest_limit_per_hour: str = ""
+    # The HMAC key of client addresses: a random one per stack (a dev and test secret only).
+    guest_limit_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     postgres: LocalPostgres | None = None
     auth: AuthEmulator | None = None
     firestore: FirestoreEmulator | None = None
@@ -286,6 +292,8 @@ class Stack:
             "STORAGE_BUCKET": BUCKET,
             "ALLOWED_ORIGINS": self.allowed_origins,
             "FUNCTIONS_URL": f"http://127.0.0.1:{self.ports['functions']}",
+            "GUEST_LIMIT_KEY": self.guest_limit_key,
+            **({"GUEST_LIMIT_PER_HOUR": self.guest_limit_per_hour} if self.guest_limit_per_hour else {}),
         }
 
     def start(self) -> "Stack":

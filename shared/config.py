@@ -258,6 +258,74 @@ def claim_code_ttl_seconds() -> int:
     return _int("CLAIM_CODE_TTL_SECONDS", 600, minimum=1)
 
 
+def guest_limit_per_hour() -> int:
+    """New guests per client address per rolling hour (GUEST_LIMIT_PER_HOUR, default 200; 0 turns
+    the limit off). SPEC §12: a lab or classroom behind one address needs more."""
+    return _int("GUEST_LIMIT_PER_HOUR", 200)
+
+
+# An HMAC key shorter than this is guessable enough to undo the hashing of addresses.
+GUEST_LIMIT_KEY_MIN_LENGTH = 32
+
+
+def guest_limit_key() -> bytes:
+    """The secret that client addresses are hashed with (GUEST_LIMIT_KEY, HMAC-SHA256), so that
+    the database holds no address. Needed while the guest-creation limit is on."""
+    raw = _get("GUEST_LIMIT_KEY")
+    if not raw:
+        raise ConfigError("GUEST_LIMIT_KEY is not set: the guest-creation limit hashes client addresses with it; "
+                          "set it to a random secret of at least 32 characters (or GUEST_LIMIT_PER_HOUR=0)")
+    if len(raw) < GUEST_LIMIT_KEY_MIN_LENGTH:
+        raise ConfigError(f"GUEST_LIMIT_KEY is too short: use a random secret of at least "
+                          f"{GUEST_LIMIT_KEY_MIN_LENGTH} characters, such as `openssl rand -base64 32`")
+    return raw.encode("utf-8")
+
+
+def _guest_limit() -> None:
+    """GUEST_LIMIT_PER_HOUR, and GUEST_LIMIT_KEY when it is set (for check(): the commands that
+    check settings - migrate, backfill, erasure, deploy - need no key; create_session fails at
+    its first new guest without one, and `make deploy` gives it from Secret Manager)."""
+    guest_limit_per_hour()
+    if _get("GUEST_LIMIT_KEY"):
+        guest_limit_key()
+
+
+def guest_retention_days() -> int | None:
+    """Erase empty, unclaimed guests with no session newer than this many days (GUEST_RETENTION_DAYS;
+    unset: never). SPEC §12."""
+    if not _text("GUEST_RETENTION_DAYS"):
+        return None
+    return _int("GUEST_RETENTION_DAYS", 30, minimum=1)
+
+
+def maintenance_invoker() -> str | None:
+    """The one identity allowed to call run_maintenance (MAINTENANCE_INVOKER, a service account
+    email; `make deploy` sets the scheduler's); unset: nobody may (shared/invoker.py)."""
+    raw = _text("MAINTENANCE_INVOKER")
+    if raw and "@" not in raw:
+        raise ConfigError(f"MAINTENANCE_INVOKER={raw!r} is not a service account email: use "
+                          "NAME@PROJECT.iam.gserviceaccount.com")
+    return raw or None
+
+
+def maintenance_audience() -> str | None:
+    """The audience run_maintenance's OIDC token must name (MAINTENANCE_AUDIENCE, the function's URL,
+    as the Cloud Scheduler job's --oidc-token-audience); needed with MAINTENANCE_INVOKER."""
+    return _text("MAINTENANCE_AUDIENCE") or None
+
+
+GOOGLE_OAUTH2_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+def maintenance_certs_url() -> str:
+    """Where Google's OIDC token signing certificates are read (MAINTENANCE_CERTS_URL; tests point it
+    at a local server, production leaves it unset)."""
+    raw = _text("MAINTENANCE_CERTS_URL") or GOOGLE_OAUTH2_CERTS_URL
+    if not raw.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigError(f"MAINTENANCE_CERTS_URL={raw!r} must be an https:// URL (or a local one for tests)")
+    return raw
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -309,7 +377,8 @@ def app_check_jwks_url() -> str | None:
 # migration and backfill commands run without it.
 _READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
             upload_event_max_age_seconds, claim_code_ttl_seconds, log_level, app_check_mode,
-            app_check_jwks_url)
+            app_check_jwks_url, _guest_limit, guest_retention_days, maintenance_invoker, maintenance_audience,
+            maintenance_certs_url)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

@@ -38,7 +38,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from shared import config, failures
 from shared.auth import Caller, User
@@ -157,41 +157,64 @@ class Target:
     key_hash: bytes | None = None
 
 
+class NotEligible(Exception):
+    """Raised by erase_rows_in when `still_eligible` says no: the transaction is rolled back
+    and nothing is erased (retention found the visitor in use again, shared/maintenance.py)."""
+
+
 def erase_rows(engine: Engine, target: Target, requested_by: str) -> Erasure:
     """Part 1: delete the visitor's rows and write the ledger, in one transaction."""
     with transaction(engine) as conn:
-        number, guests = _lock_visitor(conn, target)
-        guest_ids = [str(g.id) for g in guests]
-        # The anonymous accounts the user claimed (SPEC §13): their sessions carry its id now.
-        claimed_users = [] if target.user_id is None else [row.id for row in conn.execute(
-            statement("erase_lock_claimed_users"), {"user_id": target.user_id})]
-        session_ids = [str(row.id) for row in conn.execute(
-            statement("erase_lock_sessions"), {"user_id": target.user_id, "guest_ids": guest_ids})]
-        own = {number, *(g.visitor_number for g in guests)} - {None}
-        merged = {row.from_number for row in conn.execute(
-            statement("erase_merged_numbers"), {"numbers": sorted(own), "user_id": target.user_id})}
-        numbers = sorted(own | merged)
+        erased = erase_rows_in(conn, target, requested_by)
+    log_erased(erased)
+    return erased
 
-        responses = conn.execute(statement("erase_delete_responses"), {"session_ids": session_ids}).rowcount
-        sessions = conn.execute(statement("erase_delete_sessions"), {"session_ids": session_ids}).rowcount
-        conn.execute(statement("erase_delete_merges"), {"numbers": numbers, "user_id": target.user_id})
-        conn.execute(statement("erase_delete_guests"), {"guest_ids": guest_ids})
-        if target.user_id is not None:
-            conn.execute(statement("erase_delete_claimed_users"), {"user_ids": claimed_users})
-            conn.execute(statement("erase_delete_claim_codes"), {"user_id": target.user_id})
-            conn.execute(statement("erase_delete_user"), {"user_id": target.user_id})
 
-        erasure_id = uuid.uuid4()
-        requested_at = conn.execute(statement("erase_record"), {
-            "erasure_id": str(erasure_id), "visitor_number": number,
-            "merged_numbers": [n for n in numbers if n != number], "requested_by": requested_by,
-            "sessions": sessions, "responses": responses,
-        }).scalar_one()
-        conn.execute(statement("erase_tombstones"), {"erasure_id": str(erasure_id), "session_ids": session_ids})
-    log.info("erased a visitor's rows", extra={"fields": {
-        "erasureId": str(erasure_id), "visitorNumber": number, "requestedBy": requested_by,
-        "sessions": sessions, "responses": responses}})
+def erase_rows_in(conn: Connection, target: Target, requested_by: str,
+                  still_eligible: Callable[[Connection, list[str]], bool] | None = None) -> Erasure:
+    """Part 1 inside the caller's transaction (which must commit for anything to happen).
+
+    `still_eligible(conn, session_ids)`, when given, is asked once the visitor's rows and
+    sessions are locked (nothing can add a session, a response or an upload to them
+    until the transaction ends); False raises NotEligible before anything is deleted."""
+    number, guests = _lock_visitor(conn, target)
+    guest_ids = [str(g.id) for g in guests]
+    # The anonymous accounts the user claimed (SPEC §13): their sessions carry its id now.
+    claimed_users = [] if target.user_id is None else [row.id for row in conn.execute(
+        statement("erase_lock_claimed_users"), {"user_id": target.user_id})]
+    session_ids = [str(row.id) for row in conn.execute(
+        statement("erase_lock_sessions"), {"user_id": target.user_id, "guest_ids": guest_ids})]
+    if still_eligible is not None and not still_eligible(conn, session_ids):
+        raise NotEligible()
+    own = {number, *(g.visitor_number for g in guests)} - {None}
+    merged = {row.from_number for row in conn.execute(
+        statement("erase_merged_numbers"), {"numbers": sorted(own), "user_id": target.user_id})}
+    numbers = sorted(own | merged)
+
+    responses = conn.execute(statement("erase_delete_responses"), {"session_ids": session_ids}).rowcount
+    sessions = conn.execute(statement("erase_delete_sessions"), {"session_ids": session_ids}).rowcount
+    conn.execute(statement("erase_delete_merges"), {"numbers": numbers, "user_id": target.user_id})
+    conn.execute(statement("erase_delete_guests"), {"guest_ids": guest_ids})
+    if target.user_id is not None:
+        conn.execute(statement("erase_delete_claimed_users"), {"user_ids": claimed_users})
+        conn.execute(statement("erase_delete_claim_codes"), {"user_id": target.user_id})
+        conn.execute(statement("erase_delete_user"), {"user_id": target.user_id})
+
+    erasure_id = uuid.uuid4()
+    requested_at = conn.execute(statement("erase_record"), {
+        "erasure_id": str(erasure_id), "visitor_number": number,
+        "merged_numbers": [n for n in numbers if n != number], "requested_by": requested_by,
+        "sessions": sessions, "responses": responses,
+    }).scalar_one()
+    conn.execute(statement("erase_tombstones"), {"erasure_id": str(erasure_id), "session_ids": session_ids})
     return Erasure(erasure_id, number, requested_by, requested_at, None, sessions, responses, None, None, 0)
+
+
+def log_erased(erased: Erasure) -> None:
+    """The log line of a committed part 1 (no personal data: the ledger's own fields)."""
+    log.info("erased a visitor's rows", extra={"fields": {
+        "erasureId": str(erased.erasure_id), "visitorNumber": erased.visitor_number,
+        "requestedBy": erased.requested_by, "sessions": erased.sessions, "responses": erased.responses}})
 
 
 def _lock_visitor(conn: Connection, target: Target) -> tuple[int | None, list]:

@@ -19,7 +19,8 @@ from shared import failures
 from shared.auth import Caller, Guest, User
 from shared.db import RaceLost, rerun_if_race_lost, single_statement, sqlstate, statement
 from shared.encodings import compact_json, rfc3339
-from shared.errors import Conflict, GuestClaimed, NotFound
+from shared.errors import Conflict, GuestClaimed, NotFound, ResourceExhausted
+from shared.guest_limit import Window
 from shared.logs import get_logger
 from shared.models import NewSession
 
@@ -66,17 +67,21 @@ class Session:
         }
 
 
-def create_session(engine: Engine, caller: Caller, new_session: NewSession) -> tuple[bool, Session]:
+def create_session(engine: Engine, caller: Caller, new_session: NewSession,
+                   window: Window | None = None) -> tuple[bool, Session]:
     """Create the caller's session (and the caller, and its number, on first sight).
 
     Returns (created, session): created is False for a retry of the caller's own
     session id. Raises Conflict for someone else's id, GuestClaimed for a guest
-    or an anonymous account that a registered user has claimed.
+    or an anonymous account that a registered user has claimed, ResourceExhausted
+    (429) when the caller is a new visitor and `window` (the guest-creation limit of
+    its client address, shared/guest_limit.py; default: none) is full.
     """
     params = {
         "session_id": str(new_session.sessionId or uuid.uuid4()),
         "experiment_id": new_session.experimentId,
         "metadata": compact_json(new_session.metadata or {}),
+        **(window or Window.off()).params(),
     }
     if isinstance(caller, Guest):
         params.update(key_hash=caller.key_hash, new_guest_id=str(uuid.uuid4()))
@@ -119,6 +124,13 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
     if row.outcome == "claimed":
         raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue."
                            if isinstance(caller, Guest) else _ANONYMOUS_CLAIMED)
+    if row.outcome == "limited":
+        # The count of the address, not who it is: nothing here names the address or the caller.
+        log.warning("refused a new visitor: the guest-creation limit of its address is reached",
+                    extra={"fields": {"retryAfterSeconds": row.retry_after}})
+        raise ResourceExhausted(
+            "Too many new visitors from this network in the last hour; try again later "
+            "(or sign in: signed-in accounts are not limited).", row.retry_after or 1)
     if row.outcome == "erased":
         # The same answer as for someone else's session id: it says nothing about whose it was.
         raise Conflict(_SESSION_ID_IN_USE)

@@ -9,6 +9,13 @@
 -- so a session is either inserted before the claim (and moved by it) or sees the
 -- claim and is refused; a claimed row is never numbered again. No session is
 -- left with a claimed uid.
+-- The guest-creation limit (SPEC §12; sql/006_guest_limits.sql): a new visitor (no
+-- row yet, and a sessionId not taken) is counted against its client address in
+-- `counted` before `created` may take a number. guest_limit 0 turns it off;
+-- address_hash is the address's HMAC. Past the limit nothing is created or numbered,
+-- and the one row is 'limited' with retry_after, the seconds until the address's
+-- oldest new guest leaves the rolling hour. `expired` forgets two addresses whose
+-- window is over (not this one's: a statement changes a row once).
 WITH erased AS (
     SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
 ), taken AS (
@@ -16,10 +23,32 @@ WITH erased AS (
     UNION ALL SELECT 1 FROM erased
 ), found AS (
     SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed FROM users WHERE id = :user_id FOR SHARE
+), new_visitor AS (
+    SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+), counted AS (
+    INSERT INTO guest_limits AS g (address_hash, created_at, last_at)
+    SELECT CAST(:address_hash AS bytea), ARRAY[now()], now()
+    WHERE CAST(:guest_limit AS integer) > 0 AND EXISTS (SELECT 1 FROM new_visitor)
+    ON CONFLICT (address_hash) DO UPDATE
+    SET (allowed, created_at, last_at) = (
+        SELECT w.allowed, CASE WHEN w.allowed THEN w.times || now() ELSE w.times END,
+               CASE WHEN w.allowed THEN now() ELSE g.last_at END
+        FROM (SELECT times, cardinality(times) < CAST(:guest_limit AS integer) AS allowed
+              FROM guest_limit_window(g.created_at, now() - interval '1 hour') AS times) AS w)
+    RETURNING allowed, created_at[1] AS oldest
+), refused AS (
+    SELECT CAST(ceil(extract(epoch FROM oldest + interval '1 hour' - now())) AS integer) AS retry_after
+    FROM counted WHERE NOT allowed
+), expired AS (
+    DELETE FROM guest_limits WHERE address_hash IN (
+        SELECT address_hash FROM guest_limits
+        WHERE last_at < now() - interval '1 hour' AND address_hash <> CAST(:address_hash AS bytea)
+          AND EXISTS (SELECT 1 FROM counted)
+        ORDER BY last_at LIMIT 2 FOR UPDATE SKIP LOCKED)
 ), created AS (
     INSERT INTO users (id, email, visitor_number)
     SELECT :user_id, :email, nextval('visitor_number_seq')
-    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM refused)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
@@ -39,14 +68,16 @@ WITH erased AS (
     RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
 )
 SELECT 'created' AS outcome, id, visitor_number, user_id, guest_id, experiment_id, created_at,
-       NULL::uuid AS visitor_guest_id
+       NULL::uuid AS visitor_guest_id, NULL::integer AS retry_after
 FROM inserted
 UNION ALL
-SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
+SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
 UNION ALL
 SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id, s.created_at,
-       (SELECT NULL::uuid FROM visitor)
+       (SELECT NULL::uuid FROM visitor), NULL
 FROM sessions s
 WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)
 UNION ALL
-SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased
+SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased
+UNION ALL
+SELECT 'limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM refused

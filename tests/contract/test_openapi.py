@@ -18,7 +18,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from devtools.ports import free_port
 from devtools.stack import ROOT, FunctionsServer
 from functions import HTTP_FUNCTIONS
-from shared import claim_codes, errors, http, models
+from shared import claim_codes, errors, guest_limit, http, models
 from shared.auth import GUEST_KEY_PATTERN
 from tests.conftest import ALLOWED_ORIGIN
 from tests.support import new_guest_key, rows, scalar
@@ -68,6 +68,8 @@ def test_it_states_the_limits_the_code_enforces():
         f"^[{claim_codes.ALPHABET}]{{{claim_codes.CODE_LENGTH}}}$"
     too_many = DOCUMENT["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"]["schema"]
     assert too_many["maximum"] == claim_codes.WRONG_CODE_WINDOW_SECONDS
+    limited = DOCUMENT["components"]["responses"]["GuestLimitReached"]["headers"]["Retry-After"]["schema"]
+    assert limited["maximum"] == guest_limit.WINDOW_SECONDS
     assert all(header in http.ALLOWED_HEADERS for header in ("X-Guest-Key", "X-Anonymous-Token", "X-Firebase-AppCheck"))
     assert f"{http.MAX_BODY_BYTES} bytes" in DOCUMENT["components"]["responses"]["PayloadTooLarge"]["description"]
     experiment = TypeAdapter(models.ExperimentId).json_schema()
@@ -153,6 +155,28 @@ def test_create_session_answers_conform(api, db, auth_emulator):
         conforms(response, status, code)
     assert scalar(db, "SELECT count(*) FROM sessions") == 3  # nothing from the refusals
     assert refusals[-1][0].headers["Allow"] == "POST, OPTIONS"
+
+
+def test_the_guest_creation_limit_and_run_maintenance_refusals_conform(stack, db, tmp_path):
+    """429 with Retry-After from a server whose limit is 1; run_maintenance on a server without
+    MAINTENANCE_INVOKER refuses everyone (tests/e2e/test_maintenance.py checks its 200)."""
+    server = FunctionsServer(free_port(), {**stack.env(), "GUEST_LIMIT_PER_HOUR": "1"}, tmp_path / "f.log").start()
+    try:
+        url = server.url
+        conforms(requests.post(f"{url}/create_session", json={}, headers={"X-Guest-Key": new_guest_key()},
+                               timeout=30), 201)
+        refused = requests.post(f"{url}/create_session", json={}, headers={"X-Guest-Key": new_guest_key()}, timeout=30)
+        conforms(refused, 429, "resource_exhausted")
+        assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
+        conforms(requests.post(f"{url}/run_maintenance", timeout=30), 401, "unauthenticated")
+        conforms(requests.post(f"{url}/run_maintenance", headers={"Authorization": "Bearer x"}, timeout=30),
+                 401, "unauthenticated")
+        conforms(requests.get(f"{url}/run_maintenance", timeout=30), 405, "method_not_allowed")
+        conforms(requests.post(f"{url}/run_maintenance", data=b"{", timeout=30,
+                               headers={"Content-Type": "application/json"}), 400, "invalid_json")
+    finally:
+        server.stop()
+    assert scalar(db, "SELECT count(*) FROM guests") == 1
 
 
 def test_submit_response_answers_conform(api, db):

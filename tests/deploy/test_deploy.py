@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from devtools import deploy
-from functions import ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, RESEARCH_FUNCTIONS, STORAGE_TRIGGER
+from functions import (ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, PRIVATE_FUNCTIONS,
+                       RESEARCH_FUNCTIONS, STORAGE_TRIGGER)
+
+# The functions that erase, and so log in as a member of visitor_erasure.
+ERASING = (*ERASURE_FUNCTIONS, *PRIVATE_FUNCTIONS)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -69,9 +73,9 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         env = env_vars(argv)
         assert env["INSTANCE_CONNECTION_NAME"] == "acme-study:europe-west1:visitors"
         assert env["GOOGLE_CLOUD_PROJECT"] == "acme-study"
-        assert env["DB_USER"] == ("visitors-erasure" if name in ERASURE_FUNCTIONS else "visitors-functions")
+        assert env["DB_USER"] == ("visitors-erasure" if name in ERASING else "visitors-functions")
         assert env["DB_NAME"] == "visitors"
-    for name in HTTP_FUNCTIONS:
+    for name in set(HTTP_FUNCTIONS) - set(PRIVATE_FUNCTIONS):
         f = flags(deployed[name])
         account = "visitors-erasure" if name in ERASURE_FUNCTIONS else "visitors-functions"
         assert f["--service-account"] == [f"{account}@acme-study.iam.gserviceaccount.com"]
@@ -93,7 +97,7 @@ def test_the_erasing_functions_have_their_own_identity_database_user_and_the_buc
         assert f["--service-account"] == ["visitors-erasure@acme-study.iam.gserviceaccount.com"]
         assert f["--set-secrets"] == ["DB_PASS=visitors-db-erasure-password:latest"]
         assert (env["DB_USER"], env["STORAGE_BUCKET"]) == ("visitors-erasure", "acme-study.appspot.com")
-    for name in set(HTTP_FUNCTIONS) - set(ERASURE_FUNCTIONS):
+    for name in set(HTTP_FUNCTIONS) - set(ERASING):
         assert "STORAGE_BUCKET" not in env_vars(deployed[name])
 
 
@@ -113,9 +117,10 @@ def test_secrets_come_from_secret_manager_never_inline():
     sentinel = "sentinel-pass-7f3a"
     commands = printed_commands(DB_PASS=sentinel, MIGRATE_DB_PASS=sentinel)
     for name, argv in deploys(commands).items():
-        secret = "visitors-db-erasure-password" if name in ERASURE_FUNCTIONS else "visitors-db-password"
-        assert flags(argv)["--set-secrets"] == [f"DB_PASS={secret}:latest"]
-        assert "DB_PASS" not in env_vars(argv)
+        secret = "visitors-db-erasure-password" if name in ERASING else "visitors-db-password"
+        limit_key = ",GUEST_LIMIT_KEY=visitors-guest-limit-key:latest" if name == "create_session" else ""
+        assert flags(argv)["--set-secrets"] == [f"DB_PASS={secret}:latest{limit_key}"]
+        assert "DB_PASS" not in env_vars(argv) and "GUEST_LIMIT_KEY" not in env_vars(argv)
     printed = "\n".join(shlex.join(argv) for argv in commands)
     assert sentinel not in printed
     assert printed.count("DB_PASS") == len(deploys(commands)) + 1  # --set-secrets, and the migration's $(...)
@@ -149,16 +154,18 @@ def test_iam_database_auth_sends_no_password_at_all():
     commands = printed_commands(DB_IAM_AUTH="true")
     deployed = deploys(commands)
     for name, argv in deployed.items():
-        assert "--set-secrets" not in flags(argv)
+        assert flags(argv).get("--set-secrets", []) == (
+            ["GUEST_LIMIT_KEY=visitors-guest-limit-key:latest"] if name == "create_session" else [])
         env = env_vars(argv)
         assert env["DB_IAM_AUTH"] == "true"
         # Each service account is its own database user, and each joins visitor_functions.
         account = flags(argv)["--service-account"][0]
         assert env["DB_USER"] == account.removesuffix(".gserviceaccount.com")
     (migrate,) = [argv for argv in commands if "shared.migrate" in argv]
-    assert migrate[-3:] == ["--functions-user=visitors-functions@acme-study.iam",
+    assert migrate[-4:] == ["--functions-user=visitors-functions@acme-study.iam",
                             "--functions-user=visitors-uploads@acme-study.iam",
-                            "--erasure-user=visitors-erasure@acme-study.iam"]
+                            "--erasure-user=visitors-erasure@acme-study.iam",
+                            "--erasure-user=visitors-maintenance@acme-study.iam"]
 
 
 def test_sizing_and_options_are_passed_through():
@@ -225,7 +232,7 @@ def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_s
 
 def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     # 4 visitor functions x 5 instances x 3 + the rarely-called ones (rights, create_claim_code,
-    # researchers) x 1 x 3 + the trigger's 5.
+    # researchers, run_maintenance) x 1 x 3 + the trigger's 5.
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
@@ -245,11 +252,54 @@ def test_a_region_other_than_the_hosting_rewrites_is_refused():
     assert "firebase.json's hosting rewrites use region europe-west1 but REGION=us-central1" in result.stderr
 
 
+def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_scheduler_only():
+    commands = printed_commands(GUEST_RETENTION_DAYS="30")
+    argv = deploys(commands)["run_maintenance"]
+    f, env = flags(argv), env_vars(argv)
+    url = "https://europe-west1-acme-study.cloudfunctions.net/run_maintenance"
+    assert "--no-allow-unauthenticated" in f and "--allow-unauthenticated" not in f
+    assert f["--service-account"] == ["visitors-maintenance@acme-study.iam.gserviceaccount.com"]
+    assert f["--max-instances"] == ["1"] and f["--timeout"] == ["900s"]
+    assert f["--set-secrets"] == ["DB_PASS=visitors-db-erasure-password:latest"]
+    assert {k: env[k] for k in ("DB_USER", "STORAGE_BUCKET", "GUEST_RETENTION_DAYS", "MAINTENANCE_INVOKER",
+                                "MAINTENANCE_AUDIENCE")} == {
+        "DB_USER": "visitors-erasure", "STORAGE_BUCKET": "acme-study.appspot.com", "GUEST_RETENTION_DAYS": "30",
+        "MAINTENANCE_INVOKER": "visitors-scheduler@acme-study.iam.gserviceaccount.com", "MAINTENANCE_AUDIENCE": url}
+    assert "GUEST_RETENTION_DAYS" not in env_vars(deploys(printed_commands())["run_maintenance"])  # off by default
+
+    (binding,) = [a for a in commands if a[:3] == ["gcloud", "functions", "add-invoker-policy-binding"]]
+    assert binding[3] == "run_maintenance"
+    assert flags(binding)["--member"] == ["serviceAccount:visitors-scheduler@acme-study.iam.gserviceaccount.com"]
+    (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
+    create, update = job[:job.index("||")], job[job.index("||") + 1:]
+    assert update[:5] == ["gcloud", "scheduler", "jobs", "update", "http"] and update[5:] == create[5:]
+    j = flags(create)
+    assert create[5] == "visitors-maintenance"
+    assert (j["--uri"], j["--oidc-token-audience"], j["--http-method"]) == ([url], [url], ["POST"])
+    assert j["--oidc-service-account-email"] == ["visitors-scheduler@acme-study.iam.gserviceaccount.com"]
+    assert j["--location"] == ["europe-west1"] and j["--schedule"] == ["17 * * * *"]
+    # After the function exists (the binding needs it), before Firebase.
+    order = [commands.index(argv), commands.index(binding), commands.index(job), len(commands) - 1]
+    assert order == sorted(order)
+
+
+def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
+    argv = deploys(printed_commands(GUEST_LIMIT_PER_HOUR="1000", GUEST_LIMIT_KEY_SECRET="limit-key"))["create_session"]
+    assert env_vars(argv)["GUEST_LIMIT_PER_HOUR"] == "1000"
+    assert flags(argv)["--set-secrets"] == ["DB_PASS=visitors-db-password:latest,GUEST_LIMIT_KEY=limit-key:latest"]
+    assert env_vars(deploys(printed_commands())["create_session"])["GUEST_LIMIT_PER_HOUR"] == "200"
+
+
 # The Cloud SDK parses every printed gcloud command: a misspelt flag or a bad value
 # fails there, before any account is needed (an empty configuration has none).
 if shutil.which("gcloud"):
     def test_gcloud_accepts_every_printed_command():
-        commands = [argv for argv in printed_commands() if argv[:3] == ["gcloud", "functions", "deploy"]]
+        printed = printed_commands()
+        commands = [argv for argv in printed if argv[:3] == ["gcloud", "functions", "deploy"]]
+        # and run_maintenance's invoker binding and scheduler job (create, and the update after "||")
+        for argv in printed:
+            if argv[:2] == ["gcloud", "scheduler"] or argv[:3] == ["gcloud", "functions", "add-invoker-policy-binding"]:
+                commands += [argv[:argv.index("||")], argv[argv.index("||") + 1:]] if "||" in argv else [argv]
         with tempfile.TemporaryDirectory() as config:
             env = {"PATH": os.environ["PATH"], "CLOUDSDK_CONFIG": config, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
                    "HOME": config}

@@ -22,12 +22,13 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared import (access, backfill, claim_codes, erasure, export, registration, researchers, responses, stats,
-                    uploads, visitors)
+from shared import (access, backfill, claim_codes, erasure, export, maintenance, registration, researchers,
+                    responses, stats, uploads, visitors)
 from shared.auth import Guest, User, hash_guest_key
 from shared.config import DatabaseSettings
 from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
-from shared.errors import Conflict
+from shared.errors import Conflict, ResourceExhausted
+from shared.guest_limit import Window
 from shared.migrate import apply_migrations, migration_files
 from shared.models import NewResponse, NewSession, StudyQuery
 from tests.support import new_guest_key, resume_numbering, stop_numbering
@@ -127,6 +128,18 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     assert erasure.erase_caller(engine, third, down).status == "pending"
     assert erasure.resume(engine, stores).completed == 1
     erasure.status_line(engine)
+
+    # The guest-creation limit refusing a new guest, and a maintenance run that erases an idle one.
+    limited = Window(1, b"\x01" * 32)
+    visitors.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
+    with pytest.raises(ResourceExhausted):
+        visitors.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
+    idle = Guest(hash_guest_key(new_guest_key()))
+    visitors.create_session(engine, idle, NewSession())
+    with admin.begin() as conn:
+        for table in ("guests", "sessions"):
+            conn.execute(text(f"UPDATE {table} SET created_at = created_at - interval '40 days'"))
+    assert maintenance.run(engine, stores, retention_days=30).retention.erased >= 1
 
 
 @pytest.fixture

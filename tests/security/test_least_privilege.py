@@ -66,7 +66,9 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
         r=FUNCTIONS_ROLE)}
     assert grants == {(table, privilege) for table in TABLES + CLAIM_TABLES
                       for privilege in ("SELECT", "INSERT", "UPDATE")} | {
-        ("erased_sessions", "SELECT")}  # the tombstones create_session and on_upload_finalized read
+        ("erased_sessions", "SELECT")} | {  # the tombstones create_session and on_upload_finalized read
+        # The guest-creation windows (sql/006_guest_limits.sql): counted, and forgotten once over.
+        ("guest_limits", privilege) for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")}
     sequence = rows(db, "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
                         "has_sequence_privilege(:r, 'visitor_number_seq', 'UPDATE') AS update", r=FUNCTIONS_ROLE)[0]
     assert (sequence.usage, sequence.update) == (True, False)
@@ -326,3 +328,38 @@ def test_withdrawal_of_a_claimer_runs_as_a_member_of_the_erasure_role(stack, era
             assert scalar(db, f"SELECT count(*) FROM {table}") == 0, table
     finally:
         server.stop()
+
+
+def test_python_m_shared_maintenance_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db, firestore,
+                                                                           bucket):
+    """The command does what run_maintenance does (SPEC §12), with no more rights than erasing has:
+    an idle empty guest is erased through the ledger, an expired guest-creation window forgotten."""
+    api = Api(stack.env()["FUNCTIONS_URL"])
+    idle, active = new_guest_key(), new_guest_key()
+    for key in (idle, active):
+        assert api.post("create_session", {}, guest=key).status_code == 201
+    with db.begin() as conn:
+        conn.execute(text("UPDATE sessions SET created_at = now() - interval '40 days' WHERE guest_id = "
+                          "(SELECT id FROM guests WHERE key_hash = sha256(convert_to(:k, 'UTF8')))"), {"k": idle})
+        conn.execute(text("UPDATE guests SET created_at = now() - interval '40 days' "
+                          "WHERE key_hash = sha256(convert_to(:k, 'UTF8'))"), {"k": idle})
+        conn.execute(text("UPDATE guest_limits SET last_at = now() - interval '2 hours'"))
+    env = {**stack.env(), "PATH": os.environ["PATH"], "GUEST_RETENTION_DAYS": "30",
+           "DATABASE_URL": url_as(stack.database_url, erasure_user)}
+
+    result = subprocess.run([sys.executable, "-m", "shared.maintenance"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    # (The other lines on stdout are the log's JSON lines.)
+    assert [line for line in result.stdout.splitlines() if line.startswith("maintenance:")] == [
+        "maintenance: 0 pending erasure(s) completed, 0 still pending",
+        "maintenance: retention (30 days) erased 1 guest(s), 0 with Firestore or Storage still pending, 0 kept",
+        "maintenance: forgot 1 expired guest-creation window(s)",
+    ]
+    assert rows(db, "SELECT requested_by, sessions FROM erasures") == [("retention", 1)]
+    assert scalar(db, "SELECT count(*) FROM guests") == 1
+    assert scalar(db, "SELECT count(*) FROM guest_limits") == 0
+    again = subprocess.run([sys.executable, "-m", "shared.maintenance"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "erased 0 guest(s)" in again.stdout

@@ -1,0 +1,18 @@
+"""run_maintenance: POST, by Cloud Scheduler only (deployed private, SPEC §12); resumes pending
+erasures, applies retention (GUEST_RETENTION_DAYS) and forgets expired guest-creation
+windows, and answers what it did."""
+
+import functions_framework
+
+from shared import config, erasure, maintenance
+from shared.db import get_engine
+from shared.http import endpoint
+from shared.invoker import require_invoker
+
+
+@functions_framework.http
+@endpoint("POST")
+def run_maintenance(request, _body):
+    require_invoker(request)
+    report = maintenance.run(get_engine(), erasure.OtherStores.of_instance(), config.guest_retention_days())
+    return 200, report.to_json()
