@@ -151,7 +151,7 @@ class Settings:
             guest_retention_days=(str(number("GUEST_RETENTION_DAYS", 30))
                                   if env.get("GUEST_RETENTION_DAYS", "").strip() else None),
             trigger_service_account=get("TRIGGER_SERVICE_ACCOUNT", f"visitors-events@{project}.iam.gserviceaccount.com"),
-            trigger_location=env.get("TRIGGER_LOCATION", "").strip() or None,
+            trigger_location=env.get("TRIGGER_LOCATION", "").strip().lower() or None,
             allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
             max_instances=number("MAX_INSTANCES", 5),
             rights_max_instances=number("RIGHTS_MAX_INSTANCES", 1),
@@ -164,6 +164,15 @@ class Settings:
             # functions' settings (functions_problems).
             app_check=get("APP_CHECK", "off").lower(),
         )
+        if not env.get("TRIGGER_LOCATION", "").strip():
+            # Eventarc: a Cloud Storage trigger lives in its bucket's location
+            # (https://cloud.google.com/eventarc/docs/understand-locations), which the bucket's
+            # name does not tell: an old PROJECT.appspot.com bucket is often in the US multi-region,
+            # a PROJECT.firebasestorage.app one wherever the project's default location is.
+            bucket = env.get("BUCKET", "").strip() or "BUCKET"
+            problems.append(f"TRIGGER_LOCATION is not set: the storage trigger must be in the bucket's location; "
+                            f"set it to `gcloud storage buckets describe gs://{bucket} --format='value(location)'`, "
+                            "lowercased (e.g. us, eu, europe-west1)")
         if env.get("APP_CHECK_JWKS_URL", "").strip():
             problems.append("APP_CHECK_JWKS_URL is for tests only: unset it to deploy "
                             "(deployed functions fetch Google's App Check keys)")
@@ -363,18 +372,23 @@ def plan(s: Settings) -> list[Command]:
                                             s.service_account, with_app_check(s, name, http_env(s)), http_sizing))
     trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
                f"--trigger-service-account={s.trigger_service_account}", "--retry"]
-    if s.trigger_location:
-        trigger.append(f"--trigger-location={s.trigger_location}")
+    trigger.append(f"--trigger-location={s.trigger_location}")
     commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, s.uploads_service_account, trigger_env(s),
                                     [f"--max-instances={s.trigger_max_instances}", "--memory=512Mi",
                                      "--timeout=120s"]))
     commands += scheduler_commands(s)
+    # firebase.json's storage rules name the deploy target "uploads", which this binds to BUCKET (in
+    # .firebaserc): without a target, firebase deploy releases them to the project's default bucket
+    # (firebase-tools lib/deploy/storage/prepare.js), which need not be BUCKET.
+    commands.append(Command(["npx", "firebase", "target:apply", "storage", STORAGE_RULES_TARGET, s.bucket,
+                             "--project", s.project]))
     commands.append(Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
                              "--project", s.project]))
     return commands
 
 
 SCHEDULER_JOB = "visitors-maintenance"
+STORAGE_RULES_TARGET = "uploads"  # firebase.json's storage deploy target
 
 
 def scheduler_commands(s: Settings) -> list[Command]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -25,6 +26,8 @@ SETTINGS = {
     "BUCKET": "acme-study.appspot.com",
     "INSTANCE_CONNECTION_NAME": "acme-study:europe-west1:visitors",
 }
+REQUIRED = sorted(SETTINGS)
+SETTINGS["TRIGGER_LOCATION"] = "us"  # an .appspot.com bucket in the US multi-region
 
 
 def make_deploy(**variables: str) -> subprocess.CompletedProcess:
@@ -150,6 +153,27 @@ def test_firebase_rules_and_hosting_are_deployed_last():
                             "--project", "acme-study"]
 
 
+def test_the_storage_rules_go_to_the_uploads_bucket_not_the_default_one():
+    """firebase.json names a deploy target for the storage rules, bound to BUCKET just before the deploy."""
+    commands = printed_commands(BUCKET="acme-uploads")
+    assert commands[-2] == ["npx", "firebase", "target:apply", "storage", "uploads", "acme-uploads",
+                            "--project", "acme-study"]
+    firebase = json.loads((ROOT / "firebase.json").read_text())
+    assert firebase["storage"] == [{"target": "uploads", "rules": "storage.rules"}]
+
+
+def test_the_trigger_location_is_asked_for_with_how_to_find_it():
+    result = make_deploy(DRY_RUN="1", **{k: v for k, v in SETTINGS.items() if k != "TRIGGER_LOCATION"})
+    assert result.returncode != 0 and result.stdout.strip() == ""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
+    assert lines == ["make deploy: TRIGGER_LOCATION is not set: the storage trigger must be in the bucket's "
+                     "location; set it to `gcloud storage buckets describe gs://acme-study.appspot.com "
+                     "--format='value(location)'`, lowercased (e.g. us, eu, europe-west1)"]
+    commands = printed_commands(TRIGGER_LOCATION="US")
+    (trigger,) = [c for c in commands if "on_upload_finalized" in c and "deploy" in c]
+    assert "--trigger-location=us" in trigger
+
+
 def test_iam_database_auth_sends_no_password_at_all():
     commands = printed_commands(DB_IAM_AUTH="true")
     deployed = deploys(commands)
@@ -189,7 +213,7 @@ def test_sizing_and_options_are_passed_through():
     assert flags(deployed["on_upload_finalized"])["--trigger-location"] == ["eu"]
 
 
-@pytest.mark.parametrize("missing", sorted(SETTINGS))
+@pytest.mark.parametrize("missing", REQUIRED)
 def test_a_missing_variable_is_one_line_naming_it_and_nothing_runs(missing):
     result = make_deploy(DRY_RUN="1", **{k: v for k, v in SETTINGS.items() if k != missing})
     assert result.returncode != 0
