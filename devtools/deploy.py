@@ -305,14 +305,21 @@ def deploy_function(s: Settings, name: str, trigger: list[str], service_account:
     return Command(argv)
 
 
-def hosting_region_problems(s: Settings, firebase_json: Path = ROOT / "firebase.json") -> list[str]:
-    """Hosting's /api rewrites name a function region; it must be the one deployed to."""
+def hosting_region_problems(s: Settings, firebase_json: Path = ROOT / "firebase.json",
+                            page_config: Path = ROOT / "public" / "config.json") -> list[str]:
+    """Hosting's /api rewrites and the page's config name a function region; it must be the one deployed to."""
     rewrites = json.loads(firebase_json.read_text())["hosting"].get("rewrites", [])
     regions = {r["function"].get("region", "us-central1") for r in rewrites if isinstance(r.get("function"), dict)}
+    problems = []
     if regions - {s.region}:
-        return [f"firebase.json's hosting rewrites use region {', '.join(sorted(regions))} but "
-                f"REGION={s.region}: make them the same"]
-    return []
+        problems.append(f"firebase.json's hosting rewrites use region {', '.join(sorted(regions))} but "
+                        f"REGION={s.region}: make them the same")
+    # The page calls the functions at https://REGION-PROJECT.cloudfunctions.net (public/config.js).
+    page_region = json.loads(page_config.read_text()).get("functionsRegion")
+    if page_region and page_region != s.region:
+        problems.append(f"public/config.json's functionsRegion is {page_region} but REGION={s.region}: "
+                        "make them the same")
+    return problems
 
 
 def functions_problems(s: Settings) -> list[str]:

@@ -274,6 +274,7 @@ def test_a_region_other_than_the_hosting_rewrites_is_refused():
     result = make_deploy(DRY_RUN="1", **{**SETTINGS, "REGION": "us-central1"})
     assert result.returncode != 0
     assert "firebase.json's hosting rewrites use region europe-west1 but REGION=us-central1" in result.stderr
+    assert "public/config.json's functionsRegion is europe-west1 but REGION=us-central1" in result.stderr
 
 
 def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_scheduler_only():

@@ -277,7 +277,8 @@ def test_functions_serve_the_page_and_api_aliases(stack, api, db):
     assert requests.get(f"{base}/config.json", timeout=10).json() == {
         "functionsUrl": "/api", "authEmulatorUrl": f"http://{stack.auth.host}", "bucket": BUCKET, "anonymousAuth": False,
         "storageEmulatorHost": base.removeprefix("http://")}
-    assert json.loads((ROOT / "public" / "config.json").read_text())["functionsUrl"] == "/api"
+    committed = json.loads((ROOT / "public" / "config.json").read_text())  # production: the functions' own URLs
+    assert (committed["functionsUrl"], committed["functionsRegion"]) == ("", "europe-west1")
     assert requests.get(f"{base}/__/firebase/init.json", timeout=10).json()["projectId"] == PROJECT
     created = requests.post(f"{base}/api/create_session", json={}, headers={"X-Guest-Key": "k" * 40}, timeout=10)
     assert created.status_code == 201 and created.json()["visitorNumber"] == 1
@@ -360,6 +361,33 @@ def test_another_origin_in_allowed_origins_may_call_the_functions(db, page, page
     page.get_by_role("button", name="Start").click()
     expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
     expect(page.locator("#error")).to_be_hidden()
+
+
+@in_chromium
+def test_with_a_functions_region_the_page_calls_the_functions_own_urls(db, page, page_origin, functions_allowing):
+    """The committed production config (functionsRegion, no functionsUrl): the page calls
+    https://REGION-PROJECT.cloudfunctions.net/NAME, not Hosting's /api, so the function sees the
+    visitor's address. That host is this machine's functions server here: Playwright hands each such
+    request to it unchanged (same method, headers and body), and the browser applies CORS to its answer."""
+    from playwright.sync_api import expect
+
+    origin, config = page_origin
+    config["functionsUrl"] = ""
+    config["functionsRegion"] = "europe-west1"
+    production = f"https://europe-west1-{PROJECT}.cloudfunctions.net"
+    called = []
+
+    def to_this_machine(route):
+        called.append(route.request.url)
+        route.fulfill(response=route.fetch(url=route.request.url.replace(production, functions_allowing.url)))
+
+    page.route(f"{production}/**", to_this_machine)
+    page.goto(f"{origin}/")
+    page.get_by_role("button", name="Start").click()
+    expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
+    assert f"{production}/create_session" in called
+    assert not any("/api/" in url for url in called)
+    assert len(rows(db, "SELECT id FROM sessions")) == 1
 
 
 @in_chromium
