@@ -33,16 +33,23 @@ def client_address(request) -> str:
     sent in that header stays in front of it. So the rightmost entry is the one a client
     cannot choose, and every entry left of it may be forged (README, "Guest-creation
     limit"). Without the header (a local server with no front end) it is the socket's
-    peer. An entry that is not an IP address is used as it is: it cannot be forged
-    either, it only groups oddly.
+    peer. An IPv6 address counts as its /64. An entry that is not an IP address is used
+    as it is: it cannot be forged either, it only groups oddly.
     """
     forwarded = request.headers.get("X-Forwarded-For", "")
     entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
     address = entries[-1] if entries else (request.remote_addr or "")
     try:
-        return str(ipaddress.ip_address(address))  # one spelling per address (IPv6 forms)
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)  # an IPv4 address written as IPv6 is that address
+        # One IPv6 client usually holds a whole /64 (the usual end-site prefix, RFC 6177), so an
+        # address per request would cost it nothing: its /64 is what counts.
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def address_hash(address: str, key: bytes) -> bytes:

@@ -92,12 +92,14 @@ def test_another_address_is_not_affected_and_forged_entries_do_not_escape(limite
     assert first_session(api, "198.51.100.2").status_code == 201
     assert first_session(api, "2001:db8::1").status_code == 201
     assert first_session(api, "2001:0db8:0:0::1").status_code == 201  # the same address, spelled otherwise
+    assert first_session(api, "2001:db8::ffff:1").status_code == 201  # another address of the same /64 ...
+    assert_error(first_session(api, "2001:db8::2"), 429, "resource_exhausted")  # ... shares its window
     assert scalar(db, "SELECT count(*) FROM guest_limits") == 3
 
     key = stack.env()["GUEST_LIMIT_KEY"].encode()
     stored = {bytes(r.address_hash) for r in rows(db, "SELECT address_hash FROM guest_limits")}
     assert stored == {hmac.new(key, a.encode(), hashlib.sha256).digest()
-                      for a in ("198.51.100.1", "198.51.100.2", "2001:db8::1")}
+                      for a in ("198.51.100.1", "198.51.100.2", "2001:db8::/64")}
 
 
 def test_returning_guests_retries_and_signed_in_users_are_not_limited(limited_servers, db, auth_emulator):

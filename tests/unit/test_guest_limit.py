@@ -24,7 +24,10 @@ def request(forwarded: str | None = None, peer: str = "127.0.0.1") -> Request:
     ("203.0.113.7", "203.0.113.7"),                         # what the front end appended, alone
     ("10.1.2.3, 203.0.113.7", "203.0.113.7"),               # a client's own entry is on the left
     ("1.1.1.1,2.2.2.2 ,  203.0.113.7", "203.0.113.7"),
-    ("2001:0DB8:0:0::1", "2001:db8::1"),                     # one spelling per address
+    ("2001:0DB8:0:0::1", "2001:db8::/64"),                   # an IPv6 address counts as its /64
+    ("2001:db8::ffff:1:2:3", "2001:db8::/64"),               # ... whichever of its 2^64 it uses
+    ("2001:db8:0:1::1", "2001:db8:0:1::/64"),                # the next /64 is another client
+    ("::ffff:203.0.113.7", "203.0.113.7"),                   # IPv4 written as IPv6 is that IPv4 address
     ("garbage, 203.0.113.7", "203.0.113.7"),
     ("203.0.113.7, not-an-ip", "not-an-ip"),                # the last entry is what counts, whatever it is
     ("", "192.0.2.1"), (" , ", "192.0.2.1"),                # no entries: the socket's peer
