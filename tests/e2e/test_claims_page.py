@@ -15,17 +15,11 @@ import pytest
 
 from devtools.ports import free_port
 from devtools.stack import FunctionsServer
-from tests.e2e.test_browser import BUNDLE, chromium, header, in_chromium, new_page
-from tests.e2e.test_browser import output_dir  # noqa: F401 - a fixture, shared with the page's other tests
+from tests.e2e.test_browser import header, in_chromium, new_page
+from tests.e2e.test_browser import browser, output_dir  # noqa: F401 - fixtures, shared with the page's other tests
 from tests.support import register, rows
 
 PASSWORD = "correct-horse-battery"  # tests.support's AuthEmulatorClient signs users up with it
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium(BUNDLE) as launched:
-        yield launched
 
 
 def fresh_page(browser):
