@@ -1,16 +1,50 @@
-"""The HTTP ceiling: a functions-framework function that does nothing.
+"""The HTTP ceilings: functions-framework functions that do the least there is.
 
-It answers 201 with a small JSON body, like create_session, without touching
-auth, parsing or the database. Served by bench/noop_server.py exactly as
-devtools/serve.py serves the product (functions-framework's create_app under
-gunicorn with the same workers and threads).
+noop answers 201 with a small JSON body, like create_session, without touching
+auth, parsing or the database: the ceiling of any function served this way.
+
+db_ceiling is the least a database-backed function can do: it parses nothing,
+takes a pooled connection from the product's own engine (shared.db.get_engine, the
+same settings and pool), runs the one-INSERT ceiling statement of the database
+benchmark (bench/seed_style.py: INSERT INTO sessions ... nextval(), prepared, no
+BEGIN/COMMIT) and answers 201 with the new session's id as JSON. It is the honest
+ceiling for create_session over HTTP: what is left between the two is what the
+product adds (credentials, validation, its larger statement, its answer).
+
+Both are served by bench/noop_server.py exactly as devtools/serve.py serves the
+product (functions-framework's create_app under gunicorn with the same workers
+and threads).
 """
+
+import functools
+import json
+import uuid
 
 import functions_framework
 
 _BODY = '{"sessionId": "00000000-0000-0000-0000-000000000000", "visitorNumber": 1}'
+_HEADERS = {"Content-Type": "application/json"}
 
 
 @functions_framework.http
 def noop(request):
-    return _BODY, 201, {"Content-Type": "application/json"}
+    return _BODY, 201, _HEADERS
+
+
+@functions_framework.http
+def db_ceiling(request):
+    from shared.db import get_engine, single_statement
+
+    session_id = str(uuid.uuid4())
+    with single_statement(get_engine()) as conn:
+        conn.rows(_ceiling(), {"id": session_id, "experiment_id": "bench", "metadata": "{}"})
+    return json.dumps({"sessionId": session_id}), 201, _HEADERS
+
+
+@functools.lru_cache(maxsize=None)
+def _ceiling():
+    import sqlalchemy
+
+    from bench.seed_style import CEILING_SQL
+
+    return sqlalchemy.text(CEILING_SQL)

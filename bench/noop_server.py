@@ -1,12 +1,13 @@
-"""bench/noop.py served at /noop through the same kind of path dispatch as
-devtools/serve.py (one functions-framework app per function). Run with
-gunicorn: `bench.noop_server:app`."""
+"""bench/noop.py's functions served at /noop and /db_ceiling through the same kind of
+path dispatch as devtools/serve.py (one functions-framework app per function). Run
+with gunicorn: `bench.noop_server:app`."""
 
 from pathlib import Path
 
 from functions_framework import create_app
 
-_apps = {"noop": create_app("noop", str(Path(__file__).with_name("noop.py")))}
+_SOURCE = str(Path(__file__).with_name("noop.py"))
+_apps = {name: create_app(name, _SOURCE) for name in ("noop", "db_ceiling")}
 
 
 def app(environ, start_response):
