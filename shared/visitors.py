@@ -80,7 +80,7 @@ def create_session(engine: Engine, caller: Caller, new_session: NewSession,
     params = {
         "session_id": str(new_session.sessionId or uuid.uuid4()),
         "experiment_id": new_session.experimentId,
-        "metadata": compact_json(new_session.metadata or {}),
+        "metadata": compact_json(new_session.metadata) if new_session.metadata else "{}",
         **(window or Window.off()).params(),
     }
     if isinstance(caller, Guest):
@@ -136,7 +136,10 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
         raise Conflict(_SESSION_ID_IN_USE)
     session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
     if row.outcome == "created":
-        log.info(
+        # DEBUG, not INFO: Cloud Run logs every request already (its request log), the
+        # session's row holds its number and time, and this line was a tenth of the
+        # product's own CPU per new session (bench/README.md). LOG_LEVEL=DEBUG shows it.
+        log.debug(
             "created session",
             extra={"fields": {"sessionId": str(session.session_id), "visitorNumber": session.visitor_number}},
         )

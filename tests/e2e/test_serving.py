@@ -21,7 +21,8 @@ def test_function_served_alone_by_functions_framework(stack, db, tmp_path):
         "functions-framework",
         [sys.executable, "-m", "functions_framework", "--target", "create_session", "--source", "main.py",
          "--port", str(port), "--host", "127.0.0.1"],
-        log_path, env={**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}, cwd=ROOT,
+        # DEBUG: the "created session" line below is a DEBUG line (shared/visitors.py).
+        log_path, env={**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "DEBUG"}, cwd=ROOT,
     ).start(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 405)
     try:
         response = requests.post(f"http://127.0.0.1:{port}/", json={"experimentId": "alone"},
@@ -35,7 +36,7 @@ def test_function_served_alone_by_functions_framework(stack, db, tmp_path):
 
     entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     (created,) = [e for e in entries if e["message"] == "created session"]
-    assert created["severity"] == "INFO"
+    assert created["severity"] == "DEBUG"
     assert created["logging.googleapis.com/trace"] == "projects/demo-visitors/traces/4bf92f3577b34da6a3ce929d0e0e4736"
     assert created["sessionId"] == response.json()["sessionId"]
 
