@@ -136,7 +136,8 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
         raise Conflict(_SESSION_ID_IN_USE)
     session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
     if row.outcome == "created":
-        # DEBUG, not INFO: Cloud Run logs every request already (its request log), the
+        # DEBUG, not INFO: Cloud Run logs every request already (its request logs "are
+        # created automatically": https://cloud.google.com/run/docs/logging), the
         # session's row holds its number and time, and this line was a tenth of the
         # product's own CPU per new session (bench/README.md). LOG_LEVEL=DEBUG shows it.
         log.debug(
