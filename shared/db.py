@@ -389,14 +389,14 @@ class Statements:
         if prepared is None:
             result = self.connection.execute(clause, params)
             return result.all() if result.returns_rows else []
+        statement_, row = prepared
         try:
-            rows = prepared.run(**params)
+            rows = statement_.run(**params)
         except Exception as error:
             self._after_driver_error(error)
             raise
         if rows is None:
             return []
-        row = _row_type(tuple(column["name"] for column in prepared.columns))
         return [row(*values) for values in rows]
 
     def first(self, clause: sqlalchemy.TextClause, params: Mapping[str, Any] | None = None):
@@ -415,10 +415,13 @@ class Statements:
             from pg8000.native import PreparedStatement
 
             try:
-                prepared[sql] = PreparedStatement(pooled.dbapi_connection, sql)
+                statement_ = PreparedStatement(pooled.dbapi_connection, sql)
             except Exception as error:
                 self._after_driver_error(error)
                 raise
+            # The row type from the columns the server described when it prepared the
+            # statement (none for a statement that returns no rows), made once.
+            prepared[sql] = (statement_, _row_type(tuple(column["name"] for column in statement_.cols or ())))
         return prepared[sql]
 
     def _after_driver_error(self, error: Exception) -> None:
