@@ -146,7 +146,7 @@ def _read_json_body(request: flask.Request) -> Any:
         raise UnsupportedMediaType(f"Send the body as UTF-8 (got charset={charset}).")
     try:
         text = raw.decode("utf-8")
-        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        document = _DECODER.decode(text)
         _check_text(document)
     except UnicodeDecodeError:
         raise InvalidJson("The request body is not valid UTF-8.") from None
@@ -179,6 +179,10 @@ def _finite_float(literal: str) -> float:
         # Valid JSON, but no JSON value can hold it once parsed (and PostgreSQL refuses Infinity).
         raise InvalidArgument(f"The number {literal[:40]} is out of range.")
     return value
+
+
+# One decoder for every request: json.loads with hooks would build a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _check_text(value: Any, depth: int = 0) -> None:
