@@ -865,6 +865,68 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
                  "of the address's window in the same statement, and the index probe for expired windows).")
 
 
+# --- the database server's own CPU, for sizing a Cloud SQL primary -----------------------------
+
+def _postmaster_children_cpu(postmaster: int) -> float:
+    """CPU seconds of PostgreSQL's processes: every child of the postmaster (the backends of the
+    engine's pooled connections, which live through the measurement, and the WAL writer,
+    checkpointer and the rest, whose work the statements cause too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(ticks for _, ppid, _, ticks in _proc_stats() if ppid == postmaster) / tick
+
+
+def bench_server_cpu(engine, calls: int = 2000) -> None:
+    """PostgreSQL's CPU per create_session and per ceiling INSERT (one client thread, five
+    interleaved rounds, the pool's backends kept), and the server time of one nextval on a
+    CACHE 1 sequence: the figures bench/README.md's "Scale on paper" takes to a Cloud SQL
+    primary. The bench's PostgreSQL runs with fsync off (see "What is not measured")."""
+    import logging
+
+    from bench.seed_style import ceiling_insert
+    from shared.auth import Guest
+    from shared.models import NewSession
+    from shared.visitors import create_session
+
+    logging.disable(logging.INFO)
+    request = NewSession(experimentId="bench")
+    with engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    postmaster = next(ppid for pid, ppid, _, _ in _proc_stats() if pid == backend)
+    returning = Guest(secrets.token_bytes(32))
+    create_session(engine, returning, request)
+    variants = {
+        "ceiling: one INSERT ... nextval()": lambda: ceiling_insert(engine),
+        "shared.visitors.create_session, new guests": lambda: create_session(
+            engine, Guest(secrets.token_bytes(32)), request),
+        "shared.visitors.create_session, a returning guest": lambda: create_session(engine, returning, request),
+    }
+    spent = {name: [] for name in variants}
+    for _ in range(DB_ROUNDS):
+        for name, call in variants.items():
+            before = _postmaster_children_cpu(postmaster)
+            for _ in range(calls // DB_ROUNDS):
+                call()
+            spent[name].append((_postmaster_children_cpu(postmaster) - before) / (calls // DB_ROUNDS))
+    ceiling_ms = 1000 * statistics.median(spent["ceiling: one INSERT ... nextval()"])
+    for name, per_call in spent.items():
+        ms = 1000 * statistics.median(per_call)
+        row(f"PostgreSQL CPU per call: {name}", 1, None, None, f"{ms:.3f} server CPU ms/call; "
+            f"{ms / ceiling_ms:.1f}x the ceiling's", n=calls // DB_ROUNDS * DB_ROUNDS)
+    # One backend taking numbers as fast as it can from a sequence like visitor_number_seq
+    # (its own, so that the product's numbers stay without gaps): the server time per nextval.
+    with engine.connect() as conn:
+        conn.execute(text("CREATE SEQUENCE IF NOT EXISTS bench_nextval_seq AS bigint CACHE 1"))
+        conn.commit()
+        plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) "
+                                 "SELECT count(nextval('bench_nextval_seq')) FROM generate_series(1, 200000)")
+                            ).scalar_one()
+        conn.rollback()
+    per_nextval_us = 1000 * plan[0]["Execution Time"] / 200000
+    notes.append(f"nextval on a CACHE 1 sequence, one backend in a loop: {per_nextval_us:.2f} us of server time "
+                 f"each, so one sequence hands out at most about {1e6 / per_nextval_us:,.0f} numbers/s from one "
+                 "backend (the sequence's buffer lock is held that long; many backends take turns on it).")
+
+
 # --- the run --------------------------------------------------------------------------------
 
 def main() -> int:
@@ -889,6 +951,7 @@ def main() -> int:
         sections = [("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
                     ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
                     ("database path", lambda: bench_db(engine)),
+                    ("database server CPU", lambda: bench_server_cpu(engine)),
                     ("import main", bench_import),
                     ("first 201", lambda: bench_first_201(stack, workdir)),
                     ("register 1000x10", lambda: bench_register(stack, engine)),
