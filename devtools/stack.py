@@ -119,6 +119,8 @@ class AuthEmulator:
     def exported_accounts(self) -> list[dict]:
         """The accounts of the last export (the default tenant's: this project has no tenants)."""
         metadata = json.loads((self.export_dir / "firebase-export-metadata.json").read_text())
+        if "auth" not in metadata:  # firebase-tools then imports no accounts (controller.js, startAll)
+            return []
         accounts = self.export_dir / metadata["auth"]["path"] / "accounts.json"
         return json.loads(accounts.read_text()).get("users", []) if accounts.exists() else []
 
@@ -135,6 +137,8 @@ class AuthEmulator:
         sets), so tokens revoked before the restart stay revoked and the others stay valid. An
         account exported without one (an anonymous account) refused no token for its age: "0" says
         the same to the emulator (parseIdToken) and to firebase-admin (tokens_valid_after_timestamp).
+        One request per account: the emulator has no accounts:batchUpdate. (Read in firebase-tools
+        15.34.2.)
         """
         url = f"http://{self.host}/identitytoolkit.googleapis.com/v1/projects/{PROJECT}/accounts:update"
         with requests.Session() as http:
