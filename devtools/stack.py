@@ -54,7 +54,8 @@ class AuthEmulator:
 
     keep_accounts: the accounts are exported to workdir/export when it stops (firebase-tools'
     --export-on-exit, on SIGTERM as on Ctrl-C) and imported from there when it starts
-    (--import), so a restart of `make dev` keeps every user signed in.
+    (--import), each with the validSince it had, so a restart of `make dev` keeps every user
+    signed in and every revoked token revoked.
     """
 
     def __init__(self, workdir: Path, port: int, hub_port: int, logging_port: int, keep_accounts: bool = False):
@@ -89,18 +90,65 @@ class AuthEmulator:
         env = {**os.environ, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "TMPDIR": str(tmp.resolve())}
         command = [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", PROJECT,
                    "--config", str(config_path)]
+        exported: list[dict] | None = None  # the accounts --import loads, as they were exported
         if self.keep_accounts:
             if (self.export_dir / "firebase-export-metadata.json").exists():
                 command += ["--import", str(self.export_dir)]
+                exported = self.exported_accounts()
             command += ["--export-on-exit", str(self.export_dir)]
-        self.process = ManagedProcess(
-            "Auth emulator", command,
-            self.workdir / "auth-emulator.log", env=env, cwd=self.workdir,
-        ).start(self._ready, timeout=120)
+        log_path = self.workdir / "auth-emulator.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        self.process = ManagedProcess("Auth emulator", command, log_path, env=env, cwd=self.workdir)
+        self.process.start(lambda: self._ready(log_path, offset, importing=exported is not None), timeout=120)
+        if exported:
+            try:
+                self.restore_valid_since(exported)
+            except BaseException:
+                self.stop()  # Stack.start never got this emulator to stop it
+                raise
         return self
 
-    def _ready(self) -> bool:
-        return requests.get(f"http://{self.host}/", timeout=1).ok
+    def _ready(self, log_path: Path, offset: int, importing: bool) -> bool:
+        if not requests.get(f"http://{self.host}/", timeout=1).ok:
+            return False
+        # The port answers before the import is done (lib/emulator/controller.js, startAll: the
+        # Auth emulator's importData after startEmulator); "All emulators ready!" comes after it
+        # (lib/commands/emulators-start.js, once startAll has resolved).
+        return not importing or b"All emulators ready!" in log_path.read_bytes()[offset:]
+
+    def exported_accounts(self) -> list[dict]:
+        """The accounts of the last export (the default tenant's: this project has no tenants)."""
+        metadata = json.loads((self.export_dir / "firebase-export-metadata.json").read_text())
+        if "auth" not in metadata:  # firebase-tools then imports no accounts (controller.js, startAll)
+            return []
+        accounts = self.export_dir / metadata["auth"]["path"] / "accounts.json"
+        return json.loads(accounts.read_text()).get("users", []) if accounts.exists() else []
+
+    def restore_valid_since(self, accounts: list[dict]) -> None:
+        """Give each imported account back the validSince it was exported with.
+
+        The import posts the export to accounts:batchCreate, which sets every account's validSince
+        to the time of the import (firebase-tools lib/emulator/auth/index.js, importData;
+        lib/emulator/auth/operations.js, batchCreate: validSince = uploadTime), so every ID token
+        issued before the restart is refused (operations.js, parseIdToken: TOKEN_EXPIRED), and the
+        Firebase SDK signs the page out when it checks its saved token. The Admin API's
+        accounts:update sets validSince to exactly what it is given (operations.js,
+        setAccountInfoImpl: a privileged caller's validSince is copied over the "now" it first
+        sets), so tokens revoked before the restart stay revoked and the others stay valid. An
+        account exported without one (an anonymous account) refused no token for its age: "0" says
+        the same to the emulator (parseIdToken) and to firebase-admin (tokens_valid_after_timestamp).
+        One request per account: the emulator has no accounts:batchUpdate. (Read in firebase-tools
+        15.34.2.)
+        """
+        url = f"http://{self.host}/identitytoolkit.googleapis.com/v1/projects/{PROJECT}/accounts:update"
+        with requests.Session() as http:
+            for account in accounts:
+                response = http.post(url, json={"localId": account["localId"],
+                                                "validSince": account.get("validSince") or "0"},
+                                     headers={"Authorization": "Bearer owner"}, timeout=10)
+                if not response.ok:
+                    raise RuntimeError(f"Auth emulator: could not restore the validSince of imported account "
+                                       f"{account['localId']}: {response.status_code} {response.text[:200]}")
 
     def stop(self) -> None:
         if self.process:
