@@ -16,6 +16,6 @@ from shared.http import endpoint
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def delete_my_data(request, _body):
-    caller = identify(request)
+    caller = identify(request, fresh=True)  # a withdrawal erases for good: no revoked token may ask for it
     erased = erasure.erase_caller(get_engine(), caller, erasure.OtherStores.of_instance())
     return 202, erased.to_json()
