@@ -167,7 +167,10 @@ def verify_id_token(token: str, fresh: bool = False) -> User:
         raise Unauthenticated("The ID token has expired; get a fresh one from Firebase Auth.")
     try:
         app = firebase_app()
-        claims = auth.verify_id_token(token, app=app, check_revoked=False)
+        claims = verified_tokens.get(token)
+        if claims is None:
+            claims = auth.verify_id_token(token, app=app, check_revoked=False)
+            verified_tokens.keep(token, claims)
         _check_not_revoked(claims, app, max_age)
     except auth.ExpiredIdTokenError:
         raise Unauthenticated("The ID token has expired; get a fresh one from Firebase Auth.") from None
@@ -190,6 +193,49 @@ def verify_id_token(token: str, fresh: bool = False) -> User:
         sign_in_provider=claims.get("firebase", {}).get("sign_in_provider"),
         researcher_claim=claims.get("researcher"),
     )
+
+
+class VerifiedTokens:
+    """ID tokens this instance has verified, and their claims, until they expire: a signed-in
+    user sends the same token with every request for up to an hour, and firebase-admin's
+    verify_id_token costs about half a millisecond of CPU each time (mostly reading the cached
+    certificates through requests), where a signed JWT's signature, audience and issuer cannot
+    change. Keyed by the token's SHA-256; expiry is checked on every use (`exp`, as
+    firebase-admin would); revocation is not kept here (RevocationCache). At most `size`
+    tokens, the least recently used forgotten first; a refused token is never kept."""
+
+    def __init__(self, size: int = 4096, clock: Callable[[], float] = time.time):
+        self.size = size
+        self.clock = clock
+        self._claims: OrderedDict[bytes, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> dict | None:
+        key = hashlib.sha256(token.encode()).digest()
+        with self._lock:
+            claims = self._claims.get(key)
+            if claims is None:
+                return None
+            if claims["exp"] <= self.clock():
+                del self._claims[key]
+                return None
+            self._claims.move_to_end(key)
+            return claims
+
+    def keep(self, token: str, claims: dict) -> None:
+        with self._lock:
+            key = hashlib.sha256(token.encode()).digest()
+            self._claims[key] = claims
+            self._claims.move_to_end(key)
+            while len(self._claims) > self.size:
+                self._claims.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._claims.clear()
+
+
+verified_tokens = VerifiedTokens()
 
 
 # --- Revocation: firebase-admin's check, on a record read at most TOKEN_REVOCATION_CHECK_SECONDS ago ---
@@ -300,6 +346,8 @@ def _expired(token: str) -> bool:
 
 
 def reset_firebase_app() -> None:
-    """Forget the Firebase app and the users' records read with it (tests that change the environment)."""
+    """Forget the Firebase app, and the tokens and users' records checked with it (tests that change
+    the environment)."""
     _app.reset()
+    verified_tokens.clear()
     revocations.clear()

@@ -1,5 +1,6 @@
-"""shared.auth.RevocationCache: what the revocation check of ID tokens reads, kept per uid
-for a while (its HTTP behaviour: tests/security/test_revocation_window.py)."""
+"""shared.auth's two caches: RevocationCache, what the revocation check of ID tokens reads, kept
+per uid for a while (its HTTP behaviour: tests/security/test_revocation_window.py); and
+VerifiedTokens, the claims of tokens already verified, until they expire."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 
 import pytest
 
-from shared.auth import AccountState, RevocationCache
+from shared.auth import AccountState, RevocationCache, VerifiedTokens
 
 ACTIVE = AccountState(disabled=False, tokens_valid_after_ms=0)
 REVOKED = AccountState(disabled=False, tokens_valid_after_ms=2_000_000_000_000)
@@ -95,3 +96,27 @@ def test_concurrent_misses_of_one_uid_make_one_read():
         thread.join(5)
     assert results == [ACTIVE] * 8
     assert reads == ["ada"]
+
+
+# --- VerifiedTokens ---
+
+def test_a_verified_token_is_kept_until_its_exp_and_only_that_exact_token():
+    clock = Clock()
+    tokens = VerifiedTokens(clock=clock)
+    claims = {"uid": "ada", "iat": 0, "exp": 3600}
+    tokens.keep("header.payload.signature", claims)
+    assert tokens.get("header.payload.signature") is claims
+    assert tokens.get("header.payload.signaturE") is None  # another signature: verified afresh
+    clock.now = 3599.9
+    assert tokens.get("header.payload.signature") is claims
+    clock.now = 3600
+    assert tokens.get("header.payload.signature") is None
+    clock.now = 0
+    assert tokens.get("header.payload.signature") is None  # forgotten once expired
+
+
+def test_at_most_size_verified_tokens_are_kept():
+    tokens = VerifiedTokens(size=2, clock=Clock())
+    for token in ("a", "b", "a", "c"):
+        tokens.keep(token, {"exp": 10})
+    assert [tokens.get(token) is not None for token in ("a", "b", "c")] == [True, False, True]
