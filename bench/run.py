@@ -874,9 +874,12 @@ def main() -> int:
         from shared.db import make_engine
 
         engine = make_engine(DatabaseSettings.from_env())
+        from bench.registered import bench_registered
+
         noop, noop_url = serve("noop", "bench.noop_server:app", stack.env(), workdir, "noop")
         sections = [("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
                     ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
+                    ("registered users (RS256, emulator off)", lambda: bench_registered(stack, workdir)),
                     ("database path", lambda: bench_db(engine)),
                     ("import main", bench_import),
                     ("first 201", lambda: bench_first_201(stack, workdir)),

@@ -83,6 +83,15 @@ def service_account_file(path: Path, token_uri: str) -> str:
     return str(path)
 
 
+def point_firebase_admin_at(url: str, setattr=setattr) -> None:
+    """firebase-admin, in this process, reads securetoken's certificates and calls the Auth API
+    at `url` (a GoogleEndpoints'), through the constants it reads them from."""
+    from firebase_admin import _token_gen, _user_mgt
+
+    setattr(_token_gen, "ID_TOKEN_CERT_URI", f"{url}/certs")
+    setattr(_user_mgt.UserManager, "ID_TOOLKIT_URL", f"{url}{IDENTITY_TOOLKIT}")
+
+
 class GoogleEndpoints:
     """The local server (see the module's docstring), on a free port, started on creation.
     `auth_emulator`: the Auth emulator's host:port that the Auth API is passed on to.
@@ -171,10 +180,7 @@ class GoogleEndpoints:
     def point_firebase_admin_here(self, setattr=setattr) -> None:
         """Make firebase-admin, in this process, read certificates and call the Auth API here
         (pass monkeypatch.setattr to undo it after a test)."""
-        from firebase_admin import _token_gen, _user_mgt
-
-        setattr(_token_gen, "ID_TOKEN_CERT_URI", f"{self.url}/certs")
-        setattr(_user_mgt.UserManager, "ID_TOOLKIT_URL", f"{self.url}{IDENTITY_TOOLKIT}")
+        point_firebase_admin_at(self.url, setattr)
 
     def close(self) -> None:
         self.server.shutdown()
