@@ -243,9 +243,10 @@ verified_tokens = VerifiedTokens()
 # ID tokens are signed JWTs that live an hour; whether one was revoked (revoke_refresh_tokens,
 # a password change) or its user disabled is known only to Firebase Auth, so firebase-admin's
 # check_revoked=True makes "an extra request to the Firebase Auth backend to check the
-# tokensValidAfterTime time" (Admin SDK reference, verifyIdToken; Firebase, "Manage user
-# sessions", https://firebase.google.com/docs/auth/admin/manage-sessions, "Detect ID token
-# revocation"): an accounts:lookup per request, a round trip to Google and Auth API quota.
+# tokensValidAfterTime time" (the Admin SDK's reference for verifyIdToken's checkRevoked,
+# https://firebase.google.com/docs/reference/admin/node/firebase-admin.auth.baseauth#baseauthverifyidtoken;
+# revocation: https://firebase.google.com/docs/auth/admin/manage-sessions): an accounts:lookup
+# per request, a round trip to Google and Auth API quota.
 # What is kept here is what that check reads (disabled, tokens_valid_after_timestamp), not
 # "this uid passed": every token is tested against it, so a token revoked before the read
 # is always refused (a thief's old token stays refused after the owner signs in again);
