@@ -155,9 +155,10 @@ def verify_id_token(token: str, fresh: bool = False) -> User:
     is firebase-admin's own test (its check_revoked: the user's record is `disabled`, or the
     token's iat is before the record's tokens_valid_after_timestamp), applied to the record as
     read from Firebase Auth at most TOKEN_REVOCATION_CHECK_SECONDS ago by this instance
-    (RevocationCache); fresh=True reads it now, for the calls that change who owns what or
-    grant a researcher's access (register, delete_my_data, the researchers' functions).
-    """
+    (RevocationCache); fresh=True reads it now, for the rare calls that move, erase or hand
+    out a visitor's data for good, and the researchers' (every function but create_session,
+    submit_response and get_visitor). A verified token's claims are kept until it expires
+    (VerifiedTokens)."""
     from firebase_admin import auth, exceptions
 
     max_age = 0 if fresh else config.token_revocation_check_seconds()

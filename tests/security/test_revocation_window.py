@@ -127,8 +127,19 @@ def test_a_token_revoked_before_the_read_is_refused_within_the_window(api, db, a
     assert rows(db, "SELECT count(*) FROM sessions") == [(1,)]
 
 
-@pytest.mark.parametrize("function", ["register", "delete_my_data"])
-def test_register_and_delete_my_data_read_the_record_every_time(api, db, auth_emulator, google, function):
+# The visitor-facing functions that read the user's record on every call: those that move or erase
+# data for good, or hand it all out; all are called rarely. (The researchers' ones: below.)
+FRESH = {"register": "POST", "delete_my_data": "POST", "create_claim_code": "POST", "export_my_data": "GET"}
+
+
+def call(api: Api, function: str, token: str):
+    if FRESH[function] == "GET":
+        return api.get(function, token=token)
+    return api.post(function, {}, token=token)
+
+
+@pytest.mark.parametrize("function", list(FRESH))
+def test_what_moves_erases_or_exports_data_reads_the_record_every_time(api, db, auth_emulator, google, function):
     user = auth_emulator.new_user()
     token = token_of(user)
     assert create_session(api, token).status_code == 201
@@ -137,8 +148,9 @@ def test_register_and_delete_my_data_read_the_record_every_time(api, db, auth_em
     # Within the window create_session still serves the token: the staleness the README states.
     assert create_session(api, token).status_code == 201
     assert google.lookups == 1
-    # register and delete_my_data read the record now, and refuse it at once ...
-    assert_revoked(api.post(function, {}, token=token))
+    # register, delete_my_data, create_claim_code and export_my_data read the record now, and
+    # refuse the token at once ...
+    assert_revoked(call(api, function, token))
     assert google.lookups == 2
     # ... and what they read is kept: the other functions refuse the token from then on.
     assert_revoked(create_session(api, token))
