@@ -1,11 +1,13 @@
 """The load generator, run as its own process: N concurrent aiohttp clients
 POSTing to one URL on 127.0.0.1, bounded by a request count and a time limit.
 
-    python -m bench.load URL --clients 8 --requests 2000 --seconds 6 --mode new|returning
+    python -m bench.load URL --clients 8 --requests 2000 --seconds 6 --mode new|returning|signed-in
 
 new:       every request carries a fresh guest key (a new visitor each time).
 returning: each client has one guest key, used once before timing starts
            (untimed warm-up), so every timed request is a returning guest.
+signed-in: every request carries `Authorization: Bearer <ID token>`, the tokens of --tokens
+           FILE (one a line) taken in turn, so that the users share the load evenly.
 --addresses N: each request carries X-Forwarded-For with one of N client addresses
 (198.18.0.0/15, the benchmarking range), as Google's front end would append it; 0 sends none.
 Prints one JSON object: latencies (s), status counts, visitor numbers of 201s.
@@ -28,6 +30,14 @@ def _key() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _tokens(path: str) -> list[str]:
+    with open(path) as lines:
+        tokens = [line.strip() for line in lines if line.strip()]
+    if not tokens:
+        raise SystemExit(f"no ID tokens in {path}")
+    return tokens
+
+
 async def _run(args) -> dict:
     host = urlsplit(args.url).hostname
     if host != "127.0.0.1":
@@ -38,6 +48,17 @@ async def _run(args) -> dict:
     statuses: dict[int, int] = {}
     numbers: list[int] = []
     body = json.dumps({"experimentId": "bench"})
+    tokens = _tokens(args.tokens) if args.mode == "signed-in" else []
+    turn = 0
+
+    def credential() -> str:
+        """The next request's guest key or ID token (the mode says which)."""
+        nonlocal turn
+        if not tokens:
+            return _key()
+        turn += 1
+        return tokens[turn % len(tokens)]
+
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         keys = [_key() for _ in range(args.clients)]
 
@@ -46,7 +67,11 @@ async def _run(args) -> dict:
             return f"198.{18 + n // 65536}.{n // 256 % 256}.{n % 256}"
 
         async def post(key: str):
-            headers = {"Content-Type": "application/json", "X-Guest-Key": key}
+            headers = {"Content-Type": "application/json"}
+            if tokens:
+                headers["Authorization"] = f"Bearer {key}"
+            else:
+                headers["X-Guest-Key"] = key
             if args.addresses:
                 headers["X-Forwarded-For"] = address()
             async with http.post(args.url, data=body, headers=headers) as response:
@@ -58,7 +83,7 @@ async def _run(args) -> dict:
                 if status != 201:
                     raise SystemExit(f"warm-up answered {status}")
         else:  # warm the connections and the server with throw-away requests
-            await asyncio.gather(*(post(_key()) for _ in range(args.clients)))
+            await asyncio.gather(*(post(credential()) for _ in range(args.clients)))
 
         remaining = args.requests
         deadline = time.perf_counter() + args.seconds
@@ -67,7 +92,7 @@ async def _run(args) -> dict:
             nonlocal remaining
             while remaining > 0 and time.perf_counter() < deadline:
                 remaining -= 1
-                key = keys[index] if args.mode == "returning" else _key()
+                key = keys[index] if args.mode == "returning" else credential()
                 start = time.perf_counter()
                 status, payload = await post(key)
                 latencies.append(time.perf_counter() - start)
@@ -87,10 +112,13 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--mode", choices=("new", "returning"), default="new")
+    parser.add_argument("--mode", choices=("new", "returning", "signed-in"), default="new")
+    parser.add_argument("--tokens", help="signed-in: a file of ID tokens, one a line")
     parser.add_argument("--numbers", action="store_true", help="collect visitorNumber of each 201")
     parser.add_argument("--addresses", type=int, default=0, help="client addresses to send as X-Forwarded-For")
     args = parser.parse_args(argv)
+    if args.mode == "signed-in" and not args.tokens:
+        parser.error("--mode signed-in needs --tokens FILE")
     json.dump(asyncio.run(_run(args)), sys.stdout)
     return 0
 

@@ -948,8 +948,11 @@ def main() -> int:
         from shared.db import make_engine
 
         engine = make_engine(DatabaseSettings.from_env())
+        from bench.registered import bench_registered
+
         sections = [("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
                     ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
+                    ("registered users (RS256, emulator off)", lambda: bench_registered(stack, workdir)),
                     ("database path", lambda: bench_db(engine)),
                     ("database server CPU", lambda: bench_server_cpu(engine)),
                     ("import main", bench_import),

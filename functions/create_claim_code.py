@@ -17,6 +17,7 @@ from shared.models import NewClaimCode, parse
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def create_claim_code(request, body):
-    caller = identify(request)
+    # fresh: the code moves the caller's data for good, so no revoked token may make one.
+    caller = identify(request, fresh=True)
     parse(NewClaimCode, body)
     return 201, claim_codes.create_claim_code(get_engine(), caller).to_json()

@@ -16,6 +16,7 @@ from shared.http import endpoint
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def delete_my_data(request, _body):
-    caller = identify(request)
+    # fresh: a withdrawal erases for good, so no revoked token may ask for one.
+    caller = identify(request, fresh=True)
     erased = erasure.erase_caller(get_engine(), caller, erasure.OtherStores.of_instance())
     return 202, erased.to_json()

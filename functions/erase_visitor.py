@@ -15,7 +15,8 @@ from shared.researchers import require_every_experiment
 @functions_framework.http
 @endpoint("POST")
 def erase_visitor(request, body):
-    require_every_experiment(user_from_header(request))
+    # fresh: `python -m shared.researchers revoke` refuses the old token at once.
+    require_every_experiment(user_from_header(request, fresh=True))
     target = parse(VisitorToErase, body)
     erased = erasure.erase_visitor_number(get_engine(), target.visitorNumber, erasure.OtherStores.of_instance())
     return 202, erased.to_json()

@@ -14,7 +14,8 @@ from shared.models import parse_query
 @functions_framework.http
 @endpoint("GET")
 def export_data(request, _body):
-    found = researchers.researcher(user_from_header(request))
+    # fresh: `python -m shared.researchers revoke` refuses the old token at once.
+    found = researchers.researcher(user_from_header(request, fresh=True))
     query = parse_query(request.args, export=True)
     made = export.export_data(get_engine(), uploads.firestore_client(), researchers.scope(found, query.experiments), query)
     return Streamed(made.chunks, mimetype=made.mimetype,

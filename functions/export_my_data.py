@@ -16,5 +16,6 @@ DOWNLOAD = {"Content-Disposition": 'attachment; filename="my-data.json"'}
 @functions_framework.http
 @endpoint("GET", app_check=True)
 def export_my_data(request, _body):
-    caller = identify(request)
+    # fresh: the answer is everything stored of the caller, so no revoked token may have it.
+    caller = identify(request, fresh=True)
     return Streamed(access.export_my_data(get_engine(), uploads.firestore_client(), caller), headers=DOWNLOAD)

@@ -13,6 +13,7 @@ from shared.models import parse_query
 @functions_framework.http
 @endpoint("GET")
 def get_study_stats(request, _body):
-    found = researchers.researcher(user_from_header(request))
+    # fresh: `python -m shared.researchers revoke` refuses the old token at once.
+    found = researchers.researcher(user_from_header(request, fresh=True))
     query = parse_query(request.args, export=False)
     return 200, stats.study_stats(get_engine(), uploads.firestore_client(), researchers.scope(found, query.experiments))

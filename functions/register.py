@@ -22,7 +22,8 @@ from shared.models import Registration, parse
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def register(request, body):
-    user = registration.require_registered(user_from_header(request))
+    # fresh: a claim moves data for good, so a token revoked a moment ago must not make one.
+    user = registration.require_registered(user_from_header(request, fresh=True))
     guest = guest_from_header(request)
     details = parse(Registration, body)
     anonymous = anonymous_from_header(request)

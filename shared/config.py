@@ -258,6 +258,13 @@ def claim_code_ttl_seconds() -> int:
     return _int("CLAIM_CODE_TTL_SECONDS", 600, minimum=1)
 
 
+def token_revocation_check_seconds() -> int:
+    """How long a user's revocation state, read from Firebase Auth, is trusted by this instance
+    (TOKEN_REVOCATION_CHECK_SECONDS, default 300; 0 reads it on every request). shared/auth.py
+    says what this trades: a revocation made after the read can go unnoticed for this long."""
+    return _int("TOKEN_REVOCATION_CHECK_SECONDS", 300)
+
+
 def guest_limit_per_hour() -> int:
     """New guests per client address per rolling hour (GUEST_LIMIT_PER_HOUR, default 200; 0 turns
     the limit off). SPEC §12: a lab or classroom behind one address needs more."""
@@ -376,9 +383,9 @@ def app_check_jwks_url() -> str | None:
 # only ID tokens and uploads need it (project_id fails at their first use), and the
 # migration and backfill commands run without it.
 _READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
-            upload_event_max_age_seconds, claim_code_ttl_seconds, log_level, app_check_mode,
-            app_check_jwks_url, _guest_limit, guest_retention_days, maintenance_invoker, maintenance_audience,
-            maintenance_certs_url)
+            upload_event_max_age_seconds, claim_code_ttl_seconds, token_revocation_check_seconds, log_level,
+            app_check_mode, app_check_jwks_url, _guest_limit, guest_retention_days, maintenance_invoker,
+            maintenance_audience, maintenance_certs_url)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

@@ -1,4 +1,5 @@
-"""What the security tests share: a world with data in every table, and its snapshot."""
+"""What the security tests share: a world with data in every table, and its snapshot; and
+the functions' settings of production's ID token verification (the Auth emulator off)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 
 import pytest
 
+from tests.google_endpoints import GoogleEndpoints, service_account_file
 from tests.support import new_guest_key, rows
 
 TABLES = {"users": "id", "guests": "id", "sessions": "id", "responses": "id", "visitor_merges": "from_number"}
@@ -45,3 +47,30 @@ class World:
 @pytest.fixture
 def world(api, auth_emulator) -> World:
     return World(api, auth_emulator)
+
+
+# --- ID tokens as in production: the Auth emulator off, Google's endpoints local ---
+
+@pytest.fixture
+def google(stack):
+    """Google's endpoints on a local server (tests/google_endpoints.py); the Auth API passed on to
+    the stack's Auth emulator, its lookups counted."""
+    with GoogleEndpoints(auth_emulator=stack.auth.host) as endpoints:
+        yield endpoints
+
+
+@pytest.fixture
+def production_auth(stack, db, google, monkeypatch, tmp_path):
+    """The functions' settings, in this process, without FIREBASE_AUTH_EMULATOR_HOST: firebase-admin
+    verifies RS256 signatures against `google`'s certificates and reads users through it."""
+    from shared import auth
+
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS",
+                       service_account_file(tmp_path / "service-account.json", f"{google.url}/token"))
+    google.point_firebase_admin_here(monkeypatch.setattr)
+    auth.reset_firebase_app()  # the next request makes the app, and its auth client, with these settings
+    yield
+    auth.reset_firebase_app()

@@ -2,6 +2,7 @@
 
 There is no internet here, so the one Google endpoint App Check needs, its public keys
 (https://firebaseappcheck.googleapis.com/v1/jwks), is a local HTTP server on a free port
+(tests/google_endpoints.py, shared with the ID token tests)
 serving the JWK set of a key made for this test, and tokens are signed with that key the
 way the App Check service signs them: RS256, `kid` and `typ: JWT` in the header, `iss`
 https://firebaseappcheck.googleapis.com/<project number>, `aud` [projects/<number>,
@@ -21,13 +22,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.ports import free_port
@@ -36,6 +34,7 @@ from functions import APP_CHECK_FUNCTIONS, RESEARCH_FUNCTIONS
 from shared.app_check import HEADER
 from tests.conftest import ALLOWED_ORIGIN
 from tests.contract.test_openapi import conforms
+from tests.google_endpoints import GoogleEndpoints, service_account_file
 from tests.security.conftest import snapshot
 from tests.support import Api, assert_error, new_guest_key, rows
 
@@ -66,64 +65,17 @@ def jwk_of(key: rsa.RSAPrivateKey, kid: str) -> dict:
             "use": "sig"}
 
 
-class AppCheckKeys:
-    """The App Check JWKS endpoint (GET /jwks) on a free port; `failing` makes it answer 503."""
-
-    def __init__(self, keys: list[dict]):
-        self.keys = keys
-        self.requests = 0
-        self.failing = False
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                endpoint.requests += 1
-                if self.path != "/jwks" or endpoint.failing:
-                    self.send_error(404 if self.path != "/jwks" else 503)
-                    return
-                data = json.dumps({"keys": endpoint.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/jwks"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def credentials_file(tmp_path_factory) -> str:
     """Application Default Credentials: a service account of a local key (never sent anywhere)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path_factory.mktemp("credentials") / "service-account.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT, "private_key_id": "local",
-        "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()).decode(),
-        "client_email": f"functions@{PROJECT}.iam.gserviceaccount.com", "client_id": "1",
-        "token_uri": "http://127.0.0.1:9/token",
-    }))
-    return str(path)
+    return service_account_file(tmp_path_factory.mktemp("credentials") / "service-account.json",
+                                "http://127.0.0.1:9/token")
 
 
 @pytest.fixture(scope="module")
 def keys():
-    endpoint = AppCheckKeys([jwk_of(SIGNING_KEY, KID)])
-    yield endpoint
-    endpoint.close()
+    with GoogleEndpoints(jwks=[jwk_of(SIGNING_KEY, KID)]) as endpoints:
+        yield endpoints
 
 
 @pytest.fixture(scope="module")
@@ -146,17 +98,17 @@ def serve(stack, credentials_file, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def enforcing_server(serve, keys):
-    return serve("enforce", keys.url)
+    return serve("enforce", keys.jwks_url)
 
 
 @pytest.fixture(scope="module")
 def monitoring_server(serve, keys):
-    return serve("monitor", keys.url)
+    return serve("monitor", keys.jwks_url)
 
 
 @pytest.fixture(scope="module")
 def off_server(serve, keys):
-    return serve("off", keys.url)
+    return serve("off", keys.jwks_url)
 
 
 @pytest.fixture
@@ -201,7 +153,7 @@ def test_enforce_serves_a_valid_token_for_a_guest_and_for_a_user(enforcing, db, 
     response = enforcing.post("create_session", {}, guest=guest, headers=with_app_check(app_check_token()))
     assert response.status_code == 201, response.text
     assert rows(db, "SELECT count(*) FROM sessions")[0][0] == 1
-    assert keys.requests >= 1  # the signature was checked against the served key set
+    assert keys.jwks_requests >= 1  # the signature was checked against the served key set
 
     user = auth_emulator.new_user()
     response = enforcing.post("create_session", {}, token=user.id_token, headers=with_app_check(app_check_token()))
@@ -278,10 +230,9 @@ def test_enforce_leaves_the_researchers_functions_to_their_id_tokens(enforcing, 
 
 
 def test_the_keys_out_of_reach_answer_503_not_401_and_a_retry_succeeds(serve, db, world):
-    flaky = AppCheckKeys([jwk_of(SIGNING_KEY, KID)])
-    flaky.failing = True
-    try:
-        api = Api(serve("enforce", flaky.url).url)
+    with GoogleEndpoints(jwks=[jwk_of(SIGNING_KEY, KID)]) as flaky:
+        flaky.failing = True
+        api = Api(serve("enforce", flaky.jwks_url).url)
         before = snapshot(db)
         response = api.post("create_session", {}, guest=world.guest_key, headers=with_app_check(app_check_token()))
         assert_error(response, 503, "unavailable")
@@ -292,8 +243,6 @@ def test_the_keys_out_of_reach_answer_503_not_401_and_a_retry_succeeds(serve, db
         flaky.failing = False  # the keys are back: the same kind of request is served
         response = api.post("create_session", {}, guest=world.guest_key, headers=with_app_check(app_check_token()))
         assert response.status_code == 201, response.text
-    finally:
-        flaky.close()
 
 
 def test_no_key_server_at_all_answers_503(serve, db, world):
@@ -341,11 +290,11 @@ def test_monitor_serves_when_the_keys_are_out_of_reach(serve, db):
 
 @pytest.mark.parametrize("token", [None, "garbage", "x" * 4000, app_check_token(key=rsa.generate_private_key(65537, 2048))])
 def test_off_ignores_the_header_and_verifies_nothing(off, off_server, keys, db, token):
-    fetched = keys.requests
+    fetched = keys.jwks_requests
     since = len(log_lines(off_server))
     response = off.post("create_session", {}, guest=new_guest_key(), headers=with_app_check(token))
     assert response.status_code == 201, response.text
-    assert keys.requests == fetched  # no verification call
+    assert keys.jwks_requests == fetched  # no verification call
     assert not any("App Check" in line for line in log_lines(off_server)[since:])
 
 

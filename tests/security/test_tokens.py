@@ -64,6 +64,10 @@ def test_a_revoked_token_is_401_everywhere_and_writes_nothing(world, db, auth_em
     assert world.api.get("get_visitor", token=token).status_code == 200
     auth_emulator.revoke_tokens(world.user.uid, valid_since=int(time.time()) + 1)
     before = snapshot(db)
+    # The functions read the user's record at most every TOKEN_REVOCATION_CHECK_SECONDS, and
+    # this instance read it before the revocation; register reads it at every call, and what
+    # it reads is kept, so from then on every endpoint refuses the token (shared/auth.py).
+    assert_error(world.api.post("register", {}, token=token), 401, "unauthenticated")
     for name, call in calls(world).items():
         for response in (call(token=token), call(token=token, guest=world.guest_key)):
             error = assert_error(response, 401, "unauthenticated")

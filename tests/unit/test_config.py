@@ -13,7 +13,7 @@ SETTINGS = ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "DB_USER", "DB_PASS", "D
             "DB_IP_TYPE", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_STATEMENT_TIMEOUT_MS",
             "DB_PREPARED_STATEMENTS", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "ALLOWED_ORIGINS",
             "RETRY_AFTER_SECONDS", "STORAGE_BUCKET", "UPLOAD_EVENT_MAX_AGE_SECONDS", "LOG_LEVEL", "APP_CHECK",
-            "APP_CHECK_JWKS_URL")
+            "APP_CHECK_JWKS_URL", "TOKEN_REVOCATION_CHECK_SECONDS")
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +140,23 @@ def test_the_app_check_keys_url_is_unset_or_a_local_test_server(monkeypatch):
         monkeypatch.setenv("APP_CHECK_JWKS_URL", url)
         with pytest.raises(ConfigError, match="^APP_CHECK_JWKS_URL=.* is for tests only"):
             config.app_check_jwks_url()
+
+
+@pytest.mark.parametrize("value, seconds", [("", 300), ("0", 0), (" 60 ", 60), ("3600", 3600)])
+def test_token_revocation_check_is_every_5_minutes_by_default_and_0_is_every_request(monkeypatch, value, seconds):
+    monkeypatch.setenv("TOKEN_REVOCATION_CHECK_SECONDS", value)
+    assert config.token_revocation_check_seconds() == seconds
+
+
+@pytest.mark.parametrize("value, line", [
+    ("5m", "TOKEN_REVOCATION_CHECK_SECONDS='5m' is not an integer: set it to a whole number such as 300"),
+    ("1.5", "TOKEN_REVOCATION_CHECK_SECONDS='1.5' is not an integer: set it to a whole number such as 300"),
+    ("-1", "TOKEN_REVOCATION_CHECK_SECONDS=-1 is too small: it must be at least 0"),
+])
+def test_a_bad_token_revocation_check_is_one_line_naming_the_variable(monkeypatch, value, line):
+    monkeypatch.setenv("TOKEN_REVOCATION_CHECK_SECONDS", value)
+    with pytest.raises(ConfigError) as error:
+        config.token_revocation_check_seconds()
+    assert str(error.value) == line
+    assert line in config.check({"DATABASE_URL": "postgresql://u:p@db.example/visitors",
+                                 "TOKEN_REVOCATION_CHECK_SECONDS": value})
