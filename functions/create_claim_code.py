@@ -7,16 +7,15 @@ signed-in (non-anonymous) account is 403: it signs in on the other device instea
 
 import functions_framework
 
-from shared import claim_codes
+from shared import claim_codes, models
 from shared.auth import identify
 from shared.db import get_engine
 from shared.http import endpoint
-from shared.models import NewClaimCode, parse
 
 
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def create_claim_code(request, body):
     caller = identify(request)
-    parse(NewClaimCode, body)
+    models.parse(models.NewClaimCode, body)
     return 201, claim_codes.create_claim_code(get_engine(), caller).to_json()

@@ -4,11 +4,10 @@ delete_my_data would for that visitor. For requests that come by email."""
 
 import functions_framework
 
-from shared import erasure
+from shared import erasure, models
 from shared.auth import user_from_header
 from shared.db import get_engine
 from shared.http import endpoint
-from shared.models import VisitorToErase, parse
 from shared.researchers import require_every_experiment
 
 
@@ -16,6 +15,6 @@ from shared.researchers import require_every_experiment
 @endpoint("POST")
 def erase_visitor(request, body):
     require_every_experiment(user_from_header(request))
-    target = parse(VisitorToErase, body)
+    target = models.parse(models.VisitorToErase, body)
     erased = erasure.erase_visitor_number(get_engine(), target.visitorNumber, erasure.OtherStores.of_instance())
     return 202, erased.to_json()
