@@ -3,7 +3,6 @@ it may see (SPEC §10), computed by shared.stats."""
 
 import functions_framework
 
-from shared import researchers, stats, uploads
 from shared.auth import user_from_header
 from shared.db import get_engine
 from shared.http import endpoint
@@ -13,6 +12,8 @@ from shared.models import parse_query
 @functions_framework.http
 @endpoint("GET")
 def get_study_stats(request, _body):
+    from shared import researchers, stats, uploads  # on first call, not by import main (functions/__init__.py)
+
     found = researchers.researcher(user_from_header(request))
     query = parse_query(request.args, export=False)
     return 200, stats.study_stats(get_engine(), uploads.firestore_client(), researchers.scope(found, query.experiments))

@@ -10,9 +10,8 @@ repeated call, which claims nothing more: migratedSessions 0).
 
 import functions_framework
 
-from shared import models, registration
+from shared import models
 from shared.auth import anonymous_from_header, guest_from_header, user_from_header
-from shared.claim_codes import parse_code
 from shared.db import get_engine
 from shared.errors import InvalidArgument
 from shared.http import endpoint
@@ -21,6 +20,9 @@ from shared.http import endpoint
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def register(request, body):
+    from shared import registration  # on first call, not by import main (functions/__init__.py)
+    from shared.claim_codes import parse_code
+
     user = registration.require_registered(user_from_header(request))
     guest = guest_from_header(request)
     details = models.parse(models.Registration, body)
