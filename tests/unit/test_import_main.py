@@ -1,0 +1,44 @@
+"""What `import main` loads: every cold instance of every function pays for it before it
+serves (bench/README.md: at most 1.25x what functions_framework's own import takes). What
+is listed here is imported on first use instead."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from shared import models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ON_FIRST_USE = (
+    "pydantic", "pydantic_core", "shared.bodies",  # when a body is first validated (shared.models)
+    "sqlalchemy", "pg8000",  # when the engine is first made (shared.db)
+    # Firebase, Firestore, Storage, Google's auth and the Cloud SQL connector: clients on first use
+    # (functions_framework itself loads google.cloud.functions).
+    "firebase_admin", "google.auth", "google.oauth2", "google.api_core", "google.cloud.firestore",
+    "google.cloud.storage", "google.cloud.sql",
+    "argparse",  # the command lines of shared/ modules (python -m shared.erasure ...)
+    "concurrent.futures",  # the Storage part of an erasure
+    # The shared/ modules of every function but create_session, submit_response and get_visitor
+    # (functions/__init__.py).
+    "shared.access", "shared.claim_codes", "shared.erasure", "shared.export", "shared.invoker",
+    "shared.maintenance", "shared.registration", "shared.researchers", "shared.stats", "shared.uploads",
+)
+
+
+def test_importing_main_leaves_these_to_first_use():
+    code = "import sys, main; print('\\n'.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.split()
+    early = [name for name in loaded if any(name == lazy or name.startswith(lazy + ".") for lazy in ON_FIRST_USE)]
+    assert early == []
+
+
+def test_the_body_models_are_named_through_shared_models():
+    from pydantic import BaseModel
+
+    for name in models.BODIES:
+        assert getattr(models, name) is not None
+    assert issubclass(models.NewSession, BaseModel) and models.NewSession.model_config["defer_build"]
+    assert not hasattr(models, "NoSuchModel")
