@@ -42,7 +42,8 @@ def __getattr__(name: str) -> Any:
     if name in BODIES:
         from shared import bodies
 
-        return getattr(bodies, name)
+        value = globals()[name] = getattr(bodies, name)  # kept: the next lookup is a plain one
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
