@@ -19,7 +19,9 @@ class Body(BaseModel):
     # so that a misspelt field is reported instead of silently ignored.
     # defer_build: pydantic builds a model's validator when the model is first used, not when
     # its class is made (https://docs.pydantic.dev/latest/api/config/#pydantic.config.ConfigDict.defer_build),
-    # so an instance builds the one model its function validates instead of all of them.
+    # so an instance builds the one model its function validates instead of all of them. pydantic
+    # (2.14) builds it under a lock: the first requests of a worker's threads, at once, each wait
+    # for the one build (tests/unit/test_import_main.py).
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 

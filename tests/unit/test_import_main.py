@@ -42,3 +42,38 @@ def test_the_body_models_are_named_through_shared_models():
         assert getattr(models, name) is not None
     assert issubclass(models.NewSession, BaseModel) and models.NewSession.model_config["defer_build"]
     assert not hasattr(models, "NoSuchModel")
+
+
+RACE = """
+import threading
+from shared import models
+
+SESSION = "3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c"
+bodies = [(models.NewSession, {"sessionId": SESSION, "experimentId": "e", "metadata": {"a": 1}}),
+          (models.NewResponse, {"sessionId": SESSION, "level": 3, "data": [1]}),
+          (models.Registration, {"displayName": "Ada", "claimCode": "ABCD-EFGH"})]
+start, refused = threading.Barrier(12), []
+
+def first_request(model, body):
+    start.wait()
+    try:
+        models.parse(model, body)
+    except Exception as error:
+        refused.append(repr(error))
+
+threads = [threading.Thread(target=first_request, args=bodies[i % 3]) for i in range(12)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(refused)
+"""
+
+
+def test_a_model_s_first_validations_at_once_all_succeed():
+    """A model is built on its first validation (defer_build): threads that validate its first
+    bodies at once must each get the built model, never a half-built one or Body's."""
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "[]"
