@@ -2,6 +2,11 @@
 
 The names below are the functions main.py exports, devtools/serve.py serves and
 devtools/deploy.py deploys (firebase.json's hosting rewrites name the HTTP ones too).
+
+Every instance of every function imports main.py, so every function module. All but the
+functions a visit calls over and over (create_session, submit_response, get_visitor, whose
+shared modules the others use too) import the shared/ modules that only they need when they
+are first called: the other functions' cold starts do not pay for them (bench/README.md).
 """
 
 HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "delete_my_data",

@@ -4,19 +4,20 @@ delete_my_data would for that visitor. For requests that come by email."""
 
 import functions_framework
 
-from shared import erasure
+from shared import models
 from shared.auth import user_from_header
 from shared.db import get_engine
 from shared.http import endpoint
-from shared.models import VisitorToErase, parse
-from shared.researchers import require_every_experiment
 
 
 @functions_framework.http
 @endpoint("POST")
 def erase_visitor(request, body):
+    from shared import erasure  # on first call, not by import main (functions/__init__.py)
+    from shared.researchers import require_every_experiment
+
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     require_every_experiment(user_from_header(request, fresh=True))
-    target = parse(VisitorToErase, body)
+    target = models.parse(models.VisitorToErase, body)
     erased = erasure.erase_visitor_number(get_engine(), target.visitorNumber, erasure.OtherStores.of_instance())
     return 202, erased.to_json()

@@ -4,7 +4,6 @@ An error once the download has begun ends it early (shared.http.Streamed)."""
 
 import functions_framework
 
-from shared import export, researchers, uploads
 from shared.auth import user_from_header
 from shared.db import get_engine
 from shared.http import Streamed, endpoint
@@ -14,6 +13,8 @@ from shared.models import parse_query
 @functions_framework.http
 @endpoint("GET")
 def export_data(request, _body):
+    from shared import export, researchers, uploads  # on first call, not by import main (functions/__init__.py)
+
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     found = researchers.researcher(user_from_header(request, fresh=True))
     query = parse_query(request.args, export=True)

@@ -5,7 +5,6 @@ begun cannot change the status any more: it ends the document early, unfinished
 
 import functions_framework
 
-from shared import access, uploads
 from shared.auth import identify
 from shared.db import get_engine
 from shared.http import Streamed, endpoint
@@ -16,6 +15,8 @@ DOWNLOAD = {"Content-Disposition": 'attachment; filename="my-data.json"'}
 @functions_framework.http
 @endpoint("GET", app_check=True)
 def export_my_data(request, _body):
+    from shared import access, uploads  # on first call, not by import main (functions/__init__.py)
+
     # fresh: the answer is everything stored of the caller, so no revoked token may have it.
     caller = identify(request, fresh=True)
     return Streamed(access.export_my_data(get_engine(), uploads.firestore_client(), caller), headers=DOWNLOAD)

@@ -3,7 +3,6 @@ it may see (SPEC §10), computed by shared.stats."""
 
 import functions_framework
 
-from shared import researchers, stats, uploads
 from shared.auth import user_from_header
 from shared.db import get_engine
 from shared.http import endpoint
@@ -13,6 +12,8 @@ from shared.models import parse_query
 @functions_framework.http
 @endpoint("GET")
 def get_study_stats(request, _body):
+    from shared import researchers, stats, uploads  # on first call, not by import main (functions/__init__.py)
+
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     found = researchers.researcher(user_from_header(request, fresh=True))
     query = parse_query(request.args, export=False)

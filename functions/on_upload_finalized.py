@@ -8,7 +8,7 @@ redeliver it.
 
 import functions_framework
 
-from shared import config, uploads
+from shared import config
 from shared.db import get_engine
 from shared.logs import get_logger
 
@@ -17,6 +17,8 @@ log = get_logger("on_upload_finalized")
 
 @functions_framework.cloud_event
 def on_upload_finalized(cloud_event):
+    from shared import uploads  # on first call, not by import main (functions/__init__.py)
+
     attributes = cloud_event.get_attributes()
     data = cloud_event.get_data()
     fields = {"eventId": attributes.get("id"), "subject": attributes.get("subject")}

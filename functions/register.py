@@ -10,22 +10,23 @@ repeated call, which claims nothing more: migratedSessions 0).
 
 import functions_framework
 
-from shared import registration
+from shared import models
 from shared.auth import anonymous_from_header, guest_from_header, user_from_header
-from shared.claim_codes import parse_code
 from shared.db import get_engine
 from shared.errors import InvalidArgument
 from shared.http import endpoint
-from shared.models import Registration, parse
 
 
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def register(request, body):
+    from shared import registration  # on first call, not by import main (functions/__init__.py)
+    from shared.claim_codes import parse_code
+
     # fresh: a claim moves data for good, so a token revoked a moment ago must not make one.
     user = registration.require_registered(user_from_header(request, fresh=True))
     guest = guest_from_header(request)
-    details = parse(Registration, body)
+    details = models.parse(models.Registration, body)
     anonymous = anonymous_from_header(request)
     code = parse_code(details.claimCode) if details.claimCode is not None else None
     claims = [claim for claim in (guest, anonymous, code) if claim is not None]

@@ -32,10 +32,8 @@ the tombstone: its object is deleted and nothing is recorded (shared/uploads.py)
 
 from __future__ import annotations
 
-import argparse
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -310,6 +308,10 @@ def erase_firestore(client, session_ids: list[str], numbers: Iterable[int]) -> i
 def erase_storage(client, bucket: str, session_ids: list[str]) -> int:
     """Delete every object, every generation, under sessions/{id}/ of these sessions;
     the number deleted. DependencyUnavailable if Storage is unavailable."""
+    # Imported here, not with the module: only an erasure needs threads, and `import main`
+    # (every cold instance) need not pay for them.
+    from concurrent.futures import ThreadPoolExecutor
+
     from shared.uploads import DEPENDENCY_DEADLINE_SECONDS, storage_call, storage_retry
 
     def erase_session(session_id: str) -> int:
@@ -384,6 +386,8 @@ def status_line(engine: Engine) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     import sqlalchemy
 
     from shared.config import ConfigError

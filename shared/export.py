@@ -46,7 +46,6 @@ are verbatim.
 
 from __future__ import annotations
 
-import argparse
 import contextvars
 import csv
 import hashlib
@@ -360,6 +359,8 @@ def _streamed(produce: Callable[[_Chunks], None]) -> Iterator[bytes]:
 # python -m shared.export ---------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from werkzeug.datastructures import MultiDict
 
     from shared import config, researchers

@@ -1,22 +1,50 @@
-"""Request bodies, validated with pydantic; a bad body becomes 400 invalid_argument."""
+"""Request bodies and researchers' query strings; a bad one becomes 400 invalid_argument.
+
+The bodies are pydantic models, defined in shared.bodies and named through this module
+(models.NewSession, or `from shared.models import NewSession`), which imports them only
+when one is first asked for: pydantic and the models were over a third of what `import
+main` adds to functions-framework, which every cold instance pays, while most functions
+never validate a body (bench/README.md). A function that does pays it at its first body,
+for its own model only (shared.bodies: defer_build).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, TypeVar
-from uuid import UUID
-
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.encodings import compact_json
 from shared.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from shared.bodies import (Body, ExperimentId, NewClaimCode, NewResponse, NewSession, Registration,
+                               VisitorToErase)
+
 MAX_METADATA_BYTES = 16 * 1024
 MAX_DATA_BYTES = 64 * 1024
+# PostgreSQL INTEGER, the type of responses.level.
+MAX_LEVEL = 2**31 - 1
+DISPLAY_NAME_MAX = 100
+CLAIM_CODE_MAX = 32  # 8 characters, with room for the spaces and dashes a person may type
+# visitor_number_seq is a BIGINT sequence starting at 1.
+MAX_VISITOR_NUMBER = 2**63 - 1
 
-ExperimentId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
+# The names of shared.bodies that this module gives (__getattr__).
+BODIES = ("Body", "ExperimentId", "NewSession", "NewResponse", "Registration", "NewClaimCode", "VisitorToErase")
+
+
+def __getattr__(name: str) -> Any:
+    """A body model of shared.bodies, imported (with pydantic) the first time one is asked for."""
+    if name in BODIES:
+        from shared import bodies
+
+        value = globals()[name] = getattr(bodies, name)  # kept: the next lookup is a plain one
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def encoded_size(value: Any) -> int:
@@ -24,48 +52,23 @@ def encoded_size(value: Any) -> int:
     return len(encode_data(value).encode("utf-8"))
 
 
-class Body(BaseModel):
-    # strict: "5" is not an integer, true is not a number; unknown fields are refused
-    # so that a misspelt field is reported instead of silently ignored.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class NewSession(Body):
-    sessionId: UUID | None = None
-    experimentId: ExperimentId | None = None
-    metadata: dict[str, Any] | None = None
-
-    @field_validator("sessionId", mode="before")
-    @classmethod
-    def _uuid_text(cls, value):
-        return _parse_uuid(value)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_size(cls, value):
-        if value is not None and encoded_size(value) > MAX_METADATA_BYTES:
-            raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes encoded as JSON")
-        return value
-
-
-def _parse_uuid(value):
-    if value is None or isinstance(value, UUID):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a UUID string")
+def encode_data(value: Any) -> str:
+    """The value as compact JSON text; ValueError for numbers JSON cannot hold (1e999 parses as inf)."""
     try:
-        return UUID(value)
+        return compact_json(value)
     except ValueError:
-        raise ValueError("must be a UUID such as 3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c") from None
+        raise ValueError("numbers must be finite (1e999 and the like are out of range)") from None
 
 
-B = TypeVar("B", bound=Body)
+B = TypeVar("B", bound="Body")
 
 
 def parse(model: type[B], document: Any) -> B:
-    """Validate a request body against a model."""
+    """Validate a request body against a model (models.NewSession and the like)."""
     if not isinstance(document, dict):
         raise InvalidArgument("The request body must be a JSON object.")
+    from pydantic import ValidationError  # loaded with the model: a lookup
+
     try:
         return model.model_validate(document)
     except ValidationError as error:
@@ -83,81 +86,6 @@ def _describe(error: ValidationError) -> str:
             message = message[len("Value error, "):]
         problems.append(f"{field}: {message}")
     return "; ".join(problems)
-
-
-# PostgreSQL INTEGER, the type of responses.level.
-MAX_LEVEL = 2**31 - 1
-DISPLAY_NAME_MAX = 100
-
-
-class NewResponse(Body):
-    sessionId: UUID
-    responseId: UUID | None = None
-    level: Annotated[int, Field(ge=0, le=MAX_LEVEL)] | None = None
-    data: Any  # required; any JSON value, null included
-
-    @field_validator("sessionId", mode="before")
-    @classmethod
-    def _session_uuid(cls, value):
-        if value is None:
-            raise ValueError("is required (the sessionId that create_session returned)")
-        return _parse_uuid(value)
-
-    @field_validator("responseId", mode="before")
-    @classmethod
-    def _response_uuid(cls, value):
-        return _parse_uuid(value)
-
-    @field_validator("data")
-    @classmethod
-    def _data_size(cls, value):
-        if encoded_size(value) > MAX_DATA_BYTES:
-            raise ValueError(f"must be at most {MAX_DATA_BYTES} bytes encoded as JSON")
-        return value
-
-
-def encode_data(value: Any) -> str:
-    """The value as compact JSON text; ValueError for numbers JSON cannot hold (1e999 parses as inf)."""
-    try:
-        return compact_json(value)
-    except ValueError:
-        raise ValueError("numbers must be finite (1e999 and the like are out of range)") from None
-
-
-CLAIM_CODE_MAX = 32  # 8 characters, with room for the spaces and dashes a person may type
-
-
-class Registration(Body):
-    displayName: Annotated[StrictStr, Field(min_length=1, max_length=DISPLAY_NAME_MAX)] | None = None
-    # A claim code from create_claim_code (SPEC §13); its characters are checked by shared.claim_codes.
-    claimCode: Annotated[StrictStr, Field(min_length=1, max_length=CLAIM_CODE_MAX)] | None = None
-
-    @field_validator("displayName")
-    @classmethod
-    def _printable(cls, value):
-        import unicodedata
-
-        if value is None:
-            return value
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ValueError("must not contain control characters (newlines, tabs, ...)")
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
-
-class NewClaimCode(Body):
-    """create_claim_code's body: nothing (an empty body is {}); any field is refused."""
-
-
-# visitor_number_seq is a BIGINT sequence starting at 1.
-MAX_VISITOR_NUMBER = 2**63 - 1
-
-
-class VisitorToErase(Body):
-    """erase_visitor's body: the number of the visitor to erase."""
-
-    visitorNumber: Annotated[int, Field(ge=1, le=MAX_VISITOR_NUMBER)]
 
 
 # Researcher functions' query strings (SPEC §10) -----------------------------------

@@ -19,7 +19,6 @@ with check_revoked).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from typing import Iterable
@@ -156,6 +155,8 @@ def _describe(claim) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from firebase_admin import exceptions
 
     parser = argparse.ArgumentParser(prog="python -m shared.researchers", description=__doc__.split("\n\n")[0])

@@ -18,11 +18,13 @@ from shared.db import RaceLost, rerun_if_race_lost, single_statement, statement
 from shared.encodings import rfc3339
 from shared.errors import Conflict, GuestClaimed, NotFound, PermissionDenied
 from shared.logs import get_logger
-from shared.models import NewResponse, encode_data
+from shared.models import encode_data
 from shared.visitors import ANONYMOUS_CLAIMED
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from shared.models import NewResponse
 
 log = get_logger("responses")
 

@@ -22,10 +22,11 @@ from shared.encodings import compact_json, rfc3339
 from shared.errors import Conflict, GuestClaimed, NotFound, ResourceExhausted
 from shared.guest_limit import Window
 from shared.logs import get_logger
-from shared.models import NewSession
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from shared.models import NewSession
 
 log = get_logger("visitors")
 

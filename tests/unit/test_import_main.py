@@ -1,0 +1,79 @@
+"""What `import main` loads: every cold instance of every function pays for it before it
+serves (bench/README.md: at most 1.25x what functions_framework's own import takes). What
+is listed here is imported on first use instead."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from shared import models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ON_FIRST_USE = (
+    "pydantic", "pydantic_core", "shared.bodies",  # when a body is first validated (shared.models)
+    "sqlalchemy", "pg8000",  # when the engine is first made (shared.db)
+    # Firebase, Firestore, Storage, Google's auth and the Cloud SQL connector: clients on first use
+    # (functions_framework itself loads google.cloud.functions).
+    "firebase_admin", "google.auth", "google.oauth2", "google.api_core", "google.cloud.firestore",
+    "google.cloud.storage", "google.cloud.sql",
+    "argparse",  # the command lines of shared/ modules (python -m shared.erasure ...)
+    "concurrent.futures",  # the Storage part of an erasure
+    # The shared/ modules of every function but create_session, submit_response and get_visitor
+    # (functions/__init__.py).
+    "shared.access", "shared.claim_codes", "shared.erasure", "shared.export", "shared.invoker",
+    "shared.maintenance", "shared.registration", "shared.researchers", "shared.stats", "shared.uploads",
+)
+
+
+def test_importing_main_leaves_these_to_first_use():
+    code = "import sys, main; print('\\n'.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.split()
+    early = [name for name in loaded if any(name == lazy or name.startswith(lazy + ".") for lazy in ON_FIRST_USE)]
+    assert early == []
+
+
+def test_the_body_models_are_named_through_shared_models():
+    from pydantic import BaseModel
+
+    for name in models.BODIES:
+        assert getattr(models, name) is not None
+    assert issubclass(models.NewSession, BaseModel) and models.NewSession.model_config["defer_build"]
+    assert not hasattr(models, "NoSuchModel")
+
+
+RACE = """
+import threading
+from shared import models
+
+SESSION = "3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c"
+bodies = [(models.NewSession, {"sessionId": SESSION, "experimentId": "e", "metadata": {"a": 1}}),
+          (models.NewResponse, {"sessionId": SESSION, "level": 3, "data": [1]}),
+          (models.Registration, {"displayName": "Ada", "claimCode": "ABCD-EFGH"})]
+start, refused = threading.Barrier(12), []
+
+def first_request(model, body):
+    start.wait()
+    try:
+        models.parse(model, body)
+    except Exception as error:
+        refused.append(repr(error))
+
+threads = [threading.Thread(target=first_request, args=bodies[i % 3]) for i in range(12)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(refused)
+"""
+
+
+def test_a_model_s_first_validations_at_once_all_succeed():
+    """A model is built on its first validation (defer_build): threads that validate its first
+    bodies at once must each get the built model, never a half-built one or Body's."""
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "[]"
