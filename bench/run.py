@@ -264,6 +264,22 @@ def timed_threads(call, threads: int, count: int, seconds: float) -> tuple[list[
     return latencies, time.perf_counter() - started
 
 
+# What pg8000 declares for create_session's parameters (pg_prepared_statements.parameter_types), so that
+# a PREPARE of the file plans as the product's prepared statement does; and the ceiling's.
+PARAM_TYPES = {"session_id": "uuid", "key_hash": "bytea", "address_hash": "bytea", "guest_limit": "integer",
+               "new_guest_id": "uuid", "experiment_id": "text", "metadata": "jsonb", "id": "uuid"}
+
+
+def sql_literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return "'\\x" + value.hex() + "'"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def bench_db(engine) -> None:
     from bench.seed_style import CEILING_SQL, ceiling_insert, seed_create_session
     from shared.auth import Guest
@@ -333,29 +349,84 @@ def bench_db(engine) -> None:
                          "for their parameters (PostgreSQL plans the first five, then keeps a generic plan "
                          "when it costs no more).")
 
+    def guest_params() -> dict:
+        return {"session_id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}",
+                "key_hash": secrets.token_bytes(32), "new_guest_id": str(uuid.uuid4()),
+                **Window.off().params()}  # as the other sections: the guest-creation limit off
+
+    def ceiling_params() -> dict:
+        return {"id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}"}
+
     def explain() -> None:
         # The server's share, from PostgreSQL itself: execution time of each statement
-        # (EXPLAIN ANALYZE, rolled back), median of 100 new guests each.
-        def server_ms(statement: str, params) -> float:
+        # (EXPLAIN ANALYZE, rolled back), median of 100 new guests each; once planned for its
+        # parameters (a custom plan, as the first five runs on a connection) and once on the
+        # generic plan that the product's prepared statement keeps after those.
+        def server_ms(statement: str, params, generic: bool) -> float:
             times = []
             with engine.connect() as conn:
+                if generic:
+                    names: list[str] = []
+                    body = re.sub(r"(?<![:\w]):(\w+)", lambda m: f"${names.index(m[1]) + 1}" if m[1] in names
+                                  else (names.append(m[1]) or f"${len(names)}"), statement)
+                    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+                    conn.exec_driver_sql(f"PREPARE bench_explain({', '.join(PARAM_TYPES[n] for n in names)}) AS {body}")
+                    conn.commit()  # both last as long as the connection: undone below
                 for _ in range(100):
                     with conn.begin() as transaction:
-                        plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) " + statement),
-                                            params()).scalar_one()
+                        if generic:
+                            values = params()
+                            plan = conn.exec_driver_sql(
+                                "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) EXECUTE bench_explain("
+                                + ", ".join(sql_literal(values[n]) for n in names) + ")").scalar_one()
+                        else:
+                            plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) " + statement),
+                                                params()).scalar_one()
                         transaction.rollback()
                     times.append(plan[0]["Execution Time"])
+                if generic:
+                    conn.exec_driver_sql("DEALLOCATE bench_explain")
+                    conn.exec_driver_sql("RESET plan_cache_mode")
+                    conn.commit()
             return statistics.median(times)
 
-        product_ms = server_ms(statement_text("create_session_guest"), lambda: {
-            "session_id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}",
-            "key_hash": secrets.token_bytes(32), "new_guest_id": str(uuid.uuid4()),
-            **Window.off().params()})  # as the other sections: the guest-creation limit off
-        ceiling_ms = server_ms(CEILING_SQL, lambda: {"id": str(uuid.uuid4()), "experiment_id": "bench",
-                                                    "metadata": "{}"})
-        notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, median of 100 new guests): "
-                     f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
-                     f"{ceiling_ms:.3f} ms (inserts a session): {ceiling_ms / product_ms:.2f}.")
+        for generic, kind in ((False, "custom plan, planned for its parameters"), (True, "generic plan, as the "
+                                                                                        "prepared statement runs")):
+            product_ms = server_ms(statement_text("create_session_guest"), guest_params, generic)
+            ceiling_ms = server_ms(CEILING_SQL, ceiling_params, generic)
+            notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, {kind}; median of 100 new guests): "
+                         f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
+                         f"{ceiling_ms:.3f} ms (inserts a session): {ceiling_ms / product_ms:.2f}.")
+
+    def backend_cpu() -> None:
+        # The server's whole CPU per call (Bind, locks, executor, triggers, commit, the socket), from
+        # the run time of every backend of the pool (/proc/<pid>/schedstat), one call at a time, five
+        # interleaved rounds. The least disturbed by other work on the machine of the measures here.
+        with engine.connect() as conn:
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                                     "AND datname = current_database()")).scalars().all()
+        schedstat = [Path(f"/proc/{pid}/schedstat") for pid in pids]
+        if not all(path.exists() for path in schedstat):
+            notes.append("Backend CPU per call: not measured (the server's processes are not readable here).")
+            return
+
+        def run_time() -> float:
+            return sum(int(path.read_text().split()[0]) for path in schedstat if path.exists()) / 1e6  # ms
+
+        per_call = {key: [] for key, _ in variants}
+        for _ in range(DB_ROUNDS):
+            for key, call in variants:
+                if key == "seed":
+                    continue
+                before = run_time()
+                for _ in range(300):
+                    call()
+                per_call[key].append((run_time() - before) / 300)
+        ceiling_cpu = statistics.median(per_call["ceiling"])
+        notes.append("Server CPU per call (all backends' run time, 1 thread, median of 5 rounds of 300): " + ", ".join(
+            f"{label} {statistics.median(per_call[key]):.3f} ms ({ceiling_cpu / statistics.median(per_call[key]):.2f})"
+            for key, label in (("ceiling", "ceiling"), ("product", "create_session, new guests"),
+                               ("returning", "returning guests"))) + " (ceiling's / each).")
 
     for threads in (1, 16):
         series = compare(threads)
@@ -379,6 +450,7 @@ def bench_db(engine) -> None:
             goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
     plans()
     explain()
+    backend_cpu()
 
 
 # --- 3. cold start ---------------------------------------------------------------------------
