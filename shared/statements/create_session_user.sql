@@ -10,12 +10,12 @@
 -- claim and is refused; a claimed row is never numbered again. No session is
 -- left with a claimed uid.
 -- The guest-creation limit (SPEC §12; sql/006_guest_limits.sql): a new visitor (no
--- row yet, and a sessionId not taken) is counted against its client address by
--- count_new_visitor (sql/007_count_new_visitor.sql) in `refused`, before `created` may
--- take a number. guest_limit 0 turns it off; address_hash is the address's HMAC. The
--- conditions are a one-time filter above the function: for anyone else it is never called.
--- Past the limit nothing is created or numbered, and the one row is 'limited' with
--- retry_after, the seconds until the address's oldest new guest leaves the rolling hour.
+-- row yet, and a sessionId not taken) is counted against its client address in
+-- `counted` before `created` may take a number. guest_limit 0 turns it off;
+-- address_hash is the address's HMAC. Past the limit nothing is created or numbered,
+-- and the one row is 'limited' with retry_after, the seconds until the address's
+-- oldest new guest leaves the rolling hour. `expired` forgets two addresses whose
+-- window is over (not this one's: a statement changes a row once).
 WITH erased AS (
     SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
 ), taken AS (
@@ -25,10 +25,26 @@ WITH erased AS (
     SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed FROM users WHERE id = :user_id FOR SHARE
 ), new_visitor AS (
     SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+), counted AS (
+    INSERT INTO guest_limits AS g (address_hash, created_at, last_at)
+    SELECT CAST(:address_hash AS bytea), ARRAY[now()], now()
+    WHERE CAST(:guest_limit AS integer) > 0 AND EXISTS (SELECT 1 FROM new_visitor)
+    ON CONFLICT (address_hash) DO UPDATE
+    SET (allowed, created_at, last_at) = (
+        SELECT w.allowed, CASE WHEN w.allowed THEN w.times || now() ELSE w.times END,
+               CASE WHEN w.allowed THEN now() ELSE g.last_at END
+        FROM (SELECT times, cardinality(times) < CAST(:guest_limit AS integer) AS allowed
+              FROM guest_limit_window(g.created_at, now() - interval '1 hour') AS times) AS w)
+    RETURNING allowed, created_at[1] AS oldest
 ), refused AS (
-    SELECT c.retry_after
-    FROM count_new_visitor(CAST(:address_hash AS bytea), CAST(:guest_limit AS integer)) AS c
-    WHERE CAST(:guest_limit AS integer) > 0 AND EXISTS (SELECT 1 FROM new_visitor) AND NOT c.allowed
+    SELECT CAST(ceil(extract(epoch FROM oldest + interval '1 hour' - now())) AS integer) AS retry_after
+    FROM counted WHERE NOT allowed
+), expired AS (
+    DELETE FROM guest_limits WHERE address_hash IN (
+        SELECT address_hash FROM guest_limits
+        WHERE last_at < now() - interval '1 hour' AND address_hash <> CAST(:address_hash AS bytea)
+          AND EXISTS (SELECT 1 FROM counted)
+        ORDER BY last_at LIMIT 2 FOR UPDATE SKIP LOCKED)
 ), created AS (
     INSERT INTO users (id, email, visitor_number)
     SELECT :user_id, :email, nextval('visitor_number_seq')

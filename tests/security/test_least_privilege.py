@@ -75,15 +75,6 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     assert scalar(db, "SELECT has_table_privilege(:r, 'schema_migrations', 'SELECT')", r=FUNCTIONS_ROLE) is False
 
 
-def test_only_the_role_may_count_new_visitors(db):
-    # count_new_visitor (sql/007_count_new_visitor.sql), which create_session's statements call:
-    # the role's own right, not PUBLIC's; it runs with the caller's rights on guest_limits.
-    signature = "count_new_visitor(bytea, integer)"
-    assert scalar(db, "SELECT has_function_privilege(:r, :f, 'EXECUTE')", r=FUNCTIONS_ROLE, f=signature) is True
-    assert scalar(db, "SELECT has_function_privilege('public', :f, 'EXECUTE')", f=signature) is False
-    assert scalar(db, "SELECT prosecdef FROM pg_proc WHERE oid = CAST(:f AS regprocedure)", f=signature) is False
-
-
 def test_the_erasure_role_adds_deleting_rows_and_writing_the_ledger_only(db):
     assert scalar(db, "SELECT rolcanlogin FROM pg_roles WHERE rolname = :r", r=ERASURE_ROLE) is False
     assert scalar(db, "SELECT pg_has_role(:r, :f, 'MEMBER')", r=ERASURE_ROLE, f=FUNCTIONS_ROLE) is True
