@@ -406,7 +406,8 @@ def bench_db(engine) -> None:
             pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
                                      "AND datname = current_database()")).scalars().all()
         schedstat = [Path(f"/proc/{pid}/schedstat") for pid in pids]
-        if not all(path.exists() for path in schedstat):
+        comm = [Path(f"/proc/{pid}/comm") for pid in pids]
+        if not all(path.exists() and path.read_text().startswith("postgres") for path in comm):
             notes.append("Backend CPU per call: not measured (the server's processes are not readable here).")
             return
 
