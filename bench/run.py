@@ -270,6 +270,19 @@ PARAM_TYPES = {"session_id": "uuid", "key_hash": "bytea", "address_hash": "bytea
                "new_guest_id": "uuid", "experiment_id": "text", "metadata": "jsonb", "id": "uuid"}
 
 
+def numbered_parameters(statement: str) -> tuple[list[str], str]:
+    """The statement's :name parameters in order of first use, and its text with them as $1, $2, ...
+    (what pg8000 sends PostgreSQL for a prepared statement)."""
+    names: list[str] = []
+
+    def number(match: re.Match) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return names, re.sub(r"(?<![:\w]):(\w+)", number, statement)
+
+
 def sql_literal(value) -> str:
     if value is None:
         return "NULL"
@@ -366,9 +379,7 @@ def bench_db(engine) -> None:
             times = []
             with engine.connect() as conn:
                 if generic:
-                    names: list[str] = []
-                    body = re.sub(r"(?<![:\w]):(\w+)", lambda m: f"${names.index(m[1]) + 1}" if m[1] in names
-                                  else (names.append(m[1]) or f"${len(names)}"), statement)
+                    names, body = numbered_parameters(statement)
                     conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
                     conn.exec_driver_sql(f"PREPARE bench_explain({', '.join(PARAM_TYPES[n] for n in names)}) AS {body}")
                     conn.commit()  # both last as long as the connection: undone below
@@ -380,8 +391,8 @@ def bench_db(engine) -> None:
                                 "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) EXECUTE bench_explain("
                                 + ", ".join(sql_literal(values[n]) for n in names) + ")").scalar_one()
                         else:
-                            plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) " + statement),
-                                                params()).scalar_one()
+                            plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) "
+                                                     + statement), params()).scalar_one()
                         transaction.rollback()
                     times.append(plan[0]["Execution Time"])
                 if generic:
@@ -390,8 +401,8 @@ def bench_db(engine) -> None:
                     conn.commit()
             return statistics.median(times)
 
-        for generic, kind in ((False, "custom plan, planned for its parameters"), (True, "generic plan, as the "
-                                                                                        "prepared statement runs")):
+        for generic, kind in ((False, "custom plan, planned for its parameters"),
+                              (True, "generic plan, as the prepared statement runs")):
             product_ms = server_ms(statement_text("create_session_guest"), guest_params, generic)
             ceiling_ms = server_ms(CEILING_SQL, ceiling_params, generic)
             notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, {kind}; median of 100 new guests): "
