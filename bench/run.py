@@ -276,6 +276,35 @@ def timed_threads(call, threads: int, count: int, seconds: float) -> tuple[list[
     return latencies, time.perf_counter() - started
 
 
+# What pg8000 declares for create_session's parameters (pg_prepared_statements.parameter_types), so that
+# a PREPARE of the file plans as the product's prepared statement does; and the ceiling's.
+PARAM_TYPES = {"session_id": "uuid", "key_hash": "bytea", "address_hash": "bytea", "guest_limit": "integer",
+               "new_guest_id": "uuid", "experiment_id": "text", "metadata": "jsonb", "id": "uuid"}
+
+
+def numbered_parameters(statement: str) -> tuple[list[str], str]:
+    """The statement's :name parameters in order of first use, and its text with them as $1, $2, ...
+    (what pg8000 sends PostgreSQL for a prepared statement)."""
+    names: list[str] = []
+
+    def number(match: re.Match) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return names, re.sub(r"(?<![:\w]):(\w+)", number, statement)
+
+
+def sql_literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return "'\\x" + value.hex() + "'"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def bench_db(engine) -> None:
     from bench.seed_style import CEILING_SQL, ceiling_insert, seed_create_session
     from shared.auth import Guest
@@ -345,29 +374,83 @@ def bench_db(engine) -> None:
                          "for their parameters (PostgreSQL plans the first five, then keeps a generic plan "
                          "when it costs no more).")
 
+    def guest_params() -> dict:
+        return {"session_id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}",
+                "key_hash": secrets.token_bytes(32), "new_guest_id": str(uuid.uuid4()),
+                **Window.off().params()}  # as the other sections: the guest-creation limit off
+
+    def ceiling_params() -> dict:
+        return {"id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}"}
+
     def explain() -> None:
         # The server's share, from PostgreSQL itself: execution time of each statement
-        # (EXPLAIN ANALYZE, rolled back), median of 100 new guests each.
-        def server_ms(statement: str, params) -> float:
+        # (EXPLAIN ANALYZE, rolled back), median of 100 new guests each; once planned for its
+        # parameters (a custom plan, as the first five runs on a connection) and once on the
+        # generic plan that the product's prepared statement keeps after those.
+        def server_ms(statement: str, params, generic: bool) -> float:
             times = []
             with engine.connect() as conn:
+                if generic:
+                    names, body = numbered_parameters(statement)
+                    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+                    conn.exec_driver_sql(f"PREPARE bench_explain({', '.join(PARAM_TYPES[n] for n in names)}) AS {body}")
+                    conn.commit()  # both last as long as the connection: undone below
                 for _ in range(100):
                     with conn.begin() as transaction:
-                        plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) " + statement),
-                                            params()).scalar_one()
+                        if generic:
+                            values = params()
+                            plan = conn.exec_driver_sql(
+                                "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) EXECUTE bench_explain("
+                                + ", ".join(sql_literal(values[n]) for n in names) + ")").scalar_one()
+                        else:
+                            plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) "
+                                                     + statement), params()).scalar_one()
                         transaction.rollback()
                     times.append(plan[0]["Execution Time"])
+                if generic:
+                    conn.exec_driver_sql("DEALLOCATE bench_explain")
+                    conn.exec_driver_sql("RESET plan_cache_mode")
+                    conn.commit()
             return statistics.median(times)
 
-        product_ms = server_ms(statement_text("create_session_guest"), lambda: {
-            "session_id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}",
-            "key_hash": secrets.token_bytes(32), "new_guest_id": str(uuid.uuid4()),
-            **Window.off().params()})  # as the other sections: the guest-creation limit off
-        ceiling_ms = server_ms(CEILING_SQL, lambda: {"id": str(uuid.uuid4()), "experiment_id": "bench",
-                                                    "metadata": "{}"})
-        notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, median of 100 new guests): "
-                     f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
-                     f"{ceiling_ms:.3f} ms (inserts a session): {ceiling_ms / product_ms:.2f}.")
+        for generic, kind in ((False, "custom plan, planned for its parameters"),
+                              (True, "generic plan, as the prepared statement runs")):
+            product_ms = server_ms(statement_text("create_session_guest"), guest_params, generic)
+            ceiling_ms = server_ms(CEILING_SQL, ceiling_params, generic)
+            notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, {kind}; median of 100 new guests): "
+                         f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
+                         f"{ceiling_ms:.3f} ms (inserts a session): {ceiling_ms / product_ms:.2f}.")
+
+    def backend_cpu() -> None:
+        # The server's whole CPU per call (Bind, locks, executor, triggers, commit, the socket), from
+        # the run time of every backend of the pool (/proc/<pid>/schedstat), one call at a time, five
+        # interleaved rounds. The least disturbed by other work on the machine of the measures here.
+        with engine.connect() as conn:
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                                     "AND datname = current_database()")).scalars().all()
+        schedstat = [Path(f"/proc/{pid}/schedstat") for pid in pids]
+        comm = [Path(f"/proc/{pid}/comm") for pid in pids]
+        if not all(path.exists() and path.read_text().startswith("postgres") for path in comm):
+            notes.append("Backend CPU per call: not measured (the server's processes are not readable here).")
+            return
+
+        def run_time() -> float:
+            return sum(int(path.read_text().split()[0]) for path in schedstat if path.exists()) / 1e6  # ms
+
+        per_call = {key: [] for key, _ in variants}
+        for _ in range(DB_ROUNDS):
+            for key, call in variants:
+                if key == "seed":
+                    continue
+                before = run_time()
+                for _ in range(300):
+                    call()
+                per_call[key].append((run_time() - before) / 300)
+        ceiling_cpu = statistics.median(per_call["ceiling"])
+        notes.append("Server CPU per call (all backends' run time, 1 thread, median of 5 rounds of 300): " + ", ".join(
+            f"{label} {statistics.median(per_call[key]):.3f} ms ({ceiling_cpu / statistics.median(per_call[key]):.2f})"
+            for key, label in (("ceiling", "ceiling"), ("product", "create_session, new guests"),
+                               ("returning", "returning guests"))) + " (ceiling's / each).")
 
     for threads in (1, 16):
         series = compare(threads)
@@ -391,6 +474,7 @@ def bench_db(engine) -> None:
             goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
     plans()
     explain()
+    backend_cpu()
 
 
 # --- 3. cold start ---------------------------------------------------------------------------
@@ -932,53 +1016,11 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
                  "of the address's window in the same statement, and the index probe for expired windows).")
 
 
-# --- the database server's own CPU, for sizing a Cloud SQL primary -----------------------------
+# --- one sequence: how fast nextval hands out numbers, for sizing (bench/README.md, "Scale on paper") ---
 
-def _postmaster_children_cpu(postmaster: int) -> float:
-    """CPU seconds of PostgreSQL's processes: every child of the postmaster (the backends of the
-    engine's pooled connections, which live through the measurement, and the WAL writer,
-    checkpointer and the rest, whose work the statements cause too)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    return sum(ticks for _, ppid, _, ticks in _proc_stats() if ppid == postmaster) / tick
-
-
-def bench_server_cpu(engine, calls: int = 2000) -> None:
-    """PostgreSQL's CPU per create_session and per ceiling INSERT (one client thread, five
-    interleaved rounds, the pool's backends kept), and the server time of one nextval on a
-    CACHE 1 sequence: the figures bench/README.md's "Scale on paper" takes to a Cloud SQL
-    primary. The bench's PostgreSQL runs with fsync off (see "What is not measured")."""
-    import logging
-
-    from bench.seed_style import ceiling_insert
-    from shared.auth import Guest
-    from shared.models import NewSession
-    from shared.visitors import create_session
-
-    logging.disable(logging.INFO)
-    request = NewSession(experimentId="bench")
-    with engine.connect() as conn:
-        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    postmaster = next(ppid for pid, ppid, _, _ in _proc_stats() if pid == backend)
-    returning = Guest(secrets.token_bytes(32))
-    create_session(engine, returning, request)
-    variants = {
-        "ceiling: one INSERT ... nextval()": lambda: ceiling_insert(engine),
-        "shared.visitors.create_session, new guests": lambda: create_session(
-            engine, Guest(secrets.token_bytes(32)), request),
-        "shared.visitors.create_session, a returning guest": lambda: create_session(engine, returning, request),
-    }
-    spent = {name: [] for name in variants}
-    for _ in range(DB_ROUNDS):
-        for name, call in variants.items():
-            before = _postmaster_children_cpu(postmaster)
-            for _ in range(calls // DB_ROUNDS):
-                call()
-            spent[name].append((_postmaster_children_cpu(postmaster) - before) / (calls // DB_ROUNDS))
-    ceiling_ms = 1000 * statistics.median(spent["ceiling: one INSERT ... nextval()"])
-    for name, per_call in spent.items():
-        ms = 1000 * statistics.median(per_call)
-        row(f"PostgreSQL CPU per call: {name}", 1, None, None, f"{ms:.3f} server CPU ms/call; "
-            f"{ms / ceiling_ms:.1f}x the ceiling's", n=calls // DB_ROUNDS * DB_ROUNDS)
+def bench_sequence(engine) -> None:
+    """The server time of one nextval on a CACHE 1 sequence like visitor_number_seq, from one
+    backend in a loop and from 8 at once: where numbering from one sequence would stop scaling."""
     # One backend taking numbers as fast as it can from a sequence like visitor_number_seq
     # (its own, so that the product's numbers stay without gaps): the server time per nextval.
     with engine.connect() as conn:
@@ -1036,7 +1078,7 @@ def main() -> int:
                     ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
                     ("registered users (RS256, emulator off)", lambda: bench_registered(stack, workdir)),
                     ("database path", lambda: bench_db(engine)),
-                    ("database server CPU", lambda: bench_server_cpu(engine)),
+                    ("sequence", lambda: bench_sequence(engine)),
                     ("import main", bench_import),
                     ("first 201", lambda: bench_first_201(stack, workdir)),
                     ("register 1000x10", lambda: bench_register(stack, engine)),
