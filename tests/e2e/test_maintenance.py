@@ -27,7 +27,7 @@ from devtools.stack import FunctionsServer
 from shared import erasure
 from shared.auth import hash_guest_key
 from tests.contract.test_openapi import conforms
-from tests.security.test_token_signatures import GoogleEndpoints, certificate, new_key, pem
+from tests.google_endpoints import GoogleEndpoints, certificate, new_key, pem
 from tests.support import assert_error, new_guest_key, rows, scalar
 from tests.uploads_support import StorageEvents, UploadsWorld
 
