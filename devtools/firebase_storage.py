@@ -32,20 +32,14 @@ from urllib.parse import parse_qs, quote, unquote
 
 import requests
 
+from devtools.wsgi import answer
+
 PREFIX = "v0"
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # a dev stack: larger files are refused rather than held in memory
 
 
-def _answer(start_response, status: int, body: bytes, content_type: str = "application/json"):
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-              413: "Payload Too Large", 503: "Service Unavailable"}.get(status, "Status")
-    start_response(f"{status} {reason}", [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                                          ("Cache-Control", "no-store")])
-    return [body]
-
-
 def _error(start_response, status: int, message: str):
-    return _answer(start_response, status, json.dumps({"error": {"code": status, "message": message}}).encode())
+    return answer(start_response, status, json.dumps({"error": {"code": status, "message": message}}).encode())
 
 
 def _emulator() -> str:
@@ -115,7 +109,7 @@ def _get(start_response, bucket: str, name: str, media: bool):
     url = f"{_emulator()}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
     upstream = requests.get(url, params={"alt": "media"} if media else None, timeout=30)
     if media and upstream.ok:
-        return _answer(start_response, 200, upstream.content,
+        return answer(start_response, 200, upstream.content,
                        upstream.headers.get("Content-Type", "application/octet-stream"))
     return _relay(start_response, upstream)
 
@@ -132,4 +126,4 @@ def _relay(start_response, upstream: requests.Response):
     resource = upstream.json()
     fields = ("name", "bucket", "generation", "metageneration", "contentType", "timeCreated", "updated",
               "size", "md5Hash", "contentEncoding", "contentDisposition", "cacheControl", "metadata")
-    return _answer(start_response, 200, json.dumps({key: resource[key] for key in fields if key in resource}).encode())
+    return answer(start_response, 200, json.dumps({key: resource[key] for key in fields if key in resource}).encode())

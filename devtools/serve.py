@@ -24,6 +24,7 @@ from functions_framework import create_app
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 from devtools import firebase_storage
+from devtools.wsgi import answer
 from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,17 +70,12 @@ def firebase_init(_environ) -> dict:
 DEV_FILES = {"/config.json": page_config, "/__/firebase/init.json": firebase_init}
 
 
-def _answer(start_response, status: str, body: bytes, content_type: str, extra=()):
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra])
-    return [body]
-
-
 def _page_app(missing: bytes):
     """public/ (index.html for /) served by werkzeug's SharedDataMiddleware, the DEV_FILES
     made from the environment; anything else is the JSON 404 of the functions."""
 
     def not_found(environ, start_response):
-        return _answer(start_response, "404 Not Found", missing, "application/json")
+        return answer(start_response, 404, missing)
 
     files = SharedDataMiddleware(not_found, {"/": str(PUBLIC)}, cache_timeout=0)
 
@@ -89,7 +85,7 @@ def _page_app(missing: bytes):
         path = environ.get("PATH_INFO", "")
         if path in DEV_FILES:
             body = json.dumps(DEV_FILES[path](environ), indent=2).encode()
-            return _answer(start_response, "200 OK", body, "application/json", [("Cache-Control", "no-store")])
+            return answer(start_response, 200, body)
         if path in ("", "/"):
             environ["PATH_INFO"] = "/index.html"
         return files(environ, start_response)
@@ -119,7 +115,7 @@ def build_app(source: Path = ROOT / "main.py"):
         app = apps.get(name)
         if app is None:
             if prefix:
-                return _answer(start_response, "404 Not Found", missing, "application/json")
+                return answer(start_response, 404, missing)
             return page(environ, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix + "/" + name
         environ["PATH_INFO"] = "/" + rest
