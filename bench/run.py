@@ -101,6 +101,12 @@ ROUNDS = 3  # every comparison is interleaved over this many rounds; ratios are 
 DB_ROUNDS = 5  # the database rounds are short (well under a second each): more of them
 
 
+def rotated(items: list, by: int) -> list:
+    """items, starting at the by-th (modulo their number): each round of a comparison its own order."""
+    by %= len(items)
+    return items[by:] + items[:by]
+
+
 def load(url: str, clients: int, mode: str = "new", numbers: bool = False, addresses: int = 0,
          count: int | None = None, seconds: float | None = None) -> dict:
     default_count, default_seconds = (100, 1.0) if clients == 1 else (800, 1.5)
@@ -153,8 +159,12 @@ def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
     for clients in (1, 8, 32):
         series = {key: Series() for key in urls}
         # Five rounds where the goal is measured: one noisy round must not decide the median.
-        for _ in range(5 if clients == 32 else ROUNDS):
-            for key, series_of in series.items():
+        for round_ in range(5 if clients == 32 else ROUNDS):
+            # The order rotates from round to round: a variant that always ran right after new
+            # guests' thousands of inserts would always meet the writes they leave behind (WAL,
+            # autovacuum), and one that always ran first a quieter database.
+            for key in rotated(list(series), round_):
+                series_of = series[key]
                 meter = noop_cpu if key in ("noop", "db_ceiling") else product_cpu
                 before = meter.read()
                 # At 32 clients, where the goal is measured, rounds of 2,000 requests (up to 3 s): a
@@ -991,8 +1001,9 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
                                   {**stack.env(), "GUEST_LIMIT_PER_HOUR": limit}, workdir, "get_visitor")
         variants = {"off": ("off", 10000), "on": ("on", 10000), "on, one address": ("on", 1)}
         series = {name: Series() for name in variants}
-        for _ in range(5):  # five rounds, as where the HTTP section measures its goal
-            for name, (server, addresses) in variants.items():
+        for round_ in range(5):  # five rounds, as where the HTTP section measures its goal
+            for name in rotated(list(variants), round_):  # as in bench_http
+                server, addresses = variants[name]
                 result = load(f"{servers[server][1]}/create_session", 32, mode="new", addresses=addresses)
                 series[name].add(result["latencies"], result["elapsed"])
                 bad = {s: n for s, n in result["statuses"].items() if s != "201"}
