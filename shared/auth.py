@@ -162,13 +162,13 @@ def verify_id_token(token: str, fresh: bool = False) -> User:
     from firebase_admin import auth, exceptions
 
     max_age = 0 if fresh else config.token_revocation_check_seconds()
+    claims = verified_tokens.get(token)  # None once it has expired
     # firebase-admin checks expiry while verifying the signature; against the Auth
     # emulator it verifies neither, so check it first here and behave the same everywhere.
-    if _expired(token):
+    if claims is None and _expired(token):
         raise Unauthenticated("The ID token has expired; get a fresh one from Firebase Auth.")
     try:
         app = firebase_app()
-        claims = verified_tokens.get(token)
         if claims is None:
             claims = auth.verify_id_token(token, app=app, check_revoked=False)
             verified_tokens.keep(token, claims)

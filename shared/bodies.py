@@ -38,9 +38,14 @@ class NewSession(Body):
     @field_validator("metadata")
     @classmethod
     def _metadata_size(cls, value):
-        if value is not None and encoded_size(value) > MAX_METADATA_BYTES:
-            raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes encoded as JSON")
-        return value
+        return value if value is None else _at_most(value, MAX_METADATA_BYTES)
+
+
+def _at_most(value, limit: int):
+    """value, if it is at most `limit` bytes as compact UTF-8 JSON."""
+    if encoded_size(value) > limit:
+        raise ValueError(f"must be at most {limit} bytes encoded as JSON")
+    return value
 
 
 def _parse_uuid(value):
@@ -75,9 +80,7 @@ class NewResponse(Body):
     @field_validator("data")
     @classmethod
     def _data_size(cls, value):
-        if encoded_size(value) > MAX_DATA_BYTES:
-            raise ValueError(f"must be at most {MAX_DATA_BYTES} bytes encoded as JSON")
-        return value
+        return _at_most(value, MAX_DATA_BYTES)
 
 
 class Registration(Body):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import collections
 import functools
-from datetime import datetime
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -178,6 +178,8 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
     # Read by Statements (single_statement): run statements as prepared statements.
     engine.update_execution_options(**{_PREPARED_STATEMENTS: settings.prepared_statements})
 
+    from pg8000.converters import TIMESTAMPTZ
+
     @event.listens_for(engine, "connect")
     def _bound_socket_reads(dbapi_connection, _record):
         # Every read and write of the connection, also on the connector's socket
@@ -186,12 +188,9 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         dbapi_connection._usock.settimeout(socket_timeout)
         # timestamptz values (every created_at the functions answer with) read by
         # datetime.fromisoformat instead of pg8000's strptime (bench/README.md).
-        dbapi_connection.register_in_adapter(_TIMESTAMPTZ_OID, timestamptz_in)
+        dbapi_connection.register_in_adapter(TIMESTAMPTZ, timestamptz_in)
 
     return engine
-
-
-_TIMESTAMPTZ_OID = 1184  # pg_type.oid of timestamptz (pg8000.converters.TIMESTAMPTZ)
 
 
 def timestamptz_in(text: str):

@@ -10,6 +10,7 @@ session. Being one statement, it runs without BEGIN/COMMIT around it
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -140,11 +141,13 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
         # DEBUG, not INFO: Cloud Run logs every request already (its request logs "are
         # created automatically": https://cloud.google.com/run/docs/logging), the
         # session's row holds its number and time, and this line was a tenth of the
-        # product's own CPU per new session (bench/README.md). LOG_LEVEL=DEBUG shows it.
-        log.debug(
-            "created session",
-            extra={"fields": {"sessionId": str(session.session_id), "visitorNumber": session.visitor_number}},
-        )
+        # product's own CPU per new session (bench/README.md). LOG_LEVEL=DEBUG shows it; below
+        # that, its fields are not even made.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "created session",
+                extra={"fields": {"sessionId": str(session.session_id), "visitorNumber": session.visitor_number}},
+            )
         return True, session
     if _owned_by(session, caller, row.visitor_guest_id):
         return False, session
