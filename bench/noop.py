@@ -16,11 +16,12 @@ product (functions-framework's create_app under gunicorn with the same workers
 and threads).
 """
 
-import functools
 import json
-import uuid
 
 import functions_framework
+
+from bench.seed_style import ceiling_insert
+from shared.db import get_engine
 
 _BODY = '{"sessionId": "00000000-0000-0000-0000-000000000000", "visitorNumber": 1}'
 _HEADERS = {"Content-Type": "application/json"}
@@ -33,18 +34,4 @@ def noop(request):
 
 @functions_framework.http
 def db_ceiling(request):
-    from shared.db import get_engine, single_statement
-
-    session_id = str(uuid.uuid4())
-    with single_statement(get_engine()) as conn:
-        conn.rows(_ceiling(), {"id": session_id, "experiment_id": "bench", "metadata": "{}"})
-    return json.dumps({"sessionId": session_id}), 201, _HEADERS
-
-
-@functools.lru_cache(maxsize=None)
-def _ceiling():
-    import sqlalchemy
-
-    from bench.seed_style import CEILING_SQL
-
-    return sqlalchemy.text(CEILING_SQL)
+    return json.dumps({"sessionId": ceiling_insert(get_engine())}), 201, _HEADERS

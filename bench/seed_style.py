@@ -66,6 +66,9 @@ def seed_create_session(engine: Engine, key_hash: bytes, experiment_id: str | No
         return visitor.visitor_number
 
 
-def ceiling_insert(engine: Engine, experiment_id: str | None = "bench") -> None:
+def ceiling_insert(engine: Engine, experiment_id: str | None = "bench") -> str:
+    """One session inserted the cheapest way the product knows; its id."""
+    session_id = str(uuid.uuid4())
     with single_statement(engine) as conn:
-        conn.rows(_CEILING, {"id": str(uuid.uuid4()), "experiment_id": experiment_id, "metadata": "{}"})
+        conn.rows(_CEILING, {"id": session_id, "experiment_id": experiment_id, "metadata": "{}"})
+    return session_id
