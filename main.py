@@ -3,7 +3,7 @@
 Each is defined in functions/; this module only re-exports them, the names of
 functions.HTTP_FUNCTIONS and functions.STORAGE_TRIGGER, and gives the app that
 functions-framework makes for each the one error handler the product needs at that
-level (shared.http.framework_error). Nothing here connects to anything: clients are
+level (shared.web.http.framework_error). Nothing here connects to anything: clients are
 created on first use.
 """
 
@@ -24,7 +24,7 @@ from functions.register import register
 from functions.run_maintenance import run_maintenance
 from functions.submit_response import submit_response
 
-from shared.http import framework_error
+from shared.web.http import framework_error
 
 # functions-framework runs this module once per app it makes (create_app, also on Cloud
 # Functions), with functions_framework.errorhandler bound to that app's Flask errorhandler.

@@ -4,7 +4,7 @@ noop answers 201 with a small JSON body, like create_session, without touching
 auth, parsing or the database: the ceiling of any function served this way.
 
 db_ceiling is the least a database-backed function can do: it parses nothing,
-takes a pooled connection from the product's own engine (shared.db.get_engine, the
+takes a pooled connection from the product's own engine (shared.core.db.get_engine, the
 same settings and pool), runs the one-INSERT ceiling statement of the database
 benchmark (bench/seed_style.py: INSERT INTO sessions ... nextval(), prepared, no
 BEGIN/COMMIT) and answers 201 with the new session's id as JSON. It is the honest
@@ -21,7 +21,7 @@ import json
 import functions_framework
 
 from bench.seed_style import ceiling_insert
-from shared.db import get_engine
+from shared.core.db import get_engine
 
 _BODY = '{"sessionId": "00000000-0000-0000-0000-000000000000", "visitorNumber": 1}'
 _HEADERS = {"Content-Type": "application/json"}

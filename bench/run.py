@@ -219,7 +219,7 @@ def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
 
 class RoundTrips:
     """Counts statements (SQLAlchemy before_cursor_execute, and runs of pg8000's
-    prepared statements: shared.db.Statements) and server round trips (pg8000
+    prepared statements: shared.core.db.Statements) and server round trips (pg8000
     waits for the server: CoreConnection.handle_messages)."""
 
     def __init__(self, engine):
@@ -322,11 +322,11 @@ def sql_literal(value) -> str:
 
 def bench_db(engine) -> None:
     from bench.seed_style import CEILING_SQL, ceiling_insert, seed_create_session
-    from shared.auth import Guest
-    from shared.db import single_statement, statement_text
-    from shared.guest_limit import Window
-    from shared.models import NewSession
-    from shared.visitors import create_session
+    from shared.web.auth import Guest
+    from shared.core.db import single_statement, statement_text
+    from shared.visitors.guest_limit import Window
+    from shared.web.models import NewSession
+    from shared.visitors.sessions import create_session
 
     import logging
 
@@ -351,12 +351,12 @@ def bench_db(engine) -> None:
         ceiling_insert(engine)
 
     counter = RoundTrips(engine)
-    for name, call in (("shared.visitors.create_session", product), ("seed-style (5 statements)", seed),
+    for name, call in (("shared.visitors.sessions.create_session", product), ("seed-style (5 statements)", seed),
                        ("ceiling: one INSERT ... nextval()", ceiling)):
         statements, trips = counter.measure(call)
         notes.append(f"{name}: {statements:.1f} SQL statements and {trips:.1f} server round trips per call.")
     notes.append("Round trips are waits of pg8000 for the server: 1 per execution of a prepared statement (as "
-                 "shared.db.single_statement runs them), plus 1 to prepare it once per connection; unprepared, "
+                 "shared.core.db.single_statement runs them), plus 1 to prepare it once per connection; unprepared, "
                  "3 per statement with parameters and 1 without; BEGIN 1, COMMIT 3.")
     variants = (("ceiling", ceiling), ("seed", seed), ("product", product), ("returning", product_returning))
     for call in (ceiling, seed, product):
@@ -430,7 +430,7 @@ def bench_db(engine) -> None:
 
         for generic, kind in ((False, "custom plan, planned for its parameters"),
                               (True, "generic plan, as the prepared statement runs")):
-            product_ms = server_ms(statement_text("create_session_guest"), guest_params, generic)
+            product_ms = server_ms(statement_text("sessions/create_session_guest"), guest_params, generic)
             ceiling_ms = server_ms(CEILING_SQL, ceiling_params, generic)
             notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, {kind}; median of 100 new guests): "
                          f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
@@ -474,17 +474,17 @@ def bench_db(engine) -> None:
         row("DB: seed-style create_session (5 statements)", threads, seed_s.latencies, seed_s.throughput,
             f"{seed_s.ratio(ceil):.2f} of ceiling; {cpu(seed_s)}")
         vs_seed, vs_ceiling = prod.ratio(seed_s), prod.ratio(ceil)
-        row("DB: shared.visitors.create_session", threads, prod.latencies, prod.throughput,
+        row("DB: shared.visitors.sessions.create_session", threads, prod.latencies, prod.throughput,
             f"{vs_seed:.2f}x seed; {vs_ceiling:.2f} of ceiling; {cpu(prod)}")
         back = series["returning"]
-        row("DB: shared.visitors.create_session, returning guests (info)", threads, back.latencies,
+        row("DB: shared.visitors.sessions.create_session, returning guests (info)", threads, back.latencies,
             back.throughput, f"{back.ratio(ceil):.2f} of ceiling; {cpu(back)}")
         if threads == 16:
             if HTTP_CEILING_32:
                 notes.append(
                     f"The database ceiling alone (one INSERT per session, 16 threads, no HTTP) reaches "
                     f"{ceil.throughput / HTTP_CEILING_32:.2f} of the HTTP ceiling's throughput at 32 clients; "
-                    f"shared.visitors.create_session without HTTP reaches {prod.throughput / HTTP_CEILING_32:.2f}.")
+                    f"shared.visitors.sessions.create_session without HTTP reaches {prod.throughput / HTTP_CEILING_32:.2f}.")
             goal(f"DB path >= 3x seed-style at 16 threads: {vs_seed:.2f}x", vs_seed >= 3)
             goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
     plans()
@@ -645,7 +645,7 @@ def bench_first_201(stack: Stack, workdir: Path, runs: int = 6) -> None:
 
 def seed_guest(engine) -> tuple[str, str]:
     """A guest (its key and id) with 1,000 sessions of 10 responses each, written directly."""
-    from shared.auth import hash_guest_key
+    from shared.web.auth import hash_guest_key
 
     key = secrets.token_urlsafe(32)
     guest_id = str(uuid.uuid4())
@@ -742,8 +742,8 @@ def bench_withdrawal(stack: Stack, engine) -> None:
     """Each store's part of one erasure, timed on its own (shared.erasure's three parts)."""
     from google.cloud import firestore, storage
 
-    from shared import erasure
-    from shared.auth import hash_guest_key
+    from shared.rights import erasure
+    from shared.web.auth import hash_guest_key
     from tests.uploads_support import StorageEvents
 
     env = stack.env()
@@ -807,7 +807,7 @@ def bench_research(stack: Stack, engine) -> None:
     get_study_stats at 100k sessions / 1M responses."""
     import psutil
 
-    from shared.db import plain_engine, statement, statement_text
+    from shared.core.db import plain_engine, statement, statement_text
     from tests.support import AuthEmulatorClient
 
     admin = plain_engine(stack.database_url)  # no statement or socket timeout: seeding takes a while
@@ -842,12 +842,12 @@ def bench_research(stack: Stack, engine) -> None:
     filter_all = json.dumps({"everything": True, "experiments": [], "withoutExperiment": False, "from": None, "to": None})
     for _ in range(2):
         with engine.connect() as conn:
-            conn.execute(statement("read_only_snapshot"))
-            conn.execute(statement("export_settings"), {"filter": filter_all, "statement_timeout": "3600s"})
+            conn.execute(statement("db/read_only_snapshot"))
+            conn.execute(statement("export/settings"), {"filter": filter_all, "statement_timeout": "3600s"})
             sink = Null()
             cursor = conn.connection.dbapi_connection.cursor()
             start = time.perf_counter()
-            cursor.execute(statement_text("export_responses_csv"), stream=sink)
+            cursor.execute(statement_text("export/responses_csv"), stream=sink)
             copy_rates.append(total / (time.perf_counter() - start))
             cursor.close()
             conn.rollback()
@@ -910,7 +910,7 @@ def bench_research(stack: Stack, engine) -> None:
     params = {"everything": True, "experiments": [], "without_experiment": False,
               "since": datetime.date.today() - datetime.timedelta(days=29)}
     with admin.connect() as conn:
-        for name in ("study_stats_totals", "study_stats_daily"):
+        for name in ("stats/totals", "stats/daily"):
             plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) " + statement_text(name)), params)
             lines = [r[0] for r in plan]
             took = next((line for line in lines if line.startswith("Execution Time")), "")
@@ -989,10 +989,10 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
     one row lock, and rewrites an array of every new guest of the hour). And the statement's own
     cost, in process, one request at a time."""
 
-    from shared.auth import Guest
-    from shared.guest_limit import Window
-    from shared.models import NewSession
-    from shared.visitors import create_session
+    from shared.web.auth import Guest
+    from shared.visitors.guest_limit import Window
+    from shared.web.models import NewSession
+    from shared.visitors.sessions import create_session
 
     servers = {}
     try:
@@ -1032,8 +1032,8 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
                 create_session(engine, Guest(secrets.token_bytes(32)), NewSession(), window())
                 spent[name].append(time.perf_counter() - start)
     off_ms, on_ms = (1000 * statistics.median(spent[name]) for name in ("off", "on"))
-    row("shared.visitors.create_session, new guest, limit off (in process)", 1, spent["off"], None, "1.00")
-    row("shared.visitors.create_session, new guest, limit on (in process)", 1, spent["on"], None,
+    row("shared.visitors.sessions.create_session, new guest, limit off (in process)", 1, spent["off"], None, "1.00")
+    row("shared.visitors.sessions.create_session, new guest, limit on (in process)", 1, spent["on"], None,
         f"{on_ms / off_ms:.2f} of limit off")
     notes.append(f"The guest-creation limit's cost, in process, one request at a time: a new guest takes "
                  f"{on_ms:.3f} ms with the limit on, {off_ms:.3f} ms off (+{on_ms - off_ms:.3f} ms: the upsert "
@@ -1092,8 +1092,8 @@ def main() -> int:
         # The ceilings' server with the product's pool settings (before the in-process bench's).
         noop, noop_url = serve("noop", "bench.noop_server:app", stack.env(), workdir, "noop")
         os.environ.setdefault("DB_POOL_SIZE", "16")  # the in-process DB bench at 16 threads
-        from shared.config import DatabaseSettings
-        from shared.db import make_engine
+        from shared.core.config import DatabaseSettings
+        from shared.core.db import make_engine
 
         engine = make_engine(DatabaseSettings.from_env())
         from bench.registered import bench_registered

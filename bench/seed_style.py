@@ -1,5 +1,5 @@
 """The seed design's create_session, re-created for comparison: the same work
-as shared.visitors.create_session (guest callers), done as separate statements,
+as shared.visitors.sessions.create_session (guest callers), done as separate statements,
 each its own round trip, in one transaction:
 
   1. look the session up (a retry?)       SELECT ... FROM sessions WHERE id
@@ -9,7 +9,7 @@ each its own round trip, in one transaction:
   5. insert the session                   INSERT INTO sessions ...
 
 and the ceiling: one INSERT INTO sessions ... VALUES (nextval(...)) per session,
-sent the cheapest way the product knows (shared.db.single_statement, no
+sent the cheapest way the product knows (shared.core.db.single_statement, no
 BEGIN/COMMIT around it).
 """
 
@@ -21,7 +21,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from shared.db import single_statement
+from shared.core.db import single_statement
 
 _FIND_SESSION = text("SELECT id, visitor_number, guest_id FROM sessions WHERE id = CAST(:id AS uuid)")
 _FIND_GUEST = text("SELECT id, visitor_number, claimed_by FROM guests WHERE key_hash = :key_hash")

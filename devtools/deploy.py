@@ -16,7 +16,7 @@
 Settings come from the environment (make passes its command-line variables).
 Before anything runs, every problem is printed, one line each: those of the deploy's
 own settings, and those the functions would meet in the environment they are
-deployed with (shared.config.check). DRY_RUN=1 prints the exact commands and runs
+deployed with (shared.core.config.check). DRY_RUN=1 prints the exact commands and runs
 nothing. Passwords never appear in a command: the functions get theirs with
 --set-secrets, the migration reads its own from Secret Manager when it runs.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from functions import (APP_CHECK_FUNCTIONS, ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS,
                        PRIVATE_FUNCTIONS, STORAGE_TRIGGER)
-from shared import config
+from shared.core import config
 
 ROOT = Path(__file__).resolve().parent.parent
 FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -254,7 +254,7 @@ def maintenance_url(s: Settings) -> str:
 
 def maintenance_env(s: Settings) -> dict[str, str]:
     """run_maintenance: an erasing function's settings, its own database user, retention, and the
-    one identity whose OIDC token it accepts (checked again by the function, shared/invoker.py)."""
+    one identity whose OIDC token it accepts (checked again by the function, shared/web/invoker.py)."""
     extra = {"STORAGE_BUCKET": s.bucket, "MAINTENANCE_INVOKER": s.scheduler_service_account,
              "MAINTENANCE_AUDIENCE": maintenance_url(s)}
     if s.guest_retention_days:
@@ -282,7 +282,7 @@ def timeout_of(name: str) -> str:
     """--timeout of an HTTP function: an export streams for as long as its download takes,
     up to the longest an HTTP function may run, 60 minutes (Cloud Functions' documentation,
     "Function timeout": https://cloud.google.com/functions/docs/configuring/timeout);
-    a maintenance run erases up to shared.maintenance.RETENTION_BATCH guests."""
+    a maintenance run erases up to shared.ops.maintenance.RETENTION_BATCH guests."""
     return {"export_data": "3600s", "run_maintenance": MAINTENANCE_TIMEOUT}.get(name, "60s")
 
 

@@ -39,8 +39,8 @@ def firebase_ports(path: Path = ROOT / "firebase.json") -> dict[str, int]:
 def migrate(database_url: str) -> list[str]:
     import sqlalchemy
 
-    from shared.db import plain_engine
-    from shared.migrate import apply_migrations
+    from shared.core.db import plain_engine
+    from shared.ops.migrate import apply_migrations
 
     engine = plain_engine(database_url, poolclass=sqlalchemy.pool.NullPool)
     try:

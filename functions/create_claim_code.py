@@ -7,16 +7,16 @@ signed-in (non-anonymous) account is 403: it signs in on the other device instea
 
 import functions_framework
 
-from shared import models
-from shared.auth import identify
-from shared.db import get_engine
-from shared.http import endpoint
+from shared.web import models
+from shared.web.auth import identify
+from shared.core.db import get_engine
+from shared.web.http import endpoint
 
 
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def create_claim_code(request, body):
-    from shared import claim_codes  # on first call, not by import main (functions/__init__.py)
+    from shared.visitors import claim_codes  # on first call, not by import main (functions/__init__.py)
 
     # fresh: the code moves the caller's data for good, so no revoked token may make one.
     caller = identify(request, fresh=True)

@@ -2,11 +2,12 @@
 
 import functions_framework
 
-from shared import models, visitors
-from shared.auth import identify
-from shared.db import get_engine
-from shared.guest_limit import Window
-from shared.http import endpoint
+from shared.web import models
+from shared.visitors import sessions
+from shared.web.auth import identify
+from shared.core.db import get_engine
+from shared.visitors.guest_limit import Window
+from shared.web.http import endpoint
 
 
 @functions_framework.http
@@ -14,6 +15,6 @@ from shared.http import endpoint
 def create_session(request, body):
     caller = identify(request)
     new_session = models.parse(models.NewSession, body)
-    created, session = visitors.create_session(get_engine(), caller, new_session,
+    created, session = sessions.create_session(get_engine(), caller, new_session,
                                                Window.of_request(request, caller))
     return (201 if created else 200), session.to_json()

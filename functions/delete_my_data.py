@@ -7,15 +7,15 @@ reached (the rows are gone already; `python -m shared.erasure resume` finishes i
 
 import functions_framework
 
-from shared.auth import identify
-from shared.db import get_engine
-from shared.http import endpoint
+from shared.web.auth import identify
+from shared.core.db import get_engine
+from shared.web.http import endpoint
 
 
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def delete_my_data(request, _body):
-    from shared import erasure  # on first call, not by import main (functions/__init__.py)
+    from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
 
     # fresh: a withdrawal erases for good, so no revoked token may ask for one.
     caller = identify(request, fresh=True)

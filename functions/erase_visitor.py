@@ -4,17 +4,17 @@ delete_my_data would for that visitor. For requests that come by email."""
 
 import functions_framework
 
-from shared import models
-from shared.auth import user_from_header
-from shared.db import get_engine
-from shared.http import endpoint
+from shared.web import models
+from shared.web.auth import user_from_header
+from shared.core.db import get_engine
+from shared.web.http import endpoint
 
 
 @functions_framework.http
 @endpoint("POST")
 def erase_visitor(request, body):
-    from shared import erasure  # on first call, not by import main (functions/__init__.py)
-    from shared.researchers import require_every_experiment
+    from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
+    from shared.research.researchers import require_every_experiment
 
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     require_every_experiment(user_from_header(request, fresh=True))

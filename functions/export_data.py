@@ -1,23 +1,24 @@
 """export_data: GET [?experimentId=X&from=T&to=T&format=zip|csv|jsonl&table=T]; a
-study's data for a researcher (SPEC §10), streamed as it is read (shared.export).
-An error once the download has begun ends it early (shared.http.Streamed)."""
+study's data for a researcher (SPEC §10), streamed as it is read (shared.research.export).
+An error once the download has begun ends it early (shared.web.http.Streamed)."""
 
 import functions_framework
 
-from shared.auth import user_from_header
-from shared.db import get_engine
-from shared.http import Streamed, endpoint
-from shared.models import parse_query
+from shared.web.auth import user_from_header
+from shared.core.db import get_engine
+from shared.web.http import Streamed, endpoint
+from shared.web.models import parse_query
 
 
 @functions_framework.http
 @endpoint("GET")
 def export_data(request, _body):
-    from shared import export, researchers, uploads  # on first call, not by import main (functions/__init__.py)
+    from shared.research import export, researchers  # on first call, not by import main (functions/__init__.py)
+    from shared.core import stores
 
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     found = researchers.researcher(user_from_header(request, fresh=True))
     query = parse_query(request.args, export=True)
-    made = export.export_data(get_engine(), uploads.firestore_client(), researchers.scope(found, query.experiments), query)
+    made = export.export_data(get_engine(), stores.firestore_client(), researchers.scope(found, query.experiments), query)
     return Streamed(made.chunks, mimetype=made.mimetype,
                     headers={"Content-Disposition": f'attachment; filename="{made.filename}"'})

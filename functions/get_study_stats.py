@@ -1,20 +1,21 @@
 """get_study_stats: GET [?experimentId=X]; a researcher's figures of each experiment
-it may see (SPEC §10), computed by shared.stats."""
+it may see (SPEC §10), computed by shared.research.stats."""
 
 import functions_framework
 
-from shared.auth import user_from_header
-from shared.db import get_engine
-from shared.http import endpoint
-from shared.models import parse_query
+from shared.web.auth import user_from_header
+from shared.core.db import get_engine
+from shared.web.http import endpoint
+from shared.web.models import parse_query
 
 
 @functions_framework.http
 @endpoint("GET")
 def get_study_stats(request, _body):
-    from shared import researchers, stats, uploads  # on first call, not by import main (functions/__init__.py)
+    from shared.research import researchers, stats  # on first call, not by import main (functions/__init__.py)
+    from shared.core import stores
 
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     found = researchers.researcher(user_from_header(request, fresh=True))
     query = parse_query(request.args, export=False)
-    return 200, stats.study_stats(get_engine(), uploads.firestore_client(), researchers.scope(found, query.experiments))
+    return 200, stats.study_stats(get_engine(), stores.firestore_client(), researchers.scope(found, query.experiments))

@@ -1,23 +1,24 @@
 """on_upload_finalized: CloudEvent google.cloud.storage.object.v1.finalized.
 
 Tags a session's upload with its visitor's metadata and records it in
-Firestore (shared.uploads). Returning acknowledges the event; raising
+Firestore (shared.visitors.uploads). Returning acknowledges the event; raising
 (uploads.RetryEvent when a dependency is unavailable) makes the platform
 redeliver it.
 """
 
 import functions_framework
 
-from shared import config
-from shared.db import get_engine
-from shared.logs import get_logger
+from shared.core import config
+from shared.core.db import get_engine
+from shared.core.logs import get_logger
 
 log = get_logger("on_upload_finalized")
 
 
 @functions_framework.cloud_event
 def on_upload_finalized(cloud_event):
-    from shared import uploads  # on first call, not by import main (functions/__init__.py)
+    from shared.core import stores
+    from shared.visitors import uploads  # on first call, not by import main (functions/__init__.py)
 
     attributes = cloud_event.get_attributes()
     data = cloud_event.get_data()
@@ -26,8 +27,8 @@ def on_upload_finalized(cloud_event):
         outcome = uploads.record_upload(
             attributes, data,
             engine=get_engine(),
-            storage_client=uploads.storage_client(),
-            firestore_client=uploads.firestore_client(),
+            storage_client=stores.storage_client(),
+            firestore_client=stores.firestore_client(),
             max_age_seconds=config.upload_event_max_age_seconds(),
             expected_bucket=config.storage_bucket(),
         )

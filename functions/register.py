@@ -10,18 +10,18 @@ repeated call, which claims nothing more: migratedSessions 0).
 
 import functions_framework
 
-from shared import models
-from shared.auth import anonymous_from_header, guest_from_header, user_from_header
-from shared.db import get_engine
-from shared.errors import InvalidArgument
-from shared.http import endpoint
+from shared.web import models
+from shared.web.auth import anonymous_from_header, guest_from_header, user_from_header
+from shared.core.db import get_engine
+from shared.core.errors import InvalidArgument
+from shared.web.http import endpoint
 
 
 @functions_framework.http
 @endpoint("POST", app_check=True)
 def register(request, body):
-    from shared import registration  # on first call, not by import main (functions/__init__.py)
-    from shared.claim_codes import parse_code
+    from shared.visitors import registration  # on first call, not by import main (functions/__init__.py)
+    from shared.visitors.claim_codes import parse_code
 
     # fresh: a claim moves data for good, so a token revoked a moment ago must not make one.
     user = registration.require_registered(user_from_header(request, fresh=True))

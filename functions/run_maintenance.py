@@ -4,16 +4,17 @@ windows, and answers what it did."""
 
 import functions_framework
 
-from shared import config
-from shared.db import get_engine
-from shared.http import endpoint
+from shared.core import config
+from shared.core.db import get_engine
+from shared.web.http import endpoint
 
 
 @functions_framework.http
 @endpoint("POST")
 def run_maintenance(request, _body):
-    from shared import erasure, maintenance  # on first call, not by import main (functions/__init__.py)
-    from shared.invoker import require_invoker
+    from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
+    from shared.ops import maintenance
+    from shared.web.invoker import require_invoker
 
     require_invoker(request)
     report = maintenance.run(get_engine(), erasure.OtherStores.of_instance(), config.guest_retention_days())

@@ -2,10 +2,11 @@
 
 import functions_framework
 
-from shared import models, responses
-from shared.auth import identify
-from shared.db import get_engine
-from shared.http import endpoint
+from shared.web import models
+from shared.visitors import responses
+from shared.web.auth import identify
+from shared.core.db import get_engine
+from shared.web.http import endpoint
 
 
 @functions_framework.http

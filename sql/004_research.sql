@@ -19,7 +19,7 @@ DROP INDEX responses_session_id_idx;
 CREATE INDEX sessions_experiment_created_idx ON sessions (experiment_id, created_at);
 
 -- What export_data exports (SPEC §10), as SQL functions that its statements
--- (shared/statements/export_*.sql) share. PostgreSQL inlines such simple SQL
+-- (shared/statements/export/*.sql) share. PostgreSQL inlines such simple SQL
 -- functions into the query that calls them, so they cost nothing at run time.
 
 -- The sessions of one export: those its filter selects. The filter is set for the
@@ -58,7 +58,7 @@ $$;
 -- A CSV cell that a spreadsheet would run as a formula - one that starts with
 -- = + - @, a tab or a carriage return - gets a leading apostrophe, which makes
 -- Excel, LibreOffice and Google Sheets show it as text (OWASP, "CSV Injection").
--- shared/export.py applies the same rule to the cells it writes itself.
+-- shared/research/export.py applies the same rule to the cells it writes itself.
 CREATE FUNCTION csv_text(value text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN left(value, 1) IN ('=', '+', '-', '@', E'\t', E'\r') THEN '''' || value ELSE value END

@@ -13,7 +13,7 @@ import sqlalchemy
 from sqlalchemy import text
 
 from devtools.stack import BUCKET, PROJECT, Stack
-from shared.db import plain_engine
+from shared.core.db import plain_engine
 from tests.support import Api, AuthEmulatorClient
 from tests.uploads_support import StorageEvents, UploadsWorld
 
@@ -36,7 +36,8 @@ def isolate_environment(monkeypatch):
     for name in _ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     yield
-    from shared import auth, db
+    from shared.web import auth
+    from shared.core import db
 
     db.reset_engine()
     auth.reset_firebase_app()
@@ -106,11 +107,11 @@ def functions_env(stack) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def isolate_upload_clients():
-    """Clients that shared.uploads cached in this process are forgotten after each test."""
+    """Clients that shared.visitors.uploads cached in this process are forgotten after each test."""
     yield
-    from shared import uploads
+    from shared.core import stores
 
-    uploads.reset_clients()
+    stores.reset_clients()
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import requests
 import sqlalchemy
 from sqlalchemy import text
 
-from shared.auth import hash_guest_key
+from shared.web.auth import hash_guest_key
 
 
 def new_guest_key() -> str:

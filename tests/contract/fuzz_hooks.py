@@ -49,7 +49,7 @@ _last: dict = {}
 
 @cache
 def _engine() -> sqlalchemy.Engine:
-    from shared.db import plain_engine
+    from shared.core.db import plain_engine
 
     return plain_engine(os.environ["FUZZ_DATABASE_URL"], pool_size=1)
 

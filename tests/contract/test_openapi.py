@@ -18,8 +18,10 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from devtools.ports import free_port
 from devtools.stack import ROOT, FunctionsServer
 from functions import HTTP_FUNCTIONS
-from shared import claim_codes, errors, guest_limit, http, models
-from shared.auth import GUEST_KEY_PATTERN
+from shared.visitors import claim_codes, guest_limit
+from shared.core import errors
+from shared.web import http, limits, models
+from shared.web.auth import GUEST_KEY_PATTERN
 from tests.conftest import ALLOWED_ORIGIN
 from tests.support import new_guest_key, rows, scalar
 
@@ -59,11 +61,11 @@ def test_it_documents_every_http_function_at_its_served_path():
 
 def test_it_states_the_limits_the_code_enforces():
     session, response, registration = schema("NewSession"), schema("NewResponse"), schema("Registration")
-    assert session["properties"]["metadata"]["x-max-encoded-bytes"] == models.MAX_METADATA_BYTES
-    assert response["properties"]["data"]["x-max-encoded-bytes"] == models.MAX_DATA_BYTES
-    assert response["properties"]["level"]["maximum"] == models.MAX_LEVEL
-    assert registration["properties"]["displayName"]["oneOf"][0]["maxLength"] == models.DISPLAY_NAME_MAX
-    assert registration["properties"]["claimCode"]["oneOf"][0]["maxLength"] == models.CLAIM_CODE_MAX
+    assert session["properties"]["metadata"]["x-max-encoded-bytes"] == limits.MAX_METADATA_BYTES
+    assert response["properties"]["data"]["x-max-encoded-bytes"] == limits.MAX_DATA_BYTES
+    assert response["properties"]["level"]["maximum"] == limits.MAX_LEVEL
+    assert registration["properties"]["displayName"]["oneOf"][0]["maxLength"] == limits.DISPLAY_NAME_MAX
+    assert registration["properties"]["claimCode"]["oneOf"][0]["maxLength"] == limits.CLAIM_CODE_MAX
     assert schema("ClaimCode")["properties"]["claimCode"]["pattern"] == \
         f"^[{claim_codes.ALPHABET}]{{{claim_codes.CODE_LENGTH}}}$"
     too_many = DOCUMENT["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"]["schema"]
@@ -86,7 +88,7 @@ def test_it_states_the_limits_the_code_enforces():
 
 def test_the_app_check_header_is_on_exactly_the_functions_that_read_it():
     from functions import APP_CHECK_FUNCTIONS
-    from shared.app_check import HEADER
+    from shared.web.app_check import HEADER
 
     assert DOCUMENT["components"]["parameters"]["AppCheck"]["name"] == HEADER
     for path, item in DOCUMENT["paths"].items():
@@ -136,7 +138,7 @@ def test_create_session_answers_conform(api, db, auth_emulator):
         (api.post("create_session", {"sessionId": "not-a-uuid"}, guest=key), 400, "invalid_argument"),
         (api.post("create_session", {"unknown": 1}, guest=key), 400, "invalid_argument"),
         (api.post("create_session", [1], guest=key), 400, "invalid_argument"),
-        (api.post("create_session", {"metadata": {"x": "y" * models.MAX_METADATA_BYTES}}, guest=key),
+        (api.post("create_session", {"metadata": {"x": "y" * limits.MAX_METADATA_BYTES}}, guest=key),
          400, "invalid_argument"),
         (api.post("create_session", data=b'{"a": ', guest=key, headers={"Content-Type": "application/json"}),
          400, "invalid_json"),
@@ -198,7 +200,7 @@ def test_submit_response_answers_conform(api, db):
              400, "invalid_argument")
     conforms(api.post("submit_response", {"sessionId": session, "data": 1, "level": "5"}, guest=key),
              400, "invalid_argument")
-    conforms(api.post("submit_response", {"sessionId": session, "data": "x" * models.MAX_DATA_BYTES}, guest=key),
+    conforms(api.post("submit_response", {"sessionId": session, "data": "x" * limits.MAX_DATA_BYTES}, guest=key),
              400, "invalid_argument")
     conforms(api.post("submit_response", {"sessionId": session, "data": 1}), 401, "unauthenticated")
     conforms(api.get("submit_response", guest=key), 405, "method_not_allowed")

@@ -224,7 +224,7 @@ def test_a_missing_variable_is_one_line_naming_it_and_nothing_runs(missing):
 
 def test_every_problem_is_one_line_both_the_deploys_and_the_functions_and_nothing_runs():
     # MAX_INSTANCES and DB_IAM_AUTH are the deploy's; the origin and the bucket, the functions'
-    # (shared.config.check() of the environment each function is deployed with).
+    # (shared.core.config.check() of the environment each function is deployed with).
     result = make_deploy(DRY_RUN="1", **{**SETTINGS, "BUCKET": "Acme_Uploads", "INSTANCE_CONNECTION_NAME": "acme"},
                          MAX_INSTANCES="many", DB_IAM_AUTH="ture", ALLOWED_ORIGINS="https://ok.example,acme.web.app")
     assert result.returncode != 0 and result.stdout.strip() == ""
@@ -242,7 +242,7 @@ def test_every_problem_is_one_line_both_the_deploys_and_the_functions_and_nothin
 
 def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_secret_manager():
     from devtools import deploy
-    from shared import config
+    from shared.core import config
 
     settings, problems = deploy.problems(SETTINGS)
     assert problems == [] and deploy.functions_problems(settings) == []

@@ -19,7 +19,7 @@ import requests
 
 from devtools.ports import free_port
 from devtools.stack import FunctionsServer
-from shared import claim_codes
+from shared.visitors import claim_codes
 from tests.security.conftest import snapshot
 from tests.support import Api, assert_error, guest_row, guest_with_sessions, new_guest_key, rows, scalar
 

@@ -67,7 +67,7 @@ def test_database_down_answers_503_and_recovers_without_a_restart(stack, own_dat
         assert back.status_code == 201
         assert back.json()["visitorNumber"] == 1
 
-        from shared.db import plain_engine
+        from shared.core.db import plain_engine
 
         engine = plain_engine(own_database.url)
         try:

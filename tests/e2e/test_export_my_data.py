@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 
 from devtools.stack import BUCKET
-from shared.auth import hash_guest_key
+from shared.web.auth import hash_guest_key
 from tests.conftest import ALLOWED_ORIGIN
 from tests.support import assert_error, guest_row, new_guest_key, register, rows, scalar
 

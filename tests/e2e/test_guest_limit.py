@@ -4,7 +4,7 @@ address per rolling hour, across instances, refused before a number is taken.
 Each test serves the functions itself, with a low limit (the session's stack has a high
 one) and the stack's GUEST_LIMIT_KEY. Requests carry X-Forwarded-For as Google's front end
 sends it to a Cloud Function: whatever the client put there, then the address the front end
-saw. The rightmost entry is the client's address (shared.guest_limit.client_address).
+saw. The rightmost entry is the client's address (shared.visitors.guest_limit.client_address).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from sqlalchemy import text
 
 from devtools.ports import free_port
 from devtools.stack import FunctionsServer
-from shared import erasure
-from shared.auth import hash_guest_key
+from shared.rights import erasure
+from shared.web.auth import hash_guest_key
 from tests.contract.test_openapi import conforms
 from tests.google_endpoints import GoogleEndpoints, certificate, new_key, pem
 from tests.support import assert_error, new_guest_key, rows, scalar

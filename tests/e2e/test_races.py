@@ -267,14 +267,14 @@ def test_create_session_meeting_an_uncommitted_record_of_its_key_waits_and_is_re
     """The other order of the race above, made certain: register's record of the unseen key
     is inserted (its own statement, shared/statements/) and not yet committed when the
     key's first create_session arrives. The session waits for it and is refused."""
-    from shared.auth import hash_guest_key
-    from shared.db import statement
+    from shared.web.auth import hash_guest_key
+    from shared.core.db import statement
 
     key = new_guest_key()
     user = auth_emulator.new_user()
     api.post("register", {}, token=user.id_token)  # the users row the claim refers to
     with ThreadPoolExecutor(1) as pool, db.begin() as conn:
-        recorded = conn.execute(statement("register_claim_unseen_key"), {
+        recorded = conn.execute(statement("registration/claim_unseen_key"), {
             "guest_id": str(uuid.uuid4()), "key_hash": hash_guest_key(key), "user_id": user.uid}).first()
         assert recorded is not None
         created = pool.submit(lambda: requests.post(api.url("create_session"), json={},

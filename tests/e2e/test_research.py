@@ -19,7 +19,8 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from shared import researchers
+from shared.ops import cli
+from shared.research import researchers
 from tests.support import assert_error, new_guest_key, register, rows, scalar
 
 TODAY = datetime.now(timezone.utc).date()
@@ -174,14 +175,14 @@ def test_granting_and_revoking_the_claim_with_the_command(api, auth_emulator, st
         monkeypatch.setenv(name, value)
     user = auth_emulator.new_user()
     assert_error(stats(api, user.id_token), 403, "permission_denied")
-    assert researchers.main(["grant", user.email, "--experiments", "b,a"]) == 0
-    assert researchers.main(["list"]) == 0
+    assert cli.run("researchers", ["grant", user.email, "--experiments", "b,a"]) == 0
+    assert cli.run("researchers", ["list"]) == 0
     assert f"{user.email}\texperiments a, b" in capsys.readouterr().out
     assert_error(stats(api, user.id_token), 403, "permission_denied")  # the old token has no claim
     granted = auth_emulator.sign_in(user.email)
     assert stats(api, granted.id_token).status_code == 200
     assert_error(stats(api, granted.id_token, experimentId="z"), 403, "permission_denied")
-    assert researchers.main(["grant", user.email]) == 0  # every experiment now
+    assert cli.run("researchers", ["grant", user.email]) == 0  # every experiment now
     everything = auth_emulator.sign_in(user.email)
     assert stats(api, everything.id_token, experimentId="z").status_code == 200
     # Firebase revokes the tokens issued before the revocation's second (iat < validSince):
@@ -189,10 +190,10 @@ def test_granting_and_revoking_the_claim_with_the_command(api, auth_emulator, st
     issued = json.loads(base64.urlsafe_b64decode(everything.id_token.split(".")[1] + "=="))["iat"]
     while time.time() < issued + 1:
         time.sleep(0.05)
-    assert researchers.main(["revoke", user.email]) == 0
+    assert cli.run("researchers", ["revoke", user.email]) == 0
     assert_error(stats(api, everything.id_token), 401, "unauthenticated")  # its tokens are revoked
     assert_error(stats(api, auth_emulator.sign_in(user.email).id_token), 403, "permission_denied")
-    assert researchers.main(["grant", "nobody-at-all@example.com"]) == 1
+    assert cli.run("researchers", ["grant", "nobody-at-all@example.com"]) == 1
     assert "No Firebase user" in capsys.readouterr().err
 
 
@@ -499,4 +500,4 @@ def test_the_command_writes_the_bytes_the_function_answers(uploads_world, auth_e
                                                   "manifest.json"]
     bad = subprocess.run([sys.executable, "-m", "shared.export", "--out", str(zipped), "--format", "xml"], env=env,
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "format must be one of" in bad.stderr
+    assert bad.returncode == 2 and "format must be one of" in bad.stderr

@@ -20,7 +20,7 @@ def test_function_served_alone_by_functions_framework(stack, db, tmp_path):
         "functions-framework",
         [sys.executable, "-m", "functions_framework", "--target", "create_session", "--source", "main.py",
          "--port", str(port), "--host", "127.0.0.1"],
-        # DEBUG: the "created session" line below is a DEBUG line (shared/visitors.py).
+        # DEBUG: the "created session" line below is a DEBUG line (shared/visitors/sessions.py).
         log_path, env={**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "DEBUG"}, cwd=ROOT,
     ).start(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 405)
     try:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from devtools.ports import wait_until
 from devtools.stack import BUCKET
-from shared.uploads import upload_id
+from shared.visitors.uploads import upload_id
 from tests.support import new_guest_key, scalar
 from tests.uploads_support import parse_time
 

@@ -12,7 +12,7 @@ import sqlalchemy
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
 from devtools.stack import PROJECT, FirestoreEmulator, FunctionsServer, migrate
-from shared.db import plain_engine
+from shared.core.db import plain_engine
 from tests.conftest import environment
 
 

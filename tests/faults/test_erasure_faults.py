@@ -1,6 +1,6 @@
 """Withdrawal while Firestore or Storage is down (SPEC §11): the rows go at once,
 the answer is `202 pending`, the ledger says what is left, and `python -m
-shared.erasure resume` - run after the store is back, run twice, run from two
+shared.rights.erasure resume` - run after the store is back, run twice, run from two
 places at once - finishes it without deleting anything twice or failing.
 
 Each test has its own Firestore and Storage emulators (which keep their data

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from shared.http import StreamEndedEarly
+from shared.web.http import StreamEndedEarly
 from tests.inprocess.conftest import InProcessApi
 from tests.support import assert_error, new_guest_key
 

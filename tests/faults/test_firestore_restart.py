@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from devtools.stack import BUCKET
-from shared.uploads import upload_id
+from shared.visitors.uploads import upload_id
 from tests.support import new_guest_key
 from tests.uploads_support import StorageEvents, UploadsWorld
 

@@ -17,8 +17,8 @@ import requests
 from sqlalchemy import text
 
 from devtools.ports import wait_until
-from shared.auth import hash_guest_key
-from shared.db import SOCKET_TIMEOUT_MARGIN_SECONDS
+from shared.web.auth import hash_guest_key
+from shared.core.db import SOCKET_TIMEOUT_MARGIN_SECONDS
 from tests.faults.conftest import database_reader
 from tests.support import Api, assert_error, new_guest_key, rows, scalar
 from tests.uploads_support import StorageEvents, UploadsWorld

@@ -2,7 +2,7 @@
 write to the log (never an email, uid, guest key, token or claim code), and the rarer
 refusals: a claimed uid that was linked since, and the old anonymous token of a linked account."""
 
-from shared.auth import hash_guest_key
+from shared.web.auth import hash_guest_key
 from tests.support import assert_error, guest_with_sessions, new_guest_key, rows
 
 

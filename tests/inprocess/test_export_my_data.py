@@ -12,7 +12,7 @@ import tracemalloc
 import pytest
 from sqlalchemy import text
 
-from shared.http import StreamEndedEarly
+from shared.web.http import StreamEndedEarly
 from tests.support import guest_row, new_guest_key, rows, scalar
 
 pytestmark = pytest.mark.slow

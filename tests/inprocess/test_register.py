@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from shared.auth import hash_guest_key
+from shared.web.auth import hash_guest_key
 from tests.support import (assert_error, guest_row, guest_with_sessions, new_guest_key, register, resume_numbering, rows,
                            scalar, stop_numbering)
 

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from sqlalchemy import event
 
-from shared import responses
-from shared.auth import Guest, User, hash_guest_key
-from shared.models import NewResponse
+from shared.visitors import responses
+from shared.web.auth import Guest, User, hash_guest_key
+from shared.web.models import NewResponse
 from tests.support import assert_error, new_guest_key, new_session, rows, scalar
 
 RESPONSE_FIELDS = {"responseId", "sessionId", "visitorNumber", "level", "createdAt"}

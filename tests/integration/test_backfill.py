@@ -14,8 +14,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from shared.auth import hash_guest_key
-from shared.backfill import backfill
+from shared.web.auth import hash_guest_key
+from shared.ops.backfill import backfill
 from tests.support import new_guest_key, resume_numbering, rows, scalar, stop_numbering
 
 ROOT = Path(__file__).resolve().parents[2]

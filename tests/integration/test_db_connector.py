@@ -7,8 +7,8 @@ import pg8000.dbapi
 import pytest
 from sqlalchemy import text
 
-from shared.config import DatabaseSettings
-from shared.db import make_engine
+from shared.core.config import DatabaseSettings
+from shared.core.db import make_engine
 
 
 class LocalConnector:
@@ -93,7 +93,7 @@ def test_pool_reuses_connections(stack, monkeypatch):
     ({"DATABASE_URL": "postgresql://x@y/z", "DB_POOL_SIZE": "many"}, "DB_POOL_SIZE"),
 ])
 def test_missing_or_malformed_settings_name_the_variable(monkeypatch, env, variable):
-    from shared.config import ConfigError
+    from shared.core.config import ConfigError
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)

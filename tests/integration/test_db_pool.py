@@ -1,4 +1,4 @@
-"""The engine from shared.db against a PostgreSQL of its own: statements outside
+"""The engine from shared.core.db against a PostgreSQL of its own: statements outside
 transactions, and what a database restart costs the pool (no checkout ping)."""
 
 import threading
@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import text
 
 from devtools.postgres import LocalPostgres
-from shared import visitors
-from shared.auth import Guest, hash_guest_key
-from shared.config import DatabaseSettings
-from shared.db import make_engine, single_statement, transaction
-from shared.errors import DependencyUnavailable
-from shared.migrate import apply_migrations
-from shared.models import NewSession
+from shared.visitors import sessions
+from shared.web.auth import Guest, hash_guest_key
+from shared.core.config import DatabaseSettings
+from shared.core.db import make_engine, single_statement, transaction
+from shared.core.errors import DependencyUnavailable
+from shared.ops.migrate import apply_migrations
+from shared.web.models import NewSession
 
 POOL_SIZE = 4
 
@@ -77,7 +77,7 @@ def test_a_single_statement_commits_by_itself_and_leaves_the_connection_transact
 
 
 def test_after_a_restart_one_request_meets_it_and_the_rest_succeed(engine, postgres):
-    _, first = visitors.create_session(engine, guest(), NewSession())
+    _, first = sessions.create_session(engine, guest(), NewSession())
     fill_pool(engine)
 
     postgres.restart()
@@ -85,7 +85,7 @@ def test_after_a_restart_one_request_meets_it_and_the_rest_succeed(engine, postg
     outcomes = []
     for _ in range(2 * POOL_SIZE):
         try:
-            outcomes.append(visitors.create_session(engine, guest(), NewSession())[1].visitor_number)
+            outcomes.append(sessions.create_session(engine, guest(), NewSession())[1].visitor_number)
         except DependencyUnavailable:
             outcomes.append("503")
 

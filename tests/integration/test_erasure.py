@@ -8,8 +8,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from devtools.stack import BUCKET
-from shared import erasure, uploads
-from shared.auth import Guest, hash_guest_key
+from shared.rights import erasure
+from shared.visitors import uploads
+from shared.web.auth import Guest, hash_guest_key
 from tests.e2e.test_races import wait_for_lock_waiters
 from tests.erasure_support import Traces, everything_left
 from tests.support import new_guest_key

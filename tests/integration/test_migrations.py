@@ -6,8 +6,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from shared.db import plain_engine
-from shared.migrate import apply_migrations, migration_files
+from shared.core.db import plain_engine
+from shared.ops.migrate import apply_migrations, migration_files
 
 
 @pytest.fixture

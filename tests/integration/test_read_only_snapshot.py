@@ -1,4 +1,4 @@
-"""shared.db.read_only_snapshot against the session's PostgreSQL: every statement in it
+"""shared.core.db.read_only_snapshot against the session's PostgreSQL: every statement in it
 sees one snapshot, none may write, rows stream through a server-side cursor, and the
 connection goes back to the pool as it came."""
 
@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared.db import plain_engine, read_only_snapshot, sqlstate
+from shared.core.db import plain_engine, read_only_snapshot, sqlstate
 
 
 @pytest.fixture

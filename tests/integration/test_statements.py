@@ -1,6 +1,6 @@
 """The SQL the product runs is exactly the files of shared/statements/, each whole.
 
-One engine of the product's own kind (shared.db.make_engine, prepared statements
+One engine of the product's own kind (shared.core.db.make_engine, prepared statements
 on) runs every path that reaches the database, on a fresh database of the test
 server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
@@ -22,18 +22,20 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared import (access, backfill, claim_codes, erasure, export, maintenance, registration, researchers,
-                    responses, stats, uploads, visitors)
-from shared.auth import Guest, User, hash_guest_key
-from shared.config import DatabaseSettings
-from shared.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
-from shared.errors import Conflict, ResourceExhausted
-from shared.guest_limit import Window
-from shared.migrate import apply_migrations, migration_files
-from shared.models import NewResponse, NewSession, StudyQuery
+from shared.rights import access, erasure
+from shared.ops import backfill, maintenance
+from shared.visitors import claim_codes, registration, responses, uploads, sessions
+from shared.research import export, researchers, stats
+from shared.web.auth import Guest, User, hash_guest_key
+from shared.core.config import DatabaseSettings
+from shared.core.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
+from shared.core.errors import Conflict, ResourceExhausted
+from shared.visitors.guest_limit import Window
+from shared.ops.migrate import apply_migrations, migration_files
+from shared.web.models import NewResponse, NewSession, StudyQuery
 from tests.support import new_guest_key, resume_numbering, stop_numbering
 
-NAMES = sorted(path.stem for path in STATEMENTS_DIR.glob("*.sql"))
+NAMES = sorted(path.relative_to(STATEMENTS_DIR).with_suffix("").as_posix() for path in STATEMENTS_DIR.glob("*/*.sql"))
 
 
 @pytest.fixture
@@ -75,14 +77,14 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     numbered_user = User(uid="u-numbered", email="n@example.org", sign_in_provider="password")
     new_user = User(uid="u-new", email="new@example.org", sign_in_provider="password")
 
-    _, session = visitors.create_session(engine, guest, NewSession(experimentId="e"))
-    visitors.create_session(engine, numbered_user, NewSession())
+    _, session = sessions.create_session(engine, guest, NewSession(experimentId="e"))
+    sessions.create_session(engine, numbered_user, NewSession())
     responses.submit_response(engine, guest, NewResponse(sessionId=session.session_id, data={"a": 1}))
-    visitors.get_visitor(engine, guest)
+    sessions.get_visitor(engine, guest)
 
     stop_numbering(admin)
-    visitors.create_session(engine, other_guest, NewSession())
-    visitors.create_session(engine, user, NewSession())
+    sessions.create_session(engine, other_guest, NewSession())
+    sessions.create_session(engine, user, NewSession())
     resume_numbering(admin)
     backfill.backfill(engine)
 
@@ -91,22 +93,22 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     registration.register(engine, User("u-claims", None, "password"), guest)  # takes the guest's number
     registration.register(engine, numbered_user, other_guest)     # keeps its number: a merge
     anonymous = User("u-anonymous", None, "anonymous")
-    visitors.create_session(engine, anonymous, NewSession())
+    sessions.create_session(engine, anonymous, NewSession())
     registration.register(engine, numbered_user, anonymous)       # claims an anonymous account (SPEC §13)
     registration.register(engine, new_user, User("u-anonymous-unseen", None, "anonymous"))  # recorded as claimed
     coded, coded_anonymous = Guest(hash_guest_key(new_guest_key())), User("u-anonymous-coded", None, "anonymous")
     for visitor in (coded, coded_anonymous):
-        visitors.create_session(engine, visitor, NewSession())
+        sessions.create_session(engine, visitor, NewSession())
         claim_codes.create_claim_code(engine, visitor)
     code = claim_codes.create_claim_code(engine, coded).code     # replaces the guest's first code
     registration.register(engine, numbered_user, claim_codes.parse_code(code))  # a guest's claim code
-    visitors.get_visitor(engine, numbered_user)
-    _, own = visitors.create_session(engine, numbered_user, NewSession())
+    sessions.get_visitor(engine, numbered_user)
+    _, own = sessions.create_session(engine, numbered_user, NewSession())
     responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
     with uploads.locked_session(engine, own.session_id):
         pass
     exporter = Guest(hash_guest_key(new_guest_key()))
-    _, exported = visitors.create_session(engine, exporter, NewSession())
+    _, exported = sessions.create_session(engine, exporter, NewSession())
     responses.submit_response(engine, exporter, NewResponse(sessionId=exported.session_id, data="x"))
     for caller in (exporter, numbered_user):
         b"".join(access.export_my_data(engine, stores.firestore, caller))
@@ -119,11 +121,11 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):
         pass
     with pytest.raises(Conflict):
-        visitors.create_session(engine, numbered_user, NewSession(sessionId=own.session_id))
-    _, guest_session = visitors.create_session(engine, other_guest, NewSession())
+        sessions.create_session(engine, numbered_user, NewSession(sessionId=own.session_id))
+    _, guest_session = sessions.create_session(engine, other_guest, NewSession())
     erasure.erase_visitor_number(engine, guest_session.visitor_number, stores)  # a guest, by number
     third = Guest(hash_guest_key(new_guest_key()))
-    visitors.create_session(engine, third, NewSession())
+    sessions.create_session(engine, third, NewSession())
     down = erasure.OtherStores(unreachable_firestore(), stores.storage, stores.bucket)
     assert erasure.erase_caller(engine, third, down).status == "pending"
     assert erasure.resume(engine, stores).completed == 1
@@ -131,11 +133,11 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
 
     # The guest-creation limit refusing a new guest, and a maintenance run that erases an idle one.
     limited = Window(1, b"\x01" * 32)
-    visitors.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
+    sessions.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
     with pytest.raises(ResourceExhausted):
-        visitors.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
+        sessions.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
     idle = Guest(hash_guest_key(new_guest_key()))
-    visitors.create_session(engine, idle, NewSession())
+    sessions.create_session(engine, idle, NewSession())
     with admin.begin() as conn:
         for table in ("guests", "sessions"):
             conn.execute(text(f"UPDATE {table} SET created_at = created_at - interval '40 days'"))
@@ -182,11 +184,11 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
 
 
 # What single_statement runs (db.Statements): prepared on each connection when prepared statements are on.
-SINGLE_STATEMENTS = {"create_session_guest", "create_session_guest_unnumbered", "create_session_user",
-                     "create_session_user_unnumbered", "get_visitor_guest", "get_visitor_user",
-                     "visitor_sessions_guest", "visitor_sessions_user", "submit_response_guest",
-                     "submit_response_user", "create_claim_code_guest", "create_claim_code_user",
-                     "register_claim_code_try"}
+SINGLE_STATEMENTS = {"sessions/create_session_guest", "sessions/create_session_guest_unnumbered", "sessions/create_session_user",
+                     "sessions/create_session_user_unnumbered", "sessions/get_visitor_guest", "sessions/get_visitor_user",
+                     "sessions/visitor_sessions_guest", "sessions/visitor_sessions_user", "responses/submit_response_guest",
+                     "responses/submit_response_user", "claim_codes/create_guest", "claim_codes/create_user",
+                     "claim_codes/try"}
 
 
 def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database, stores):

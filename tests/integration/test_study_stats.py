@@ -1,11 +1,11 @@
-"""shared.stats against the stack's PostgreSQL and Firestore emulator: the level funnel at
+"""shared.research.stats against the stack's PostgreSQL and Firestore emulator: the level funnel at
 the edges of how study_stats_totals.sql carries levels (bits for 0-62, an array above),
 and a scope's sessions only."""
 
 from sqlalchemy import text
 
-from shared import stats
-from shared.researchers import Scope
+from shared.research import stats
+from shared.research.researchers import Scope
 
 
 def session_with_levels(conn, experiment: str, levels: list[int]) -> None:

@@ -1,4 +1,4 @@
-"""timestamptz values as the product's engine reads them (shared.db.timestamptz_in, in place
+"""timestamptz values as the product's engine reads them (shared.core.db.timestamptz_in, in place
 of pg8000's strptime): the same datetime as pg8000's own reader for every value PostgreSQL
 can write, through prepared statements and through SQLAlchemy alike."""
 
@@ -8,8 +8,8 @@ import pytest
 from pg8000.converters import timestamptz_in as pg8000_timestamptz_in
 from sqlalchemy import text
 
-from shared.config import DatabaseSettings
-from shared.db import make_engine, single_statement, timestamptz_in
+from shared.core.config import DatabaseSettings
+from shared.core.db import make_engine, single_statement, timestamptz_in
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""shared.uploads called in this process against the real servers (PostgreSQL,
+"""shared.visitors.uploads called in this process against the real servers (PostgreSQL,
 the Firestore and Storage emulators): what the HTTP tests cannot see, such as
 the preconditions on the metadata write and the settings passed in."""
 
@@ -14,9 +14,10 @@ import requests
 
 from devtools.ports import free_port
 from devtools.stack import PROJECT
-from shared import uploads
-from shared.encodings import rfc3339
-from shared.errors import DependencyUnavailable
+from shared.core import stores
+from shared.visitors import uploads
+from shared.core.encodings import rfc3339
+from shared.core.errors import DependencyUnavailable
 from tests.conftest import environment
 from tests.uploads_support import FINALIZED
 
@@ -140,12 +141,12 @@ def test_a_concurrent_duplicate_is_refused_by_the_commit_itself(uploads_world):
 
 
 def test_firestore_unreachable_raises_unavailable_within_the_deadline(stack, monkeypatch):
-    """The client made by shared.uploads gives up after DEPENDENCY_DEADLINE_SECONDS,
+    """The client made by shared.visitors.uploads gives up after DEPENDENCY_DEADLINE_SECONDS,
     not after the library's 60 s, so the platform can redeliver sooner."""
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing listens there
-    client = uploads.firestore_client()
-    assert uploads.firestore_client() is client  # made once, then reused
+    client = stores.firestore_client()
+    assert stores.firestore_client() is client  # made once, then reused
     event = uploads.ObjectEvent("1", None, "b", "sessions/x/y", 1)
     session = uploads.UploadSession(uuid.uuid4(), 1, None)
     stored = uploads.StoredObject("image/png", 1, datetime.now(timezone.utc))
@@ -153,7 +154,7 @@ def test_firestore_unreachable_raises_unavailable_within_the_deadline(stack, mon
     started = time.monotonic()
     with pytest.raises(DependencyUnavailable):
         uploads.record_in_firestore(client, event, session, stored)
-    assert time.monotonic() - started < uploads.DEPENDENCY_DEADLINE_SECONDS + 5
+    assert time.monotonic() - started < stores.DEPENDENCY_DEADLINE_SECONDS + 5
 
 
 def test_storage_unreachable_raises_unavailable(uploads_world, monkeypatch):

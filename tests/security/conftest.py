@@ -63,7 +63,7 @@ def google(stack):
 def production_auth(stack, db, google, monkeypatch, tmp_path):
     """The functions' settings, in this process, without FIREBASE_AUTH_EMULATOR_HOST: firebase-admin
     verifies RS256 signatures against `google`'s certificates and reads users through it."""
-    from shared import auth
+    from shared.web import auth
 
     for name, value in stack.env().items():
         monkeypatch.setenv(name, value)

@@ -7,7 +7,7 @@ serving the JWK set of a key made for this test, and tokens are signed with that
 way the App Check service signs them: RS256, `kid` and `typ: JWT` in the header, `iss`
 https://firebaseappcheck.googleapis.com/<project number>, `aud` [projects/<number>,
 projects/<id>], `sub` the web app's id. The functions are told where the keys are by the
-test-only setting APP_CHECK_JWKS_URL (shared.config); everything else is as deployed:
+test-only setting APP_CHECK_JWKS_URL (shared.core.config); everything else is as deployed:
 the functions under gunicorn (devtools.stack.FunctionsServer), one server per APP_CHECK
 mode, firebase-admin's app_check.verify_token, and Application Default Credentials from a
 service-account file of a local key (firebase-admin 7.7 loads them when its App Check
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from devtools.ports import free_port
 from devtools.stack import PROJECT, ROOT, FunctionsServer
 from functions import APP_CHECK_FUNCTIONS, RESEARCH_FUNCTIONS
-from shared.app_check import HEADER
+from shared.web.app_check import HEADER
 from tests.conftest import ALLOWED_ORIGIN
 from tests.contract.test_openapi import conforms
 from tests.google_endpoints import GoogleEndpoints, service_account_file

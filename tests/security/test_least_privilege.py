@@ -17,8 +17,8 @@ from sqlalchemy import text
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
 from devtools.stack import ROOT, FunctionsServer
-from shared.db import plain_engine, sqlstate
-from shared.migrate import ERASURE_ROLE, FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
+from shared.core.db import plain_engine, sqlstate
+from shared.ops.migrate import ERASURE_ROLE, FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
 from tests.support import Api, new_guest_key, rows, scalar
 from tests.uploads_support import StorageEvents, UploadsWorld
 

@@ -1,5 +1,5 @@
 """TOKEN_REVOCATION_CHECK_SECONDS: how often a user's record is read from Firebase Auth for the
-revocation check, and what a token is checked against in between (shared/auth.py).
+revocation check, and what a token is checked against in between (shared/web/auth.py).
 
 As in production: the Auth emulator OFF, RS256 ID tokens verified by firebase-admin against a
 local certificate server (tests/google_endpoints.py), whose Auth API is passed on to the Auth
@@ -40,7 +40,7 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
-    from shared import auth
+    from shared.web import auth
 
     clock = Clock()
     monkeypatch.setattr(auth.revocations, "clock", clock)

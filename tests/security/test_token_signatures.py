@@ -135,7 +135,7 @@ def test_a_signed_token_of_a_deleted_or_unknown_user_is_refused(client, db):
 def test_certificates_out_of_reach_answer_503_not_401(client, db, auth_emulator, monkeypatch):
     from firebase_admin import _token_gen
 
-    from shared import auth
+    from shared.web import auth
 
     monkeypatch.setattr(_token_gen, "ID_TOKEN_CERT_URI", f"http://127.0.0.1:{free_port()}/certs")
     auth.reset_firebase_app()

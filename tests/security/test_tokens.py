@@ -66,7 +66,7 @@ def test_a_revoked_token_is_401_everywhere_and_writes_nothing(world, db, auth_em
     before = snapshot(db)
     # The functions read the user's record at most every TOKEN_REVOCATION_CHECK_SECONDS, and
     # this instance read it before the revocation; register reads it at every call, and what
-    # it reads is kept, so from then on every endpoint refuses the token (shared/auth.py).
+    # it reads is kept, so from then on every endpoint refuses the token (shared/web/auth.py).
     assert_error(world.api.post("register", {}, token=token), 401, "unauthenticated")
     for name, call in calls(world).items():
         for response in (call(token=token), call(token=token, guest=world.guest_key)):

@@ -1,4 +1,4 @@
-"""shared.auth's two caches: RevocationCache, what the revocation check of ID tokens reads, kept
+"""shared.web.auth's two caches: RevocationCache, what the revocation check of ID tokens reads, kept
 per uid for a while (its HTTP behaviour: tests/security/test_revocation_window.py); and
 VerifiedTokens, the claims of tokens already verified, until they expire."""
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from shared.auth import AccountState, RevocationCache, VerifiedTokens
+from shared.web.auth import AccountState, RevocationCache, VerifiedTokens
 
 ACTIVE = AccountState(disabled=False, tokens_valid_after_ms=0)
 REVOKED = AccountState(disabled=False, tokens_valid_after_ms=2_000_000_000_000)

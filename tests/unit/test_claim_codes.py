@@ -6,9 +6,10 @@ from collections import Counter
 
 import pytest
 
-from shared import claim_codes, config
-from shared.config import ConfigError
-from shared.errors import InvalidArgument, ResourceExhausted
+from shared.visitors import claim_codes
+from shared.core import config
+from shared.core.config import ConfigError
+from shared.core.errors import InvalidArgument, ResourceExhausted
 
 
 def test_a_new_code_is_eight_characters_without_look_alikes():

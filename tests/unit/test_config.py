@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from shared import config
-from shared.config import ConfigError, DatabaseSettings
+from shared.core import config
+from shared.core.config import ConfigError, DatabaseSettings
 
 SETTINGS = ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "DB_USER", "DB_PASS", "DB_NAME", "DB_IAM_AUTH",
             "DB_IP_TYPE", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_STATEMENT_TIMEOUT_MS",

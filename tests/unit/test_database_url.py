@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ConfigError, DatabaseSettings
+from shared.core.config import ConfigError, DatabaseSettings
 
 BASE = "postgresql://user:secret@db.example:5432/visitors"
 

@@ -9,10 +9,10 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared import config
-from shared.auth import Guest, User
-from shared.config import ConfigError
-from shared.guest_limit import Window, address_hash, client_address
+from shared.core import config
+from shared.web.auth import Guest, User
+from shared.core.config import ConfigError
+from shared.visitors.guest_limit import Window, address_hash, client_address
 
 
 def request(forwarded: str | None = None, peer: str = "127.0.0.1") -> Request:

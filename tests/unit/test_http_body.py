@@ -1,4 +1,4 @@
-"""shared.http's body parsing, on werkzeug's own request objects (no server): the
+"""shared.web.http's body parsing, on werkzeug's own request objects (no server): the
 limits are checked before parsing, and every refusal is the SPEC's error."""
 
 import io
@@ -6,8 +6,8 @@ import io
 import flask
 import pytest
 
-from shared.errors import InvalidArgument, InvalidJson, PayloadTooLarge, UnsupportedMediaType
-from shared.http import MAX_BODY_BYTES, _read_json_body
+from shared.core.errors import InvalidArgument, InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from shared.web.http import MAX_BODY_BYTES, _read_json_body
 
 APP = flask.Flask(__name__)
 

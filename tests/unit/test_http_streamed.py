@@ -1,4 +1,4 @@
-"""shared.http's streamed answers (Streamed), through a Flask app and its test client
+"""shared.web.http's streamed answers (Streamed), through a Flask app and its test client
 (no server): each chunk is made only when the one before has been read, an error
 before the first chunk is answered in the SPEC's error shape, an error after it ends
 the body there with one log line, and the chunks are closed however the body ends."""
@@ -11,8 +11,8 @@ import logging
 import flask
 import pytest
 
-from shared.errors import DependencyUnavailable, GuestClaimed, NotFound
-from shared.http import Streamed, StreamEndedEarly, endpoint
+from shared.core.errors import DependencyUnavailable, GuestClaimed, NotFound
+from shared.web.http import Streamed, StreamEndedEarly, endpoint
 
 ORIGIN = "https://study.example.org"
 

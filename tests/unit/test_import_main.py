@@ -7,24 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared import models
+from shared.web import models
 
 ROOT = Path(__file__).resolve().parents[2]
 
 ON_FIRST_USE = (
-    "pydantic", "pydantic_core", "shared.bodies",  # when a body is first validated (shared.models)
-    "sqlalchemy", "pg8000",  # when the engine is first made (shared.db)
+    "pydantic", "pydantic_core", "shared.web.bodies",  # when a body is first validated (shared.web.models)
+    "sqlalchemy", "pg8000",  # when the engine is first made (shared.core.db)
     "pgserver",  # the local stack's, never the functions'
     # Firebase, Firestore, Storage, Google's auth and the Cloud SQL connector: clients on first use
     # (functions_framework itself loads google.cloud.functions).
     "firebase_admin", "google.auth", "google.oauth2", "google.api_core", "google.cloud.firestore",
     "google.cloud.storage", "google.cloud.sql",
-    "argparse",  # the command lines of shared/ modules (python -m shared.erasure ...)
+    "argparse", "shared.ops",  # the command lines (python -m shared.erasure ...: shared/ops/cli.py)
     "concurrent.futures",  # the Storage part of an erasure
     # The shared/ modules of every function but create_session, submit_response and get_visitor
     # (functions/__init__.py).
-    "shared.access", "shared.claim_codes", "shared.erasure", "shared.export", "shared.invoker",
-    "shared.maintenance", "shared.registration", "shared.researchers", "shared.stats", "shared.uploads",
+    "shared.rights", "shared.research", "shared.visitors.claim_codes", "shared.visitors.registration",
+    "shared.visitors.uploads", "shared.web.invoker", "shared.core.stores",
 )
 
 
@@ -43,15 +43,17 @@ def test_importing_main_needs_no_settings_and_leaves_these_to_first_use():
 def test_the_body_models_are_named_through_shared_models():
     from pydantic import BaseModel
 
+    from shared.web import bodies
+
     for name in models.BODIES:
-        assert getattr(models, name) is not None
+        assert getattr(models, name) is getattr(bodies, name)
     assert issubclass(models.NewSession, BaseModel) and models.NewSession.model_config["defer_build"]
     assert not hasattr(models, "NoSuchModel")
 
 
 RACE = """
 import threading
-from shared import models
+from shared.web import models
 
 SESSION = "3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c"
 bodies = [(models.NewSession, {"sessionId": SESSION, "experimentId": "e", "metadata": {"a": 1}}),

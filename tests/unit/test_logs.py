@@ -13,7 +13,7 @@ from pathlib import Path
 import functions_framework
 import pytest
 
-from shared import logs
+from shared.core import logs
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

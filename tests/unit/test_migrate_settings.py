@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import migrate
+from shared.ops import cli, migrate
 
 
 def test_bad_settings_are_all_printed_and_nothing_runs(monkeypatch, capsys):
@@ -15,7 +15,7 @@ def test_bad_settings_are_all_printed_and_nothing_runs(monkeypatch, capsys):
     monkeypatch.setenv("LOG_LEVEL", "verbose")
     monkeypatch.setattr(migrate, "apply_migrations", lambda engine: pytest.fail("migrations ran"))
 
-    assert migrate.main([]) == 2
+    assert cli.run("migrate", []) == 2
 
     out, err = capsys.readouterr()
     assert out == ""

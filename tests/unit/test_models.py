@@ -1,13 +1,13 @@
-"""The request bodies' rules (shared.models, pydantic): strict types, unknown fields
+"""The request bodies' rules (shared.web.models, pydantic): strict types, unknown fields
 refused, limits at their exact boundary, and messages that name the field."""
 
 import uuid
 
 import pytest
 
-from shared.errors import InvalidArgument
-from shared.models import (DISPLAY_NAME_MAX, MAX_DATA_BYTES, MAX_LEVEL, MAX_METADATA_BYTES, NewResponse, NewSession,
-                           Registration, encoded_size, parse)
+from shared.core.errors import InvalidArgument
+from shared.web.limits import DISPLAY_NAME_MAX, MAX_DATA_BYTES, MAX_LEVEL, MAX_METADATA_BYTES, encoded_size
+from shared.web.models import NewResponse, NewSession, Registration, parse
 
 SESSION = "3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c"
 

@@ -1,4 +1,4 @@
-"""The pure parts of shared.uploads and its settings: no server needed."""
+"""The pure parts of shared.visitors.uploads and its settings: no server needed."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared import config
-from shared.config import ConfigError
-from shared.uploads import FINALIZED, Ignored, Unrelated, parse_event, parse_time, session_id_of, upload_id
+from shared.core import config
+from shared.core.config import ConfigError
+from shared.visitors.uploads import FINALIZED, Ignored, Unrelated, parse_event, parse_time, session_id_of, upload_id
 
 SESSION = "3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c"
 ITEM = {"bucket": "b", "name": f"sessions/{SESSION}/a.png", "generation": "1700000000000001"}

@@ -1,0 +1,107 @@
+"""Domain errors: one root, narrow subclasses, each with the SPEC's code, status
+and any headers of its own; and DependencyUnavailable, which is not a client's error.
+
+They are turned into HTTP answers in exactly one place, shared.web.http.
+"""
+
+from __future__ import annotations
+
+from shared.core import config
+
+
+class ServiceError(Exception):
+    """Root of every error a client may see."""
+
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the JSON body."""
+        return {}
+
+
+class InvalidArgument(ServiceError):
+    code, status = "invalid_argument", 400
+
+
+class InvalidJson(ServiceError):
+    code, status = "invalid_json", 400
+
+
+class Unauthenticated(ServiceError):
+    code, status = "unauthenticated", 401
+
+
+class PermissionDenied(ServiceError):
+    code, status = "permission_denied", 403
+
+
+class GuestClaimed(ServiceError):
+    code, status = "guest_claimed", 403
+
+
+class NotFound(ServiceError):
+    code, status = "not_found", 404
+
+
+class MethodNotAllowed(ServiceError):
+    code, status = "method_not_allowed", 405
+
+    def __init__(self, message: str, allow: tuple[str, ...]):
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}
+
+
+class Conflict(ServiceError):
+    code, status = "conflict", 409
+
+
+class PayloadTooLarge(ServiceError):
+    code, status = "payload_too_large", 413
+
+
+class UnsupportedMediaType(ServiceError):
+    code, status = "unsupported_media_type", 415
+
+
+class ResourceExhausted(ServiceError):
+    """Too many tries (wrong claim codes, SPEC §13): the client may try again after Retry-After seconds."""
+
+    code, status = "resource_exhausted", 429
+
+    def __init__(self, message: str, retry_after_seconds: int):
+        super().__init__(message)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class Unavailable(ServiceError):
+    """A dependency (database, Auth) is down or too slow; the client should retry."""
+
+    code, status = "unavailable", 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(config.retry_after_seconds())}
+
+
+class DependencyUnavailable(Exception):
+    """A dependency (PostgreSQL, Firebase Auth, Firestore, Cloud Storage) is down or
+    too slow: the same work may succeed later. Raised by shared.core.failures only.
+
+    Not a ServiceError, because what it means depends on the caller: an HTTP
+    function answers Unavailable (503 with Retry-After) with `message`; the
+    storage trigger has its event delivered again (shared.visitors.uploads.RetryEvent).
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

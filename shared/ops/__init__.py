@@ -1,0 +1,1 @@
+"""What operators run: migrations, the backfill, maintenance, and the one command-line entry."""

@@ -1,0 +1,233 @@
+"""The one command-line entry: `python -m shared.<command>` for each command below
+(docs/operations.md), with one ladder of exit codes for all of them.
+
+    0  done
+    1  ran, but did not finish: a store was unavailable or refused, or work is still pending
+       (running it again later is safe)
+    2  did not start: wrong arguments or settings; nothing was done
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+DONE, UNFINISHED, NOT_STARTED = 0, 1, 2
+
+
+def migrate(argv: list[str]) -> int:
+    """Apply the SQL migrations in sql/, in order, each exactly once."""
+    from shared.core.config import check
+    from shared.core.db import get_engine
+    from shared.ops.migrate import ERASURE_ROLE, FUNCTIONS_ROLE, apply_migrations, grant_functions_role
+
+    parser = _parser("migrate", migrate)
+    parser.add_argument("--functions-user", metavar="NAME", action="append", default=[],
+                        help=f"a database user of the functions, to make a member of {FUNCTIONS_ROLE} (repeatable)")
+    parser.add_argument("--erasure-user", metavar="NAME", action="append", default=[],
+                        help=f"the database user of delete_my_data, erase_visitor and `shared.erasure`, "
+                             f"to make a member of {ERASURE_ROLE} (repeatable)")
+    args = parser.parse_args(argv)
+    # Every setting, not only the database's: all that is wrong, before anything changes.
+    _refuse_bad_settings(check())
+    applied = apply_migrations(get_engine())
+    for user in args.functions_user:
+        grant_functions_role(get_engine(), user)
+    for user in args.erasure_user:
+        grant_functions_role(get_engine(), user, ERASURE_ROLE)
+    print(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ", schema up to date"))
+    for user in args.functions_user:
+        print(f"{user} is a member of {FUNCTIONS_ROLE}")
+    for user in args.erasure_user:
+        print(f"{user} is a member of {ERASURE_ROLE}")
+    return DONE
+
+
+def backfill(argv: list[str]) -> int:
+    """Give numbers to visitors whose sessions were created while numbering failed."""
+    from shared.core.db import get_engine
+    from shared.ops.backfill import backfill as run_backfill
+
+    _parser("backfill", backfill).parse_args(argv)
+    print(run_backfill(get_engine()).line())
+    return DONE
+
+
+def erasure(argv: list[str]) -> int:
+    """Finish every pending withdrawal (resume), or say how many are pending (status)."""
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.rights.erasure import OtherStores, resume, status_line
+
+    parser = _parser("erasure", erasure)
+    parser.add_argument("command", choices=("resume", "status"))
+    args = parser.parse_args(argv)
+    _refuse_bad_settings(config.check())
+    if args.command == "status":
+        print(status_line(get_engine()))
+        return DONE
+    resumed = resume(get_engine(), OtherStores.of_instance())
+    print(resumed.line())
+    print(status_line(get_engine()))
+    return UNFINISHED if resumed.still_pending else DONE
+
+
+def maintenance(argv: list[str]) -> int:
+    """What run_maintenance does on its schedule, once: resume erasures, retention, expired windows."""
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.ops.maintenance import run
+    from shared.rights.erasure import OtherStores
+
+    _parser("maintenance", maintenance).parse_args(argv)
+    _refuse_bad_settings(config.check())
+    report = run(get_engine(), OtherStores.of_instance(), config.guest_retention_days())
+    answer = report.to_json()
+    print(f"maintenance: {answer['erasures']['completed']} pending erasure(s) completed, "
+          f"{answer['erasures']['stillPending']} still pending")
+    if report.retention.days is None:
+        print("maintenance: retention is off (GUEST_RETENTION_DAYS is not set)")
+    else:
+        print(f"maintenance: retention ({report.retention.days} days) erased {report.retention.erased} guest(s), "
+              f"{report.retention.pending} with Firestore or Storage still pending, {report.retention.kept} kept"
+              + ("; more are left for the next run" if report.retention.more else ""))
+    print(f"maintenance: forgot {report.expired_addresses} expired guest-creation window(s)")
+    return UNFINISHED if (report.resumed.still_pending or report.retention.pending) else DONE
+
+
+def researchers(argv: list[str]) -> int:
+    """Grant, revoke and list the researcher claim of Firebase users."""
+    from firebase_admin import exceptions
+
+    from shared.research.researchers import describe, grant, listing, revoke
+    from shared.web.auth import firebase_app
+
+    parser = _parser("researchers", researchers)
+    commands = parser.add_subparsers(dest="command", required=True)
+    granting = commands.add_parser("grant", help="make EMAIL a researcher")
+    granting.add_argument("email")
+    granting.add_argument("--experiments", help="comma-separated experimentIds; every experiment without it")
+    commands.add_parser("revoke", help="EMAIL is no longer a researcher").add_argument("email")
+    commands.add_parser("list", help="every researcher and what it covers")
+    args = parser.parse_args(argv)
+    app = firebase_app()
+    try:
+        if args.command == "grant":
+            experiments = [e.strip() for e in (args.experiments or "").split(",") if e.strip()]
+            print(f"{args.email}: researcher for {describe(grant(app, args.email, experiments))}")
+        elif args.command == "revoke":
+            print(f"{args.email}: " + ("no longer a researcher" if revoke(app, args.email) else "was not a researcher"))
+        else:
+            for email, claim in listing(app):
+                print(f"{email}\t{describe(claim)}")
+    except exceptions.NotFoundError:
+        print(f"No Firebase user has the email {args.email}.", file=sys.stderr)
+        return UNFINISHED
+    return DONE
+
+
+def export(argv: list[str]) -> int:
+    """Write an export of the study's data: the bytes export_data answers."""
+    from werkzeug.datastructures import MultiDict
+
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.core.stores import firestore_client
+    from shared.research import researchers as roles
+    from shared.research.export import export_data
+    from shared.web.models import parse_query
+
+    parser = _parser("export", export)
+    parser.add_argument("--out", required=True, help="the file to write ('-' for standard output)")
+    parser.add_argument("--experiment", action="append", default=[],
+                        help="an experimentId (repeatable; '' for sessions without one); every experiment without it")
+    parser.add_argument("--from", dest="start", help="sessions created at or after this RFC 3339 time")
+    parser.add_argument("--to", dest="end", help="sessions created before this RFC 3339 time")
+    parser.add_argument("--format", default="zip", help="zip (default), csv or jsonl")
+    parser.add_argument("--table", help="for csv and jsonl: responses (default), sessions, visitors or uploads")
+    args = parser.parse_args(argv)
+    _refuse_bad_settings(config.check())
+    pairs = [("experimentId", e) for e in args.experiment] + [
+        (name, value) for name, value in (("from", args.start), ("to", args.end), ("format", args.format),
+                                          ("table", args.table)) if value is not None]
+    query = parse_query(MultiDict(pairs), export=True)
+    # Run next to the database, by whoever may read it: a researcher of every experiment.
+    scope = roles.scope(roles.Researcher(uid="", experiments=None), query.experiments)
+    made = export_data(get_engine(), firestore_client(), scope, query)
+    target = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
+    with target:
+        for chunk in made.chunks:
+            target.write(chunk)
+    if args.out != "-":
+        print(f"{args.out}: {made.filename.rsplit('.', 1)[-1]} export written", file=sys.stderr)
+    return DONE
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    command.__name__: command for command in (migrate, backfill, erasure, maintenance, researchers, export)
+}
+
+
+class _NotStarted(Exception):
+    """Settings are wrong: each problem was printed, nothing was done."""
+
+
+def _parser(name: str, command: Callable) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"python -m shared.{name}", description=command.__doc__)
+
+
+def _refuse_bad_settings(problems: list[str]) -> None:
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        raise _NotStarted
+
+
+def run(name: str, argv: list[str] | None = None) -> int:
+    """Run one command; every failure becomes one line on stderr and its rung of the ladder."""
+    import sqlalchemy
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from shared.core import failures
+    from shared.core.config import ConfigError
+    from shared.core.errors import DependencyUnavailable, InvalidArgument, ServiceError
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return COMMANDS[name](argv)
+    except _NotStarted:
+        return NOT_STARTED
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return NOT_STARTED
+    except DefaultCredentialsError:
+        print("No Google credentials: against `make dev`, load its settings first (set -a; . .local/dev.env; set +a); "
+              "in production, run `gcloud auth application-default login`.", file=sys.stderr)
+        return NOT_STARTED
+    except InvalidArgument as error:
+        print(error.message, file=sys.stderr)
+        return NOT_STARTED
+    except (DependencyUnavailable, ServiceError) as error:
+        print(f"{name} failed: {error.message}", file=sys.stderr)
+        return UNFINISHED
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        print(f"{name} failed: {failures.one_line(error)}", file=sys.stderr)
+        return UNFINISHED
+    except _firebase_error() as error:
+        print(f"Firebase Authentication refused: {error}", file=sys.stderr)
+        return UNFINISHED
+
+
+def _firebase_error() -> type[Exception]:
+    from firebase_admin import exceptions
+
+    return exceptions.FirebaseError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m shared.ops COMMAND ...`: the same commands under one name."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m shared.ops {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        return NOT_STARTED
+    return run(argv[0], argv[1:])

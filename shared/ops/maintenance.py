@@ -1,0 +1,146 @@
+"""Maintenance (SPEC §12): what run_maintenance does on Cloud Scheduler's schedule.
+
+    python -m shared.maintenance        # the same, once, from this machine (make maintenance)
+
+1. Resume the pending erasures (shared.rights.erasure.resume): the Firestore and Storage parts
+   of withdrawals that a store's outage left unfinished.
+2. Retention, with GUEST_RETENTION_DAYS set: erase, through the erasure ledger, every
+   guest never claimed, with no response and no upload, and no session newer than that
+   many days (its number is retired; requested_by 'retention').
+3. Forget the client addresses whose guest-creation window is over (sql/006_guest_limits.sql).
+
+Every part is safe to run twice and from two places at once: erasures and guests are
+taken one at a time under FOR UPDATE SKIP LOCKED, so two runs share the work and never
+do the same thing twice; forgetting expired windows is one idempotent DELETE.
+
+Which guests have uploads: uploads are recorded only in Firestore (`uploads/{id}`, each
+with its `sessionId`, by on_upload_finalized). The test is one Firestore query per 30
+of the guest's sessions (`sessionId in [...]`, limit 1), asked once the erasure holds
+the guest's sessions FOR UPDATE: on_upload_finalized holds a session FOR SHARE while it
+records an upload, so every upload recorded before the lock is seen, and one that comes
+later finds the session's tombstone and deletes its object. This covers guests whose
+sessions have no visitor number (those get no `visitors/{n}` counter), and it asks only
+about the few candidates SQL found empty, never about every guest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared.core import failures
+from shared.rights import erasure
+from shared.core.db import statement, transaction
+from shared.core.errors import GuestClaimed, NotFound
+from shared.core.logs import get_logger
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = get_logger("maintenance")
+
+# Guests a run erases at most, so that one run ends well within the function's timeout
+# (each erasure is a transaction, a Firestore query and its Firestore and Storage parts);
+# the next run goes on where this one stopped.
+RETENTION_BATCH = 500
+_IN_FILTER_MAX = 30  # Firestore: at most 30 values in an `in` filter
+
+
+@dataclass
+class Retention:
+    """What retention did in one run."""
+
+    days: int | None
+    erased: int = 0  # guests erased (their PostgreSQL part committed)
+    pending: int = 0  # of those, erasures whose Firestore or Storage part is still pending
+    kept: int = 0  # candidates found in use again once locked (a new session, response or upload)
+    more: bool = False  # the batch was full: the next run goes on
+
+    def to_json(self) -> dict[str, Any]:
+        return {"days": self.days, "erased": self.erased, "pending": self.pending, "kept": self.kept,
+                "more": self.more}
+
+
+@dataclass
+class Report:
+    """One maintenance run, as run_maintenance answers it."""
+
+    resumed: erasure.Resumed
+    retention: Retention
+    expired_addresses: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "erasures": {"completed": self.resumed.completed, "stillPending": self.resumed.still_pending},
+            "retention": self.retention.to_json(),
+            "guestLimit": {"expiredAddresses": self.expired_addresses},
+        }
+
+
+def run(engine: Engine, stores: erasure.OtherStores, retention_days: int | None,
+        batch: int = RETENTION_BATCH) -> Report:
+    """Resume pending erasures, apply retention (when `retention_days` is set), forget expired windows."""
+    resumed = erasure.resume(engine, stores)
+    retention = apply_retention(engine, stores, retention_days, batch) if retention_days else Retention(None)
+    expired = forget_expired_windows(engine)
+    report = Report(resumed, retention, expired)
+    log.info("maintenance run", extra={"fields": report.to_json()})
+    return report
+
+
+def apply_retention(engine: Engine, stores: erasure.OtherStores, days: int, batch: int = RETENTION_BATCH) -> Retention:
+    """Erase the empty, unclaimed guests inactive for `days` days, oldest first, at most `batch`."""
+    done = Retention(days)
+    tried: list[str] = []
+    while True:
+        if done.erased >= batch:
+            done.more = True
+            break
+        try:
+            with transaction(engine) as conn:
+                guest = conn.execute(statement("maintenance/retention_next_guest"), {"days": days, "tried": tried}).first()
+                if guest is None:
+                    break
+                tried.append(str(guest.id))
+
+                def still_empty(conn, session_ids, guest_id=str(guest.id)) -> bool:
+                    row = conn.execute(statement("maintenance/retention_still_empty"), {"guest_id": guest_id, "days": days}).one()
+                    return row.still_empty and not has_uploads(stores.firestore, session_ids)
+
+                made = erasure.erase_rows_in(conn, erasure.Target(key_hash=bytes(guest.key_hash)), "retention",
+                                             still_eligible=still_empty)
+        except (erasure.NotEligible, NotFound, GuestClaimed):
+            done.kept += 1  # in use again, claimed or erased meanwhile: nothing was changed
+            continue
+        erasure.log_erased(made)
+        done.erased += 1
+        if erasure.finish_or_pending(engine, made, stores).status == "pending":
+            done.pending += 1
+    return done
+
+
+def has_uploads(client, session_ids: list[str]) -> bool:
+    """Whether any of these sessions has an `uploads` document in Firestore.
+    DependencyUnavailable if Firestore is unavailable (then nothing is erased)."""
+    from google.api_core import exceptions
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from shared.core.stores import DEPENDENCY_DEADLINE_SECONDS, firestore_retry
+
+    try:
+        for start in range(0, len(session_ids), _IN_FILTER_MAX):
+            chunk = session_ids[start:start + _IN_FILTER_MAX]
+            query = client.collection("uploads").where(filter=FieldFilter("sessionId", "in", chunk)).limit(1)
+            if any(True for _ in query.stream(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)):
+                return True
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
+        raise failures.unavailable("Firestore", error,
+                                   "Firestore is unavailable; retention waits for the next run.") from error
+    return False
+
+
+def forget_expired_windows(engine: Engine) -> int:
+    """Delete the guest-creation windows that are over; how many."""
+    with transaction(engine) as conn:
+        return conn.execute(statement("maintenance/guest_limit_forget_expired")).rowcount

@@ -1,0 +1,1 @@
+"""What researchers see: the researcher role, study statistics, exports."""

@@ -1,0 +1,355 @@
+"""export_data (SPEC §10): a study's data for its researchers, streamed.
+
+    python -m shared.export --out study.zip [--experiment a --experiment b]
+                            [--from 2026-11-01T00:00:00Z] [--to ...] [--format zip|csv|jsonl] [--table responses]
+
+What an export holds: the four tables of SPEC §10 for the sessions its filter
+selects (experimentIds, and a range of the sessions' createdAt), as a zip of four
+CSV files and manifest.json, or one table as CSV or JSON Lines. It is
+pseudonymous: visitor numbers and session ids, never an email, user id, guest id
+or key. JSON values (data, metadata) are JSON text in CSV, as PostgreSQL writes
+jsonb (one line; keys in jsonb's order); in JSON Lines they are JSON.
+
+How it streams, in memory that does not grow with the export:
+- responses and visitors are written by PostgreSQL itself, with COPY ... TO
+  STDOUT (CSV with a header, or one JSON object per line), which pg8000 hands on
+  one row at a time (the protocol sends one CopyData message per row). COPY is
+  the fastest way out of PostgreSQL: the rows are never turned into Python values.
+- sessions and uploads need Firestore (each session's uploadCount, the uploads
+  themselves: `uploads` documents, SPEC §5), so they are read through a
+  server-side cursor, a batch of SESSIONS_PER_BATCH sessions at a time, one
+  Firestore query per batch, and written here with the csv module.
+- pg8000 runs a COPY to its end in one call, so the export is made in a thread
+  of its own, which hands chunks of about CHUNK_BYTES to the response through a
+  queue of QUEUE_CHUNKS: when the client reads slowly the queue fills, the thread
+  waits, pg8000 stops reading, and PostgreSQL waits for the socket (TCP's flow
+  control). What is held is at most the queue and one batch.
+- Every table is read in one read-only REPEATABLE READ transaction
+  (db.read_only_snapshot), so the tables of one export agree with each other
+  whatever is written meanwhile. Uploads come from Firestore, which is not part
+  of that snapshot; those of an exported session made during the export may be
+  in it or not.
+
+Failures: everything up to the first chunk (the database and its first table)
+decides the status, so a database that is down answers 503. After it an error
+ends the body early: a zip then has no central directory (_write_zip), which every
+unzip tool refuses, and the connection closes without chunked encoding's last
+chunk (shared.web.http.StreamEndedEarly), which every HTTP client reports (curl:
+"transfer closed with outstanding read data remaining").
+A client that goes away stops the export at its next chunk.
+
+Formula injection: a CSV cell that starts with = + - @, a tab or a carriage
+return gets a leading apostrophe (csv_text in sql/004_research.sql and _cell
+here), so that a spreadsheet shows it as text instead of running it. JSON Lines
+are verbatim.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import csv
+import hashlib
+import io
+import queue
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from shared.rights.access import upload_documents
+from shared.core.db import read_only_snapshot, statement, statement_text
+from shared.core.encodings import compact_json, rfc3339
+from shared.web.models import StudyQuery
+from shared.research.researchers import Scope
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+SCHEMA_VERSION = 1
+TABLES = ("responses", "sessions", "visitors", "uploads")
+COLUMNS = {
+    "responses": ("responseId", "sessionId", "visitorNumber", "experimentId", "level", "createdAt", "data"),
+    "sessions": ("sessionId", "visitorNumber", "experimentId", "registered", "createdAt", "responseCount",
+                 "maxLevel", "uploadCount", "metadata"),
+    "visitors": ("visitorNumber", "registered", "firstSessionAt", "sessionCount", "mergedFromVisitorNumbers"),
+    "uploads": ("uploadId", "sessionId", "visitorNumber", "experimentId", "name", "contentType", "size",
+                "uploadedAt", "gsUri"),
+}
+MIMETYPES = {"zip": "application/zip", "csv": "text/csv", "jsonl": "application/x-ndjson"}
+# Firestore's `in` filter takes at most 30 values: one uploads query per batch of sessions.
+SESSIONS_PER_BATCH = 30
+CHUNK_BYTES = 64 * 1024
+QUEUE_CHUNKS = 16
+# The longest a statement of an export may run: Cloud Run's longest request (60 minutes).
+STATEMENT_TIMEOUT = "3600s"
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export ready to be sent: its file name, media type, and its bytes (made as
+    they are asked for)."""
+
+    filename: str
+    mimetype: str
+    chunks: Iterator[bytes]
+
+
+def export_data(engine: Engine, firestore_client, scope: Scope, query: StudyQuery,
+                now: datetime | None = None) -> Export:
+    now = now or datetime.now(timezone.utc)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    filters = {**scope.to_json(), "from": _time(query.start), "to": _time(query.end)}
+    settings = {"filter": compact_json({"everything": scope.everything, "experiments": list(scope.experiments),
+                                        "withoutExperiment": scope.without_experiment,
+                                        "from": _time(query.start), "to": _time(query.end)}),
+                "statement_timeout": STATEMENT_TIMEOUT}
+
+    def produce(out: _Chunks) -> None:
+        with read_only_snapshot(engine) as conn:
+            conn.execute(statement("export/settings"), settings)
+            tables = _Tables(conn, firestore_client)
+            if query.format == "zip":
+                _write_zip(tables, out, {"exportedAt": rfc3339(now), "schemaVersion": SCHEMA_VERSION,
+                                         "filters": filters})
+            else:
+                tables.write(query.table, query.format, out)
+
+    if query.format == "zip":
+        filename = f"study-export-{stamp}.zip"
+    else:
+        filename = f"{query.table}-{stamp}.{query.format}"
+    return Export(filename, MIMETYPES[query.format], _streamed(produce))
+
+
+def _time(moment: datetime | None) -> str | None:
+    return rfc3339(moment) if moment else None
+
+
+def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
+    """The four CSV files and manifest.json, as a zip written while it is read.
+
+    Not in `with` blocks: a ZipFile closed on the way out of an error writes its
+    central directory, and the files so far would open as a complete export. On an
+    error the archive is left unfinished: no directory, which every unzip tool refuses."""
+    files = {}
+    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
+    made = time.localtime()[:6]  # the files' time in the archive (zip keeps local time)
+    for table in TABLES:
+        info = zipfile.ZipInfo(f"{table}.csv", date_time=made)
+        info.compress_type = zipfile.ZIP_DEFLATED  # at zlib's default level
+        # force_zip64: the size is not known when the entry begins, and may pass 4 GiB.
+        entry = archive.open(info, "w", force_zip64=True)
+        counted = _Counted(entry)
+        tables.write(table, "csv", counted)
+        entry.close()
+        files[info.filename] = {"rows": counted.rows, "bytes": counted.bytes, "sha256": counted.sha256.hexdigest()}
+    archive.writestr("manifest.json", compact_json({**manifest, "files": files}) + "\n")
+    archive.close()
+
+
+class _Tables:
+    """The tables of one export, each written as csv or jsonl to a binary sink."""
+
+    def __init__(self, conn: Connection, firestore_client):
+        self.conn = conn
+        self.firestore_client = firestore_client
+
+    def write(self, table: str, format_: str, sink) -> None:
+        if table in ("responses", "visitors"):
+            self._copy(f"export/{table}_{format_}", sink if format_ == "csv" else _Unescaped(sink))
+        else:
+            self._from_sessions(table, format_, sink)
+
+    def _copy(self, name: str, sink) -> None:
+        """COPY ... TO STDOUT into sink, with pg8000's own cursor (SQLAlchemy has no
+        way to pass COPY a stream), in the same transaction. A COPY stopped midway
+        (the client went away, the sink failed) leaves the connection in the middle
+        of the protocol: it is closed, never pooled again."""
+        cursor = self.conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(statement_text(name), stream=sink)
+        except BaseException:
+            self.conn.invalidate()
+            raise
+        cursor.close()
+
+    def _from_sessions(self, table: str, format_: str, sink) -> None:
+        rows = _Rows(sink, format_, COLUMNS[table])
+        sessions = self.conn.execute(statement("export/sessions"), execution_options={"yield_per": SESSIONS_PER_BATCH})
+        for batch in sessions.partitions(SESSIONS_PER_BATCH):
+            uploads = upload_documents(self.firestore_client, [session.session_id for session in batch])
+            for session in batch:
+                found = uploads.get(session.session_id, [])
+                if table == "sessions":
+                    rows.write((session.session_id, _number(session.visitor_number), session.experiment_id,
+                                session.registered, session.created_at, session.response_count,
+                                session.max_level, len(found)), json_text={"metadata": session.metadata})
+                    continue
+                for upload_id, upload in found:
+                    uploaded = upload.get("uploadedAt")
+                    rows.write((upload_id, session.session_id, _number(session.visitor_number),
+                                session.experiment_id, upload.get("name"), upload.get("contentType"),
+                                upload.get("size"), rfc3339(uploaded) if uploaded else None,
+                                f"gs://{upload.get('bucket')}/{upload.get('name')}"))
+        rows.close()
+
+
+def _number(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
+class _Rows:
+    """Rows written here (sessions, uploads) in the format COPY writes the others."""
+
+    def __init__(self, sink, format_: str, columns: tuple[str, ...]):
+        self.sink, self.format, self.columns = sink, format_, columns
+        self.text = io.StringIO()
+        self.csv = csv.writer(self.text, lineterminator="\n")
+        if format_ == "csv":
+            self._line(lambda: self.csv.writerow(columns))
+
+    def write(self, values: tuple, json_text: dict[str, str] | None = None) -> None:
+        """One row: values in column order, then columns whose value is JSON text."""
+        json_text = json_text or {}
+        if self.format == "csv":
+            self._line(lambda: self.csv.writerow([_cell(v) for v in (*values, *json_text.values())]))
+        else:
+            plain = compact_json(dict(zip(self.columns, values)))[:-1]
+            members = "".join(f",{compact_json(name)}:{text}" for name, text in json_text.items())
+            self._line(lambda: self.text.write(plain + members + "}\n"))
+
+    def _line(self, write: Callable[[], Any]) -> None:
+        write()
+        if self.text.tell() >= CHUNK_BYTES:
+            self.close()
+
+    def close(self) -> None:
+        """Hand on what is written so far (also the end of a batch)."""
+        if self.text.tell():
+            self.sink.write(self.text.getvalue().encode("utf-8"))
+            self.text.seek(0)
+            self.text.truncate()
+
+
+def _cell(value):
+    """A CSV cell as csv_text (sql/004_research.sql) makes it: see the module's docstring."""
+    if value is True or value is False:
+        return "true" if value else "false"  # as the COPY statements write them (boolean::text)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+class _Counted:
+    """A zip entry's bytes, counted and hashed for the manifest. Its rows are its lines
+    but the header: no cell can hold a raw line break (JSON text escapes them,
+    experimentIds cannot have them, Cloud Storage refuses them in object names)."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.bytes = 0
+        self.lines = 0
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.entry.write(data)
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+        self.sha256.update(data)
+
+    @property
+    def rows(self) -> int:
+        return max(self.lines - 1, 0)
+
+
+class _Unescaped:
+    """COPY's text format writes a backslash as two; the JSON text had one. Nothing else
+    is escaped: JSON text holds no raw tab, newline or other control character. Each
+    write is one whole row (one CopyData message), so a pair is never split."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        self.sink.write(data.replace(b"\\\\", b"\\"))
+
+
+# The thread that makes the export, and the queue between it and the response ----------
+
+class _Cancelled(Exception):
+    """The response is no longer read (the client went away, or the body was closed)."""
+
+
+_END = object()
+
+
+class _Chunks:
+    """The export's bytes, in chunks of about CHUNK_BYTES, from the export's thread to
+    the response, at most QUEUE_CHUNKS ahead of it."""
+
+    def __init__(self):
+        self.queue: queue.Queue = queue.Queue(QUEUE_CHUNKS)
+        self.buffer = bytearray()
+        self.cancelled = threading.Event()
+        self.ended = False
+
+    # the export's thread
+    def write(self, data: bytes) -> int:
+        if self.cancelled.is_set() or self.ended:  # (ended: an unfinished zip entry closed when collected)
+            raise _Cancelled()
+        self.buffer += data
+        if len(self.buffer) >= CHUNK_BYTES:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.queue.put(bytes(self.buffer))
+            self.buffer.clear()
+
+    def end(self, error: BaseException | None) -> None:
+        if error is None:
+            self.flush()
+        self.ended = True
+        self.queue.put(error or _END)
+
+    # the response
+    def __iter__(self) -> Iterator[bytes]:
+        while (item := self.queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def cancel(self) -> None:
+        """Stop the thread at its next write, and take what it still puts until it ends."""
+        self.cancelled.set()
+        while (item := self.queue.get()) is not _END and not isinstance(item, BaseException):
+            pass
+
+
+def _streamed(produce: Callable[[_Chunks], None]) -> Iterator[bytes]:
+    """produce(out) run in a thread of its own, its bytes yielded here as they come."""
+    out = _Chunks()
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            produce(out)
+        except BaseException as error:  # noqa: BLE001 - handed to the response, which raises it
+            out.end(error)
+        else:
+            out.end(None)
+        finally:
+            finished.set()
+
+    # The thread runs in a copy of this context, so its log lines keep the request's trace.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="export", daemon=True)
+    thread.start()
+    try:
+        yield from out
+    finally:
+        if not finished.is_set():
+            out.cancel()
+        thread.join()

@@ -1,0 +1,1 @@
+"""Participants' rights: withdrawal (erasure) and access to their own data."""

@@ -1,0 +1,88 @@
+-- create_session for a guest (X-Guest-Key), numbered: find or create the guest,
+-- give it the next visitor number if it has none, insert the session, and say
+-- what happened (shared/visitors/sessions.py):
+--   created - the session is new;
+--   exists  - a session with this id was there before (a retry, or someone else's);
+--   claimed - the guest has been claimed by a registered user;
+--   erased  - the sessionId is of an erased session (a tombstone, SPEC §11): it
+--             is never created again, and no visitor is created or numbered.
+-- No row at all: the guest was being created by a concurrent request; run it again.
+--
+-- FOR SHARE on the guest row: register takes it FOR UPDATE before moving the
+-- guest's sessions, so a session is either inserted before the claim (and moved
+-- by it) or sees the claim and is refused. No session is left behind.
+-- `taken`: a request naming a sessionId that exists already is a retry or a
+-- conflict, and creates or numbers no visitor: a refused request changes nothing.
+-- The guest-creation limit (SPEC §12; sql/006_guest_limits.sql): a new visitor (no
+-- row yet, and a sessionId not taken) is counted against its client address in
+-- `counted` before `created` may take a number. guest_limit 0 turns it off;
+-- address_hash is the address's HMAC. Past the limit nothing is created or numbered,
+-- and the one row is 'limited' with retry_after, the seconds until the address's
+-- oldest new guest leaves the rolling hour. `expired` forgets two addresses whose
+-- window is over (not this one's: a statement changes a row once).
+WITH erased AS (
+    SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
+), taken AS (
+    SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
+    UNION ALL SELECT 1 FROM erased
+), found AS (
+    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed
+    FROM guests WHERE key_hash = :key_hash FOR SHARE
+), new_visitor AS (
+    SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+), counted AS (
+    INSERT INTO guest_limits AS g (address_hash, created_at, last_at)
+    SELECT CAST(:address_hash AS bytea), ARRAY[now()], now()
+    WHERE CAST(:guest_limit AS integer) > 0 AND EXISTS (SELECT 1 FROM new_visitor)
+    ON CONFLICT (address_hash) DO UPDATE
+    SET (allowed, created_at, last_at) = (
+        SELECT w.allowed, CASE WHEN w.allowed THEN w.times || now() ELSE w.times END,
+               CASE WHEN w.allowed THEN now() ELSE g.last_at END
+        FROM (SELECT times, cardinality(times) < CAST(:guest_limit AS integer) AS allowed
+              FROM guest_limit_window(g.created_at, now() - interval '1 hour') AS times) AS w)
+    RETURNING allowed, created_at[1] AS oldest
+), refused AS (
+    SELECT CAST(ceil(extract(epoch FROM oldest + interval '1 hour' - now())) AS integer) AS retry_after
+    FROM counted WHERE NOT allowed
+), expired AS (
+    DELETE FROM guest_limits WHERE address_hash IN (
+        SELECT address_hash FROM guest_limits
+        WHERE last_at < now() - interval '1 hour' AND address_hash <> CAST(:address_hash AS bytea)
+          AND EXISTS (SELECT 1 FROM counted)
+        ORDER BY last_at LIMIT 2 FOR UPDATE SKIP LOCKED)
+), created AS (
+    INSERT INTO guests (id, key_hash, visitor_number)
+    SELECT CAST(:new_guest_id AS uuid), :key_hash, nextval('visitor_number_seq')
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM refused)
+    ON CONFLICT (key_hash) DO NOTHING
+    RETURNING id, visitor_number, false AS claimed
+), numbered AS (
+    UPDATE guests SET visitor_number = nextval('visitor_number_seq')
+    WHERE key_hash = :key_hash AND visitor_number IS NULL AND claimed_by IS NULL
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    RETURNING id, visitor_number, false AS claimed
+), visitor AS (
+    SELECT * FROM numbered
+    UNION ALL SELECT * FROM created
+    UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
+), inserted AS (
+    INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
+    SELECT CAST(:session_id AS uuid), visitor_number, NULL, id, :experiment_id, CAST(:metadata AS jsonb)
+    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
+)
+SELECT 'created' AS outcome, id, visitor_number, user_id, guest_id, experiment_id, created_at,
+       NULL::uuid AS visitor_guest_id, NULL::integer AS retry_after
+FROM inserted
+UNION ALL
+SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
+UNION ALL
+SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id, s.created_at,
+       (SELECT id FROM visitor), NULL
+FROM sessions s
+WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)
+UNION ALL
+SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased
+UNION ALL
+SELECT 'limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM refused

@@ -1,0 +1,196 @@
+"""Visitors and their sessions: numbering, create_session and get_visitor.
+
+A visitor is a guest (known by the hash of its key) or a registered user. Each
+gets one number from visitor_number_seq on its first session and keeps it.
+Creating a session is one SQL statement: find-or-create the visitor, number it
+if it has no number, insert the session, and report a retry of an existing
+session. Being one statement, it runs without BEGIN/COMMIT around it
+(db.single_statement): PostgreSQL makes it atomic by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from shared.core import failures
+from shared.web.auth import Caller, Guest, User
+from shared.core.db import RaceLost, rerun_if_race_lost, single_statement, sqlstate, statement
+from shared.core.encodings import compact_json, rfc3339
+from shared.core.errors import Conflict, GuestClaimed, NotFound, ResourceExhausted
+from shared.visitors.guest_limit import Window
+from shared.core.logs import get_logger
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from shared.web.models import NewSession
+
+log = get_logger("visitors")
+
+T = TypeVar("T")
+
+# Errors of nextval itself: the sequence is exhausted, missing or not permitted.
+# The session is then created without a number (SPEC §3, graceful degradation).
+NUMBERING_SQLSTATES = {"2200H", "42P01", "42501"}
+
+# shared/statements/: create_session's statement for each kind of caller, numbered
+# (the usual one) and unnumbered (while nextval fails).
+_CREATE_SESSION = {Guest: "sessions/create_session_guest", User: "sessions/create_session_user"}
+_CREATE_SESSION_UNNUMBERED = {Guest: "sessions/create_session_guest_unnumbered", User: "sessions/create_session_user_unnumbered"}
+
+
+_SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
+# An anonymous Firebase account whose data a signed-in account claimed (SPEC §13).
+ANONYMOUS_CLAIMED = "This anonymous account's data now belongs to a signed-in account; sign in to continue."
+_ANONYMOUS_CLAIMED = ANONYMOUS_CLAIMED
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: uuid.UUID
+    visitor_number: int | None
+    user_id: str | None
+    guest_id: uuid.UUID | None
+    experiment_id: str | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sessionId": str(self.session_id),
+            "visitorNumber": self.visitor_number,
+            "userId": self.user_id,
+            "guestId": str(self.guest_id) if self.guest_id else None,
+            "experimentId": self.experiment_id,
+            "createdAt": rfc3339(self.created_at),
+        }
+
+
+def create_session(engine: Engine, caller: Caller, new_session: NewSession,
+                   window: Window | None = None) -> tuple[bool, Session]:
+    """Create the caller's session (and the caller, and its number, on first sight).
+
+    Returns (created, session): created is False for a retry of the caller's own
+    session id. Raises Conflict for someone else's id, GuestClaimed for a guest
+    or an anonymous account that a registered user has claimed, ResourceExhausted
+    (429) when the caller is a new visitor and `window` (the guest-creation limit of
+    its client address, shared/visitors/guest_limit.py; default: none) is full.
+    """
+    params = {
+        "session_id": str(new_session.sessionId or uuid.uuid4()),
+        "experiment_id": new_session.experimentId,
+        "metadata": compact_json(new_session.metadata) if new_session.metadata else "{}",
+        **(window or Window.off()).params(),
+    }
+    if isinstance(caller, Guest):
+        params.update(key_hash=caller.key_hash, new_guest_id=str(uuid.uuid4()))
+    else:
+        params.update(user_id=caller.uid, email=caller.email)
+
+    return rerun_if_race_lost(
+        lambda: numbered_or_degraded(
+            lambda numbered: _run_create(engine, caller, params, numbered),
+            "creating the session", sessionId=params["session_id"],
+        ),
+        gave_up=Conflict("The visitor was being created by another request at the same time; try again."),
+    )
+
+
+def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
+    """run(True); if nextval itself fails, log a warning and run(False), the
+    same work with visitor number NULL (SPEC §3, graceful degradation)."""
+    try:
+        return run(True)
+    except Exception as error:
+        if sqlstate(error) not in NUMBERING_SQLSTATES:
+            raise
+        log.warning(
+            "visitor numbering failed (%s); %s without a number, "
+            "run `python -m shared.backfill` once numbering works again",
+            failures.one_line(error), doing,
+            extra={"fields": {"sqlstate": sqlstate(error), **fields}},
+        )
+        return run(False)
+
+
+def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) -> tuple[bool, Session]:
+    name = (_CREATE_SESSION if numbered else _CREATE_SESSION_UNNUMBERED)[type(caller)]
+    with single_statement(engine) as conn:
+        rows = conn.rows(statement(name), params)
+    if not rows:
+        raise RaceLost()
+    row = rows[0]
+    if row.outcome == "claimed":
+        raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue."
+                           if isinstance(caller, Guest) else _ANONYMOUS_CLAIMED)
+    if row.outcome == "limited":
+        # The count of the address, not who it is: nothing here names the address or the caller.
+        log.warning("refused a new visitor: the guest-creation limit of its address is reached",
+                    extra={"fields": {"retryAfterSeconds": row.retry_after}})
+        raise ResourceExhausted(
+            "Too many new visitors from this network in the last hour; try again later "
+            "(or sign in: signed-in accounts are not limited).", row.retry_after or 1)
+    if row.outcome == "erased":
+        # The same answer as for someone else's session id: it says nothing about whose it was.
+        raise Conflict(_SESSION_ID_IN_USE)
+    session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
+    if row.outcome == "created":
+        # DEBUG, not INFO: Cloud Run logs every request already (its request logs "are
+        # created automatically": https://cloud.google.com/run/docs/logging), the
+        # session's row holds its number and time, and this line was a tenth of the
+        # product's own CPU per new session (bench/README.md). LOG_LEVEL=DEBUG shows it; below
+        # that, its fields are not even made.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "created session",
+                extra={"fields": {"sessionId": str(session.session_id), "visitorNumber": session.visitor_number}},
+            )
+        return True, session
+    if _owned_by(session, caller, row.visitor_guest_id):
+        return False, session
+    # Someone else's session id. The statement wrote nothing (see `taken`).
+    raise Conflict(_SESSION_ID_IN_USE)
+
+
+def _owned_by(session: Session, caller: Caller, caller_guest_id) -> bool:
+    if isinstance(caller, User):
+        return session.user_id == caller.uid
+    return session.user_id is None and caller_guest_id is not None and session.guest_id == caller_guest_id
+
+
+def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
+    """The caller's number, ids and sessions (newest first, with response counts).
+
+    Reads only; under READ COMMITTED each statement sees its own snapshot inside
+    a transaction or not, so none is opened."""
+    with single_statement(engine) as conn:
+        if isinstance(caller, User):
+            row = conn.first(statement("sessions/get_visitor_user"), {"user_id": caller.uid})
+            if row is None:
+                raise NotFound("No visitor record yet: create a session first.")
+            if row.claimed_by is not None:
+                raise GuestClaimed(_ANONYMOUS_CLAIMED)
+            visitor = {"visitorNumber": row.visitor_number, "userId": row.id, "guestId": None}
+            sessions = conn.rows(statement("sessions/visitor_sessions_user"), {"user_id": row.id})
+        else:
+            row = conn.first(statement("sessions/get_visitor_guest"), {"key_hash": caller.key_hash})
+            if row is None:
+                raise NotFound("No visitor record yet: create a session first.")
+            if row.claimed_by is not None:
+                raise GuestClaimed("This guest's data now belongs to a registered account; sign in to see it.")
+            visitor = {"visitorNumber": row.visitor_number, "userId": None, "guestId": str(row.id)}
+            sessions = conn.rows(statement("sessions/visitor_sessions_guest"), {"guest_id": row.id})
+    visitor["sessions"] = [
+        {
+            "sessionId": str(r.id),
+            "experimentId": r.experiment_id,
+            "createdAt": rfc3339(r.created_at),
+            "responseCount": r.response_count,
+        }
+        for r in sessions
+    ]
+    return visitor
+

@@ -1,0 +1,399 @@
+"""Uploads: what happens when a file lands in Cloud Storage (SPEC §5).
+
+The frontend uploads to `sessions/{sessionId}/{fileName}`. For each finalized
+object, `record_upload` looks the session up in PostgreSQL, writes the
+visitor's metadata on exactly the object generation the event names, and
+records the upload in Firestore (`uploads/{uploadId}`, and `visitors/{n}`
+counting it) so that a redelivered event changes nothing.
+
+The dependencies (engine, Storage client, Firestore client) are parameters, so
+the trigger, the tests and the local event bridge all run this same code; the
+instance's own clients are shared.core.stores'.
+
+Acknowledged (logged, nothing written, no retry): events that are not
+`finalized`, malformed event data, events older than
+UPLOAD_EVENT_MAX_AGE_SECONDS, other buckets, objects outside
+`sessions/{uuid}/...`, unknown sessions, and generations that were deleted or
+replaced. Raised (the platform retries): PostgreSQL, Firestore or Storage
+unavailable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+from shared.core import failures
+from shared.core.db import statement, transaction
+from shared.core.encodings import rfc3339
+from shared.core.errors import DependencyUnavailable
+from shared.core.logs import get_logger
+from shared.core.stores import DEPENDENCY_DEADLINE_SECONDS, delete_object, firestore_retry, storage_call, storage_retry
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = get_logger("uploads")
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+
+_SESSION_OBJECT = re.compile(
+    r"sessions/(?P<session_id>[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12})/(?P<file_name>.+)", re.DOTALL
+)
+
+_TAG_ATTEMPTS = 5  # re-reads after a metadata precondition failed (someone else changed it)
+
+
+class Ignored(Exception):
+    """A permanent reason not to handle an event: it is logged (a warning) and acknowledged."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unrelated(Ignored):
+    """An event about an object this product does not own (outside sessions/): a
+    normal occurrence, logged at INFO and acknowledged."""
+
+
+class Erased(Ignored):
+    """The object belongs to a session that was erased (SPEC §11): the object is
+    deleted, nothing is recorded, and the event is acknowledged."""
+
+
+class RetryEvent(Exception):
+    """The event could not be handled now (a dependency is unavailable, or the object
+    kept changing): the trigger raises it so that the platform delivers the event again."""
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """The parts of a finalized event that this code relies on."""
+
+    event_id: str | None
+    time: datetime | None
+    bucket: str
+    name: str
+    generation: int
+
+    @property
+    def upload_id(self) -> str:
+        return upload_id(self.bucket, self.name, self.generation)
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    session_id: uuid.UUID
+    visitor_number: int | None
+    experiment_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The object generation as Storage holds it (after tagging)."""
+
+    content_type: str | None
+    size: int
+    time_created: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery did: `recorded` (the first time), `duplicate`
+    (already recorded: nothing changed) or `ignored` (acknowledged, nothing written)."""
+
+    status: str
+    reason: str
+    upload_id: str | None = None
+    visitor_number: int | None = None
+    warn: bool = False  # worth a warning: malformed, unknown session, deleted, ... (not Unrelated)
+
+
+def upload_id(bucket: str, name: str, generation: int) -> str:
+    """The Firestore id of one object generation: the same for every delivery of its event.
+
+    gs://BUCKET/NAME#GENERATION is unambiguous (the generation is the digits after
+    the last '#'); its SHA-256 fits a document id whatever characters NAME has.
+    """
+    return hashlib.sha256(f"gs://{bucket}/{name}#{generation}".encode("utf-8")).hexdigest()
+
+
+def record_upload(
+    attributes: Mapping[str, Any],
+    data: Any,
+    *,
+    engine: Engine,
+    storage_client,
+    firestore_client,
+    max_age_seconds: int = 86400,
+    expected_bucket: str | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    """Handle one `finalized` CloudEvent (its attributes and StorageObjectData).
+
+    Returns the outcome for permanent cases; raises RetryEvent when a dependency
+    is unavailable, so that the event is redelivered (any other error too).
+
+    A session without a visitor number (numbering failed; SPEC §3's degraded
+    path) is still handled: the object gets `sessionId`, `experimentId` and
+    `uploadedAt` but no `visitorNumber`, the upload is recorded with
+    `visitorNumber: null`, and no visitor counter changes. The upload is not
+    lost, and it is findable by `sessionId` once the backfill has numbered the
+    session. Retrying until a number appears was rejected: the event would be
+    dropped by the age limit if the backfill ran later than that.
+    """
+    try:
+        return _record_upload(attributes, data, engine, storage_client, firestore_client, max_age_seconds,
+                              expected_bucket, now or datetime.now(timezone.utc))
+    except DependencyUnavailable as error:
+        raise RetryEvent(error.message) from error
+
+
+def _record_upload(attributes, data, engine, storage_client, firestore_client, max_age_seconds,
+                   expected_bucket, now) -> Outcome:
+    try:
+        event = parse_event(attributes, data, expected_bucket)
+        _check_age(event, max_age_seconds, now)
+        with locked_session(engine, session_id_of(event.name)) as session:
+            stored = tag_object(storage_client, event, session)
+            if session.visitor_number is None:
+                log.warning(
+                    "session %s has no visitor number yet; recording the upload without one", session.session_id,
+                    extra={"fields": {"sessionId": str(session.session_id), "uploadId": event.upload_id}},
+                )
+            created = record_in_firestore(firestore_client, event, session, stored)
+    except Erased as erased:
+        deleted = _delete_generation(storage_client, event)
+        return Outcome("erased", f"{erased.reason}; {'deleted the object' if deleted else 'the object was gone'}",
+                       event.upload_id)
+    except Ignored as ignored:
+        return Outcome("ignored", ignored.reason, warn=not isinstance(ignored, Unrelated))
+    return Outcome(
+        "recorded" if created else "duplicate",
+        "first delivery" if created else "already recorded; nothing changed",
+        event.upload_id,
+        session.visitor_number,
+    )
+
+
+# --- The event --------------------------------------------------------------
+
+
+def parse_event(attributes: Mapping[str, Any], data: Any, expected_bucket: str | None = None) -> ObjectEvent:
+    """The event's object; Ignored if it is not a usable `finalized` event."""
+    event_type = attributes.get("type")
+    if event_type != FINALIZED:
+        raise Ignored(f"event type {event_type!r} is not {FINALIZED}")
+    if not isinstance(data, Mapping):
+        raise Ignored(f"event data is not a JSON object (got {type(data).__name__})")
+    bucket, name, generation = data.get("bucket"), data.get("name"), data.get("generation")
+    if not isinstance(bucket, str) or not bucket:
+        raise Ignored("event data has no bucket")
+    if not isinstance(name, str) or not name:
+        raise Ignored("event data has no object name")
+    if isinstance(generation, bool) or not isinstance(generation, (int, str)) or not str(generation).isdigit():
+        raise Ignored(f"event data has no valid generation (got {generation!r})")
+    if int(generation) <= 0:
+        raise Ignored(f"event data has no valid generation (got {generation!r})")
+    if expected_bucket and bucket != expected_bucket:
+        raise Ignored(f"bucket {bucket!r} is not STORAGE_BUCKET {expected_bucket!r}")
+    time = None
+    if attributes.get("time"):
+        time = parse_time(str(attributes["time"]))
+        if time is None:
+            raise Ignored(f"event time {attributes['time']!r} is not an RFC 3339 time")
+    return ObjectEvent(attributes.get("id"), time, bucket, name, int(generation))
+
+
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 time (any number of fraction digits), None if it is not one."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value.strip(), re.I)
+    if not match:
+        return None
+    whole, fraction, zone = match.groups()
+    try:
+        moment = datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6].ljust(6, '0')}"
+                                        f"{'+00:00' if zone.upper() == 'Z' else zone}")
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc)
+
+
+def _check_age(event: ObjectEvent, max_age_seconds: int, now: datetime) -> None:
+    # Without a time attribute the age cannot be judged; the event is handled.
+    if event.time is not None:
+        age = (now - event.time).total_seconds()
+        if age > max_age_seconds:
+            raise Ignored(f"event is {age:.0f} s old, older than UPLOAD_EVENT_MAX_AGE_SECONDS={max_age_seconds}")
+
+
+def session_id_of(name: str) -> uuid.UUID:
+    """The session an object belongs to by its path, sessions/{uuid}/...; Ignored otherwise."""
+    match = _SESSION_OBJECT.fullmatch(name)
+    if not match:
+        raise Unrelated(f"object {name!r} is not under sessions/{{sessionId}}/")
+    return uuid.UUID(match["session_id"])
+
+
+# --- PostgreSQL -------------------------------------------------------------
+
+@contextmanager
+def locked_session(engine: Engine, session_id: uuid.UUID) -> Iterator[UploadSession]:
+    """The session, held FOR SHARE while the block records its upload.
+
+    An erasure of the session waits for the block to end (and its Firestore part
+    then deletes what the block wrote). Ignored if there is no such session;
+    Erased if it was erased (its tombstone). DependencyUnavailable if the
+    database is down.
+    """
+    with transaction(engine) as conn:
+        row = conn.execute(statement("uploads/session"), {"session_id": str(session_id)}).first()
+        if row is None:
+            if conn.execute(statement("uploads/erased_session"), {"session_id": str(session_id)}).first():
+                raise Erased(f"session {session_id} was erased")
+            raise Ignored(f"no session {session_id}")
+        yield UploadSession(row.id, row.visitor_number, row.experiment_id)
+
+
+# --- Storage ----------------------------------------------------------------
+
+
+def object_metadata(session: UploadSession, time_created: datetime) -> dict[str, str | None]:
+    """The trigger's metadata for an object of this session (None: the key must be absent)."""
+    return {
+        "visitorNumber": None if session.visitor_number is None else str(session.visitor_number),
+        "sessionId": str(session.session_id),
+        "experimentId": session.experiment_id,
+        "uploadedAt": rfc3339(time_created),
+    }
+
+
+def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> StoredObject:
+    """Write the session's metadata on the event's generation, keeping the object's other keys.
+
+    The object is read first: if its live generation is not the event's, it was
+    replaced (or deleted) and is left alone. The write carries ifGenerationMatch
+    and ifMetagenerationMatch, so that on Cloud Storage a replacement or another
+    metadata change between the read and the write fails it (412) instead of
+    tagging the wrong thing; the next read then decides. An object that already
+    carries the metadata is not written again (a redelivery changes nothing and
+    fires no metadataUpdated event).
+    """
+    from google.api_core import exceptions
+
+    bucket = storage_client.bucket(event.bucket)
+    for _ in range(_TAG_ATTEMPTS):
+        blob = storage_call("read", bucket.get_blob, event.name, retry=storage_retry(),
+                             timeout=DEPENDENCY_DEADLINE_SECONDS)
+        if blob is None:
+            raise Ignored(f"object gs://{event.bucket}/{event.name} no longer exists")
+        if blob.generation != event.generation:
+            raise Ignored(f"generation {event.generation} of gs://{event.bucket}/{event.name} was replaced "
+                          f"by generation {blob.generation}; the new one has its own event")
+        wanted = object_metadata(session, blob.time_created)
+        current = dict(blob.metadata or {})
+        if all(current.get(key) == value for key, value in wanted.items()):
+            return _stored(blob)
+        # Cloud Storage merges custom metadata keys on PATCH (None deletes one);
+        # sending the whole map keeps the other keys on servers that replace it.
+        blob.metadata = {**current, **{key: value for key, value in wanted.items()
+                                       if value is not None or key in current}}
+        try:
+            storage_call("tag", blob.patch, if_generation_match=event.generation,
+                          if_metageneration_match=blob.metageneration,
+                          retry=storage_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
+        except (exceptions.PreconditionFailed, exceptions.NotFound):
+            continue  # replaced, deleted, or re-tagged meanwhile: read again
+        return _stored(blob)
+    raise RetryEvent(f"the metadata of gs://{event.bucket}/{event.name} kept changing; try again later")
+
+
+def _delete_generation(storage_client, event: ObjectEvent) -> bool:
+    """Delete the event's generation of its object (one of an erased session)."""
+    return delete_object(storage_client, event.bucket, event.name, event.generation)
+
+
+def _stored(blob) -> StoredObject:
+    return StoredObject(blob.content_type, int(blob.size or 0), blob.time_created)
+
+
+# --- Firestore --------------------------------------------------------------
+
+
+def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSession,
+                        stored: StoredObject) -> bool:
+    """Record the upload and count it for its visitor, once: True the first time.
+
+    One transaction reads `uploads/{uploadId}` and stops if it exists; otherwise
+    it creates it and increments `visitors/{n}.uploadCount`. The upload is
+    written with create() (the commit fails if the document exists) and first in
+    the commit, so a duplicate is refused even by a server whose transactions do
+    not isolate concurrent readers (the local emulator's do not).
+    """
+    from google.api_core import exceptions
+    from google.cloud import firestore
+
+    number = session.visitor_number
+    upload_ref = firestore_client.collection("uploads").document(event.upload_id)
+    visitor_ref = firestore_client.collection("visitors").document(str(number)) if number is not None else None
+    upload = {
+        "bucket": event.bucket,
+        "name": event.name,
+        # A string: generations exceed 2^53, which JavaScript clients would round.
+        "generation": str(event.generation),
+        "contentType": stored.content_type,
+        "size": stored.size,
+        "sessionId": str(session.session_id),
+        "visitorNumber": number,
+        "experimentId": session.experiment_id,
+        "uploadedAt": stored.time_created,
+        "recordedAt": firestore.SERVER_TIMESTAMP,
+    }
+
+    def record(tx) -> bool:
+        refs = [upload_ref] + ([visitor_ref] if visitor_ref else [])
+        snapshots = {snapshot.reference.path: snapshot
+                     for snapshot in tx.get_all(refs, retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)}
+        if snapshots[upload_ref.path].exists:
+            return False
+        tx.create(upload_ref, upload)
+        if visitor_ref is not None:
+            visitor = snapshots[visitor_ref.path].to_dict() or {}
+            change = {"visitorNumber": number, "uploadCount": firestore.Increment(1)}
+            last = visitor.get("lastUploadAt")
+            if last is None or last < stored.time_created:  # a late redelivery does not move it back
+                change["lastUploadAt"] = stored.time_created
+            tx.set(visitor_ref, change, merge=True)
+        return True
+
+    try:
+        return _transaction(firestore_client, record)
+    except exceptions.AlreadyExists:
+        return False  # a concurrent delivery of the same event committed first
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
+        raise failures.unavailable("Firestore", error, "Firestore is unavailable; the event will be retried.") from error
+
+
+def _transaction(firestore_client, work: Callable):
+    """Run work(transaction) in a Firestore transaction (retried on ABORTED)."""
+    from google.api_core import exceptions
+    from google.cloud import firestore
+
+    try:
+        return firestore.transactional(work)(firestore_client.transaction())
+    except ValueError as error:
+        # The library reports a failed begin (its rollback of a transaction that
+        # never began raises ValueError) and exhausted ABORTED retries as
+        # ValueError; the Firestore error underneath is what happened.
+        underlying = error.__cause__ or error.__context__
+        if isinstance(underlying, (exceptions.GoogleAPICallError, exceptions.RetryError)):
+            raise underlying from None
+        raise
+
+

@@ -1,0 +1,130 @@
+"""Firebase App Check on the visitor-facing functions (SPEC §12): was the request made by
+this product's web app, rather than by a script calling the API directly?
+
+The page sends an App Check token in the `X-Firebase-AppCheck` header (the header
+Firebase's own guide for custom backends reads: "Verify App Check tokens from a custom
+backend", https://firebase.google.com/docs/app-check/custom-resource-backend). What the
+functions do with it is APP_CHECK (shared.core.config.app_check_mode):
+
+- off (default): the header is ignored; nothing is verified.
+- monitor: the token is verified, every request is served, and one log line says when a
+  request would have been refused (to see, before enforcing, who would be).
+- enforce: a missing or invalid token is 401 unauthenticated, naming the header; when the
+  public keys cannot be fetched the answer is 503 unavailable (the client may retry), not
+  401, since nothing is known then about the token.
+
+Verification is firebase-admin's `app_check.verify_token`, on the Firebase app of
+shared.web.auth (one per instance). It checks what an App Check token is
+(firebase-admin-python, firebase_admin/app_check.py, `_AppCheckService`): header `typ`
+JWT and `alg` RS256, the signature with the key named by `kid` from the JWK set at
+https://firebaseappcheck.googleapis.com/v1/jwks (kept 6 hours), expiry, `aud` holding
+`projects/<project id>`, and `iss` starting with https://firebaseappcheck.googleapis.com/.
+A real token's `aud` is [`projects/<project number>`, `projects/<project id>`] and its
+`iss` is https://firebaseappcheck.googleapis.com/<project number> (Admin SDK reference,
+DecodedAppCheckToken: https://firebase.google.com/docs/reference/admin/node/firebase-admin.app-check.decodedappchecktoken);
+every project's tokens are signed by the same keys, so the audience is what binds a
+token to this project (firebase-admin checks the issuer's prefix only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.core import config, failures
+from shared.web.auth import firebase_app
+from shared.core.config import ConfigError
+from shared.core.errors import Unauthenticated
+from shared.core.logs import get_logger
+
+log = get_logger("app_check")
+
+HEADER = "X-Firebase-AppCheck"
+_HINT = f"Send '{HEADER}: <App Check token>' from the web app (Firebase App Check)."
+_UNAVAILABLE = "Could not verify the App Check token right now; try again shortly."
+# How long the fetched public keys are kept, as firebase-admin keeps Google's (6 hours,
+# the longest the App Check API allows: https://firebase.google.com/docs/reference/appcheck/rest/v1beta/jwks).
+_KEYS_LIFESPAN_SECONDS = 21600
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    refused: str | None = None  # why the token is refused, for a person (no token text)
+    unavailable: BaseException | None = None  # the keys could not be fetched
+
+
+def check_request(request) -> None:
+    """Apply APP_CHECK to a visitor-facing request: return to serve it; Unauthenticated
+    (enforce) for a missing or invalid token; DependencyUnavailable (enforce) when the
+    keys cannot be fetched. Runs before anything else reads the request or the database."""
+    mode = config.app_check_mode()
+    if mode == "off":
+        return
+    verdict = _verify(request.headers.get(HEADER, "").strip())
+    if verdict.refused is None and verdict.unavailable is None:
+        return
+    if mode == "monitor":
+        what = verdict.refused or f"the token could not be verified ({failures.one_line(verdict.unavailable)})"
+        log.warning("App Check (monitor): %s %s would have been refused: %s", request.method, request.path, what)
+        return
+    if verdict.unavailable is not None:
+        raise failures.unavailable("App Check", verdict.unavailable, _UNAVAILABLE) from None
+    raise Unauthenticated(f"{verdict.refused} {_HINT}")
+
+
+def _verify(token: str) -> _Verdict:
+    if not token:
+        return _Verdict(refused=f"The {HEADER} header is missing.")
+    import jwt
+    from firebase_admin import app_check
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        app_check.verify_token(token, app=_app())
+    except ValueError as error:
+        # firebase-admin turns every fault of the token itself into ValueError: PyJWT's
+        # InvalidTokenError/DecodeError (malformed, bad signature, wrong audience or issuer,
+        # expired), and a wrong typ/alg header (app_check.py, verify_token/_decode_and_verify).
+        log.info("refused an App Check token: %s", failures.one_line(error))
+        if isinstance(error.__cause__, jwt.ExpiredSignatureError):
+            return _Verdict(refused=f"The {HEADER} token has expired.")
+        return _Verdict(refused=f"The {HEADER} token is not valid.")
+    except jwt.PyJWKClientConnectionError as error:
+        # Not caught by firebase-admin (it catches InvalidTokenError and DecodeError only):
+        # PyJWKClient could not fetch the key set (network, timeout, an HTTP error status).
+        return _Verdict(unavailable=error)
+    except jwt.PyJWKSetError as error:
+        # The key set was fetched but holds no usable key.
+        return _Verdict(unavailable=error)
+    except jwt.PyJWKClientError as error:
+        # PyJWKClientError besides the above: the set was fetched and has no key with the
+        # token's kid ("Unable to find a signing key that matches"), which is the token's
+        # fault; or the endpoint answered something other than a key set, which is not.
+        if "Unable to find a signing key" in str(error):
+            log.info("refused an App Check token: %s", failures.one_line(error))
+            return _Verdict(refused=f"The {HEADER} token is not valid.")
+        return _Verdict(unavailable=error)
+    except DefaultCredentialsError as error:
+        # firebase-admin 7.7 makes an HTTP client (for replay protection, unused here)
+        # with the app's credentials when the App Check service is first made.
+        raise ConfigError("APP_CHECK needs Google credentials: on Cloud Run the function's service account "
+                          "gives them; elsewhere set GOOGLE_APPLICATION_CREDENTIALS "
+                          f"({failures.one_line(error)})") from None
+    return _Verdict()
+
+
+def _app():
+    """shared.web.auth's Firebase app; with APP_CHECK_JWKS_URL (tests and dev only), its App Check
+    service fetches the keys from that local server instead of Google's."""
+    app = firebase_app()
+    url = config.app_check_jwks_url()
+    if url:
+        import jwt
+        from firebase_admin import app_check
+
+        # firebase-admin has no option for the key set's URL: its service reads the class
+        # constant _JWKS_URL into a PyJWKClient when it is made (app_check.py,
+        # _AppCheckService.__init__). Only this app's service is changed, not the class.
+        service = app_check._get_app_check_service(app)  # noqa: SLF001 - see above
+        if service._jwks_client.uri != url:  # noqa: SLF001
+            service._jwks_client = jwt.PyJWKClient(url, lifespan=_KEYS_LIFESPAN_SECONDS)  # noqa: SLF001
+    return app

@@ -1,0 +1,112 @@
+"""The request bodies' pydantic models. Imported through shared.web.models (models.NewSession),
+which loads this module, and pydantic with it, when a body is first validated."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from shared.web.limits import (CLAIM_CODE_MAX, DISPLAY_NAME_MAX, MAX_DATA_BYTES, MAX_LEVEL, MAX_METADATA_BYTES,
+                           MAX_VISITOR_NUMBER, encoded_size)
+
+ExperimentId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class Body(BaseModel):
+    # strict: "5" is not an integer, true is not a number; unknown fields are refused
+    # so that a misspelt field is reported instead of silently ignored.
+    # defer_build: pydantic builds a model's validator when the model is first used, not when
+    # its class is made (https://docs.pydantic.dev/latest/api/config/#pydantic.config.ConfigDict.defer_build),
+    # so an instance builds the one model its function validates instead of all of them. pydantic
+    # (2.14) builds it under a lock: the first requests of a worker's threads, at once, each wait
+    # for the one build (tests/unit/test_import_main.py).
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
+
+
+class NewSession(Body):
+    sessionId: UUID | None = None
+    experimentId: ExperimentId | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("sessionId", mode="before")
+    @classmethod
+    def _uuid_text(cls, value):
+        return _parse_uuid(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value):
+        return value if value is None else _at_most(value, MAX_METADATA_BYTES)
+
+
+def _at_most(value, limit: int):
+    """value, if it is at most `limit` bytes as compact UTF-8 JSON."""
+    if encoded_size(value) > limit:
+        raise ValueError(f"must be at most {limit} bytes encoded as JSON")
+    return value
+
+
+def _parse_uuid(value):
+    if value is None or isinstance(value, UUID):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a UUID string")
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValueError("must be a UUID such as 3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c") from None
+
+
+class NewResponse(Body):
+    sessionId: UUID
+    responseId: UUID | None = None
+    level: Annotated[int, Field(ge=0, le=MAX_LEVEL)] | None = None
+    data: Any  # required; any JSON value, null included
+
+    @field_validator("sessionId", mode="before")
+    @classmethod
+    def _session_uuid(cls, value):
+        if value is None:
+            raise ValueError("is required (the sessionId that create_session returned)")
+        return _parse_uuid(value)
+
+    @field_validator("responseId", mode="before")
+    @classmethod
+    def _response_uuid(cls, value):
+        return _parse_uuid(value)
+
+    @field_validator("data")
+    @classmethod
+    def _data_size(cls, value):
+        return _at_most(value, MAX_DATA_BYTES)
+
+
+class Registration(Body):
+    displayName: Annotated[StrictStr, Field(min_length=1, max_length=DISPLAY_NAME_MAX)] | None = None
+    # A claim code from create_claim_code (SPEC §13); its characters are checked by shared.visitors.claim_codes.
+    claimCode: Annotated[StrictStr, Field(min_length=1, max_length=CLAIM_CODE_MAX)] | None = None
+
+    @field_validator("displayName")
+    @classmethod
+    def _printable(cls, value):
+        import unicodedata
+
+        if value is None:
+            return value
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError("must not contain control characters (newlines, tabs, ...)")
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class NewClaimCode(Body):
+    """create_claim_code's body: nothing (an empty body is {}); any field is refused."""
+
+
+class VisitorToErase(Body):
+    """erase_visitor's body: the number of the visitor to erase."""
+
+    visitorNumber: Annotated[int, Field(ge=1, le=MAX_VISITOR_NUMBER)]
