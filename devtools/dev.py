@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         keep_state=True,  # a restart keeps the accounts, documents, rows and objects in step
         # The guest-creation limit from the environment (a load test raises it), and its key.
         guest_limit_per_hour=os.environ.get("GUEST_LIMIT_PER_HOUR", "").strip(),
-        **({"guest_limit_key": os.environ["GUEST_LIMIT_KEY"]} if os.environ.get("GUEST_LIMIT_KEY") else {}),
     )
+    if os.environ.get("GUEST_LIMIT_KEY"):
+        stack.guest_limit_key = os.environ["GUEST_LIMIT_KEY"]
     # Ctrl-C (SIGINT), a closed terminal and `kill` all stop everything, also while
     # starting; set explicitly, since a shell running `make dev &` ignores SIGINT.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

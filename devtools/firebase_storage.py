@@ -81,8 +81,8 @@ def _upload(environ, start_response, bucket: str, name: str | None):
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(header + body)
     parts = list(message.iter_parts()) if message.is_multipart() else []
     try:
-        metadata = json.loads(parts[0].get_payload(decode=True))
-        content = parts[1].get_payload(decode=True)
+        metadata = json.loads(parts[0].get_payload(decode=True))  # type: ignore[arg-type]  # bytes: decode=True
+        content: bytes = parts[1].get_payload(decode=True)  # type: ignore[assignment]
     except (IndexError, TypeError, ValueError):
         return _error(start_response, 400, "The upload is not multipart/related metadata (JSON) and bytes.")
     name = name or metadata.get("name")

@@ -24,7 +24,7 @@ class LocalPostgres:
         # For throwaway test servers: durability off, which PostgreSQL documents
         # as safe only where the data may be lost.
         self.fast = fast
-        self._user = None
+        self._user: str | None = None
 
     @property
     def url(self) -> str:
@@ -42,8 +42,7 @@ class LocalPostgres:
         return str(POSTGRES_BIN_PATH / name)
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        kwargs = {"user": self._user} if self._user else {}
-        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
+        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, user=self._user)
         if result.returncode != 0:
             raise RuntimeError(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
 
@@ -60,14 +59,14 @@ class LocalPostgres:
                 from pgserver._commands import POSTGRES_BIN_PATH
                 from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
-            self._user = "pgserver"
-            ensure_user_exists(self._user)
+            self._user = user = "pgserver"
+            ensure_user_exists(user)
             ensure_prefix_permissions(self.datadir)
             ensure_prefix_permissions(POSTGRES_BIN_PATH)
             readable = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
             ensure_folder_permissions(POSTGRES_BIN_PATH, readable)
             ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-            entry = pwd.getpwnam(self._user)
+            entry = pwd.getpwnam(user)
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
         self.datadir.chmod(0o700)
 

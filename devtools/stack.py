@@ -367,6 +367,7 @@ class Stack:
 
     def event_bridge(self, interval: float = 0.2) -> StorageEventBridge:
         """A bridge from this stack's Storage emulator to its on_upload_finalized (not yet started)."""
+        assert self.storage is not None, "the bridge needs the stack's Storage emulator"
         return StorageEventBridge(self.storage.url, BUCKET, f"{self.env()['FUNCTIONS_URL']}/on_upload_finalized",
                                   self.workdir / "storage-events.log", interval=interval)
 

@@ -30,7 +30,7 @@ FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 def cloud_event_headers(bucket: str, item: dict, event_id: str) -> dict[str, str]:
     """The binary-mode CloudEvent headers Eventarc sends for a finalized object."""
-    return {
+    headers = {
         "Content-Type": "application/json",
         "ce-specversion": "1.0",
         "ce-id": event_id,
@@ -39,6 +39,7 @@ def cloud_event_headers(bucket: str, item: dict, event_id: str) -> dict[str, str
         "ce-subject": f"objects/{item['name']}",
         "ce-time": item.get("timeCreated") or item.get("updated"),
     }
+    return {name: value for name, value in headers.items() if value is not None}
 
 
 class StorageEventBridge:
@@ -56,9 +57,10 @@ class StorageEventBridge:
         self.deliveries = ThreadPoolExecutor(max_workers=8, thread_name_prefix="delivery")
 
     def list_objects(self) -> list[dict]:
-        items, token = [], None
+        items: list[dict] = []
+        token = None
         while True:
-            params = {"pageToken": token} if token else {}
+            params: dict[str, str] = {"pageToken": token} if token else {}
             response = self.http.get(f"{self.storage_url}/storage/v1/b/{quote(self.bucket, safe='')}/o",
                                      params=params, timeout=10)
             response.raise_for_status()

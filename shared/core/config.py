@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 T = TypeVar("T")
@@ -109,7 +109,7 @@ class DatabaseSettings:
     def from_env(cls) -> "DatabaseSettings":
         """The database settings; ConfigError lists every problem among them."""
         problems = _Problems()
-        pool = dict(
+        pool: dict[str, Any] = dict(
             pool_size=problems.read(_int, "DB_POOL_SIZE", 5, minimum=1),
             max_overflow=problems.read(_int, "DB_MAX_OVERFLOW", 2),
             pool_timeout=problems.read(_int, "DB_POOL_TIMEOUT", 10, minimum=1),
@@ -121,11 +121,11 @@ class DatabaseSettings:
         elif _text("DATABASE_URL"):
             where = problems.read(_database_url)
         else:
-            where = None
+            where = {}
             problems.add("DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
                          "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL")
         problems.raise_any()
-        return cls(**where, **pool)
+        return cls(**(where or {}), **pool)
 
 
 def _cloud_sql() -> dict:

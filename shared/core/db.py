@@ -146,7 +146,7 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
 
         def getconn():
             return connector.connect(
-                settings.instance_connection_name,
+                settings.instance_connection_name or "",
                 "pg8000",
                 user=settings.user,
                 password=None if settings.iam_auth else settings.password,
@@ -338,7 +338,7 @@ def single_statement(engine: Engine) -> Iterator[Statements]:
     than it saves. Nothing written here can be rolled back by raising.
     """
     with _unavailable_when_transient(), engine.connect() as connection:
-        driver_connection = connection.connection.dbapi_connection
+        driver_connection: Any = connection.connection.dbapi_connection
         driver_connection.autocommit = True
         try:
             with _never_pooled_after_socket_error(connection):
@@ -387,7 +387,7 @@ class Statements:
         prepared = self._prepared(clause.text)
         if prepared is None:
             result = self.connection.execute(clause, params)
-            return result.all() if result.returns_rows else []
+            return list(result.all()) if result.returns_rows else []
         statement_, row = prepared
         try:
             rows = statement_.run(**params)

@@ -14,7 +14,7 @@ DEPENDENCY_DEADLINE_SECONDS = 5.0
 
 
 def _make_storage_client():
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
     return storage.Client(project=config.project_id())
 

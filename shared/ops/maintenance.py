@@ -25,7 +25,7 @@ about the few candidates SQL found empty, never about every guest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.core import failures
@@ -33,6 +33,7 @@ from shared.rights import erasure
 from shared.core.db import statement, transaction
 from shared.core.errors import GuestClaimed, NotFound
 from shared.core.logs import get_logger
+from shared.visitors.guest_limit import WINDOW_SECONDS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -68,7 +69,6 @@ class Report:
     resumed: erasure.Resumed
     retention: Retention
     expired_addresses: int = 0
-    lines: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,4 +143,5 @@ def has_uploads(client, session_ids: list[str]) -> bool:
 def forget_expired_windows(engine: Engine) -> int:
     """Delete the guest-creation windows that are over; how many."""
     with transaction(engine) as conn:
-        return conn.execute(statement("maintenance/guest_limit_forget_expired")).rowcount
+        return conn.execute(statement("maintenance/guest_limit_forget_expired"),
+                            {"window_seconds": WINDOW_SECONDS}).rowcount

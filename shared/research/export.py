@@ -114,7 +114,7 @@ def export_data(engine: Engine, firestore_client, scope: Scope, query: StudyQuer
                 _write_zip(tables, out, {"exportedAt": rfc3339(now), "schemaVersion": SCHEMA_VERSION,
                                          "filters": filters})
             else:
-                tables.write(query.table, query.format, out)
+                tables.write(query.table or "responses", query.format, out)
 
     if query.format == "zip":
         filename = f"study-export-{stamp}.zip"
@@ -134,7 +134,7 @@ def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
     central directory, and the files so far would open as a complete export. On an
     error the archive is left unfinished: no directory, which every unzip tool refuses."""
     files = {}
-    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
+    archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)  # type: ignore[call-overload]
     made = time.localtime()[:6]  # the files' time in the archive (zip keeps local time)
     for table in TABLES:
         info = zipfile.ZipInfo(f"{table}.csv", date_time=made)
@@ -167,7 +167,7 @@ class _Tables:
         way to pass COPY a stream), in the same transaction. A COPY stopped midway
         (the client went away, the sink failed) leaves the connection in the middle
         of the protocol: it is closed, never pooled again."""
-        cursor = self.conn.connection.dbapi_connection.cursor()
+        cursor: Any = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(statement_text(name), stream=sink)
         except BaseException:

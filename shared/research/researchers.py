@@ -41,7 +41,7 @@ class Researcher:
 
     def may_see(self, experiment_id: str | None) -> bool:
         """Sessions without an experimentId (None) are for `researcher: true` only."""
-        return self.sees_everything or (experiment_id is not None and experiment_id in self.experiments)
+        return self.experiments is None or (experiment_id is not None and experiment_id in self.experiments)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def scope(found: Researcher, requested: Iterable[str | None] = ()) -> Scope:
     researcher may see. 403 for an experiment outside the researcher's claim."""
     requested = list(dict.fromkeys(requested))  # in order, once each
     if not requested:
-        if found.sees_everything:
+        if found.experiments is None:
             return Scope(everything=True)
         return Scope(everything=False, experiments=tuple(sorted(found.experiments)))
     refused = [e for e in requested if not found.may_see(e)]

@@ -80,7 +80,7 @@ def funnel(row) -> list[dict[str, int]]:
 
 def _upload_counts(firestore_client, experiments: list[str | None], every_experiment: list[str]) -> dict:
     """Uploads per experiment of `experiments`; None (sessions without one) needs every_experiment."""
-    counts = {e: count_uploads(firestore_client, e) for e in experiments if e is not None}
+    counts: dict[str | None, int] = {e: count_uploads(firestore_client, e) for e in experiments if e is not None}
     if None in experiments:
         others = sum(counts[e] if e in counts else count_uploads(firestore_client, e) for e in every_experiment)
         counts[None] = count_uploads(firestore_client, None) - others

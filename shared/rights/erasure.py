@@ -223,8 +223,8 @@ def _lock_visitor(conn: Connection, target: Target) -> tuple[int | None, list]:
         if user.claimed_by is not None:
             raise GuestClaimed("This anonymous account's data now belongs to a signed-in account; "
                                "sign in to withdraw it.")
-        return user.visitor_number, conn.execute(statement("erasure/lock_claimed_guests"),
-                                                 {"user_id": target.user_id}).all()
+        return user.visitor_number, list(conn.execute(statement("erasure/lock_claimed_guests"),
+                                                      {"user_id": target.user_id}).all())
     guest = conn.execute(statement("erasure/lock_guest"), {"key_hash": target.key_hash}).first()
     if guest is None:
         raise NotFound("Nothing is stored for this guest key.")

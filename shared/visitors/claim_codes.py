@@ -91,6 +91,7 @@ def create_claim_code(engine: Engine, caller: Caller) -> NewCode:
             "A signed-in account needs no claim code: sign in to the same account on the other device. "
             "Claim codes are made by guests (X-Guest-Key) and anonymous accounts."
         )
+    params: dict[str, Any]
     if isinstance(caller, Guest):
         name, params = "claim_codes/create_guest", {"key_hash": caller.key_hash}
     else:

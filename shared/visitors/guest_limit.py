@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from shared.core import config
 from shared.web.auth import Caller, User
 
+# The rolling window of the limit, and so the longest Retry-After: the one source of the
+# statements' :window_seconds (create_session's and maintenance's).
 WINDOW_SECONDS = 3600
 
 
@@ -83,5 +85,5 @@ class Window:
         return cls(limit, address_hash(client_address(request), config.guest_limit_key()))
 
     def params(self) -> dict:
-        """The statement's parameters guest_limit and address_hash."""
-        return {"guest_limit": self.limit, "address_hash": self.address_hash}
+        """The statement's parameters guest_limit, address_hash and window_seconds."""
+        return {"guest_limit": self.limit, "address_hash": self.address_hash, "window_seconds": WINDOW_SECONDS}

@@ -58,7 +58,7 @@ def submit_response(engine: Engine, caller: Caller, new_response: NewResponse) -
     responseId already used in another session, GuestClaimed for an anonymous
     account that a signed-in account has claimed.
     """
-    params = {
+    params: dict[str, Any] = {
         "session_id": str(new_response.sessionId),
         "response_id": str(new_response.responseId or uuid.uuid4()),
         "level": new_response.level,

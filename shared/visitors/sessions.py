@@ -46,7 +46,6 @@ _CREATE_SESSION_UNNUMBERED = {Guest: "sessions/create_session_guest_unnumbered",
 _SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
 # An anonymous Firebase account whose data a signed-in account claimed (SPEC §13).
 ANONYMOUS_CLAIMED = "This anonymous account's data now belongs to a signed-in account; sign in to continue."
-_ANONYMOUS_CLAIMED = ANONYMOUS_CLAIMED
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
     row = rows[0]
     if row.outcome == "claimed":
         raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue."
-                           if isinstance(caller, Guest) else _ANONYMOUS_CLAIMED)
+                           if isinstance(caller, Guest) else ANONYMOUS_CLAIMED)
     if row.outcome == "limited":
         # The count of the address, not who it is: nothing here names the address or the caller.
         log.warning("refused a new visitor: the guest-creation limit of its address is reached",
@@ -172,7 +171,7 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
             if row is None:
                 raise NotFound("No visitor record yet: create a session first.")
             if row.claimed_by is not None:
-                raise GuestClaimed(_ANONYMOUS_CLAIMED)
+                raise GuestClaimed(ANONYMOUS_CLAIMED)
             visitor = {"visitorNumber": row.visitor_number, "userId": row.id, "guestId": None}
             sessions = conn.rows(statement("sessions/visitor_sessions_user"), {"user_id": row.id})
         else:

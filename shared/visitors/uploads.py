@@ -105,8 +105,9 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one delivery did: `recorded` (the first time), `duplicate`
-    (already recorded: nothing changed) or `ignored` (acknowledged, nothing written)."""
+    """What one delivery did: `recorded` (the first time), `duplicate` (already recorded:
+    nothing changed), `erased` (an object of an erased session: deleted) or `ignored`
+    (acknowledged, nothing written)."""
 
     status: str
     reason: str
@@ -365,7 +366,7 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
         tx.create(upload_ref, upload)
         if visitor_ref is not None:
             visitor = snapshots[visitor_ref.path].to_dict() or {}
-            change = {"visitorNumber": number, "uploadCount": firestore.Increment(1)}
+            change: dict[str, Any] = {"visitorNumber": number, "uploadCount": firestore.Increment(1)}
             last = visitor.get("lastUploadAt")
             if last is None or last < stored.time_created:  # a late redelivery does not move it back
                 change["lastUploadAt"] = stored.time_created

@@ -63,7 +63,7 @@ def check_request(request) -> None:
     if verdict.refused is None and verdict.unavailable is None:
         return
     if mode == "monitor":
-        what = verdict.refused or f"the token could not be verified ({failures.one_line(verdict.unavailable)})"
+        what = verdict.refused or f"the token could not be verified ({failures.one_line(verdict.unavailable)})" if verdict.unavailable else ""
         log.warning("App Check (monitor): %s %s would have been refused: %s", request.method, request.path, what)
         return
     if verdict.unavailable is not None:

@@ -220,7 +220,7 @@ def endpoint(*methods: str, app_check: bool = False) -> Callable[[Handler], Call
                 reset_trace(token)
             return response
 
-        serve.app_check = app_check  # which functions check App Check (tests/unit/test_function_names.py)
+        serve.app_check = app_check  # type: ignore[attr-defined]  # which functions check App Check (tests/unit/test_function_names.py)
         return serve
 
     return decorate
@@ -332,13 +332,14 @@ def _the_rest(first: bytes, chunks: Iterator[bytes], where: str, trace_header: s
 def _what_failed(error: BaseException) -> str:
     """What failed, without any message (one could quote data): the error's type and
     those it wraps, and a database error's SQLSTATE."""
-    kinds, code, seen = [], None, error
+    kinds: list[str] = []
+    code, seen = None, error
     while seen is not None and len(kinds) < 4:
         kinds.append(type(seen).__name__)
         args = getattr(seen, "args", ())
         if code is None and args and isinstance(args[0], dict):
             code = args[0].get("C")
-        seen = getattr(seen, "orig", None) or seen.__cause__
+        seen = getattr(seen, "orig", None) or seen.__cause__  # type: ignore[assignment]
     return " from ".join(kinds) + (f", SQLSTATE {code}" if code else "")
 
 

@@ -27,15 +27,15 @@ WITH erased AS (
         SELECT w.allowed, CASE WHEN w.allowed THEN w.times || now() ELSE w.times END,
                CASE WHEN w.allowed THEN now() ELSE g.last_at END
         FROM (SELECT times, cardinality(times) < CAST(:guest_limit AS integer) AS allowed
-              FROM guest_limit_window(g.created_at, now() - interval '1 hour') AS times) AS w)
+              FROM guest_limit_window(g.created_at, now() - CAST(:window_seconds AS integer) * interval '1 second') AS times) AS w)
     RETURNING allowed, created_at[1] AS oldest
 ), refused AS (
-    SELECT CAST(ceil(extract(epoch FROM oldest + interval '1 hour' - now())) AS integer) AS retry_after
+    SELECT CAST(ceil(extract(epoch FROM oldest + CAST(:window_seconds AS integer) * interval '1 second' - now())) AS integer) AS retry_after
     FROM counted WHERE NOT allowed
 ), expired AS (
     DELETE FROM guest_limits WHERE address_hash IN (
         SELECT address_hash FROM guest_limits
-        WHERE last_at < now() - interval '1 hour' AND address_hash <> CAST(:address_hash AS bytea)
+        WHERE last_at < now() - CAST(:window_seconds AS integer) * interval '1 second' AND address_hash <> CAST(:address_hash AS bytea)
           AND EXISTS (SELECT 1 FROM counted)
         ORDER BY last_at LIMIT 2 FOR UPDATE SKIP LOCKED)
 ), created AS (
