@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test install bundle migrate backfill erasures maintenance researcher export clean bench deploy fuzz
+.PHONY: dev dev-reset test lint install bundle migrate backfill erasures maintenance researcher export clean bench deploy fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -19,8 +19,14 @@ dev: install bundle
 dev-reset: $(PY_OK)
 	$(PY) -m devtools.dev --reset
 
-test: install browser bundle
+test: install browser bundle lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Style, checked rather than hoped for: ruff's lint and format, and mypy (pyproject.toml).
+lint: $(PY_OK)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 install: $(PY_OK) $(NODE_OK)
 
