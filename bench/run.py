@@ -667,7 +667,7 @@ def seed_guest(engine) -> tuple[str, str]:
 # --- 4. register: 1,000 sessions x 10 responses ---------------------------------------------
 
 def bench_register(stack: Stack, engine) -> None:
-    from tests.support import AuthEmulatorClient
+    from devtools.clients import AuthEmulatorClient
 
     key, guest_id = seed_guest(engine)
     user = AuthEmulatorClient(stack.auth.host, PROJECT).new_user()
@@ -703,7 +703,7 @@ def bench_register(stack: Stack, engine) -> None:
 def bench_uploads(stack: Stack, n: int = 40) -> None:
     from google.cloud import storage
 
-    from tests.uploads_support import StorageEvents
+    from devtools.clients import StorageEvents
 
     env = stack.env()
     os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
@@ -744,7 +744,7 @@ def bench_withdrawal(stack: Stack, engine) -> None:
 
     from shared.rights import erasure
     from shared.web.auth import hash_guest_key
-    from tests.uploads_support import StorageEvents
+    from devtools.clients import StorageEvents
 
     env = stack.env()
     os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
@@ -808,7 +808,7 @@ def bench_research(stack: Stack, engine) -> None:
     import psutil
 
     from shared.core.db import plain_engine, statement, statement_text
-    from tests.support import AuthEmulatorClient
+    from devtools.clients import AuthEmulatorClient
 
     admin = plain_engine(stack.database_url)  # no statement or socket timeout: seeding takes a while
     with admin.begin() as conn:
