@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.run import ROOT, ROUNDS, Series, goal, log, notes, row, serve
+from bench.harness import ROOT, ROUNDS, Series, goal, log, notes, row, serve
 from devtools.clients import AuthEmulatorClient
 from devtools.google_endpoints import GoogleEndpoints, service_account_file, signed_token
 from devtools.stack import PROJECT, Stack
