@@ -2,7 +2,7 @@
 with RS256 ID tokens verified by firebase-admin, the Auth emulator OFF, against returning guests,
 and the Auth API lookups (the revocation check's call to Google) counted.
 
-Google's endpoints are tests/google_endpoints.GoogleEndpoints in this process: securetoken's
+Google's endpoints are devtools.google_endpoints.GoogleEndpoints in this process: securetoken's
 certificates of a local key (the tokens are signed with it) and the Auth API, passed on to the
 stack's Auth emulator (which keeps the users) and counted there, where production would call
 Google. Two servers of the same stack, each every function under gunicorn as devtools.stack
@@ -18,10 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.run import ROOT, ROUNDS, Series, goal, log, notes, row, serve
+from bench.harness import ROOT, ROUNDS, Series, goal, log, notes, row, serve
+from devtools.clients import AuthEmulatorClient
+from devtools.google_endpoints import GoogleEndpoints, service_account_file, signed_token
 from devtools.stack import PROJECT, Stack
-from tests.google_endpoints import GoogleEndpoints, service_account_file, signed_token
-from tests.support import AuthEmulatorClient
 
 USERS = 50
 CLIENTS = 32

@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
+from devtools.clients import AuthEmulatorClient, StorageEvents
 from devtools.stack import BUCKET, PROJECT, Stack
 from shared.core.db import plain_engine
-from tests.support import Api, AuthEmulatorClient
-from tests.uploads_support import StorageEvents, UploadsWorld
+from tests.support import Api
+from tests.uploads_support import UploadsWorld
 
 ALLOWED_ORIGIN = "https://study.example.org"
 

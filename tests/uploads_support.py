@@ -1,52 +1,17 @@
-"""Helpers for the upload tests: finalized CloudEvents sent over HTTP as
-Eventarc sends them (binary content mode), objects uploaded to the Storage
-emulator, and reads of what the trigger stored."""
+"""Helpers for the upload tests: objects uploaded to the Storage emulator, their
+finalized CloudEvents sent over HTTP (devtools.clients.StorageEvents, shared with
+bench/), and reads of what the trigger stored."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import requests
 
+from devtools.clients import StorageEvents
 from tests.support import Api, new_guest_key
-
-FINALIZED = "google.cloud.storage.object.v1.finalized"
-
-
-class StorageEvents:
-    """on_upload_finalized over HTTP, sent CloudEvents in binary content mode."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def headers(self, item: dict, *, event_id: str | None = None, time: str | None = None,
-                event_type: str = FINALIZED) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "ce-specversion": "1.0",
-            # A redelivery keeps its event id, as with Eventarc.
-            "ce-id": event_id or hashlib.sha256(f"{item.get('name')}#{item.get('generation')}".encode()).hexdigest()[:16],
-            "ce-source": f"//storage.googleapis.com/projects/_/buckets/{item.get('bucket')}",
-            "ce-type": event_type,
-            "ce-subject": f"objects/{item.get('name')}",
-        }
-        time = time or item.get("timeCreated")
-        if time:
-            headers["ce-time"] = time
-        return headers
-
-    def deliver(self, item: dict, *, body: bytes | None = None, content_type: str | None = None,
-                **attributes) -> requests.Response:
-        """POST the finalized event of this object (StorageObjectData `item`)."""
-        headers = self.headers(item, **attributes)
-        if content_type:
-            headers["Content-Type"] = content_type
-        data = json.dumps(item).encode() if body is None else body
-        return requests.post(self.url, data=data, headers=headers, timeout=60)
 
 
 @dataclass

@@ -17,10 +17,11 @@ import time
 import requests
 
 from devtools import dev
+from devtools.clients import AuthEmulatorClient
 from devtools.stack import BUCKET, PROJECT, Stack
 from tests.e2e.test_browser import BUNDLE, chromium, header, in_chromium, new_page
 from tests.e2e.test_browser import output_dir  # noqa: F401 - a fixture, shared with the page's other tests
-from tests.support import Api, AuthEmulatorClient, assert_error
+from tests.support import Api, assert_error
 
 
 def stack_in(workdir, ports=None) -> Stack:

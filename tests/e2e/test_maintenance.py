@@ -22,14 +22,15 @@ import requests
 from google.auth import crypt, jwt
 from sqlalchemy import text
 
+from devtools.clients import StorageEvents
+from devtools.google_endpoints import GoogleEndpoints, certificate, new_key, pem
 from devtools.ports import free_port
 from devtools.stack import FunctionsServer
 from shared.rights import erasure
 from shared.web.auth import hash_guest_key
 from tests.contract.test_openapi import conforms
-from tests.google_endpoints import GoogleEndpoints, certificate, new_key, pem
 from tests.support import assert_error, new_guest_key, rows, scalar
-from tests.uploads_support import StorageEvents, UploadsWorld
+from tests.uploads_support import UploadsWorld
 
 SCHEDULER = "visitors-scheduler@demo-visitors.iam.gserviceaccount.com"
 KEY = new_key()

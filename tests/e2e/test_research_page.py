@@ -23,10 +23,11 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
+from devtools.clients import AuthUser
 from devtools.stack import ROOT
 from tests.e2e.test_browser import chromium, in_chromium, new_page
 from tests.e2e.test_browser import output_dir  # noqa: F401 - a fixture, shared with the visitor page's tests
-from tests.support import AuthUser, new_guest_key, register, rows
+from tests.support import new_guest_key, register, rows
 
 BUNDLE = ROOT / "public" / "build" / "research.js"
 PASSWORD = "correct-horse-battery"  # AuthEmulatorClient's

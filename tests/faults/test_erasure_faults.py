@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from devtools.clients import StorageEvents
 from devtools.ports import free_port
 from devtools.stack import BUCKET, PROJECT, ROOT, FirestoreEmulator, StorageEmulator
 from tests.conftest import environment
 from tests.erasure_support import Traces, everything_left
 from tests.support import new_guest_key, rows, scalar
-from tests.uploads_support import StorageEvents, UploadsWorld
+from tests.uploads_support import UploadsWorld
 
 
 @pytest.fixture

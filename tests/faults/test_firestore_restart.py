@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from devtools.clients import StorageEvents
 from devtools.stack import BUCKET
 from shared.visitors.uploads import upload_id
 from tests.support import new_guest_key
-from tests.uploads_support import StorageEvents, UploadsWorld
+from tests.uploads_support import UploadsWorld
 
 UPLOADS = 150
 VISITORS = 10

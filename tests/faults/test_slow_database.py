@@ -16,12 +16,13 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from devtools.clients import StorageEvents
 from devtools.ports import wait_until
 from shared.web.auth import hash_guest_key
 from shared.core.db import SOCKET_TIMEOUT_MARGIN_SECONDS
 from tests.faults.conftest import database_reader
 from tests.support import Api, assert_error, new_guest_key, rows, scalar
-from tests.uploads_support import StorageEvents, UploadsWorld
+from tests.uploads_support import UploadsWorld
 
 TIMEOUT_MS = 1000
 TIMEOUT = TIMEOUT_MS / 1000

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from devtools.clients import FINALIZED
 from devtools.ports import free_port
 from devtools.stack import PROJECT
 from shared.core import stores
@@ -19,7 +20,6 @@ from shared.visitors import uploads
 from shared.core.encodings import rfc3339
 from shared.core.errors import DependencyUnavailable
 from tests.conftest import environment
-from tests.uploads_support import FINALIZED
 
 
 class RecordingSession(requests.Session):

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.google_endpoints import GoogleEndpoints, service_account_file
+from devtools.google_endpoints import GoogleEndpoints, service_account_file
 from tests.support import new_guest_key, rows
 
 TABLES = {"users": "id", "guests": "id", "sessions": "id", "responses": "id", "visitor_merges": "from_number"}
@@ -53,7 +53,7 @@ def world(api, auth_emulator) -> World:
 
 @pytest.fixture
 def google(stack):
-    """Google's endpoints on a local server (tests/google_endpoints.py); the Auth API passed on to
+    """Google's endpoints on a local server (devtools/google_endpoints.py); the Auth API passed on to
     the stack's Auth emulator, its lookups counted."""
     with GoogleEndpoints(auth_emulator=stack.auth.host) as endpoints:
         yield endpoints

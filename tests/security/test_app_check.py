@@ -2,7 +2,7 @@
 
 There is no internet here, so the one Google endpoint App Check needs, its public keys
 (https://firebaseappcheck.googleapis.com/v1/jwks), is a local HTTP server on a free port
-(tests/google_endpoints.py, shared with the ID token tests)
+(devtools/google_endpoints.py, shared with the ID token tests)
 serving the JWK set of a key made for this test, and tokens are signed with that key the
 way the App Check service signs them: RS256, `kid` and `typ: JWT` in the header, `iss`
 https://firebaseappcheck.googleapis.com/<project number>, `aud` [projects/<number>,
@@ -28,13 +28,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devtools.google_endpoints import GoogleEndpoints, service_account_file
 from devtools.ports import free_port
 from devtools.stack import PROJECT, ROOT, FunctionsServer
 from functions import APP_CHECK_FUNCTIONS, RESEARCH_FUNCTIONS
 from shared.web.app_check import HEADER
 from tests.conftest import ALLOWED_ORIGIN
 from tests.contract.test_openapi import conforms
-from tests.google_endpoints import GoogleEndpoints, service_account_file
 from tests.security.conftest import snapshot
 from tests.support import Api, assert_error, new_guest_key, rows
 

@@ -14,13 +14,14 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
+from devtools.clients import StorageEvents
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
 from devtools.stack import ROOT, FunctionsServer
 from shared.core.db import plain_engine, sqlstate
 from shared.ops.migrate import ERASURE_ROLE, FUNCTIONS_ROLE, apply_migrations, grant_functions_role, migration_files
 from tests.support import Api, new_guest_key, rows, scalar
-from tests.uploads_support import StorageEvents, UploadsWorld
+from tests.uploads_support import UploadsWorld
 
 TABLES = ("users", "guests", "sessions", "responses", "visitor_merges")
 CLAIM_TABLES = ("claim_codes", "claim_code_attempts")  # sql/005_claims.sql

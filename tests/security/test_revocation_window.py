@@ -2,7 +2,7 @@
 revocation check, and what a token is checked against in between (shared/web/auth.py).
 
 As in production: the Auth emulator OFF, RS256 ID tokens verified by firebase-admin against a
-local certificate server (tests/google_endpoints.py), whose Auth API is passed on to the Auth
+local certificate server (devtools/google_endpoints.py), whose Auth API is passed on to the Auth
 emulator and where every accounts:lookup, the call production sends to Google, is counted.
 The functions are devtools.serve's (functions-framework's app of each function) served over
 HTTP by a threaded server in this process, so that the revocation cache's clock can be moved
@@ -20,8 +20,8 @@ from werkzeug.serving import make_server
 
 from google.auth import jwt
 
+from devtools.google_endpoints import signed_token
 from devtools.ports import free_port
-from tests.google_endpoints import signed_token
 from tests.support import Api, assert_error, rows
 
 

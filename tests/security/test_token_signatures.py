@@ -7,7 +7,7 @@ in production: it fetches the public certificates and checks the RS256 signature
 audience, issuer and expiry, then (check_revoked) looks the user up.
 
 There is no internet here, so Google's endpoints are one local server
-(tests/google_endpoints.py): the x509 certificates of securetoken, of a key made for
+(devtools/google_endpoints.py): the x509 certificates of securetoken, of a key made for
 these tests, and Google's OAuth endpoint for the Admin SDK's own credentials; the Auth
 API of the revocation check is passed on to the Auth emulator, which keeps the users and
 their validSince.
@@ -26,9 +26,9 @@ import pytest
 from functions_framework import create_app
 from google.auth import jwt
 
+from devtools.google_endpoints import new_key, signed_token
 from devtools.ports import free_port
 from devtools.stack import PROJECT, ROOT
-from tests.google_endpoints import new_key, signed_token
 from tests.support import new_guest_key, rows, scalar
 
 TABLES = ("users", "guests", "sessions", "responses", "visitor_merges")
