@@ -72,7 +72,7 @@ class RoundTrips:
 
 # What pg8000 declares for create_session's parameters (pg_prepared_statements.parameter_types), so that
 # a PREPARE of the file plans as the product's prepared statement does; and the ceiling's.
-PARAM_TYPES = {"session_id": "uuid", "key_hash": "bytea", "address_hash": "bytea", "guest_limit": "integer",
+PARAM_TYPES = {"session_id": "uuid", "key_hash": "bytea", "address_hash": "bytea", "guest_limit": "integer", "window_seconds": "integer",
                "new_guest_id": "uuid", "experiment_id": "text", "metadata": "jsonb", "id": "uuid"}
 
 
