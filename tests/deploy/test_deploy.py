@@ -13,11 +13,18 @@ from pathlib import Path
 import pytest
 
 from devtools import deploy
-from functions import (ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, PRIVATE_FUNCTIONS,
-                       RESEARCH_FUNCTIONS, STORAGE_TRIGGER)
+from functions import FUNCTIONS, HTTP, NAMES
 
+# Selections of functions.FUNCTIONS, the one list of the deployed functions (one row each).
+HTTP_FUNCTIONS = tuple(f.name for f in HTTP)
+ERASURE_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.identity == "erasure")
+PRIVATE_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.private)
+FEW_INSTANCES_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.max_instances == "RIGHTS_MAX_INSTANCES")
+# The researchers' reading functions (SPEC §10): few callers, read-only.
+RESEARCH_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.callers == "researchers" and f.identity == "functions")
+APP_CHECK_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.app_check)
 # The functions that erase, and so log in as a member of visitor_erasure.
-ERASING = (*ERASURE_FUNCTIONS, *PRIVATE_FUNCTIONS)
+ERASING = tuple(f.name for f in FUNCTIONS if f.identity in ("erasure", "maintenance"))
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -66,7 +73,7 @@ def deploys(commands: list[list[str]]) -> dict[str, list[str]]:
 def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
     commands = printed_commands()
     deployed = deploys(commands)
-    assert set(deployed) == {*HTTP_FUNCTIONS, STORAGE_TRIGGER}
+    assert list(deployed) == list(NAMES)  # every row, in its order
     for name, argv in deployed.items():
         f = flags(argv)
         assert "--gen2" in f
@@ -260,6 +267,7 @@ def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
+    assert len(FEW_INSTANCES_FUNCTIONS) == 7
     assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
 
 
@@ -308,6 +316,29 @@ def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_sch
     assert order == sorted(order)
 
 
+def test_each_function_is_deployed_as_its_row_says():
+    """Identity, instance cap, timeout, access and App Check come from the function's row alone."""
+    commands = printed_commands(APP_CHECK="monitor", MAX_INSTANCES="4", RIGHTS_MAX_INSTANCES="2",
+                                TRIGGER_MAX_INSTANCES="3")
+    deployed = deploys(commands)
+    accounts = {"functions": "visitors-functions", "erasure": "visitors-erasure",
+                "maintenance": "visitors-maintenance", "uploads": "visitors-uploads"}
+    caps = {"MAX_INSTANCES": "4", "RIGHTS_MAX_INSTANCES": "2", "TRIGGER_MAX_INSTANCES": "3"}
+    for row in FUNCTIONS:
+        f, env = flags(deployed[row.name]), env_vars(deployed[row.name])
+        assert f["--service-account"] == [f"{accounts[row.identity]}@acme-study.iam.gserviceaccount.com"], row
+        assert f["--max-instances"] == [caps[row.max_instances]] and f["--timeout"] == [row.timeout], row
+        assert ("--trigger-http" in f) == (row.kind == "http") and ("--retry" in f) == (row.kind == "storage"), row
+        assert ("--no-allow-unauthenticated" in f) == row.private, row
+        assert ("--allow-unauthenticated" in f) == (row.kind == "http" and not row.private), row
+        assert env.get("APP_CHECK") == ("monitor" if row.app_check else None), row
+        assert ("GUEST_LIMIT_PER_HOUR" in env) == row.guest_limit, row
+    # The scheduler waits for run_maintenance as long as its row lets it run.
+    (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
+    (scheduled,) = [row for row in FUNCTIONS if row.callers == "scheduler"]
+    assert flags(job[:job.index("||")])["--attempt-deadline"] == [scheduled.timeout]
+
+
 def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
     argv = deploys(printed_commands(GUEST_LIMIT_PER_HOUR="1000", GUEST_LIMIT_KEY_SECRET="limit-key"))["create_session"]
     assert env_vars(argv)["GUEST_LIMIT_PER_HOUR"] == "1000"
@@ -346,8 +377,6 @@ def test_the_upload_leaves_out_what_is_not_deployed():
 
 
 def test_app_check_is_given_to_the_visitor_facing_functions_only_when_on():
-    from functions import APP_CHECK_FUNCTIONS
-
     deployed = deploys(printed_commands())
     assert not any("APP_CHECK" in env_vars(deployed[name]) for name in HTTP_FUNCTIONS)
     deployed = deploys(printed_commands(APP_CHECK="enforce"))
