@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -346,8 +348,40 @@ def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
     assert env_vars(deploys(printed_commands())["create_session"])["GUEST_LIMIT_PER_HOUR"] == "200"
 
 
-# The Cloud SDK parses every printed gcloud command: a misspelt flag or a bad value
-# fails there, before any account is needed (an empty configuration has none).
+# The Cloud SDK parses every printed gcloud command, of `make deploy` and of `make setup`: a misspelt
+# flag or a bad value fails there, before any account is needed (an empty configuration has none).
+REDIRECTIONS = {">/dev/null", "2>/dev/null", "2>&1"}
+
+
+def gcloud_commands(line: list[str]) -> list[list[str]]:
+    """The gcloud commands of one printed shell line: each side of `||` and `|`, and each `$(gcloud ...)`
+    inside an argument (a token, a password or the storage service agent read when the line runs)."""
+    pieces, piece = [], []
+    for token in line:
+        if token in ("||", "|"):
+            pieces.append(piece)
+            piece = []
+        elif token not in REDIRECTIONS:
+            piece.append(token)
+    pieces.append(piece)
+    nested = [shlex.split(inner) for token in line for inner in re.findall(r"\$\((gcloud [^)]*)\)", token)]
+    return [argv for argv in pieces + nested if argv[:1] == ["gcloud"]]
+
+
+def make_setup(**variables: str) -> subprocess.CompletedProcess:
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    arguments = [f"{name}={value}" for name, value in variables.items()]
+    return subprocess.run(["make", "--no-print-directory", "setup", *arguments], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def printed_setup(**variables: str) -> list[list[str]]:
+    """`make setup DRY_RUN=1`'s command lines (the lines starting with # say what each does)."""
+    result = make_setup(DRY_RUN="1", PROJECT="acme-study", REGION="europe-west1", **variables)
+    assert result.returncode == 0, result.stderr
+    return [shlex.split(line) for line in result.stdout.splitlines() if line.strip() and not line.startswith("#")]
+
+
 if shutil.which("gcloud"):
     def test_gcloud_accepts_every_printed_command():
         printed = printed_commands()
@@ -356,17 +390,29 @@ if shutil.which("gcloud"):
         for argv in printed:
             if argv[:2] == ["gcloud", "scheduler"] or argv[:3] == ["gcloud", "functions", "add-invoker-policy-binding"]:
                 commands += [argv[:argv.index("||")], argv[argv.index("||") + 1:]] if "||" in argv else [argv]
+        # and every gcloud command of `make setup`, with passwords and with IAM database authentication
+        # (each check, each create, each command substitution).
+        setup = [argv for variables in ({}, {"DB_IAM_AUTH": "true", "TIER": "db-g1-small"})
+                 for line in printed_setup(**variables) for argv in gcloud_commands(line)]
+        assert len(setup) > 40
+        commands += [list(argv) for argv in dict.fromkeys(map(tuple, setup))]  # each once
         with tempfile.TemporaryDirectory() as config:
             env = {"PATH": os.environ["PATH"], "CLOUDSDK_CONFIG": config, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
                    "HOME": config}
-            for argv in commands + [argv[:-1] + ["--no-such-flag"] for argv in commands[:1]]:
-                result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+            def parse(argv: list[str]) -> tuple[list[str], subprocess.CompletedProcess]:
+                return argv, subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                                            stdin=subprocess.DEVNULL)
+
+            with ThreadPoolExecutor(2) as pool:  # the machine's two cores
+                results = list(pool.map(parse, commands + [argv[:-1] + ["--no-such-flag"] for argv in commands[:1]]))
+            for argv, result in results:
                 assert result.returncode != 0  # no account: nothing can be deployed from here
                 if argv[-1] == "--no-such-flag":
                     assert "unrecognized arguments" in result.stderr
                 else:
-                    assert "unrecognized arguments" not in result.stderr and "Bad syntax" not in result.stderr
-                    assert "active account" in result.stderr, result.stderr
+                    assert "unrecognized arguments" not in result.stderr and "Bad syntax" not in result.stderr, argv
+                    assert "active account" in result.stderr, (argv, result.stderr)
 
 
 def test_the_upload_leaves_out_what_is_not_deployed():
