@@ -9,7 +9,11 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
+<<<<<<< HEAD
 .PHONY: dev dev-reset test lint install bundle migrate backfill erasures maintenance researcher export clean bench deploy fuzz
+=======
+.PHONY: dev dev-reset test install bundle migrate backfill erasures maintenance researcher export clean bench deploy setup fuzz
+>>>>>>> registry
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -122,6 +126,13 @@ export: $(PY_OK)
 # deploy also needs node_modules (firebase-tools runs `firebase deploy`).
 deploy: $(PY_OK)
 	@$(if $(filter-out 0,$(strip $(DRY_RUN))),,$(MAKE) --no-print-directory $(NODE_OK) &&) $(PY) -m devtools.deploy
+
+# Once per Google Cloud project, before the first deploy (docs/deployment.md): the APIs, Firebase and
+# its web app, Firestore, the sign-in providers, the uploads bucket, Cloud SQL and its database, the
+# secrets, the service accounts and their roles. Needs PROJECT and REGION (BUCKET, INSTANCE, TIER,
+# DB_IAM_AUTH optional); idempotent, so safe to run again; DRY_RUN=1 prints the commands and runs nothing.
+setup: $(PY_OK)
+	@$(if $(filter-out 0,$(strip $(DRY_RUN))),,$(MAKE) --no-print-directory $(NODE_OK) &&) $(PY) -m devtools.setup
 
 # Benchmarks (bench/README.md): starts its own stack on free ports, prints one
 # table and writes it to bench/results/<date>.md. Not part of `make test`.

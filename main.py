@@ -1,33 +1,28 @@
 """Entry points that Cloud Functions and functions-framework load (--target NAME).
 
-Each is defined in functions/; this module only re-exports them, the names of
-functions.HTTP_FUNCTIONS and functions.STORAGE_TRIGGER, and gives the app that
-functions-framework makes for each the one error handler the product needs at that
+Each is a row of functions.FUNCTIONS, whose handler is defined in functions/<name>.py;
+this module only exports each under its name, served as its row says
+(functions.Function.entry_point: functions-framework's signature type and, for an HTTP
+function, shared.web.http.endpoint with the row's method and App Check), and gives the app
+that functions-framework makes for each the one error handler the product needs at that
 level (shared.web.http.framework_error). Nothing here connects to anything: clients are
 created on first use.
+
+    from main import create_session   # what functions-framework --target create_session serves
 """
 
 import functions_framework
 from werkzeug.exceptions import HTTPException
 
-from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
-from functions.create_claim_code import create_claim_code
-from functions.create_session import create_session
-from functions.delete_my_data import delete_my_data
-from functions.erase_visitor import erase_visitor
-from functions.export_data import export_data
-from functions.export_my_data import export_my_data
-from functions.get_study_stats import get_study_stats
-from functions.get_visitor import get_visitor
-from functions.on_upload_finalized import on_upload_finalized
-from functions.register import register
-from functions.run_maintenance import run_maintenance
-from functions.submit_response import submit_response
-
+from functions import FUNCTIONS
 from shared.web.http import framework_error
+
+# One module-level name per row: functions-framework looks the target up as an attribute of
+# this module, and `from main import create_session` works as before.
+globals().update({function.name: function.entry_point() for function in FUNCTIONS})
 
 # functions-framework runs this module once per app it makes (create_app, also on Cloud
 # Functions), with functions_framework.errorhandler bound to that app's Flask errorhandler.
 functions_framework.errorhandler(HTTPException)(framework_error)
 
-__all__ = [*HTTP_FUNCTIONS, STORAGE_TRIGGER]
+__all__ = [function.name for function in FUNCTIONS]

@@ -9,6 +9,8 @@
    user a member of visitor_functions (sql/002_roles.sql);
 2. each HTTP function (`gcloud functions deploy --gen2 --trigger-http`);
 3. the storage trigger (an Eventarc filter on the bucket, retries on);
+   (2 and 3: one command per row of functions.FUNCTIONS, made from that row alone: its
+   identity, instance cap, timeout, App Check, guest limit and whether it is private);
 4. run_maintenance's invoker, the scheduler's service account (roles/run.invoker on that
    function only), and the Cloud Scheduler job that calls it with an OIDC token (SPEC §12);
 5. firebase.json's Firestore and Storage rules and Hosting (`npx firebase deploy`).
@@ -31,8 +33,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from functions import (APP_CHECK_FUNCTIONS, ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS,
-                       PRIVATE_FUNCTIONS, STORAGE_TRIGGER)
+from functions import FUNCTIONS, Function
 from shared.core import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,17 +179,19 @@ class Settings:
                             "(deployed functions fetch Google's App Check keys)")
         return (settings if all(env.get(name, "").strip() for name in REQUIRED) else None), problems
 
-    def instances_of(self, name: str) -> int:
-        """--max-instances of an HTTP function: those called rarely (the rights, claim-code and
-        researcher functions) RIGHTS_MAX_INSTANCES, the visitor-facing ones MAX_INSTANCES."""
-        return self.rights_max_instances if name in FEW_INSTANCES_FUNCTIONS else self.max_instances
+    def instances_of(self, function: Function) -> int:
+        """--max-instances of a function: the value of the variable its row names (those called
+        rarely RIGHTS_MAX_INSTANCES, those a visit calls over and over MAX_INSTANCES, the trigger
+        TRIGGER_MAX_INSTANCES)."""
+        return {"MAX_INSTANCES": self.max_instances, "RIGHTS_MAX_INSTANCES": self.rights_max_instances,
+                "TRIGGER_MAX_INSTANCES": self.trigger_max_instances}[function.max_instances]
 
     def connections_at_most(self) -> int:
-        """Database connections all instances of all functions may hold at once (README, Sizing)."""
-        per_instance = self.pool_size + self.max_overflow
-        http = sum(self.instances_of(name) * per_instance for name in HTTP_FUNCTIONS)
-        trigger = self.trigger_max_instances * 1  # one event at a time per instance, pool of 1
-        return http + trigger
+        """Database connections all instances of all functions may hold at once (docs/deployment.md,
+        Sizing): an HTTP function's instance a pool of DB_POOL_SIZE + DB_MAX_OVERFLOW, the trigger's
+        one event at a time per instance with a pool of 1."""
+        per_instance = {"http": self.pool_size + self.max_overflow, "storage": 1}
+        return sum(self.instances_of(function) * per_instance[function.kind] for function in FUNCTIONS)
 
 
 @dataclass(frozen=True)
@@ -246,10 +249,14 @@ def erasure_env(s: Settings) -> dict[str, str]:
     return http_env(s, s.erasure_db_user, STORAGE_BUCKET=s.bucket)
 
 
+# The function Cloud Scheduler calls (SPEC §12): run_maintenance, the one row whose callers are "scheduler".
+(SCHEDULED,) = [function for function in FUNCTIONS if function.callers == "scheduler"]
+
+
 def maintenance_url(s: Settings) -> str:
     """run_maintenance's URL, which is also the audience of the scheduler's OIDC token: a 2nd gen
     function answers at https://REGION-PROJECT.cloudfunctions.net/NAME (and at its run.app URL)."""
-    return f"https://{s.region}-{s.project}.cloudfunctions.net/run_maintenance"
+    return f"https://{s.region}-{s.project}.cloudfunctions.net/{SCHEDULED.name}"
 
 
 def maintenance_env(s: Settings) -> dict[str, str]:
@@ -262,33 +269,48 @@ def maintenance_env(s: Settings) -> dict[str, str]:
     return http_env(s, s.maintenance_db_user, **extra)
 
 
-def create_session_env(s: Settings) -> dict[str, str]:
-    """create_session: an HTTP function's settings and the guest-creation limit (SPEC §12)."""
-    return http_env(s, GUEST_LIMIT_PER_HOUR=s.guest_limit_per_hour)
+def guest_limit_env(s: Settings, env: dict[str, str]) -> dict[str, str]:
+    """create_session (guest_limit in its row): the guest-creation limit (SPEC §12) too."""
+    return {**env, "GUEST_LIMIT_PER_HOUR": s.guest_limit_per_hour}
 
 
 def trigger_env(s: Settings) -> dict[str, str]:
     return function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
 
 
-def with_app_check(s: Settings, name: str, env: dict[str, str]) -> dict[str, str]:
-    """A visitor-facing function's settings carry APP_CHECK when it is not off (its default)."""
-    if name in APP_CHECK_FUNCTIONS and s.app_check != "off":
+def with_app_check(s: Settings, function: Function, env: dict[str, str]) -> dict[str, str]:
+    """A function whose row says app_check carries APP_CHECK when it is not off (its default)."""
+    if function.app_check and s.app_check != "off":
         return {**env, "APP_CHECK": s.app_check}
     return env
 
 
-def timeout_of(name: str) -> str:
-    """--timeout of an HTTP function: an export streams for as long as its download takes,
-    up to the longest an HTTP function may run, 60 minutes (Cloud Functions' documentation,
-    "Function timeout": https://cloud.google.com/functions/docs/configuring/timeout);
-    a maintenance run erases up to shared.ops.maintenance.RETENTION_BATCH guests."""
-    return {"export_data": "3600s", "run_maintenance": MAINTENANCE_TIMEOUT}.get(name, "60s")
+# Each identity of a row (functions.IDENTITIES): its service account, the environment its
+# functions get, and the secret of its database user's password.
+IDENTITY_ENV = {"functions": http_env, "erasure": erasure_env, "maintenance": maintenance_env, "uploads": trigger_env}
 
 
-# A maintenance run may take this long; the scheduler waits as long for its answer
-# (--attempt-deadline; Cloud Scheduler allows HTTP targets up to 30 minutes).
-MAINTENANCE_TIMEOUT = "900s"
+def service_account_of(s: Settings, function: Function) -> str:
+    return {"functions": s.service_account, "erasure": s.erasure_service_account,
+            "maintenance": s.maintenance_service_account, "uploads": s.uploads_service_account}[function.identity]
+
+
+def password_secret_of(s: Settings, function: Function) -> str:
+    """The erasing identities log in as the erasure user; the others as DB_USER."""
+    return s.erasure_db_pass_secret if function.identity in ("erasure", "maintenance") else s.db_pass_secret
+
+
+def env_of(s: Settings, function: Function) -> dict[str, str]:
+    """The environment a function is deployed with, from its row."""
+    env = IDENTITY_ENV[function.identity](s)
+    if function.guest_limit:
+        env = guest_limit_env(s, env)
+    return with_app_check(s, function, env)
+
+
+def secrets_of(s: Settings, function: Function) -> dict[str, str]:
+    """--set-secrets beyond the database password (name -> secret)."""
+    return {"GUEST_LIMIT_KEY": s.guest_limit_key_secret} if function.guest_limit else {}
 
 
 def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
@@ -327,10 +349,9 @@ def functions_problems(s: Settings) -> list[str]:
     # DB_PASS is not in that environment: --set-secrets gives it to the functions when they start.
     secrets = {} if s.db_iam_auth else {"DB_PASS": "from Secret Manager"}
     limit_key = {"GUEST_LIMIT_KEY": "from Secret Manager, at least 32 characters long"}
-    lines = [line for env in (with_app_check(s, "submit_response", http_env(s)), erasure_env(s), trigger_env(s),
-                              maintenance_env(s),
-                              {**with_app_check(s, "create_session", create_session_env(s)), **limit_key})
-             for line in config.check({**env, **secrets})]
+    lines = [line for function in FUNCTIONS
+             for line in config.check({**env_of(s, function), **secrets,
+                                       **(limit_key if function.guest_limit else {})})]
     return list(dict.fromkeys(lines))
 
 
@@ -358,31 +379,10 @@ def plan(s: Settings) -> list[Command]:
         env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
         secret_env={"DB_PASS": s.migrate_db_pass_secret},
     )]
-    for name in HTTP_FUNCTIONS:
-        http_sizing = [f"--max-instances={s.instances_of(name)}", f"--concurrency={s.concurrency}",
-                       "--cpu=1", "--memory=512Mi", f"--timeout={timeout_of(name)}"]
-        if name in PRIVATE_FUNCTIONS:
-            # Private: Cloud Run's IAM lets only the scheduler's account (roles/run.invoker, below) in.
-            commands.append(deploy_function(s, name, ["--trigger-http", "--no-allow-unauthenticated"],
-                                            s.maintenance_service_account, maintenance_env(s), http_sizing,
-                                            s.erasure_db_pass_secret))
-        elif name in ERASURE_FUNCTIONS:
-            commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
-                                            s.erasure_service_account, with_app_check(s, name, erasure_env(s)), http_sizing,
-                                            s.erasure_db_pass_secret))
-        elif name == "create_session":
-            commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
-                                            s.service_account, with_app_check(s, name, create_session_env(s)), http_sizing,
-                                            secrets={"GUEST_LIMIT_KEY": s.guest_limit_key_secret}))
-        else:
-            commands.append(deploy_function(s, name, ["--trigger-http", "--allow-unauthenticated"],
-                                            s.service_account, with_app_check(s, name, http_env(s)), http_sizing))
-    trigger = [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
-               f"--trigger-service-account={s.trigger_service_account}", "--retry"]
-    trigger.append(f"--trigger-location={s.trigger_location}")
-    commands.append(deploy_function(s, STORAGE_TRIGGER, trigger, s.uploads_service_account, trigger_env(s),
-                                    [f"--max-instances={s.trigger_max_instances}", "--memory=512Mi",
-                                     "--timeout=120s"]))
+    for function in FUNCTIONS:
+        commands.append(deploy_function(s, function.name, trigger_of(s, function), service_account_of(s, function),
+                                        env_of(s, function), sizing_of(s, function), password_secret_of(s, function),
+                                        secrets_of(s, function)))
     commands += scheduler_commands(s)
     # firebase.json's storage rules name the deploy target "uploads", which this binds to BUCKET (in
     # .firebaserc): without a target, firebase deploy releases them to the project's default bucket
@@ -392,6 +392,27 @@ def plan(s: Settings) -> list[Command]:
     commands.append(Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
                              "--project", s.project]))
     return commands
+
+
+def trigger_of(s: Settings, function: Function) -> list[str]:
+    """An HTTP function: public (it checks ID tokens and guest keys itself), or private, when only
+    Cloud Scheduler calls it: Cloud Run's IAM lets only the scheduler's account (roles/run.invoker,
+    scheduler_commands) in. The storage trigger: an Eventarc filter on the bucket, in its location,
+    invoked as TRIGGER_SERVICE_ACCOUNT, retried."""
+    if function.kind == "http":
+        return ["--trigger-http", "--no-allow-unauthenticated" if function.private else "--allow-unauthenticated"]
+    return [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
+            f"--trigger-service-account={s.trigger_service_account}", "--retry",
+            f"--trigger-location={s.trigger_location}"]
+
+
+def sizing_of(s: Settings, function: Function) -> list[str]:
+    """The row's instance cap and timeout; an HTTP function serves CONCURRENCY requests per instance,
+    the trigger one event at a time (Cloud Run's default for an event function)."""
+    if function.kind == "http":
+        return [f"--max-instances={s.instances_of(function)}", f"--concurrency={s.concurrency}",
+                "--cpu=1", "--memory=512Mi", f"--timeout={function.timeout}"]
+    return [f"--max-instances={s.instances_of(function)}", "--memory=512Mi", f"--timeout={function.timeout}"]
 
 
 SCHEDULER_JOB = "visitors-maintenance"
@@ -411,9 +432,9 @@ def scheduler_commands(s: Settings) -> list[Command]:
     job = [SCHEDULER_JOB, f"--project={s.project}", f"--location={s.region}",
            f"--schedule={s.maintenance_schedule}", "--time-zone=Etc/UTC", f"--uri={url}", "--http-method=POST",
            f"--oidc-service-account-email={s.scheduler_service_account}", f"--oidc-token-audience={url}",
-           f"--attempt-deadline={MAINTENANCE_TIMEOUT}"]
+           f"--attempt-deadline={SCHEDULED.timeout}"]
     return [
-        Command(["gcloud", "functions", "add-invoker-policy-binding", "run_maintenance", f"--project={s.project}",
+        Command(["gcloud", "functions", "add-invoker-policy-binding", SCHEDULED.name, f"--project={s.project}",
                  f"--region={s.region}", f"--member=serviceAccount:{s.scheduler_service_account}"]),
         Command(["gcloud", "scheduler", "jobs", "create", "http", *job],
                 fallback=["gcloud", "scheduler", "jobs", "update", "http", *job]),

@@ -25,7 +25,7 @@ from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 from devtools import firebase_storage
 from devtools.wsgi import answer
-from functions import HTTP_FUNCTIONS, STORAGE_TRIGGER
+from functions import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "public"
@@ -94,7 +94,7 @@ def _page_app(missing: bytes):
 
 
 def build_app(source: Path = ROOT / "main.py"):
-    names = [*HTTP_FUNCTIONS, STORAGE_TRIGGER]
+    names = list(NAMES)  # every row of functions.FUNCTIONS
     apps = {name: create_app(name, str(source)) for name in names}
     missing = json.dumps({"error": {"code": "not_found",
                                     "message": f"No function here; try one of: {', '.join(names)}."}}).encode()

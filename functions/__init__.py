@@ -1,37 +1,126 @@
 """One thin module per deployed function: parse the request, call shared/, answer.
 
-The names below are the functions main.py exports, devtools/serve.py serves and
-devtools/deploy.py deploys (firebase.json's hosting rewrites name the HTTP ones too).
+FUNCTIONS below is the one list of the deployed functions, one row each: main.py exports
+them (Function.entry_point), devtools/serve.py serves them, devtools/deploy.py deploys them
+and the contract tests check them against firebase.json and openapi.yaml. How a function is
+served and deployed (its method, App Check, identity, instance cap, timeout) is said by its
+row and nowhere else; its module, functions/<name>.py, holds only the handler of that name
+(docs/adding-a-function.md).
 
 Every instance of every function imports main.py, so every function module. All but the
 functions a visit calls over and over (create_session, submit_response, get_visitor, whose
 shared modules the others use too) import the shared/ modules that only they need when they
 are first called: the other functions' cold starts do not pay for them (bench/README.md).
+This module itself imports nothing beyond the standard library's dataclasses, so that
+devtools/deploy.py and the tests may read the rows without loading the functions.
 """
 
-HTTP_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "delete_my_data",
-                  "erase_visitor", "export_my_data", "create_claim_code", "get_study_stats", "export_data",
-                  "run_maintenance")
-STORAGE_TRIGGER = "on_upload_finalized"
-# The HTTP functions that erase a visitor (SPEC §11): deployed with their own identity,
-# whose database user is a member of visitor_erasure (sql/003_erasure.sql).
-ERASURE_FUNCTIONS = ("delete_my_data", "erase_visitor")
-# The participants' rights functions (SPEC §11): called once in a visitor's life, so they
-# are deployed with fewer instances (RIGHTS_MAX_INSTANCES) and hold fewer connections.
-RIGHTS_FUNCTIONS = (*ERASURE_FUNCTIONS, "export_my_data")
-# The researchers' functions (SPEC §10): few callers, long answers (exports stream for
-# minutes), so deployed with fewer instances and the longest request timeout.
-RESEARCH_FUNCTIONS = ("get_study_stats", "export_data")
-# Functions called rarely: the rights functions, create_claim_code (once per move to another
-# device, SPEC §13), the researchers' functions and run_maintenance (Cloud Scheduler's, SPEC §12).
-# Deployed with RIGHTS_MAX_INSTANCES instances at most.
-FEW_INSTANCES_FUNCTIONS = (*RIGHTS_FUNCTIONS, "create_claim_code", *RESEARCH_FUNCTIONS, "run_maintenance")
-# The private function (SPEC §12): deployed --no-allow-unauthenticated, invoked only by the
-# Cloud Scheduler job's service account; it erases (retention, resuming withdrawals), so it
-# runs with a database user of visitor_erasure. One instance: runs are minutes apart.
-PRIVATE_FUNCTIONS = ("run_maintenance",)
-# The visitor-facing HTTP functions, which check App Check when APP_CHECK is on (SPEC §12):
-# not the researchers' (called with their ID tokens from the researcher page), run_maintenance
-# (Cloud Scheduler's) nor the trigger.
-APP_CHECK_FUNCTIONS = ("create_session", "submit_response", "get_visitor", "register", "create_claim_code",
-                       "delete_my_data", "export_my_data")
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Who a function runs as (devtools/deploy.py): its service account, its database user and the
+# secret with that user's password.
+#   functions   - visitors-functions: the database user of visitor_functions (no DELETE)
+#   erasure     - visitors-erasure: a member of visitor_erasure (sql/003_erasure.sql), and the bucket
+#   maintenance - visitors-maintenance: erases too (retention, resuming withdrawals, SPEC §12)
+#   uploads     - visitors-uploads: the storage trigger's
+IDENTITIES = ("functions", "erasure", "maintenance", "uploads")
+# Who calls it. The page's visitors; researchers, with their ID tokens (SPEC §10, §11); Cloud
+# Scheduler only (deployed --no-allow-unauthenticated, SPEC §12); Cloud Storage's events (SPEC §5).
+CALLERS = ("visitors", "researchers", "scheduler", "storage")
+# The `make deploy` variable that caps a function's instances (README, Sizing): MAX_INSTANCES for
+# those a visit calls over and over, RIGHTS_MAX_INSTANCES for those called rarely (once in a
+# visitor's life, by researchers, by the scheduler), TRIGGER_MAX_INSTANCES for the trigger.
+INSTANCE_CAPS = ("MAX_INSTANCES", "RIGHTS_MAX_INSTANCES", "TRIGGER_MAX_INSTANCES")
+KINDS = ("http", "storage")
+
+
+@dataclass(frozen=True)
+class Function:
+    """One deployed function. `name` is its entry point, its deployed name, its URL's last
+    segment (/<name>, /api/<name>) and its module's: functions/<name>.py defines `name`, a
+    handler `(request, body) -> (status, dict) | Streamed` for an HTTP function
+    (shared.web.http.endpoint), `(cloud_event) -> None` for the storage trigger."""
+
+    name: str
+    method: str | None  # the HTTP method it answers (and OPTIONS); None for the storage trigger
+    app_check: bool = False  # checks X-Firebase-AppCheck when APP_CHECK is on (SPEC §12)
+    callers: str = "visitors"  # one of CALLERS
+    identity: str = "functions"  # one of IDENTITIES
+    max_instances: str = "MAX_INSTANCES"  # one of INSTANCE_CAPS
+    timeout: str = "60s"  # --timeout
+    guest_limit: bool = False  # gets GUEST_LIMIT_PER_HOUR and the key client addresses are hashed with
+    kind: str = "http"  # one of KINDS: "storage" is a CloudEvent of the uploads bucket (--retry)
+
+    def __post_init__(self) -> None:
+        problems = [f"{field}={value!r} is not one of {allowed}" for field, value, allowed in (
+            ("callers", self.callers, CALLERS), ("identity", self.identity, IDENTITIES),
+            ("max_instances", self.max_instances, INSTANCE_CAPS), ("kind", self.kind, KINDS))
+            if value not in allowed]
+        if (self.kind == "http") != (self.method in ("GET", "POST")):
+            problems.append("an HTTP function answers GET or POST; the storage trigger has no method")
+        if (self.kind == "storage") != (self.callers == "storage"):
+            problems.append("the storage trigger, and only it, is called by storage events")
+        if self.app_check and self.callers != "visitors":
+            problems.append("an App Check token comes from the visitors' page only")
+        if problems:
+            raise ValueError(f"functions.{self.name}: " + "; ".join(problems))
+
+    @property
+    def module(self) -> str:
+        return f"functions.{self.name}"
+
+    @property
+    def private(self) -> bool:
+        """Deployed --no-allow-unauthenticated: Cloud Run lets only its invoker's account in."""
+        return self.callers == "scheduler"
+
+    def entry_point(self):
+        """What main.py exports under `name`: the module's handler, served as the row says
+        (functions-framework's signature type, and for HTTP shared.web.http.endpoint with
+        the row's method and App Check)."""
+        import importlib
+
+        import functions_framework
+
+        handler = getattr(importlib.import_module(self.module), self.name)
+        if self.kind == "storage":
+            return functions_framework.cloud_event(handler)
+        from shared.web.http import endpoint
+
+        return functions_framework.http(endpoint(self.method, app_check=self.app_check)(handler))
+
+
+# In the order main.py exports them and `make deploy` deploys them: the HTTP functions, then the
+# storage trigger (which needs nothing of theirs).
+FUNCTIONS = (
+    # SPEC §4: a visit calls these over and over.
+    Function("create_session", "POST", app_check=True, guest_limit=True),
+    Function("submit_response", "POST", app_check=True),
+    Function("get_visitor", "GET", app_check=True),
+    Function("register", "POST", app_check=True),
+    # SPEC §11, participants' rights: once in a visitor's life; the erasing ones with their own identity.
+    Function("delete_my_data", "POST", app_check=True, identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),
+    Function("erase_visitor", "POST", callers="researchers", identity="erasure",
+             max_instances="RIGHTS_MAX_INSTANCES"),
+    Function("export_my_data", "GET", app_check=True, max_instances="RIGHTS_MAX_INSTANCES"),
+    # SPEC §13: once per move to another device.
+    Function("create_claim_code", "POST", app_check=True, max_instances="RIGHTS_MAX_INSTANCES"),
+    # SPEC §10: few callers; an export streams for as long as its download takes, up to the longest
+    # an HTTP function may run, 60 minutes (https://cloud.google.com/functions/docs/configuring/timeout).
+    Function("get_study_stats", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
+    Function("export_data", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES", timeout="3600s"),
+    # SPEC §12: Cloud Scheduler's, private; a run erases up to shared.ops.maintenance.RETENTION_BATCH
+    # guests, and the scheduler waits as long for its answer (--attempt-deadline).
+    Function("run_maintenance", "POST", callers="scheduler", identity="maintenance",
+             max_instances="RIGHTS_MAX_INSTANCES", timeout="900s"),
+    # SPEC §5: google.cloud.storage.object.v1.finalized of the uploads bucket, retried.
+    Function("on_upload_finalized", None, kind="storage", callers="storage", identity="uploads",
+             max_instances="TRIGGER_MAX_INSTANCES", timeout="120s"),
+)
+
+NAMES = tuple(function.name for function in FUNCTIONS)
+HTTP = tuple(function for function in FUNCTIONS if function.kind == "http")
+BY_NAME = {function.name: function for function in FUNCTIONS}
+assert len(BY_NAME) == len(FUNCTIONS), "two rows with one name"

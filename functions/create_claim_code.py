@@ -5,16 +5,11 @@ By a guest (X-Guest-Key) or an anonymous Firebase account (its ID token). Answer
 signed-in (non-anonymous) account is 403: it signs in on the other device instead.
 """
 
-import functions_framework
-
 from shared.web import models
 from shared.web.auth import identify
 from shared.core.db import get_engine
-from shared.web.http import endpoint
 
 
-@functions_framework.http
-@endpoint("POST", app_check=True)
 def create_claim_code(request, body):
     from shared.visitors import claim_codes  # on first call, not by import main (functions/__init__.py)
 

@@ -1,17 +1,12 @@
 """create_session: POST; the caller's session, and its visitor number on first sight."""
 
-import functions_framework
-
 from shared.web import models
 from shared.visitors import sessions
 from shared.web.auth import identify
 from shared.core.db import get_engine
 from shared.visitors.guest_limit import Window
-from shared.web.http import endpoint
 
 
-@functions_framework.http
-@endpoint("POST", app_check=True)
 def create_session(request, body):
     caller = identify(request)
     new_session = models.parse(models.NewSession, body)

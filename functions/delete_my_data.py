@@ -5,15 +5,10 @@ with the erasure: `done`, or `pending` while Firestore or Storage could not be
 reached (the rows are gone already; `python -m shared.erasure resume` finishes it).
 """
 
-import functions_framework
-
 from shared.web.auth import identify
 from shared.core.db import get_engine
-from shared.web.http import endpoint
 
 
-@functions_framework.http
-@endpoint("POST", app_check=True)
 def delete_my_data(request, _body):
     from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
 

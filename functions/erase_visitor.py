@@ -2,16 +2,11 @@
 the visitor that holds number n now (a merged number resolves to it), as
 delete_my_data would for that visitor. For requests that come by email."""
 
-import functions_framework
-
 from shared.web import models
 from shared.web.auth import user_from_header
 from shared.core.db import get_engine
-from shared.web.http import endpoint
 
 
-@functions_framework.http
-@endpoint("POST")
 def erase_visitor(request, body):
     from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
     from shared.research.researchers import require_every_experiment

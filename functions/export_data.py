@@ -2,16 +2,12 @@
 study's data for a researcher (SPEC §10), streamed as it is read (shared.research.export).
 An error once the download has begun ends it early (shared.web.http.Streamed)."""
 
-import functions_framework
-
 from shared.web.auth import user_from_header
 from shared.core.db import get_engine
-from shared.web.http import Streamed, endpoint
+from shared.web.http import Streamed
 from shared.web.models import parse_query
 
 
-@functions_framework.http
-@endpoint("GET")
 def export_data(request, _body):
     from shared.research import export, researchers  # on first call, not by import main (functions/__init__.py)
     from shared.core import stores

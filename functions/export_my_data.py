@@ -3,17 +3,13 @@ JSON document streamed as it is read (shared.rights.access). An error once the d
 begun cannot change the status any more: it ends the document early, unfinished
 (shared.web.http.Streamed)."""
 
-import functions_framework
-
 from shared.web.auth import identify
 from shared.core.db import get_engine
-from shared.web.http import Streamed, endpoint
+from shared.web.http import Streamed
 
 DOWNLOAD = {"Content-Disposition": 'attachment; filename="my-data.json"'}
 
 
-@functions_framework.http
-@endpoint("GET", app_check=True)
 def export_my_data(request, _body):
     from shared.rights import access  # on first call, not by import main (functions/__init__.py)
     from shared.core import stores

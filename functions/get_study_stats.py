@@ -1,16 +1,11 @@
 """get_study_stats: GET [?experimentId=X]; a researcher's figures of each experiment
 it may see (SPEC §10), computed by shared.research.stats."""
 
-import functions_framework
-
 from shared.web.auth import user_from_header
 from shared.core.db import get_engine
-from shared.web.http import endpoint
 from shared.web.models import parse_query
 
 
-@functions_framework.http
-@endpoint("GET")
 def get_study_stats(request, _body):
     from shared.research import researchers, stats  # on first call, not by import main (functions/__init__.py)
     from shared.core import stores

@@ -6,8 +6,6 @@ Firestore (shared.visitors.uploads). Returning acknowledges the event; raising
 redeliver it.
 """
 
-import functions_framework
-
 from shared.core import config
 from shared.core.db import get_engine
 from shared.core.logs import get_logger
@@ -15,7 +13,6 @@ from shared.core.logs import get_logger
 log = get_logger("on_upload_finalized")
 
 
-@functions_framework.cloud_event
 def on_upload_finalized(cloud_event):
     from shared.core import stores
     from shared.visitors import uploads  # on first call, not by import main (functions/__init__.py)

@@ -8,17 +8,12 @@ this call created the users row, 200 when it already existed (including every
 repeated call, which claims nothing more: migratedSessions 0).
 """
 
-import functions_framework
-
 from shared.web import models
 from shared.web.auth import anonymous_from_header, guest_from_header, user_from_header
 from shared.core.db import get_engine
 from shared.core.errors import InvalidArgument
-from shared.web.http import endpoint
 
 
-@functions_framework.http
-@endpoint("POST", app_check=True)
 def register(request, body):
     from shared.visitors import registration  # on first call, not by import main (functions/__init__.py)
     from shared.visitors.claim_codes import parse_code

@@ -2,15 +2,10 @@
 erasures, applies retention (GUEST_RETENTION_DAYS) and forgets expired guest-creation
 windows, and answers what it did."""
 
-import functions_framework
-
 from shared.core import config
 from shared.core.db import get_engine
-from shared.web.http import endpoint
 
 
-@functions_framework.http
-@endpoint("POST")
 def run_maintenance(request, _body):
     from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
     from shared.ops import maintenance

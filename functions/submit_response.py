@@ -1,16 +1,11 @@
 """submit_response: POST; a response in one of the caller's sessions."""
 
-import functions_framework
-
 from shared.web import models
 from shared.visitors import responses
 from shared.web.auth import identify
 from shared.core.db import get_engine
-from shared.web.http import endpoint
 
 
-@functions_framework.http
-@endpoint("POST", app_check=True)
 def submit_response(request, body):
     caller = identify(request)
     new_response = models.parse(models.NewResponse, body)

@@ -1,16 +1,13 @@
 """What every HTTP function does the same way: CORS, methods, size and type
 limits, JSON in and out, and the one mapping from domain errors to answers.
 
-    @functions_framework.http
-    @endpoint("POST")
-    def create_session(request, body): ...   # returns (status, dict)
-
-    @functions_framework.http
-    @endpoint("GET", app_check=True)
+    def create_session(request, body): ...   # functions/create_session.py: returns (status, dict)
     def export_my_data(request, _body): ...  # returns Streamed(chunks, headers=...)
 
-app_check=True: a visitor-facing function, whose requests pass shared.web.app_check
-(APP_CHECK) before their body is read or anything else is done.
+A handler is served by `endpoint(method, app_check=...)` with its row's method and App Check
+(functions.FUNCTIONS, Function.entry_point, which main.py exports): the row is the one place
+that says either. app_check=True: a visitor-facing function, whose requests pass
+shared.web.app_check (APP_CHECK) before their body is read or anything else is done.
 """
 
 from __future__ import annotations
@@ -207,7 +204,8 @@ def _check_text(value: Any, depth: int = 0) -> None:
 
 def endpoint(*methods: str, app_check: bool = False) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler `(request, body) -> (status, dict) | Streamed` as a functions-framework HTTP
-    function; app_check=True for the visitor-facing ones (shared.web.app_check, SPEC §12)."""
+    function; app_check=True for the visitor-facing ones (shared.web.app_check, SPEC §12). Called
+    by functions.Function.entry_point with the function's row."""
     allow = tuple(methods) + ("OPTIONS",)
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
@@ -220,7 +218,7 @@ def endpoint(*methods: str, app_check: bool = False) -> Callable[[Handler], Call
                 reset_trace(token)
             return response
 
-        serve.app_check = app_check  # type: ignore[attr-defined]  # which functions check App Check (tests/unit/test_function_names.py)
+        serve.app_check = app_check  # type: ignore[attr-defined]  # what main.py serves, as its row says (tests/unit/test_function_names.py)
         return serve
 
     return decorate

@@ -17,7 +17,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from devtools.ports import free_port
 from devtools.stack import ROOT, FunctionsServer
-from functions import HTTP_FUNCTIONS
+from functions import BY_NAME, HTTP
 from shared.visitors import claim_codes, guest_limit
 from shared.core import errors
 from shared.web import http, limits, models
@@ -25,6 +25,7 @@ from shared.web.auth import GUEST_KEY_PATTERN
 from tests.conftest import ALLOWED_ORIGIN
 from tests.support import new_guest_key, rows, scalar
 
+HTTP_FUNCTIONS = tuple(f.name for f in HTTP)  # the rows of functions.FUNCTIONS that answer HTTP
 DOCUMENT_PATH = ROOT / "openapi.yaml"
 DOCUMENT = yaml.safe_load(DOCUMENT_PATH.read_text())
 OPENAPI = OpenAPI.from_file_path(str(DOCUMENT_PATH))
@@ -56,6 +57,14 @@ def test_it_documents_every_http_function_at_its_served_path():
     assert set(DOCUMENT["paths"]) == {f"/{name}" for name in HTTP_FUNCTIONS}
     operation_ids = {op["operationId"] for item in DOCUMENT["paths"].values() for op in item.values()}
     assert set(HTTP_FUNCTIONS) <= operation_ids
+    # Each at the method of its row under its own operationId; the other method is its 405, and
+    # OPTIONS its preflight.
+    for name in HTTP_FUNCTIONS:
+        method = BY_NAME[name].method.lower()
+        other = {"get": "post", "post": "get"}[method]
+        item = DOCUMENT["paths"][f"/{name}"]
+        assert {verb: op["operationId"] for verb, op in item.items()} == \
+            {method: name, other: f"{name}_wrong_method", "options": f"{name}_preflight"}, name
     assert any(server["url"].endswith("/api") for server in DOCUMENT["servers"])  # the Hosting alias
 
 
@@ -87,8 +96,9 @@ def test_it_states_the_limits_the_code_enforces():
 
 
 def test_the_app_check_header_is_on_exactly_the_functions_that_read_it():
-    from functions import APP_CHECK_FUNCTIONS
     from shared.web.app_check import HEADER
+
+    APP_CHECK_FUNCTIONS = {f.name for f in HTTP if f.app_check}  # as their rows say
 
     assert DOCUMENT["components"]["parameters"]["AppCheck"]["name"] == HEADER
     for path, item in DOCUMENT["paths"].items():
@@ -321,7 +331,7 @@ def test_claim_code_answers_conform(api, db, auth_emulator):
     conforms(api.post("create_claim_code", {}, guest=key), 403, "guest_claimed")
 
 
-GET_FUNCTIONS = {"get_visitor", "export_my_data", "get_study_stats", "export_data"}
+GET_FUNCTIONS = {f.name for f in HTTP if f.method == "GET"}
 
 
 @pytest.mark.parametrize("function", HTTP_FUNCTIONS)

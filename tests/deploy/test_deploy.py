@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from devtools import deploy
-from functions import (ERASURE_FUNCTIONS, FEW_INSTANCES_FUNCTIONS, HTTP_FUNCTIONS, PRIVATE_FUNCTIONS,
-                       RESEARCH_FUNCTIONS, STORAGE_TRIGGER)
+from functions import FUNCTIONS, HTTP, NAMES
 
+# Selections of functions.FUNCTIONS, the one list of the deployed functions (one row each).
+HTTP_FUNCTIONS = tuple(f.name for f in HTTP)
+ERASURE_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.identity == "erasure")
+PRIVATE_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.private)
+FEW_INSTANCES_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.max_instances == "RIGHTS_MAX_INSTANCES")
+# The researchers' reading functions (SPEC §10): few callers, read-only.
+RESEARCH_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.callers == "researchers" and f.identity == "functions")
+APP_CHECK_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.app_check)
 # The functions that erase, and so log in as a member of visitor_erasure.
-ERASING = (*ERASURE_FUNCTIONS, *PRIVATE_FUNCTIONS)
+ERASING = tuple(f.name for f in FUNCTIONS if f.identity in ("erasure", "maintenance"))
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -66,7 +75,7 @@ def deploys(commands: list[list[str]]) -> dict[str, list[str]]:
 def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
     commands = printed_commands()
     deployed = deploys(commands)
-    assert set(deployed) == {*HTTP_FUNCTIONS, STORAGE_TRIGGER}
+    assert list(deployed) == list(NAMES)  # every row, in its order
     for name, argv in deployed.items():
         f = flags(argv)
         assert "--gen2" in f
@@ -260,6 +269,7 @@ def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
+    assert len(FEW_INSTANCES_FUNCTIONS) == 7
     assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
 
 
@@ -308,6 +318,29 @@ def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_sch
     assert order == sorted(order)
 
 
+def test_each_function_is_deployed_as_its_row_says():
+    """Identity, instance cap, timeout, access and App Check come from the function's row alone."""
+    commands = printed_commands(APP_CHECK="monitor", MAX_INSTANCES="4", RIGHTS_MAX_INSTANCES="2",
+                                TRIGGER_MAX_INSTANCES="3")
+    deployed = deploys(commands)
+    accounts = {"functions": "visitors-functions", "erasure": "visitors-erasure",
+                "maintenance": "visitors-maintenance", "uploads": "visitors-uploads"}
+    caps = {"MAX_INSTANCES": "4", "RIGHTS_MAX_INSTANCES": "2", "TRIGGER_MAX_INSTANCES": "3"}
+    for row in FUNCTIONS:
+        f, env = flags(deployed[row.name]), env_vars(deployed[row.name])
+        assert f["--service-account"] == [f"{accounts[row.identity]}@acme-study.iam.gserviceaccount.com"], row
+        assert f["--max-instances"] == [caps[row.max_instances]] and f["--timeout"] == [row.timeout], row
+        assert ("--trigger-http" in f) == (row.kind == "http") and ("--retry" in f) == (row.kind == "storage"), row
+        assert ("--no-allow-unauthenticated" in f) == row.private, row
+        assert ("--allow-unauthenticated" in f) == (row.kind == "http" and not row.private), row
+        assert env.get("APP_CHECK") == ("monitor" if row.app_check else None), row
+        assert ("GUEST_LIMIT_PER_HOUR" in env) == row.guest_limit, row
+    # The scheduler waits for run_maintenance as long as its row lets it run.
+    (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
+    (scheduled,) = [row for row in FUNCTIONS if row.callers == "scheduler"]
+    assert flags(job[:job.index("||")])["--attempt-deadline"] == [scheduled.timeout]
+
+
 def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
     argv = deploys(printed_commands(GUEST_LIMIT_PER_HOUR="1000", GUEST_LIMIT_KEY_SECRET="limit-key"))["create_session"]
     assert env_vars(argv)["GUEST_LIMIT_PER_HOUR"] == "1000"
@@ -315,8 +348,40 @@ def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
     assert env_vars(deploys(printed_commands())["create_session"])["GUEST_LIMIT_PER_HOUR"] == "200"
 
 
-# The Cloud SDK parses every printed gcloud command: a misspelt flag or a bad value
-# fails there, before any account is needed (an empty configuration has none).
+# The Cloud SDK parses every printed gcloud command, of `make deploy` and of `make setup`: a misspelt
+# flag or a bad value fails there, before any account is needed (an empty configuration has none).
+REDIRECTIONS = {">/dev/null", "2>/dev/null", "2>&1"}
+
+
+def gcloud_commands(line: list[str]) -> list[list[str]]:
+    """The gcloud commands of one printed shell line: each side of `||` and `|`, and each `$(gcloud ...)`
+    inside an argument (a token, a password or the storage service agent read when the line runs)."""
+    pieces, piece = [], []
+    for token in line:
+        if token in ("||", "|"):
+            pieces.append(piece)
+            piece = []
+        elif token not in REDIRECTIONS:
+            piece.append(token)
+    pieces.append(piece)
+    nested = [shlex.split(inner) for token in line for inner in re.findall(r"\$\((gcloud [^)]*)\)", token)]
+    return [argv for argv in pieces + nested if argv[:1] == ["gcloud"]]
+
+
+def make_setup(**variables: str) -> subprocess.CompletedProcess:
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    arguments = [f"{name}={value}" for name, value in variables.items()]
+    return subprocess.run(["make", "--no-print-directory", "setup", *arguments], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def printed_setup(**variables: str) -> list[list[str]]:
+    """`make setup DRY_RUN=1`'s command lines (the lines starting with # say what each does)."""
+    result = make_setup(DRY_RUN="1", PROJECT="acme-study", REGION="europe-west1", **variables)
+    assert result.returncode == 0, result.stderr
+    return [shlex.split(line) for line in result.stdout.splitlines() if line.strip() and not line.startswith("#")]
+
+
 if shutil.which("gcloud"):
     def test_gcloud_accepts_every_printed_command():
         printed = printed_commands()
@@ -325,17 +390,29 @@ if shutil.which("gcloud"):
         for argv in printed:
             if argv[:2] == ["gcloud", "scheduler"] or argv[:3] == ["gcloud", "functions", "add-invoker-policy-binding"]:
                 commands += [argv[:argv.index("||")], argv[argv.index("||") + 1:]] if "||" in argv else [argv]
+        # and every gcloud command of `make setup`, with passwords and with IAM database authentication
+        # (each check, each create, each command substitution).
+        setup = [argv for variables in ({}, {"DB_IAM_AUTH": "true", "TIER": "db-g1-small"})
+                 for line in printed_setup(**variables) for argv in gcloud_commands(line)]
+        assert len(setup) > 40
+        commands += [list(argv) for argv in dict.fromkeys(map(tuple, setup))]  # each once
         with tempfile.TemporaryDirectory() as config:
             env = {"PATH": os.environ["PATH"], "CLOUDSDK_CONFIG": config, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
                    "HOME": config}
-            for argv in commands + [argv[:-1] + ["--no-such-flag"] for argv in commands[:1]]:
-                result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+            def parse(argv: list[str]) -> tuple[list[str], subprocess.CompletedProcess]:
+                return argv, subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                                            stdin=subprocess.DEVNULL)
+
+            with ThreadPoolExecutor(2) as pool:  # the machine's two cores
+                results = list(pool.map(parse, commands + [argv[:-1] + ["--no-such-flag"] for argv in commands[:1]]))
+            for argv, result in results:
                 assert result.returncode != 0  # no account: nothing can be deployed from here
                 if argv[-1] == "--no-such-flag":
                     assert "unrecognized arguments" in result.stderr
                 else:
-                    assert "unrecognized arguments" not in result.stderr and "Bad syntax" not in result.stderr
-                    assert "active account" in result.stderr, result.stderr
+                    assert "unrecognized arguments" not in result.stderr and "Bad syntax" not in result.stderr, argv
+                    assert "active account" in result.stderr, (argv, result.stderr)
 
 
 def test_the_upload_leaves_out_what_is_not_deployed():
@@ -346,8 +423,6 @@ def test_the_upload_leaves_out_what_is_not_deployed():
 
 
 def test_app_check_is_given_to_the_visitor_facing_functions_only_when_on():
-    from functions import APP_CHECK_FUNCTIONS
-
     deployed = deploys(printed_commands())
     assert not any("APP_CHECK" in env_vars(deployed[name]) for name in HTTP_FUNCTIONS)
     deployed = deploys(printed_commands(APP_CHECK="enforce"))

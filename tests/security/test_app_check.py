@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from devtools.google_endpoints import GoogleEndpoints, service_account_file
 from devtools.ports import free_port
 from devtools.stack import PROJECT, ROOT, FunctionsServer
-from functions import APP_CHECK_FUNCTIONS, RESEARCH_FUNCTIONS
+from functions import FUNCTIONS
 from shared.web.app_check import HEADER
 from tests.conftest import ALLOWED_ORIGIN
 from tests.contract.test_openapi import conforms
@@ -42,6 +42,10 @@ PROJECT_NUMBER = "123456789012"
 APP_ID = f"1:{PROJECT_NUMBER}:web:0123456789abcdef"
 KID = "app-check-key-1"
 SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+# The rows of functions.FUNCTIONS that check App Check, and the researchers' reading functions.
+APP_CHECK_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.app_check)
+RESEARCH_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.callers == "researchers" and f.method == "GET")
 
 # Each visitor-facing function, as a request that would pass every other check.
 METHODS = {"create_session": "POST", "submit_response": "POST", "get_visitor": "GET", "register": "POST",
