@@ -93,7 +93,7 @@ migrate: $(PY_OK)
 backfill: $(PY_OK)
 	$(PY) -m shared.backfill
 
-# Finish every pending withdrawal (SPEC §11): the Firestore and Storage parts of erasures
+# Finish every pending withdrawal (docs/participants-rights.md): the Firestore and Storage parts of erasures
 # that could not finish when they were asked for. Same settings as backfill, plus STORAGE_BUCKET
 # and the Firestore and Storage access (or emulator hosts); safe to run again and from two
 # places at once. `make erasures ERASURE=status` only reports.
@@ -102,24 +102,29 @@ ERASURE ?= resume
 erasures: $(PY_OK)
 	$(PY) -m shared.erasure $(ERASURE)
 
-# What run_maintenance does on its schedule (SPEC §12), once, from this machine: resume pending
+# What run_maintenance does on its schedule (docs/operations.md), once, from this machine: resume pending
 # erasures, apply retention (GUEST_RETENTION_DAYS, when set), forget expired guest-creation
 # windows. Same settings as `make erasures`; safe to run again and beside the scheduled runs.
 maintenance: $(PY_OK)
 	$(PY) -m shared.maintenance
 
-# The researcher role (SPEC §10): make researcher ARGS="grant EMAIL [--experiments a,b]",
-# ARGS="revoke EMAIL", ARGS="list". Against `make dev`: set -a; . .local/dev.env; set +a first
-# (the Auth emulator); in production: GOOGLE_CLOUD_PROJECT and Application Default Credentials.
+# The researcher role (docs/researchers.md): make researcher ARGS="grant EMAIL [--experiments a,b]",
+# ARGS="revoke EMAIL", ARGS="list". Without GOOGLE_CLOUD_PROJECT in the environment it reads
+# .local/dev.env when make dev wrote one (its Auth emulator), and says so in one line; in
+# production: GOOGLE_CLOUD_PROJECT and Application Default Credentials.
 researcher: $(PY_OK)
-	@$(PY) -m shared.researchers $(ARGS)
+	@if [ -z "$$GOOGLE_CLOUD_PROJECT" ] && [ -f .local/dev.env ]; then \
+	  echo "make researcher: using make dev's emulators (the settings of .local/dev.env)"; \
+	  set -a; . ./.local/dev.env; set +a; \
+	fi; \
+	$(PY) -m shared.researchers $(ARGS)
 
-# An export of SPEC §10 written next to the database: make export ARGS="--out study.zip [...]"
+# An export_data export (docs/researchers.md) written next to the database: make export ARGS="--out study.zip [...]"
 # (python -m shared.export --help). Same settings as backfill, plus the Firestore emulator or project.
 export: $(PY_OK)
 	$(PY) -m shared.export $(ARGS)
 
-# Deploy to Google Cloud (README, Deployment): migrations, every function, the
+# Deploy to Google Cloud (docs/deployment.md): migrations, every function, the
 # storage trigger, Firebase rules and Hosting. Needs PROJECT, REGION, BUCKET and
 # INSTANCE_CONNECTION_NAME; DRY_RUN=1 prints the commands and runs nothing.
 # A dry run (DRY_RUN=1) only prints the commands: it needs the Python environment alone. A real

@@ -1,14 +1,5 @@
-"""`make dev`: the whole product on this machine, until Ctrl-C.
-
-Starts an embedded PostgreSQL under .local/ (unless DATABASE_URL is set),
-applies the migrations, starts the emulators on the ports of firebase.json,
-serves every function at http://127.0.0.1:${PORT:-8080}/<function_name>,
-writes .local/dev.env and prints one ready line.
-
-Everything is kept under .local/ across restarts, together: PostgreSQL's data,
-the Auth emulator's accounts, Firestore's documents and Storage's objects.
-`make dev-reset` (`python -m devtools.dev --reset`) wipes all four at once.
-"""
+"""`make dev`: the whole product on this machine, until Ctrl-C, kept under .local/ across
+restarts; `make dev-reset` wipes it (docs/local-development.md)."""
 
 from __future__ import annotations
 
@@ -66,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         env = stack.env()
         LOCAL.mkdir(exist_ok=True)
         (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
-        print(f"ready: functions at {env['FUNCTIONS_URL']}/<function_name>; settings in .local/dev.env; "
-              "Ctrl-C stops everything", flush=True)
+        url = env["FUNCTIONS_URL"]
+        print(f"ready: visitor page {url}/ , researcher page {url}/research.html , functions at "
+              f"{url}/<function_name>; settings in .local/dev.env; Ctrl-C stops everything", flush=True)
         while True:
             signal.pause()
     except KeyboardInterrupt:

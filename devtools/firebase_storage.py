@@ -1,25 +1,5 @@
-"""Dev only: the part of the Firebase Storage REST API that the Firebase JS SDK's
-`uploadBytes` and `getMetadata` speak, on top of the Storage emulator of the stack
-(gcp-storage-emulator, the Cloud Storage JSON API), so that the page uploads with
-firebase/storage exactly as in production and the object it writes is the one the
-event bridge and on_upload_finalized see.
-
-Why not firebase-tools' own Storage emulator: it evaluates storage.rules with a Java
-rules runtime that it downloads when it starts (cloud-storage-rules-runtime-*.jar in
-firebase-tools' lib/emulator/downloadableEmulatorInfo.json), and this machine has
-neither Java nor that download. Like gcp-storage-emulator, this adapter does not
-evaluate storage.rules (the deployed bucket does).
-
-Served by devtools/serve.py at /v0/b/<bucket>/o (the path the SDK uses,
-`connectStorageEmulator(storage, host, port)` pointing at the dev server):
-
-    POST /v0/b/<bucket>/o?name=<object>   X-Goog-Upload-Protocol: multipart (uploadBytes)
-    GET  /v0/b/<bucket>/o/<object>        the object's metadata (getMetadata)
-    GET  /v0/b/<bucket>/o/<object>?alt=media   its bytes (getBytes)
-
-Anything else is answered in the Firebase Storage error shape, {"error": {"code",
-"message"}}, which the SDK turns into its storage/... errors.
-"""
+"""Dev only: the part of the Firebase Storage REST API the page's firebase/storage SDK speaks,
+on top of the stack's Storage emulator (docs/design/emulators.md)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,5 @@
-"""Every function of main.py on one port, each at /<function_name> and at
-/api/<function_name> (the rewrite of firebase.json's hosting section), and the
-page of public/ at / for every other path.
-
-Each mount is the real functions-framework app for that target (create_app),
-so a request is handled exactly as `functions-framework --target NAME` would
-handle it; this module only dispatches by the first path segment, the way
-Cloud Functions names its URLs. Run it with gunicorn: `devtools.serve:app`.
-
-Dev only, never deployed: /config.json tells the page where the emulators are
-(in place of public/config.json, the production values), /__/firebase/init.json
-is a demo Firebase web config (Firebase Hosting serves the project's real one
-there), and /v0/b/<bucket>/o/... is the Firebase Storage API that the page's
-firebase/storage SDK speaks, on top of the Storage emulator (devtools/firebase_storage.py).
-"""
+"""Every function of main.py on one port, at /<function_name> and /api/<function_name>, and
+the pages of public/ at /; run with gunicorn: `devtools.serve:app` (docs/design/emulators.md)."""
 
 from __future__ import annotations
 
@@ -41,7 +28,7 @@ def page_config(environ) -> dict:
                             if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") else ""),
         "storageEmulatorHost": environ.get("HTTP_HOST", "") if os.environ.get("STORAGE_EMULATOR_HOST") else "",
         "bucket": os.environ.get("STORAGE_BUCKET", ""),
-        # The page's guest is a Firebase anonymous account rather than a key (SPEC §13).
+        # The page's guest is a Firebase anonymous account rather than a key (docs/api.md).
         "anonymousAuth": os.environ.get("ANONYMOUS_AUTH", "").strip().lower() in ("1", "true", "yes"),
         **app_check_config(),
     }

@@ -1,12 +1,5 @@
-"""The local stack, started the same way by `make dev` and by the tests:
-PostgreSQL (embedded, unless a DATABASE_URL is given), migrations, the Auth,
-Firestore and Storage emulators, every function served by functions-framework
-under gunicorn, and (for `make dev`) the bridge that turns new Storage objects
-into CloudEvents for on_upload_finalized.
-
-`make dev` uses the ports of firebase.json; tests use free ports, so both can
-run side by side.
-"""
+"""The local stack, started the same way by `make dev` and by the tests: PostgreSQL, migrations,
+the emulators, the functions and the storage-event bridge (docs/design/emulators.md)."""
 
 from __future__ import annotations
 
@@ -125,21 +118,8 @@ class AuthEmulator:
         return json.loads(accounts.read_text()).get("users", []) if accounts.exists() else []
 
     def restore_valid_since(self, accounts: list[dict]) -> None:
-        """Give each imported account back the validSince it was exported with.
-
-        The import posts the export to accounts:batchCreate, which sets every account's validSince
-        to the time of the import (firebase-tools lib/emulator/auth/index.js, importData;
-        lib/emulator/auth/operations.js, batchCreate: validSince = uploadTime), so every ID token
-        issued before the restart is refused (operations.js, parseIdToken: TOKEN_EXPIRED), and the
-        Firebase SDK signs the page out when it checks its saved token. The Admin API's
-        accounts:update sets validSince to exactly what it is given (operations.js,
-        setAccountInfoImpl: a privileged caller's validSince is copied over the "now" it first
-        sets), so tokens revoked before the restart stay revoked and the others stay valid. An
-        account exported without one (an anonymous account) refused no token for its age: "0" says
-        the same to the emulator (parseIdToken) and to firebase-admin (tokens_valid_after_timestamp).
-        One request per account: the emulator has no accounts:batchUpdate. (Read in firebase-tools
-        15.34.2.)
-        """
+        """Give each imported account back the validSince it was exported with, so that a restart keeps
+        browsers signed in and revoked tokens revoked (docs/design/emulators.md)."""
         url = f"http://{self.host}/identitytoolkit.googleapis.com/v1/projects/{PROJECT}/accounts:update"
         with requests.Session() as http:
             for account in accounts:
@@ -311,7 +291,7 @@ class Stack:
     # stops and loaded when it starts, as PostgreSQL's and Storage's data always are (all under
     # workdir), so a restart keeps the four stores in step.
     keep_state: bool = False
-    # The guest-creation limit (SPEC §12) the functions get: "" leaves the product's default
+    # The guest-creation limit (docs/operations.md) the functions get: "" leaves the product's default
     # (200); the tests' stack sets a high one, so that only the limit's own tests meet it.
     guest_limit_per_hour: str = ""
     # The HMAC key of client addresses: a random one per stack (a dev and test secret only).

@@ -1,16 +1,8 @@
-"""Dev only: Cloud Storage `finalized` events for the local stack.
-
-On Google Cloud, Eventarc delivers a CloudEvent to on_upload_finalized when an
-object is written. The Storage emulator sends no notifications, so in `make
-dev` this bridge stands in for Eventarc: it lists the bucket through the
-emulator's JSON API every --interval seconds, and for each new object
-generation POSTs a CloudEvent in binary content mode (ce-* headers, the object
-resource as the JSON body), as Eventarc does. A delivery answered with anything
-but 2xx is retried with growing pauses, as Eventarc retries. Never deployed.
+"""Dev only: Cloud Storage `finalized` events for the local stack, delivered to
+on_upload_finalized as Eventarc would (docs/design/emulators.md).
 
     python -m devtools.storage_events --storage http://127.0.0.1:9199 \\
-        --bucket demo-visitors.appspot.com --target http://127.0.0.1:8080/on_upload_finalized
-"""
+        --bucket demo-visitors.appspot.com --target http://127.0.0.1:8080/on_upload_finalized"""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 // code, and restore all of it after a reload (get_visitor).
 //
 // The guest is a key in localStorage, or with config.anonymousAuth a Firebase anonymous
-// account (SPEC §13); everything else is the same.
+// account (docs/api.md); everything else is the same.
 
 import { loadConfig } from "./config.js";
 import { $, action as uiAction, showError } from "./ui.js";

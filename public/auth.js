@@ -2,7 +2,7 @@
 // emulator when config.authEmulatorUrl is set. The SDK keeps the user in IndexedDB, so a reload
 // stays signed in, and refreshes the ID token when it expires. In the anonymous-auth mode
 // (config.anonymousAuth) the guest is a Firebase anonymous account (signInAnonymously), and
-// signing up links it to the email credential (same uid, SPEC §13).
+// signing up links it to the email credential (same uid, docs/api.md).
 
 import { initializeApp } from "firebase/app";
 import {
@@ -84,7 +84,7 @@ export class Auth {
   // (auth/email-already-in-use for an email credential; auth/credential-already-in-use for an
   // OAuth one, whose credential an app takes from GoogleAuthProvider.credentialFromError(error)):
   // then sign in to that account instead, and hand back the anonymous account's ID token, taken
-  // before signing in, for register's X-Anonymous-Token, which moves its data there (SPEC §13).
+  // before signing in, for register's X-Anonymous-Token, which moves its data there (docs/api.md).
   async linkOrSignIn(email, password) {
     const anonymous = this.user;
     const credential = EmailAuthProvider.credential(email, password);

@@ -60,7 +60,7 @@ export class Client {
     return this.call("get_visitor", { method: "GET" });
   }
 
-  // Right after sign-up or sign-in: the user's token and the visitor to claim (SPEC §13), one of
+  // Right after sign-up or sign-in: the user's token and the visitor to claim (docs/api.md), one of
   //   - this browser's guest (X-Guest-Key; the default), forgotten once the claim succeeded;
   //   - an anonymous account: {anonymousToken} (its ID token, taken before signing in);
   //   - a guest or anonymous account of another device: body {claimCode}.
@@ -83,12 +83,12 @@ export class Client {
     return this.call("create_claim_code", { method: "POST", body: {} });
   }
 
-  // A researcher's figures (SPEC §10): {generatedAt, experiments: [...]}.
+  // A researcher's figures (docs/researchers.md): {generatedAt, experiments: [...]}.
   getStudyStats({ experimentId } = {}) {
     return this.call("get_study_stats", { method: "GET", query: { experimentId } });
   }
 
-  // A researcher's export (SPEC §10): {blob, filename}. params: format, table, experimentId
+  // A researcher's export (docs/researchers.md): {blob, filename}. params: format, table, experimentId
   // (a string or a list), from, to. The whole file is read into browser memory (a Blob): fine
   // for a page that saves it at once, not for an app that would stream it.
   exportData(params = {}) {

@@ -1,4 +1,4 @@
-// The researcher page (SPEC §10): sign in, each experiment's figures and charts
+// The researcher page (docs/researchers.md): sign in, each experiment's figures and charts
 // (get_study_stats), and the exports (export_data) saved as files.
 
 import { loadConfig } from "./config.js";
@@ -130,7 +130,7 @@ async function showStudies() {
   } catch (error) {
     if (error instanceof ApiError && error.code === "permission_denied") {
       showNotice(`${auth.user.email} is not a researcher, so this page shows it no study data. ` +
-        "The role is given by whoever runs the study (python -m shared.researchers grant EMAIL); " +
+        "The role is given by whoever runs the study (make researcher ARGS=\"grant EMAIL\"); " +
         "once it is granted, reload this page. Or sign out and sign in with a researcher's account.");
       return;
     }
@@ -161,7 +161,7 @@ function action(handler) {
 // The export is fetched with the ID token (a plain link could not send the Authorization
 // header), so the whole file is held in browser memory as a Blob, then saved through a Blob URL
 // under the name the function gave in Content-Disposition. Fine for this page; an export too
-// large for the browser is for `python -m shared.export --out FILE` next to the database.
+// large for the browser is for `make export ARGS="--out FILE"` next to the database.
 async function download(button) {
   const { format, table } = button.dataset;
   const scope = scopeOf(await auth.claims()) || { every: true, experiments: [] };

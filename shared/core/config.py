@@ -254,7 +254,7 @@ def upload_event_max_age_seconds() -> int:
 
 
 def claim_code_ttl_seconds() -> int:
-    """How long a claim code (create_claim_code, SPEC §13) can be redeemed (CLAIM_CODE_TTL_SECONDS, default 10 minutes)."""
+    """How long a claim code (create_claim_code, docs/api.md) can be redeemed (CLAIM_CODE_TTL_SECONDS, default 10 minutes)."""
     return _int("CLAIM_CODE_TTL_SECONDS", 600, minimum=1)
 
 
@@ -267,7 +267,7 @@ def token_revocation_check_seconds() -> int:
 
 def guest_limit_per_hour() -> int:
     """New guests per client address per rolling hour (GUEST_LIMIT_PER_HOUR, default 200; 0 turns
-    the limit off). SPEC §12: a lab or classroom behind one address needs more."""
+    the limit off). docs/operations.md: a lab or classroom behind one address needs more."""
     return _int("GUEST_LIMIT_PER_HOUR", 200)
 
 
@@ -299,7 +299,7 @@ def _guest_limit() -> None:
 
 def guest_retention_days() -> int | None:
     """Erase empty, unclaimed guests with no session newer than this many days (GUEST_RETENTION_DAYS;
-    unset: never). SPEC §12."""
+    unset: never). docs/operations.md."""
     if not _text("GUEST_RETENTION_DAYS"):
         return None
     return _int("GUEST_RETENTION_DAYS", 30, minimum=1)
@@ -350,7 +350,7 @@ APP_CHECK_MODES = ("off", "monitor", "enforce")
 
 
 def app_check_mode() -> str:
-    """What the visitor-facing functions do with X-Firebase-AppCheck (APP_CHECK, SPEC §12):
+    """What the visitor-facing functions do with X-Firebase-AppCheck (APP_CHECK, docs/operations.md):
     off (default: the header is ignored), monitor (verified and logged, never refused) or
     enforce (a missing or invalid token is 401)."""
     raw = _text("APP_CHECK").lower()

@@ -1,16 +1,5 @@
-"""The one connection factory: a pooled SQLAlchemy engine over pg8000.
-
-With INSTANCE_CONNECTION_NAME the connections come from the Cloud SQL Python
-Connector; otherwise from DATABASE_URL. The engine is made on first use and
-kept for the life of the instance, so warm invocations reuse open connections.
-
-SQLAlchemy is imported on first use, not with this module: it is a third of
-the cost of `import main`, which every cold instance pays before it can serve
-(bench/README.md).
-
-Every statement the product runs is a file of shared/statements/, run by name:
-`conn.execute(statement("sessions/create_session_guest"), params)`.
-"""
+"""The one connection factory: a pooled SQLAlchemy engine over pg8000 (DATABASE_URL or the
+Cloud SQL Connector), kept for the instance; statements run by name (docs/design/database.md)."""
 
 from __future__ import annotations
 
@@ -75,12 +64,11 @@ def _pg8000_url(url: str) -> sqlalchemy.URL:
 def _ssl_context(url: str):
     """pg8000's ssl_context for a DATABASE_URL's sslmode (and sslrootcert), as libpq reads them.
 
-    disable: no TLS, and no SSLRequest round trip (nor the ~25 ms of CPU pg8000 spends
-    building a TLS context for every new connection); allow/prefer (the default):
+    disable: no TLS, and no SSLRequest round trip (nor the CPU pg8000 spends building a TLS
+    context for every new connection: docs/design/performance.md); allow/prefer (the default):
     TLS if the server offers it, unverified; require: TLS or no connection, unverified;
     verify-ca: the server's certificate must chain to sslrootcert (or the system's
-    roots); verify-full: that, and the host name must match it.
-    """
+    roots); verify-full: that, and the host name must match it."""
     query = parse_qs(urlsplit(url).query)
     mode = query.get("sslmode", ["prefer"])[-1]
     if mode == "disable":
@@ -187,18 +175,16 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         # timeout for a socket the connector opened).
         dbapi_connection._usock.settimeout(socket_timeout)
         # timestamptz values (every created_at the functions answer with) read by
-        # datetime.fromisoformat instead of pg8000's strptime (bench/README.md).
+        # datetime.fromisoformat, cheaper than pg8000's strptime (docs/design/performance.md).
         dbapi_connection.register_in_adapter(TIMESTAMPTZ, timestamptz_in)
 
     return engine
 
 
 def timestamptz_in(text: str):
-    """A timestamptz as PostgreSQL writes it (DateStyle ISO: 2026-12-05 05:05:49.123456+00)
-    as an aware datetime. pg8000 reads it with datetime.strptime, whose pattern matching
-    is the largest single cost of decoding create_session's row (about 8 us of CPU, 60
-    times fromisoformat's, which reads this format exactly since Python 3.11); what
-    fromisoformat refuses (infinity, BC, years past 9999) goes to pg8000's own reader."""
+    """A timestamptz as PostgreSQL writes it (DateStyle ISO: 2026-12-05 05:05:49.123456+00) as an
+    aware datetime, by fromisoformat rather than pg8000's slower strptime; what fromisoformat refuses
+    (infinity, BC, years past 9999) goes to pg8000's own reader (docs/design/performance.md)."""
     try:
         return datetime.fromisoformat(text)
     except ValueError:
@@ -308,18 +294,8 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_only_snapshot(engine: Engine) -> Iterator[Connection]:
-    """One read-only REPEATABLE READ transaction: every statement in the block sees the
-    same snapshot of the database (taken by its first query), and none may write.
-
-    For a document read in several statements that must agree with each other (the
-    exports): a row committed meanwhile is in none of them or, had it been read, in
-    all. The level is set by the transaction's own first statement
-    (shared/statements/db/read_only_snapshot.sql), so nothing is left on the connection
-    for the pool to reset. Rolled back when the block ends, also when a generator
-    holding it is closed early. Statements that stream their rows (execution_options
-    yield_per) read through a server-side cursor (DECLARE ... FETCH), which lives
-    only in a transaction like this one.
-    """
+    """One read-only REPEATABLE READ transaction: every statement in the block sees the same
+    snapshot, so the parts of an export agree with each other (docs/design/exports.md)."""
     with _unavailable_when_transient(), engine.connect() as connection:
         with _never_pooled_after_socket_error(connection):
             connection.execute(statement("db/read_only_snapshot"))
@@ -355,26 +331,11 @@ MAX_PREPARED_PER_CONNECTION = 32
 
 
 class Statements:
-    """What single_statement hands out: run a statement, get its rows.
+    """What single_statement hands out: run a statement (prepared once per connection with
+    DB_PREPARED_STATEMENTS), get its rows (docs/design/database.md).
 
         with single_statement(engine) as conn:
-            row = conn.first(statement("sessions/get_visitor_user"), {"user_id": uid})
-
-    With DB_PREPARED_STATEMENTS (the default) each statement runs as a named
-    prepared statement of the connection, through pg8000's public API
-    (pg8000.native.PreparedStatement, which takes the same :name parameters as
-    SQLAlchemy's text()). pg8000 sends a statement otherwise unnamed: Parse,
-    Describe, Bind and Execute in three waits for the server, planned afresh
-    each time (for create_session, planning is most of the server's work;
-    bench/README.md). Prepared, it is parsed once per connection, and each run is
-    Bind + Execute in one wait, on a plan the server may keep. The prepared
-    statements live with the driver connection (the pool entry's info dict is
-    cleared when it reconnects). Without the setting, or past
-    MAX_PREPARED_PER_CONNECTION, a statement runs through SQLAlchemy, unnamed.
-
-    `connection` is the SQLAlchemy connection underneath (autocommit), for a
-    caller that needs more than rows (tests, the benchmarks).
-    """
+            row = conn.first(statement("sessions/get_visitor_user"), {"user_id": uid})"""
 
     def __init__(self, engine: Engine, connection: Connection):
         self.engine = engine

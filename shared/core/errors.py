@@ -1,4 +1,4 @@
-"""Domain errors: one root, narrow subclasses, each with the SPEC's code, status
+"""Domain errors: one root, narrow subclasses, each with the documented code, status
 and any headers of its own; and DependencyUnavailable, which is not a client's error.
 
 They are turned into HTTP answers in exactly one place, shared.web.http.
@@ -72,7 +72,7 @@ class UnsupportedMediaType(ServiceError):
 
 
 class ResourceExhausted(ServiceError):
-    """Too many tries (wrong claim codes, SPEC §13): the client may try again after Retry-After seconds."""
+    """Too many tries (wrong claim codes, docs/api.md): the client may try again after Retry-After seconds."""
 
     code, status = "resource_exhausted", 429
 

@@ -1,16 +1,5 @@
-"""The one translator of a dependency's failure (PostgreSQL, Firebase Auth,
-Firestore, Cloud Storage) into DependencyUnavailable, with one log line.
-
-Each dependency's module knows which of its errors are transient (`is_transient`
-in shared.core.db, the exception types in shared.visitors.uploads and shared.web.auth); this
-module is where such an error is logged and turned into the error the callers
-handle: HTTP functions answer it 503 `unavailable` with Retry-After
-(shared.web.http), the storage trigger has its event delivered again
-(shared.visitors.uploads.RetryEvent).
-
-    with unavailable_when("database", is_transient, "The database is unavailable; try again shortly."):
-        ...
-"""
+"""The one translator of a dependency's failure (PostgreSQL, Firebase Auth, Firestore,
+Cloud Storage) into DependencyUnavailable, with one log line (docs/design/http.md)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
-"""Structured JSON logs on stdout, in the shape Cloud Logging reads.
-
-Each line carries `severity`, `message` and, while a request that sent
-X-Cloud-Trace-Context is being served, `logging.googleapis.com/trace`, so
-that Cloud Logging groups a request's lines under its trace.
-
-The level comes from LOG_LEVEL (shared.core.config.log_level), read on first use
-like every setting: modules call get_logger at import, which only attaches the
-handler. The first request (set_trace) or the first log line, whichever comes
-first, reads LOG_LEVEL once and sets the level. A bad LOG_LEVEL must not stop
-an instance from serving, so it is logged once, as an ERROR line naming the
-variable and its allowed values, and logging goes on at INFO.
-"""
+"""Structured JSON logs on stdout, in the shape Cloud Logging reads; LOG_LEVEL is read on
+first use, and a bad one never stops an instance (docs/design/http.md)."""
 
 from __future__ import annotations
 

@@ -55,21 +55,8 @@ def firestore_retry():
 
 
 def _bound_retries(client) -> None:
-    """Give up on an unavailable Firestore after DEPENDENCY_DEADLINE_SECONDS.
-
-    The library retries UNAVAILABLE for 60 s on begin, commit and rollback; an
-    event function should fail sooner and let the platform redeliver. The read
-    takes retry= and timeout= (Transaction.get_all, in record_in_firestore), but
-    begin, commit and rollback do not: in google-cloud-firestore 2.34.1
-    Transaction._begin(retry_id), _commit() and _rollback() take no such argument
-    and firestore.transactional calls them itself. A WriteBatch, whose commit()
-    takes both, cannot replace the transaction here: keeping lastUploadAt the
-    latest needs either a read in the transaction or the Maximum transform, which
-    @firestore-emulator/server does not implement ("Not implemented" for any
-    transform but increment, array union/remove and server time). So the
-    defaults of those three calls are replaced on the client's own transport
-    (pinned library version: private attributes), and nothing else.
-    """
+    """Give up on an unavailable Firestore after DEPENDENCY_DEADLINE_SECONDS, so that the
+    platform redelivers the event sooner (docs/design/uploads.md)."""
     from google.api_core import gapic_v1
 
     transport = client._firestore_api._transport

@@ -1,19 +1,5 @@
-"""Give visitor numbers to what was created while numbering was failing.
-
-    python -m shared.backfill            # uses DATABASE_URL or the Cloud SQL settings
-
-When nextval('visitor_number_seq') fails, create_session still creates the
-session, with visitor_number NULL (SPEC §3). Once numbering works again, this
-command numbers every such visitor (an unclaimed guest, or a user) that has a
-session without a number, then sets the visitor's number on those sessions and
-on their responses.
-
-Safe to run at any time, as often as wanted, beside live traffic: it works in
-small transactions of at most `batch` visitors, takes row locks in the order the
-functions take them (visitor, sessions, responses), and skips (SKIP LOCKED) a
-visitor a request is busy with rather than waiting; a later run picks it up.
-A visitor that already has a number keeps it.
-"""
+"""Give visitor numbers to what was created while numbering was failing
+(`python -m shared.backfill`; safe beside live traffic: docs/design/database.md)."""
 
 from __future__ import annotations
 

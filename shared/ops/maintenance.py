@@ -1,27 +1,5 @@
-"""Maintenance (SPEC §12): what run_maintenance does on Cloud Scheduler's schedule.
-
-    python -m shared.maintenance        # the same, once, from this machine (make maintenance)
-
-1. Resume the pending erasures (shared.rights.erasure.resume): the Firestore and Storage parts
-   of withdrawals that a store's outage left unfinished.
-2. Retention, with GUEST_RETENTION_DAYS set: erase, through the erasure ledger, every
-   guest never claimed, with no response and no upload, and no session newer than that
-   many days (its number is retired; requested_by 'retention').
-3. Forget the client addresses whose guest-creation window is over (sql/006_guest_limits.sql).
-
-Every part is safe to run twice and from two places at once: erasures and guests are
-taken one at a time under FOR UPDATE SKIP LOCKED, so two runs share the work and never
-do the same thing twice; forgetting expired windows is one idempotent DELETE.
-
-Which guests have uploads: uploads are recorded only in Firestore (`uploads/{id}`, each
-with its `sessionId`, by on_upload_finalized). The test is one Firestore query per 30
-of the guest's sessions (`sessionId in [...]`, limit 1), asked once the erasure holds
-the guest's sessions FOR UPDATE: on_upload_finalized holds a session FOR SHARE while it
-records an upload, so every upload recorded before the lock is seen, and one that comes
-later finds the session's tombstone and deletes its object. This covers guests whose
-sessions have no visitor number (those get no `visitors/{n}` counter), and it asks only
-about the few candidates SQL found empty, never about every guest.
-"""
+"""What run_maintenance does on Cloud Scheduler's schedule (and `make maintenance` once):
+resume pending erasures, retention, forget expired windows (docs/design/maintenance.md)."""
 
 from __future__ import annotations
 

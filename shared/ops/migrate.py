@@ -1,16 +1,5 @@
-"""Apply the SQL migrations in sql/, in order, each exactly once.
-
-    python -m shared.migrate            # uses DATABASE_URL or the Cloud SQL settings
-    python -m shared.migrate --functions-user NAME   # and let NAME act as the functions
-    python -m shared.migrate --erasure-user NAME     # and let NAME erase visitors (SPEC §11)
-
-Every setting is checked first (shared.core.config.check): with any problem, each is
-printed on its own line and nothing runs (exit code 2).
-
-Every file runs in its own transaction and is recorded in schema_migrations.
-A PostgreSQL advisory lock makes concurrent runners (several instances
-starting at once) wait for each other instead of applying a file twice.
-"""
+"""Apply the SQL migrations in sql/, in order, each exactly once
+(`python -m shared.migrate [--functions-user NAME] [--erasure-user NAME]`; docs/design/database.md)."""
 
 from __future__ import annotations
 

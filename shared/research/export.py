@@ -1,48 +1,5 @@
-"""export_data (SPEC §10): a study's data for its researchers, streamed.
-
-    python -m shared.export --out study.zip [--experiment a --experiment b]
-                            [--from 2026-11-01T00:00:00Z] [--to ...] [--format zip|csv|jsonl] [--table responses]
-
-What an export holds: the four tables of SPEC §10 for the sessions its filter
-selects (experimentIds, and a range of the sessions' createdAt), as a zip of four
-CSV files and manifest.json, or one table as CSV or JSON Lines. It is
-pseudonymous: visitor numbers and session ids, never an email, user id, guest id
-or key. JSON values (data, metadata) are JSON text in CSV, as PostgreSQL writes
-jsonb (one line; keys in jsonb's order); in JSON Lines they are JSON.
-
-How it streams, in memory that does not grow with the export:
-- responses and visitors are written by PostgreSQL itself, with COPY ... TO
-  STDOUT (CSV with a header, or one JSON object per line), which pg8000 hands on
-  one row at a time (the protocol sends one CopyData message per row). COPY is
-  the fastest way out of PostgreSQL: the rows are never turned into Python values.
-- sessions and uploads need Firestore (each session's uploadCount, the uploads
-  themselves: `uploads` documents, SPEC §5), so they are read through a
-  server-side cursor, a batch of SESSIONS_PER_BATCH sessions at a time, one
-  Firestore query per batch, and written here with the csv module.
-- pg8000 runs a COPY to its end in one call, so the export is made in a thread
-  of its own, which hands chunks of about CHUNK_BYTES to the response through a
-  queue of QUEUE_CHUNKS: when the client reads slowly the queue fills, the thread
-  waits, pg8000 stops reading, and PostgreSQL waits for the socket (TCP's flow
-  control). What is held is at most the queue and one batch.
-- Every table is read in one read-only REPEATABLE READ transaction
-  (db.read_only_snapshot), so the tables of one export agree with each other
-  whatever is written meanwhile. Uploads come from Firestore, which is not part
-  of that snapshot; those of an exported session made during the export may be
-  in it or not.
-
-Failures: everything up to the first chunk (the database and its first table)
-decides the status, so a database that is down answers 503. After it an error
-ends the body early: a zip then has no central directory (_write_zip), which every
-unzip tool refuses, and the connection closes without chunked encoding's last
-chunk (shared.web.http.StreamEndedEarly), which every HTTP client reports (curl:
-"transfer closed with outstanding read data remaining").
-A client that goes away stops the export at its next chunk.
-
-Formula injection: a CSV cell that starts with = + - @, a tab or a carriage
-return gets a leading apostrophe (csv_text in sql/004_research.sql and _cell
-here), so that a spreadsheet shows it as text instead of running it. JSON Lines
-are verbatim.
-"""
+"""export_data: a study's data for its researchers, streamed in one snapshot
+(`python -m shared.export`); how and why it streams: docs/design/exports.md."""
 
 from __future__ import annotations
 

@@ -1,21 +1,5 @@
-"""Researchers (SPEC §10): Firebase users whose ID token carries the custom claim
-`researcher` - `true` for every experiment, or a list of experimentIds for only
-those. This module is the one place that decides what a researcher may see, and
-the command that grants and revokes the claim:
-
-    python -m shared.researchers grant EMAIL [--experiments a,b]   # `make researcher ARGS="grant EMAIL"`
-    python -m shared.researchers revoke EMAIL
-    python -m shared.researchers list
-
-The command uses firebase-admin's set_custom_user_claims (the Auth emulator when
-FIREBASE_AUTH_EMULATOR_HOST is set, as in `make dev`; the project's Firebase
-Authentication otherwise, with Application Default Credentials). Other custom
-claims of the user are kept. A claim reaches the user's ID token when the token
-is next refreshed (at most an hour, or at once with getIdToken(true)); revoking
-takes effect the same way, so the command also revokes the user's refresh tokens
-on `revoke`, and every researcher function then refuses the old token (verified
-with check_revoked).
-"""
+"""Researchers: the one place that decides what the `researcher` claim allows, and the
+command that grants, revokes and lists it (docs/design/researchers.md)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,5 @@
-"""get_study_stats (SPEC §10): each experiment's figures, computed by PostgreSQL
-(shared/statements/stats/*.sql), with the uploads counted in Firestore.
-
-The statements read one snapshot (db.read_only_snapshot), so the totals,
-the level funnel and the days agree with each other. Uploads are counted with
-Firestore's count() aggregation over `uploads` documents by experimentId (one
-query per experiment; the server counts, no document is read). Those of sessions
-without an experimentId are every upload less those of every experiment: counting
-them directly needs an IS_NULL filter, which the local Firestore emulator does not
-implement (it would count every document), so the one way that is right on both
-is used. An upload belongs to a session in PostgreSQL (erasure deletes both), so
-the difference is exact; uploads recorded between the counts can make it off by
-those, as any figure of a study that is running is.
-"""
+"""get_study_stats: each experiment's figures, computed by PostgreSQL in one snapshot,
+with uploads counted in Firestore (docs/design/researchers.md)."""
 
 from __future__ import annotations
 

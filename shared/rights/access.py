@@ -1,34 +1,5 @@
-"""The right of access: a visitor's own data as one JSON document (SPEC §11, export_my_data).
-
-    {"visitorNumber": 7, "userId": null, "guestId": "…", "email": null, "displayName": null,
-     "sessions": [{"sessionId", "experimentId", "metadata", "createdAt",
-                   "responses": [{"responseId", "level", "data", "createdAt"}, …],
-                   "uploads": [{"name", "contentType", "size", "uploadedAt"}, …]}, …]}
-
-Whose data: the same rules as get_visitor. A user's sessions are those with
-`sessions.user_id` = its uid (its own and those of the guests it claimed); a
-guest's are its sessions no user has claimed. Sessions newest first, responses
-oldest first, uploads in the order they were made. Nothing of another visitor,
-and no guest key or key hash, is ever in it.
-
-The document is made while it is sent, in memory that does not grow with it:
-the database is read through two server-side cursors (sessions, and responses
-in the same order, walked side by side) in one read-only REPEATABLE READ
-transaction (db.read_only_snapshot), so the whole document is one snapshot;
-uploads come from Firestore `uploads` documents, one query per batch of
-SESSIONS_PER_BATCH sessions (Firestore's limit for `in`), as each batch is
-written. The JSON text leaves in chunks of about CHUNK_BYTES, and at the end of
-every batch.
-
-Failures: everything that decides the status (the caller's record, 404 and 403,
-the first batch of sessions and its uploads, so also a database or Firestore
-that is down: 503) happens before the first chunk is yielded. After it, an
-error ends the document where it is, without its closing brackets, so the
-client holds a document that does not parse (shared.web.http.Streamed logs it).
-Uploads recorded while the export runs may appear in a later batch's query
-but not an earlier one's: Firestore's reads are not part of the database's
-snapshot.
-"""
+"""The right of access: a visitor's own data as one JSON document (export_my_data), made
+while it is sent; how it streams and fails: docs/design/exports.md."""
 
 from __future__ import annotations
 

@@ -1,34 +1,5 @@
-"""Withdrawal (SPEC §11): erase a visitor from PostgreSQL, Firestore and Storage
-through a durable ledger.
-
-    python -m shared.erasure resume     # finish every pending erasure
-    python -m shared.erasure status     # how many are done and pending
-
-An erasure has three parts, in this order:
-
-1. PostgreSQL, one transaction: the visitor's rows are locked in the order every
-   other function takes them (users row, guest rows, sessions, responses), then
-   deleted - sessions, responses, guest rows with their key hashes, the rows of
-   the anonymous accounts a user claimed (SPEC §13; their sessions carry the
-   user's id), claim codes and the count of wrong ones, the users row,
-   visitor_merges - and the transaction writes the ledger row (`erasures`:
-   numbers, counts and times, nothing personal) and a tombstone per session
-   (`erased_sessions`). A create_session, submit_response or register for the
-   same visitor either commits before it (and its rows are erased) or waits and
-   then finds nothing; on_upload_finalized holds its session FOR SHARE while it
-   records an upload, so an upload in flight is waited for too.
-2. Firestore: the `uploads` documents of the erased sessions and `visitors/{n}`
-   of every number of the visitor (merged numbers included).
-3. Storage: every object (every generation) under `sessions/{sessionId}/` of the
-   erased sessions.
-
-Parts 2 and 3 are marked in the ledger only once done, and run by whoever holds
-the ledger row's lock (FOR UPDATE SKIP LOCKED): the request right after part 1,
-else `resume`. Both are idempotent (deleting what is gone is no error), so an
-erasure interrupted anywhere is finished by running resume again, from any
-number of places at once. An upload event that arrives after the erasure finds
-the tombstone: its object is deleted and nothing is recorded (shared/visitors/uploads.py).
-"""
+"""Withdrawal: erase a visitor from PostgreSQL, Firestore and Storage through a durable
+ledger that any number of `resume` runs finish (docs/design/erasure.md)."""
 
 from __future__ import annotations
 
@@ -176,7 +147,7 @@ def erase_rows_in(conn: Connection, target: Target, requested_by: str,
     until the transaction ends); False raises NotEligible before anything is deleted."""
     number, guests = _lock_visitor(conn, target)
     guest_ids = [str(g.id) for g in guests]
-    # The anonymous accounts the user claimed (SPEC §13): their sessions carry its id now.
+    # The anonymous accounts the user claimed (docs/api.md): their sessions carry its id now.
     claimed_users = [] if target.user_id is None else [row.id for row in conn.execute(
         statement("erasure/lock_claimed_users"), {"user_id": target.user_id})]
     session_ids = [str(row.id) for row in conn.execute(

@@ -1,15 +1,5 @@
-"""Claim codes (SPEC §13): bring a guest, or an anonymous account, to another device.
-
-On the first device the visitor asks create_claim_code for a code; on the second, a
-signed-in person sends it to register as `claimCode`, which claims that visitor as
-a guest key would. A code is 8 characters of an alphabet without look-alikes (no
-0/O, 1/I/L), made with `secrets`: 31^8, about 40 bits. It is single use, expires
-after CLAIM_CODE_TTL_SECONDS, and only its SHA-256 is stored: a code is worth
-nothing once used or expired, so a slow keyed hash would guard minutes of value.
-Guessing is bounded per account: each try is counted in PostgreSQL before the code
-is looked at (MAX_WRONG_CODES in WRONG_CODE_WINDOW_SECONDS, on every instance),
-and a right code takes its try back.
-"""
+"""Claim codes: bring a guest, or an anonymous account, to another device with a short
+single-use code (docs/design/registration.md)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
-"""The guest-creation limit (SPEC §12): at most GUEST_LIMIT_PER_HOUR new guests per
-client address per rolling hour, on every instance.
-
-A new guest is a guest key never seen before, or a Firebase anonymous account's first
-session: both take a visitor number for ever, and both cost an attacker nothing to
-make. Returning guests, later sessions and registered (signed-in) users are never
-limited. The count lives in PostgreSQL (sql/006_guest_limits.sql) and is taken by
-create_session's own statement before `nextval`, so a refused request takes no
-number and two instances cannot both let the limit's last guest through.
-
-The address is the one Google's front end saw (client_address); the database only
-ever holds its HMAC-SHA256 under GUEST_LIMIT_KEY, and only for the hour it matters.
-"""
+"""The guest-creation limit: at most GUEST_LIMIT_PER_HOUR new guests per client address per
+rolling hour, counted by create_session's own statement (docs/design/client-address.md)."""
 
 from __future__ import annotations
 
@@ -28,16 +17,8 @@ WINDOW_SECONDS = 3600
 
 
 def client_address(request) -> str:
-    """The address of the client that sent `request`, as Google's front end saw it.
-
-    On Cloud Functions (2nd gen) and Cloud Run, Google's front end appends the address
-    of the peer it accepted the connection from to X-Forwarded-For; whatever the client
-    sent in that header stays in front of it. So the rightmost entry is the one a client
-    cannot choose, and every entry left of it may be forged (README, "Guest-creation
-    limit"). Without the header (a local server with no front end) it is the socket's
-    peer. An IPv6 address counts as its /64. An entry that is not an IP address is used
-    as it is: it cannot be forged either, it only groups oddly.
-    """
+    """The address of the client that sent `request`, as Google's front end saw it: the rightmost
+    X-Forwarded-For entry, an IPv6 address as its /64 (docs/design/client-address.md)."""
     forwarded = request.headers.get("X-Forwarded-For", "")
     entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
     address = entries[-1] if entries else (request.remote_addr or "")

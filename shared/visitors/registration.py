@@ -1,19 +1,5 @@
-"""Registration: the users row of a signed-up Firebase user, and the claim of
-the visitor that user was before signing up.
-
-register() is one transaction. It upserts the users row from the ID token and
-claims a visitor: a guest (its key), an anonymous Firebase account (its verified
-ID token, SPEC §13) or the guest or anonymous account a claim code names. Every
-session of the visitor moves to the user and takes the user's visitor number,
-and so do their responses. A user without a number takes the visitor's; a user
-with one keeps it, and the visitor's number is recorded in visitor_merges so
-that queries by it still resolve.
-
-Locks are always taken in the same order - users row, the claimed visitor's row
-(guest, or the anonymous account's users row), its claim code, sessions,
-responses - which is also the order create_session, create_claim_code,
-submit_response and the backfill use, so these never deadlock with one another.
-"""
+"""Registration: the users row of a signed-up Firebase user, and the claim of the visitor it
+was before, in one transaction (docs/design/registration.md)."""
 
 from __future__ import annotations
 

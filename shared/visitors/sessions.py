@@ -1,12 +1,5 @@
-"""Visitors and their sessions: numbering, create_session and get_visitor.
-
-A visitor is a guest (known by the hash of its key) or a registered user. Each
-gets one number from visitor_number_seq on its first session and keeps it.
-Creating a session is one SQL statement: find-or-create the visitor, number it
-if it has no number, insert the session, and report a retry of an existing
-session. Being one statement, it runs without BEGIN/COMMIT around it
-(db.single_statement): PostgreSQL makes it atomic by itself.
-"""
+"""Visitors and their sessions: numbering, create_session and get_visitor, each one SQL
+statement (docs/design/database.md)."""
 
 from __future__ import annotations
 
@@ -34,7 +27,7 @@ log = get_logger("visitors")
 T = TypeVar("T")
 
 # Errors of nextval itself: the sequence is exhausted, missing or not permitted.
-# The session is then created without a number (SPEC §3, graceful degradation).
+# The session is then created without a number (docs/api.md, graceful degradation).
 NUMBERING_SQLSTATES = {"2200H", "42P01", "42501"}
 
 # shared/statements/: create_session's statement for each kind of caller, numbered
@@ -44,7 +37,7 @@ _CREATE_SESSION_UNNUMBERED = {Guest: "sessions/create_session_guest_unnumbered",
 
 
 _SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
-# An anonymous Firebase account whose data a signed-in account claimed (SPEC §13).
+# An anonymous Firebase account whose data a signed-in account claimed (docs/api.md).
 ANONYMOUS_CLAIMED = "This anonymous account's data now belongs to a signed-in account; sign in to continue."
 
 
@@ -100,7 +93,7 @@ def create_session(engine: Engine, caller: Caller, new_session: NewSession,
 
 def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
     """run(True); if nextval itself fails, log a warning and run(False), the
-    same work with visitor number NULL (SPEC §3, graceful degradation)."""
+    same work with visitor number NULL (docs/api.md, graceful degradation)."""
     try:
         return run(True)
     except Exception as error:
@@ -137,11 +130,9 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
         raise Conflict(_SESSION_ID_IN_USE)
     session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
     if row.outcome == "created":
-        # DEBUG, not INFO: Cloud Run logs every request already (its request logs "are
-        # created automatically": https://cloud.google.com/run/docs/logging), the
-        # session's row holds its number and time, and this line was a tenth of the
-        # product's own CPU per new session (bench/README.md). LOG_LEVEL=DEBUG shows it; below
-        # that, its fields are not even made.
+        # DEBUG, not INFO: Cloud Run logs every request already, the session's row holds its
+        # number and time, and the line costs CPU on every new session (docs/design/performance.md).
+        # LOG_LEVEL=DEBUG shows it; below that, its fields are not even made.
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "created session",

@@ -1,22 +1,5 @@
-"""Uploads: what happens when a file lands in Cloud Storage (SPEC §5).
-
-The frontend uploads to `sessions/{sessionId}/{fileName}`. For each finalized
-object, `record_upload` looks the session up in PostgreSQL, writes the
-visitor's metadata on exactly the object generation the event names, and
-records the upload in Firestore (`uploads/{uploadId}`, and `visitors/{n}`
-counting it) so that a redelivered event changes nothing.
-
-The dependencies (engine, Storage client, Firestore client) are parameters, so
-the trigger, the tests and the local event bridge all run this same code; the
-instance's own clients are shared.core.stores'.
-
-Acknowledged (logged, nothing written, no retry): events that are not
-`finalized`, malformed event data, events older than
-UPLOAD_EVENT_MAX_AGE_SECONDS, other buckets, objects outside
-`sessions/{uuid}/...`, unknown sessions, and generations that were deleted or
-replaced. Raised (the platform retries): PostgreSQL, Firestore or Storage
-unavailable.
-"""
+"""Uploads: what happens when a file lands in Cloud Storage under sessions/{sessionId}/:
+tag it, record it in Firestore, exactly once per generation (docs/design/uploads.md)."""
 
 from __future__ import annotations
 
@@ -63,7 +46,7 @@ class Unrelated(Ignored):
 
 
 class Erased(Ignored):
-    """The object belongs to a session that was erased (SPEC §11): the object is
+    """The object belongs to a session that was erased (docs/participants-rights.md): the object is
     deleted, nothing is recorded, and the event is acknowledged."""
 
 
@@ -136,19 +119,8 @@ def record_upload(
     expected_bucket: str | None = None,
     now: datetime | None = None,
 ) -> Outcome:
-    """Handle one `finalized` CloudEvent (its attributes and StorageObjectData).
-
-    Returns the outcome for permanent cases; raises RetryEvent when a dependency
-    is unavailable, so that the event is redelivered (any other error too).
-
-    A session without a visitor number (numbering failed; SPEC §3's degraded
-    path) is still handled: the object gets `sessionId`, `experimentId` and
-    `uploadedAt` but no `visitorNumber`, the upload is recorded with
-    `visitorNumber: null`, and no visitor counter changes. The upload is not
-    lost, and it is findable by `sessionId` once the backfill has numbered the
-    session. Retrying until a number appears was rejected: the event would be
-    dropped by the age limit if the backfill ran later than that.
-    """
+    """Handle one `finalized` CloudEvent; raises RetryEvent when a dependency is unavailable
+    so that it is redelivered (an unnumbered session is handled too: docs/design/uploads.md)."""
     try:
         return _record_upload(attributes, data, engine, storage_client, firestore_client, max_age_seconds,
                               expected_bucket, now or datetime.now(timezone.utc))
@@ -276,16 +248,8 @@ def object_metadata(session: UploadSession, time_created: datetime) -> dict[str,
 
 
 def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> StoredObject:
-    """Write the session's metadata on the event's generation, keeping the object's other keys.
-
-    The object is read first: if its live generation is not the event's, it was
-    replaced (or deleted) and is left alone. The write carries ifGenerationMatch
-    and ifMetagenerationMatch, so that on Cloud Storage a replacement or another
-    metadata change between the read and the write fails it (412) instead of
-    tagging the wrong thing; the next read then decides. An object that already
-    carries the metadata is not written again (a redelivery changes nothing and
-    fires no metadataUpdated event).
-    """
+    """Write the session's metadata on the event's generation, keeping the object's other keys;
+    a replaced object is left alone (docs/design/uploads.md)."""
     from google.api_core import exceptions
 
     bucket = storage_client.bucket(event.bucket)

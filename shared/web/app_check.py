@@ -1,30 +1,5 @@
-"""Firebase App Check on the visitor-facing functions (SPEC §12): was the request made by
-this product's web app, rather than by a script calling the API directly?
-
-The page sends an App Check token in the `X-Firebase-AppCheck` header (the header
-Firebase's own guide for custom backends reads: "Verify App Check tokens from a custom
-backend", https://firebase.google.com/docs/app-check/custom-resource-backend). What the
-functions do with it is APP_CHECK (shared.core.config.app_check_mode):
-
-- off (default): the header is ignored; nothing is verified.
-- monitor: the token is verified, every request is served, and one log line says when a
-  request would have been refused (to see, before enforcing, who would be).
-- enforce: a missing or invalid token is 401 unauthenticated, naming the header; when the
-  public keys cannot be fetched the answer is 503 unavailable (the client may retry), not
-  401, since nothing is known then about the token.
-
-Verification is firebase-admin's `app_check.verify_token`, on the Firebase app of
-shared.web.auth (one per instance). It checks what an App Check token is
-(firebase-admin-python, firebase_admin/app_check.py, `_AppCheckService`): header `typ`
-JWT and `alg` RS256, the signature with the key named by `kid` from the JWK set at
-https://firebaseappcheck.googleapis.com/v1/jwks (kept 6 hours), expiry, `aud` holding
-`projects/<project id>`, and `iss` starting with https://firebaseappcheck.googleapis.com/.
-A real token's `aud` is [`projects/<project number>`, `projects/<project id>`] and its
-`iss` is https://firebaseappcheck.googleapis.com/<project number> (Admin SDK reference,
-DecodedAppCheckToken: https://firebase.google.com/docs/reference/admin/node/firebase-admin.app-check.decodedappchecktoken);
-every project's tokens are signed by the same keys, so the audience is what binds a
-token to this project (firebase-admin checks the issuer's prefix only).
-"""
+"""Firebase App Check on the visitor-facing functions: was the request made by this
+product's web app? Off, monitor or enforce per APP_CHECK (docs/design/app-check.md)."""
 
 from __future__ import annotations
 

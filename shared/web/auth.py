@@ -37,7 +37,7 @@ class User:
     uid: str
     email: str | None
     sign_in_provider: str | None
-    # The `researcher` custom claim as the token carries it (SPEC §10); what it
+    # The `researcher` custom claim as the token carries it (docs/researchers.md); what it
     # allows is decided in one place, shared/research/researchers.py.
     researcher_claim: Any = None
 
@@ -89,7 +89,7 @@ def user_from_header(request, fresh: bool = False) -> User | None:
 
 
 def anonymous_from_header(request) -> User | None:
-    """The Firebase anonymous account named by X-Anonymous-Token (SPEC §13), None without
+    """The Firebase anonymous account named by X-Anonymous-Token (docs/api.md), None without
     the header. The token is verified like any ID token (401 if it is not valid); one of
     another provider is 400: the header names an anonymous account to claim, nothing else.
     Its revocation is always checked fresh: a claim moves the account's data for good."""
@@ -148,17 +148,8 @@ _AUTH_UNAVAILABLE = "Could not verify the ID token right now; try again shortly.
 
 
 def verify_id_token(token: str, fresh: bool = False) -> User:
-    """The user of a Firebase ID token: 401 if it is not valid, expired or revoked, or its user
-    is disabled or gone; 503 if Firebase Auth cannot be reached.
-
-    The signature, audience, issuer and expiry are firebase-admin's verify_id_token. Revocation
-    is firebase-admin's own test (its check_revoked: the user's record is `disabled`, or the
-    token's iat is before the record's tokens_valid_after_timestamp), applied to the record as
-    read from Firebase Auth at most TOKEN_REVOCATION_CHECK_SECONDS ago by this instance
-    (RevocationCache); fresh=True reads it now, for the rare calls that move, erase or hand
-    out a visitor's data for good, and the researchers' (every function but create_session,
-    submit_response and get_visitor). A verified token's claims are kept until it expires
-    (VerifiedTokens)."""
+    """The user of a Firebase ID token: 401 if it is not valid, expired or revoked, or its user is
+    disabled or gone; 503 if Firebase Auth cannot be reached (docs/design/revocation-window.md)."""
     from firebase_admin import auth, exceptions
 
     max_age = 0 if fresh else config.token_revocation_check_seconds()

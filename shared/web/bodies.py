@@ -85,7 +85,7 @@ class NewResponse(Body):
 
 class Registration(Body):
     displayName: Annotated[StrictStr, Field(min_length=1, max_length=DISPLAY_NAME_MAX)] | None = None
-    # A claim code from create_claim_code (SPEC §13); its characters are checked by shared.visitors.claim_codes.
+    # A claim code from create_claim_code (docs/api.md); its characters are checked by shared.visitors.claim_codes.
     claimCode: Annotated[StrictStr, Field(min_length=1, max_length=CLAIM_CODE_MAX)] | None = None
 
     @field_validator("displayName")

@@ -1,14 +1,6 @@
-"""What every HTTP function does the same way: CORS, methods, size and type
-limits, JSON in and out, and the one mapping from domain errors to answers.
-
-    def create_session(request, body): ...   # functions/create_session.py: returns (status, dict)
-    def export_my_data(request, _body): ...  # returns Streamed(chunks, headers=...)
-
-A handler is served by `endpoint(method, app_check=...)` with its row's method and App Check
-(functions.FUNCTIONS, Function.entry_point, which main.py exports): the row is the one place
-that says either. app_check=True: a visitor-facing function, whose requests pass
-shared.web.app_check (APP_CHECK) before their body is read or anything else is done.
-"""
+"""What every HTTP function does the same way: CORS, methods, size and type limits, JSON in
+and out, and the one mapping from domain errors to answers (docs/design/http.md). A handler is
+served by `endpoint` with its row's method and App Check (functions.FUNCTIONS)."""
 
 from __future__ import annotations
 
@@ -47,23 +39,8 @@ PREFLIGHT_MAX_AGE = "3600"
 
 @dataclass(frozen=True)
 class Streamed:
-    """A handler's answer whose body is sent while it is made: `chunks` yields bytes.
-
-    For answers too large to hold in memory (exports). The first chunk is asked for
-    before anything is sent, so whatever the handler checks before yielding it
-    (credentials, existence, a dependency being up) still answers with the SPEC's
-    error shape and status: a generator should do all such work before its first
-    `yield`. After the first chunk the status (`status`, 200) is on its way and
-    cannot change: an error then ends the body where it is, with one ERROR log line
-    (no message text, which could carry data), and the connection is closed without
-    chunked encoding's last chunk (StreamEndedEarly), so the client knows its body is
-    incomplete. The chunks are closed
-    (generator.close()) when the body ends, also when the client goes away, so a
-    `with` block in a generator (a transaction) ends then.
-
-    The answer carries CORS, `Cache-Control: no-store` and `X-Content-Type-Options:
-    nosniff` like every JSON answer, and `headers` (e.g. Content-Disposition).
-    """
+    """A handler's answer whose body is sent while it is made (`chunks` yields bytes); do every
+    check before the first `yield`, since the status cannot change after it (docs/design/exports.md)."""
 
     chunks: Iterable[bytes]
     mimetype: str = "application/json"
@@ -96,7 +73,7 @@ def error_response(error: ServiceError) -> flask.Response:
     return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, error.headers())
 
 
-# The SPEC codes of the errors functions-framework answers itself (outside `endpoint`).
+# The error codes of the errors functions-framework answers itself (outside `endpoint`).
 _FRAMEWORK_CODES = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed",
                     413: "payload_too_large", 415: "unsupported_media_type"}
 
@@ -104,7 +81,7 @@ _FRAMEWORK_CODES = {400: "invalid_argument", 404: "not_found", 405: "method_not_
 def framework_error(error) -> flask.Response:
     """An error that functions-framework or Flask raises before the product's code runs - above
     all the 400 of a request to the storage trigger that is not a CloudEvent, whose HTML page
-    echoes the request's headers and body back - in the SPEC's JSON shape, without any of the
+    echoes the request's headers and body back - in the documented JSON shape, without any of the
     request in it. main.py registers it with functions_framework.errorhandler."""
     status = error.code if isinstance(error.code, int) and 400 <= error.code < 500 else 500
     code = _FRAMEWORK_CODES.get(status, "internal" if status == 500 else "invalid_argument")
@@ -204,8 +181,8 @@ def _check_text(value: Any, depth: int = 0) -> None:
 
 def endpoint(*methods: str, app_check: bool = False) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
     """Wrap a handler `(request, body) -> (status, dict) | Streamed` as a functions-framework HTTP
-    function; app_check=True for the visitor-facing ones (shared.web.app_check, SPEC §12). Called
-    by functions.Function.entry_point with the function's row."""
+    function; app_check=True for the visitor-facing ones (shared.web.app_check, docs/operations.md).
+    Called by functions.Function.entry_point with the function's row."""
     allow = tuple(methods) + ("OPTIONS",)
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:

@@ -1,14 +1,5 @@
 """Who may call run_maintenance: the Cloud Scheduler job's service account, proven by a
-Google-signed OIDC token (SPEC §12).
-
-Deployed, the function is private (`--no-allow-unauthenticated`): Cloud Run's IAM checks
-the token and lets only principals with roles/run.invoker on it through, before any code
-runs. The function also checks it itself (and refuses everyone without MAINTENANCE_INVOKER), with google-auth's
-verification of Google ID tokens (signature against Google's certificates, expiry, issuer
-accounts.google.com, audience MAINTENANCE_AUDIENCE) and the token's verified `email`: a
-second lock if the IAM policy is ever widened by mistake, and the one a local server (which
-has no Cloud Run in front of it) relies on.
-"""
+Google-signed OIDC token, checked here too (docs/design/maintenance.md)."""
 
 from __future__ import annotations
 

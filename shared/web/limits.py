@@ -1,4 +1,4 @@
-"""The limits of what a request may carry (SPEC §4), and how a JSON value is measured against them."""
+"""The limits of what a request may carry (docs/api.md), and how a JSON value is measured against them."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
 """Request bodies and researchers' query strings; a bad one becomes 400 invalid_argument.
-
-The bodies are pydantic models, defined in shared.web.bodies and named through this module
-(models.NewSession, or `from shared.web.models import NewSession`), which imports them only
-when one is first asked for: pydantic and the models were over a third of what `import
-main` adds to functions-framework, which every cold instance pays, while most functions
-never validate a body (bench/README.md). A function that does pays it at its first body,
-for its own model only (shared.web.bodies: defer_build).
-"""
+The pydantic models are imported on first use (docs/design/cold-start.md)."""
 
 from __future__ import annotations
 
@@ -65,7 +58,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-# Researcher functions' query strings (SPEC §10) -----------------------------------
+# Researcher functions' query strings (docs/researchers.md) -----------------------------------
 
 EXPORT_FORMATS = ("zip", "csv", "jsonl")
 EXPORT_TABLES = ("responses", "sessions", "visitors", "uploads")

@@ -1,7 +1,8 @@
-"""The README's shell blocks, pasted as a reader pastes them, against a stack started as
-`make dev` starts it; each block twice in a row, in README order, each in a fresh shell.
+"""The shell blocks of README.md and of every page under docs/, pasted as a reader pastes them,
+against a stack started as `make dev` starts it; each block twice in a row, README first, then the
+pages in path order, each in a fresh shell.
 
-Which blocks run: every ```sh block of README.md, unless the line just before its fence is
+Which blocks run: every ```sh block of README.md and docs/**/*.md, unless the line just before its fence is
 an HTML comment `<!-- not run: <why> -->` (invisible on the rendered page): `make dev` and
 `make test` themselves, deploy and gcloud commands, usage summaries.
 
@@ -44,6 +45,8 @@ import pytest
 from devtools.stack import ROOT, Stack, firebase_ports
 
 README = ROOT / "README.md"
+# README first: its block takes the first visitor number of the empty stack.
+PAGES = [README] + sorted((ROOT / "docs").rglob("*.md"))
 NOT_RUN = re.compile(r"^<!-- not run: .+ -->$")
 MARKER = "@@readme-check {}@@"
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z|\d{8}T\d{6}Z|\d{4}-\d{2}-\d{2}")
@@ -74,6 +77,7 @@ class Expected:
 
 @dataclass
 class Block:
+    page: str  # the page's path in the repository, e.g. docs/api.md
     heading: str
     readme_line: int  # of the opening fence
     lines: list[str]
@@ -124,7 +128,7 @@ def parse_again(text: str, number: int) -> dict[str, str]:
     return {key: value.strip() for key, value in pairs}
 
 
-def readme_blocks(text: str) -> list[Block]:
+def readme_blocks(text: str, page: str = "README.md") -> list[Block]:
     blocks: list[Block] = []
     heading = "(top)"
     lines = text.splitlines()
@@ -135,13 +139,13 @@ def readme_blocks(text: str) -> list[Block]:
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
             if line.strip() == "```sh":
                 not_run = i > 0 and bool(NOT_RUN.match(lines[i - 1].strip()))
-                blocks.append(Block(heading, i + 1, lines[i + 1:end], run=not not_run))
+                blocks.append(Block(page, heading, i + 1, lines[i + 1:end], run=not not_run))
             i = end + 1
             continue
         if line.startswith("#"):
             heading = line.lstrip("#").strip()
         elif line.strip().startswith("<!-- not run") and not (i + 1 < len(lines) and lines[i + 1].startswith("```sh")):
-            raise AssertionError(f"README line {i + 1}: a `not run` comment must be just before a ```sh fence")
+            raise AssertionError(f"{page} line {i + 1}: a `not run` comment must be just before a ```sh fence")
         i += 1
     return blocks
 
@@ -198,7 +202,7 @@ def compare(block: Block, run: int, stdout: str, stderr: str, expected: list[Exp
     for group, actual in zip(expected, segments):
         want = group.for_run(run)
         if len(actual) != len(want) or not all(line_pattern(w).fullmatch(a) for w, a in zip(want, actual)):
-            problems.append(f"under README line {group.readme_line}:\n  README: "
+            problems.append(f"under line {group.readme_line}:\n  page:   "
                             + "\n          ".join(w.replace("\0", "") for w in want)
                             + "\n  got:    " + "\n          ".join(actual or ["(nothing)"]))
     if len(segments) == len(expected) + 1 and segments[-1]:
@@ -207,7 +211,7 @@ def compare(block: Block, run: int, stdout: str, stderr: str, expected: list[Exp
     return problems
 
 
-BLOCKS = readme_blocks(README.read_text())
+BLOCKS = [block for page in PAGES for block in readme_blocks(page.read_text(), str(page.relative_to(ROOT)))]
 RUNNABLE = [block for block in BLOCKS if block.run]
 
 
@@ -260,10 +264,10 @@ def shell_env() -> dict[str, str]:
 def test_the_readme_has_blocks_to_run():
     assert len(RUNNABLE) >= 10, [block.heading for block in BLOCKS]
     for block in RUNNABLE:
-        assert block.segments()[1], f"README block under “{block.heading}” (line {block.readme_line}) documents no output"
+        assert block.segments()[1], f"{block.page} block under “{block.heading}” (line {block.readme_line}) documents no output"
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b.heading}@{b.readme_line}" for b in RUNNABLE])
+@pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b.page}:{b.heading}@{b.readme_line}" for b in RUNNABLE])
 def test_a_readme_block_pasted_twice_prints_what_the_readme_says(block, clone, dev_stack):
     script, expected = block.segments()
     script = on_free_ports(script, dev_stack)
@@ -274,16 +278,25 @@ def test_a_readme_block_pasted_twice_prints_what_the_readme_says(block, clone, d
         problems = compare(block, run, done.stdout, done.stderr, expected)
         if problems:
             failures.append(f"run {run} (exit status {done.returncode}):\n" + "\n".join(problems))
-    assert not failures, (f"README block under “{block.heading}” (line {block.readme_line}):\n"
+    assert not failures, (f"{block.page} block under “{block.heading}” (line {block.readme_line}):\n"
                           + "\n".join(failures))
 
 
-def test_the_readme_links_only_to_files_of_the_repository():
-    text = README.read_text()
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_the_docs_link_only_to_files_of_the_repository(page):
+    """Links are relative to the page's folder and must reach a file of the repository."""
+    text = page.read_text()
+    name = page.relative_to(ROOT)
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
         if re.match(r"https?://|#", target):
             continue
-        path = (ROOT / target.split("#")[0]).resolve()
-        assert path.is_relative_to(ROOT), f"README links outside the repository: {target}"
-        assert path.exists(), f"README links to a file that is not in the repository: {target}"
-    assert "../" not in re.sub(r"```.*?```", "", text, flags=re.S), "README points outside the repository (../)"
+        path = (page.parent / target.split("#")[0]).resolve()
+        assert path.is_relative_to(ROOT), f"{name} links outside the repository: {target}"
+        assert path.exists(), f"{name} links to a file that is not in the repository: {target}"
+
+
+def test_the_docs_cite_nothing_a_reader_cannot_open():
+    """No SPEC sections or issue numbers: a reader of the repository has neither."""
+    for page in PAGES:
+        text = page.read_text()
+        assert not re.search(r"SPEC §|\bissue \d+", text), f"{page.relative_to(ROOT)} cites the SPEC or an issue"

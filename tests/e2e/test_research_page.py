@@ -1,4 +1,4 @@
-"""The researcher page (public/research.html, SPEC §10) in a real browser: Debian's Chromium
+"""The researcher page (public/research.html, docs/researchers.md) in a real browser: Debian's Chromium
 driven by Playwright, as tests/e2e/test_browser.py does, against the test stack and the real
 get_study_stats and export_data.
 
@@ -242,7 +242,7 @@ def test_a_plain_user_sees_the_refusal_until_granted_the_role(stack, study, auth
 
     expect(page.locator("#notice")).to_have_text(
         f"{email} is not a researcher, so this page shows it no study data. The role is given by whoever runs "
-        "the study (python -m shared.researchers grant EMAIL); once it is granted, reload this page. "
+        "the study (make researcher ARGS=\"grant EMAIL\"); once it is granted, reload this page. "
         "Or sign out and sign in with a researcher's account.")
     expect(page.locator("#account")).to_have_text(f"Signed in as {email}")
     expect(page.locator("#error")).to_be_hidden()
