@@ -9,11 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-<<<<<<< HEAD
-.PHONY: dev dev-reset test lint install bundle migrate backfill erasures maintenance researcher export clean bench deploy fuzz
-=======
-.PHONY: dev dev-reset test install bundle migrate backfill erasures maintenance researcher export clean bench deploy setup fuzz
->>>>>>> registry
+.PHONY: dev dev-reset test lint install bundle migrate backfill erasures maintenance researcher export clean bench deploy setup fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
