@@ -75,7 +75,7 @@ class AuthEmulatorClient:
         return AuthUser(data["localId"], email, data["idToken"], data["refreshToken"])
 
     def researcher(self, claim=True) -> AuthUser:
-        """A new user with the `researcher` custom claim (SPEC §10), signed in again so its token carries it."""
+        """A new user with the `researcher` custom claim, signed in again so its token carries it."""
         user = self.new_user()
         self.set_claims(user.uid, {"researcher": claim})
         return self.sign_in(user.email)

@@ -12,7 +12,7 @@
    (2 and 3: one command per row of functions.FUNCTIONS, made from that row alone: its
    identity, instance cap, timeout, App Check, guest limit and whether it is private);
 4. run_maintenance's invoker, the scheduler's service account (roles/run.invoker on that
-   function only), and the Cloud Scheduler job that calls it with an OIDC token (SPEC §12);
+   function only), and the Cloud Scheduler job that calls it with an OIDC token;
 5. firebase.json's Firestore and Storage rules and Hosting (`npx firebase deploy`).
 
 Settings come from the environment (make passes its command-line variables).
@@ -116,7 +116,7 @@ class Settings:
         service_account = get("SERVICE_ACCOUNT", f"visitors-functions@{project}.iam.gserviceaccount.com")
         uploads_account = get("UPLOADS_SERVICE_ACCOUNT", f"visitors-uploads@{project}.iam.gserviceaccount.com")
         erasure_account = get("ERASURE_SERVICE_ACCOUNT", f"visitors-erasure@{project}.iam.gserviceaccount.com")
-        # run_maintenance's own identity, and the scheduler's that invokes it (SPEC §12).
+        # run_maintenance's own identity, and the scheduler's that invokes it.
         maintenance_account = get("MAINTENANCE_SERVICE_ACCOUNT",
                                   f"visitors-maintenance@{project}.iam.gserviceaccount.com")
         iam_auth = boolean("DB_IAM_AUTH")
@@ -249,7 +249,7 @@ def erasure_env(s: Settings) -> dict[str, str]:
     return http_env(s, s.erasure_db_user, STORAGE_BUCKET=s.bucket)
 
 
-# The function Cloud Scheduler calls (SPEC §12): run_maintenance, the one row whose callers are "scheduler".
+# The function Cloud Scheduler calls: run_maintenance, the one row whose callers are "scheduler".
 (SCHEDULED,) = [function for function in FUNCTIONS if function.callers == "scheduler"]
 
 
@@ -270,7 +270,7 @@ def maintenance_env(s: Settings) -> dict[str, str]:
 
 
 def guest_limit_env(s: Settings, env: dict[str, str]) -> dict[str, str]:
-    """create_session (guest_limit in its row): the guest-creation limit (SPEC §12) too."""
+    """create_session (guest_limit in its row): the guest-creation limit too."""
     return {**env, "GUEST_LIMIT_PER_HOUR": s.guest_limit_per_hour}
 
 

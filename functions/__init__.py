@@ -23,11 +23,11 @@ from dataclasses import dataclass
 # secret with that user's password.
 #   functions   - visitors-functions: the database user of visitor_functions (no DELETE)
 #   erasure     - visitors-erasure: a member of visitor_erasure (sql/003_erasure.sql), and the bucket
-#   maintenance - visitors-maintenance: erases too (retention, resuming withdrawals, SPEC §12)
+#   maintenance - visitors-maintenance: erases too (retention, resuming withdrawals)
 #   uploads     - visitors-uploads: the storage trigger's
 IDENTITIES = ("functions", "erasure", "maintenance", "uploads")
-# Who calls it. The page's visitors; researchers, with their ID tokens (SPEC §10, §11); Cloud
-# Scheduler only (deployed --no-allow-unauthenticated, SPEC §12); Cloud Storage's events (SPEC §5).
+# Who calls it. The page's visitors; researchers, with their ID tokens; Cloud
+# Scheduler only (deployed --no-allow-unauthenticated); Cloud Storage's events.
 CALLERS = ("visitors", "researchers", "scheduler", "storage")
 # The `make deploy` variable that caps a function's instances (README, Sizing): MAX_INSTANCES for
 # those a visit calls over and over, RIGHTS_MAX_INSTANCES for those called rarely (once in a
@@ -45,7 +45,7 @@ class Function:
 
     name: str
     method: str | None  # the HTTP method it answers (and OPTIONS); None for the storage trigger
-    app_check: bool = False  # checks X-Firebase-AppCheck when APP_CHECK is on (SPEC §12)
+    app_check: bool = False  # checks X-Firebase-AppCheck when APP_CHECK is on
     callers: str = "visitors"  # one of CALLERS
     identity: str = "functions"  # one of IDENTITIES
     max_instances: str = "MAX_INSTANCES"  # one of INSTANCE_CAPS
@@ -95,27 +95,27 @@ class Function:
 # In the order main.py exports them and `make deploy` deploys them: the HTTP functions, then the
 # storage trigger (which needs nothing of theirs).
 FUNCTIONS = (
-    # SPEC §4: a visit calls these over and over.
+    # a visit calls these over and over.
     Function("create_session", "POST", app_check=True, guest_limit=True),
     Function("submit_response", "POST", app_check=True),
     Function("get_visitor", "GET", app_check=True),
     Function("register", "POST", app_check=True),
-    # SPEC §11, participants' rights: once in a visitor's life; the erasing ones with their own identity.
+    # participants' rights: once in a visitor's life; the erasing ones with their own identity.
     Function("delete_my_data", "POST", app_check=True, identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),
     Function("erase_visitor", "POST", callers="researchers", identity="erasure",
              max_instances="RIGHTS_MAX_INSTANCES"),
     Function("export_my_data", "GET", app_check=True, max_instances="RIGHTS_MAX_INSTANCES"),
-    # SPEC §13: once per move to another device.
+    # once per move to another device.
     Function("create_claim_code", "POST", app_check=True, max_instances="RIGHTS_MAX_INSTANCES"),
-    # SPEC §10: few callers; an export streams for as long as its download takes, up to the longest
+    # few callers; an export streams for as long as its download takes, up to the longest
     # an HTTP function may run, 60 minutes (https://cloud.google.com/functions/docs/configuring/timeout).
     Function("get_study_stats", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
     Function("export_data", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES", timeout="3600s"),
-    # SPEC §12: Cloud Scheduler's, private; a run erases up to shared.ops.maintenance.RETENTION_BATCH
+    # Cloud Scheduler's, private; a run erases up to shared.ops.maintenance.RETENTION_BATCH
     # guests, and the scheduler waits as long for its answer (--attempt-deadline).
     Function("run_maintenance", "POST", callers="scheduler", identity="maintenance",
              max_instances="RIGHTS_MAX_INSTANCES", timeout="900s"),
-    # SPEC §5: google.cloud.storage.object.v1.finalized of the uploads bucket, retried.
+    # google.cloud.storage.object.v1.finalized of the uploads bucket, retried.
     Function("on_upload_finalized", None, kind="storage", callers="storage", identity="uploads",
              max_instances="TRIGGER_MAX_INSTANCES", timeout="120s"),
 )

@@ -1,5 +1,5 @@
 """export_data: GET [?experimentId=X&from=T&to=T&format=zip|csv|jsonl&table=T]; a
-study's data for a researcher (SPEC §10), streamed as it is read (shared.research.export).
+study's data for a researcher, streamed as it is read (shared.research.export).
 An error once the download has begun ends it early (shared.web.http.Streamed)."""
 
 from shared.web.auth import user_from_header

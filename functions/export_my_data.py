@@ -1,4 +1,4 @@
-"""export_my_data: GET; the caller's own data (SPEC §11, access and portability), one
+"""export_my_data: GET; the caller's own data (access and portability), one
 JSON document streamed as it is read (shared.rights.access). An error once the document has
 begun cannot change the status any more: it ends the document early, unfinished
 (shared.web.http.Streamed)."""

@@ -1,5 +1,5 @@
 """get_study_stats: GET [?experimentId=X]; a researcher's figures of each experiment
-it may see (SPEC §10), computed by shared.research.stats."""
+it may see, computed by shared.research.stats."""
 
 from shared.web.auth import user_from_header
 from shared.core.db import get_engine

@@ -1,4 +1,4 @@
-"""run_maintenance: POST, by Cloud Scheduler only (deployed private, SPEC §12); resumes pending
+"""run_maintenance: POST, by Cloud Scheduler only (deployed private); resumes pending
 erasures, applies retention (GUEST_RETENTION_DAYS) and forgets expired guest-creation
 windows, and answers what it did."""
 

@@ -37,7 +37,7 @@ def apply_migrations(engine: Engine, directory: Path = SQL_DIR) -> list[str]:
             with conn.begin():
                 conn.execute(statement("migrate/create_ledger"))
             with conn.begin():
-                done: dict[str, str] = dict(conn.execute(statement("migrate/applied")).tuples().all())
+                done: dict[str, str] = {row[0]: row[1] for row in conn.execute(statement("migrate/applied"))}
             for path in migration_files(directory):
                 body = path.read_text(encoding="utf-8")
                 checksum = hashlib.sha256(body.encode()).hexdigest()
