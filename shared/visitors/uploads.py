@@ -208,12 +208,13 @@ def parse_event(attributes: Mapping[str, Any], data: Any, expected_bucket: str |
     if attributes.get("time"):
         time = parse_time(str(attributes["time"]))
         if time is None:
-            raise Ignored(f"event time {attributes['time']!r} is not an RFC 3339 time")
+            raise Ignored(f"event time {attributes['time']!r} is not an RFC 3339 time in range")
     return ObjectEvent(attributes.get("id"), time, bucket, name, int(generation))
 
 
 def parse_time(value: str) -> datetime | None:
-    """An RFC 3339 time (any number of fraction digits), None if it is not one."""
+    """An RFC 3339 time (any number of fraction digits), None if it is not one or is out of range
+    (before year 1 or after 9999 in UTC, as 0001-01-01T00:00:00+14:00 is)."""
     match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value.strip(), re.I)
     if not match:
         return None
@@ -221,9 +222,9 @@ def parse_time(value: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6].ljust(6, '0')}"
                                         f"{'+00:00' if zone.upper() == 'Z' else zone}")
-    except ValueError:
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return moment.astimezone(timezone.utc)
 
 
 def _check_age(event: ObjectEvent, max_age_seconds: int, now: datetime) -> None:
