@@ -42,8 +42,10 @@ log = get_logger("uploads")
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
+# SPEC §5: a session id in a path is matched in its canonical lower-case spelling only, the one
+# erasure deletes (sessions/{id}/, shared/rights/erasure.py); any other spelling is outside.
 _SESSION_OBJECT = re.compile(
-    r"sessions/(?P<session_id>[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12})/(?P<file_name>.+)", re.DOTALL
+    r"sessions/(?P<session_id>[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})/(?P<file_name>.+)", re.DOTALL
 )
 
 _TAG_ATTEMPTS = 5  # re-reads after a metadata precondition failed (someone else changed it)
@@ -236,7 +238,8 @@ def _check_age(event: ObjectEvent, max_age_seconds: int, now: datetime) -> None:
 
 
 def session_id_of(name: str) -> uuid.UUID:
-    """The session an object belongs to by its path, sessions/{uuid}/...; Ignored otherwise."""
+    """The session an object belongs to by its path, sessions/{uuid}/... with the uuid in lower case;
+    Unrelated otherwise."""
     match = _SESSION_OBJECT.fullmatch(name)
     if not match:
         raise Unrelated(f"object {name!r} is not under sessions/{{sessionId}}/")
