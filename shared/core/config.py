@@ -322,14 +322,27 @@ def maintenance_audience() -> str | None:
 
 
 GOOGLE_OAUTH2_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+# The hosts a test-only URL may name, exactly: the whole authority is compared (urlsplit's hostname
+# alone reads http://[::1].attacker.example/ as ::1), with no user info and an optional port.
+_LOCAL_AUTHORITY = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?", re.IGNORECASE)
+
+
+def _local(url: str) -> bool:
+    """Whether an http(s) URL names a server on this machine (127.0.0.1, localhost or ::1)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(_LOCAL_AUTHORITY.fullmatch(parts.netloc))
 
 
 def maintenance_certs_url() -> str:
     """Where Google's OIDC token signing certificates are read (MAINTENANCE_CERTS_URL; tests point it
     at a local server, production leaves it unset)."""
     raw = _text("MAINTENANCE_CERTS_URL") or GOOGLE_OAUTH2_CERTS_URL
-    if not raw.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise ConfigError(f"MAINTENANCE_CERTS_URL={raw!r} must be an https:// URL (or a local one for tests)")
+    # The host compared whole, as the URL is parsed: a prefix test let http://127.0.0.1.attacker.example/
+    # and http://localhost@attacker.example/ through.
+    parts = urlsplit(raw)
+    if not ((parts.scheme == "https" and parts.hostname) or (parts.scheme == "http" and _local(raw))):
+        raise ConfigError(f"MAINTENANCE_CERTS_URL={raw!r} must be an https:// URL (or a local one for tests: "
+                          "http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/...)")
     return raw
 
 
@@ -361,9 +374,6 @@ def app_check_mode() -> str:
     return raw
 
 
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
 def app_check_jwks_url() -> str | None:
     """Tests and dev only: where the App Check public keys are fetched from instead of
     firebase-admin's https://firebaseappcheck.googleapis.com/v1/jwks (APP_CHECK_JWKS_URL).
@@ -372,8 +382,7 @@ def app_check_jwks_url() -> str | None:
     raw = _text("APP_CHECK_JWKS_URL")
     if not raw:
         return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or parts.hostname not in _LOCAL_HOSTS:
+    if not _local(raw):
         raise ConfigError(f"APP_CHECK_JWKS_URL={raw!r} is for tests only: it must be a local server "
                           "(http://127.0.0.1:PORT/...); unset it to use Google's App Check keys")
     return raw
