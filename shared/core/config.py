@@ -388,13 +388,46 @@ def app_check_jwks_url() -> str | None:
     return raw
 
 
+# --- Settings of local development and tests, refused where the code is deployed ---
+
+# Cloud Run sets K_SERVICE, K_REVISION and K_CONFIGURATION in every container of a service, Cloud Run
+# functions (Cloud Functions 2nd gen) included ("Container runtime contract", environment variables:
+# https://cloud.google.com/run/docs/container-contract#env-vars). devtools/serve.py, devtools/stack.py
+# and the tests set none of them.
+DEPLOYED_SIGNALS = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION")
+# What points the product at an emulator or a local key server. FIREBASE_AUTH_EMULATOR_HOST makes
+# firebase-admin accept unsigned ID tokens (any uid, any claim: `researcher: true`); the others
+# point Firestore, Storage, or the App Check and OIDC keys at a server of someone's choosing.
+DEV_ONLY_SETTINGS = ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+                     "FIREBASE_STORAGE_EMULATOR_HOST", "APP_CHECK_JWKS_URL", "MAINTENANCE_CERTS_URL")
+
+
+def deployed() -> str | None:
+    """The Cloud Run signal that says this code is deployed (such as "K_SERVICE"), None locally."""
+    return next((name for name in DEPLOYED_SIGNALS if _text(name)), None)
+
+
+def refuse_dev_settings_when_deployed() -> None:
+    """ConfigError (one line naming them) when the code is deployed and any of DEV_ONLY_SETTINGS
+    is set: checked by check() and where the Firebase app and the Storage and Firestore clients
+    are made, so that an emulator's unsigned tokens are never accepted by a deployed function."""
+    signal = deployed()
+    if signal is None:
+        return
+    found = [name for name in DEV_ONLY_SETTINGS if _text(name)]
+    if found:
+        raise ConfigError(f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} for local development and "
+                          f"tests only, and this is a deployed function ({signal}={_text(signal)!r}): unset "
+                          f"{'it' if len(found) == 1 else 'them'} (an emulator accepts unsigned tokens)")
+
+
 # Every runtime setting, as the functions read it. GOOGLE_CLOUD_PROJECT is not among them:
 # only ID tokens and uploads need it (project_id fails at their first use), and the
 # migration and backfill commands run without it.
 _READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
             upload_event_max_age_seconds, claim_code_ttl_seconds, token_revocation_check_seconds, log_level,
             app_check_mode, app_check_jwks_url, _guest_limit, guest_retention_days, maintenance_invoker,
-            maintenance_audience, maintenance_certs_url)
+            maintenance_audience, maintenance_certs_url, refuse_dev_settings_when_deployed)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

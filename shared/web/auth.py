@@ -127,6 +127,8 @@ def identify(request, fresh: bool = False) -> Caller:
 def _initialize_app():
     import firebase_admin
 
+    # Never with FIREBASE_AUTH_EMULATOR_HOST where deployed: it would accept unsigned ID tokens.
+    config.refuse_dev_settings_when_deployed()
     # No credentials argument: on Google Cloud the runtime's service account is
     # used; locally FIREBASE_AUTH_EMULATOR_HOST needs none.
     return firebase_admin.initialize_app(options={"projectId": config.project_id()}, name="visitors")

@@ -45,6 +45,7 @@ def require_invoker(request) -> None:
     if audience is None:
         raise ConfigError("MAINTENANCE_AUDIENCE is not set: with MAINTENANCE_INVOKER, set it to the function's "
                           "URL, the audience of the Cloud Scheduler job's OIDC token")
+    config.refuse_dev_settings_when_deployed()  # MAINTENANCE_CERTS_URL is for tests only
     token = _bearer(request)
     import google.auth.exceptions
     import google.auth.transport.requests
