@@ -341,8 +341,7 @@ def maintenance_certs_url() -> str:
     # and http://localhost@attacker.example/ through.
     parts = urlsplit(raw)
     if not ((parts.scheme == "https" and parts.hostname) or (parts.scheme == "http" and _local(raw))):
-        raise ConfigError(f"MAINTENANCE_CERTS_URL={raw!r} must be an https:// URL (or a local one for tests: "
-                          "http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/...)")
+        raise ConfigError(f"MAINTENANCE_CERTS_URL={raw!r} must be an https:// URL (or a local one for tests)")
     return raw
 
 
