@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request
 from shared.core import config
 from shared.web.auth import Guest, User
 from shared.core.config import ConfigError
-from shared.visitors.guest_limit import Window, address_hash, client_address
+from shared.visitors.guest_limit import WINDOW_SECONDS, Window, address_hash, client_address
 
 
 def request(forwarded: str | None = None, peer: str = "127.0.0.1") -> Request:
@@ -49,7 +49,8 @@ def test_the_window_of_a_request(monkeypatch):
     monkeypatch.setenv("GUEST_LIMIT_PER_HOUR", "5")
     monkeypatch.setenv("GUEST_LIMIT_KEY", "x" * 32)
     window = Window.of_request(request("203.0.113.7"), Guest(b"\0" * 32))
-    assert window.params() == {"guest_limit": 5, "address_hash": address_hash("203.0.113.7", b"x" * 32)}
+    assert window.params() == {"guest_limit": 5, "address_hash": address_hash("203.0.113.7", b"x" * 32),
+                               "window_seconds": WINDOW_SECONDS}
     assert "address" not in repr(window) and window.address_hash.hex() not in repr(window)
     # Anonymous accounts count; signed-in ones never do (and need no key).
     assert Window.of_request(request("203.0.113.7"), User("u", None, "anonymous")).limit == 5
