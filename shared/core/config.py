@@ -297,6 +297,14 @@ def _guest_limit() -> None:
         guest_limit_key()
 
 
+def x_forwarded_for_trusted() -> bool:
+    """Whether X-Forwarded-For was written by a front end that appends the client's address to it:
+    always where deployed (Google's front end, deployed()); elsewhere only with X_FORWARDED_FOR_TRUSTED=true
+    (tests that stand in for the front end). Without one, the header is the client's own words
+    (docs/design/client-address.md)."""
+    return deployed() is not None or _bool("X_FORWARDED_FOR_TRUSTED")
+
+
 def guest_retention_days() -> int | None:
     """Erase empty, unclaimed guests with no session newer than this many days (GUEST_RETENTION_DAYS;
     unset: never). SPEC §12."""
@@ -425,8 +433,8 @@ def refuse_dev_settings_when_deployed() -> None:
 # migration and backfill commands run without it.
 _READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
             upload_event_max_age_seconds, claim_code_ttl_seconds, token_revocation_check_seconds, log_level,
-            app_check_mode, app_check_jwks_url, _guest_limit, guest_retention_days, maintenance_invoker,
-            maintenance_audience, maintenance_certs_url, refuse_dev_settings_when_deployed)
+            app_check_mode, app_check_jwks_url, _guest_limit, x_forwarded_for_trusted, guest_retention_days,
+            maintenance_invoker, maintenance_audience, maintenance_certs_url, refuse_dev_settings_when_deployed)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

@@ -28,19 +28,28 @@ WINDOW_SECONDS = 3600
 
 
 def client_address(request) -> str:
-    """The address of the client that sent `request`, as Google's front end saw it.
+    """The address of the client that sent `request`, as Google's front end saw it
+    (docs/design/client-address.md says why this entry).
 
-    On Cloud Functions (2nd gen) and Cloud Run, Google's front end appends the address
-    of the peer it accepted the connection from to X-Forwarded-For; whatever the client
-    sent in that header stays in front of it. So the rightmost entry is the one a client
-    cannot choose, and every entry left of it may be forged (README, "Guest-creation
-    limit"). Without the header (a local server with no front end) it is the socket's
-    peer. An IPv6 address counts as its /64. An entry that is not an IP address is used
-    as it is: it cannot be forged either, it only groups oddly.
+    Google's front end appends the address of the peer it accepted the connection from to
+    X-Forwarded-For, after whatever the client sent there ("X-Forwarded-For:
+    <supplied-value>,<client-ip>,<load-balancer-ip>", the last one only behind a load balancer of
+    one's own: External Application Load Balancer overview, X-Forwarded-For header,
+    https://cloud.google.com/load-balancing/docs/https#x-forwarded-for_header). A function's own URL
+    has no forwarding rule of ours, so the rightmost entry is the one a client cannot choose; every
+    entry left of it may be forged. That holds only where that front end wrote the header
+    (config.x_forwarded_for_trusted: deployed, or tests standing in for it): served with no front
+    end (`make dev`, the tests' stack) every entry is the client's own, and several header lines,
+    which the server joins in order, put whichever the client likes rightmost. There the address is
+    the socket's peer, the one the front end would have appended. An IPv6 address counts as its /64.
+    An entry that is not an IP address is used as it is: it cannot be forged either, it only groups
+    oddly.
     """
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
-    address = entries[-1] if entries else (request.remote_addr or "")
+    address = request.remote_addr or ""
+    if config.x_forwarded_for_trusted():
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+        address = entries[-1] if entries else address
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

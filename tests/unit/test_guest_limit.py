@@ -15,6 +15,14 @@ from shared.core.config import ConfigError
 from shared.visitors.guest_limit import WINDOW_SECONDS, Window, address_hash, client_address
 
 
+@pytest.fixture(autouse=True)
+def behind_a_front_end(monkeypatch):
+    """X-Forwarded-For as Google's front end writes it (config.x_forwarded_for_trusted)."""
+    for name in ("K_SERVICE", "K_REVISION", "K_CONFIGURATION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("X_FORWARDED_FOR_TRUSTED", "true")
+
+
 def request(forwarded: str | None = None, peer: str = "127.0.0.1") -> Request:
     headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
     return Request(EnvironBuilder(headers=headers, environ_base={"REMOTE_ADDR": peer}).get_environ())
@@ -38,6 +46,14 @@ def test_the_rightmost_forwarded_entry_is_the_client(forwarded, expected):
 
 def test_without_the_header_the_peer_counts():
     assert client_address(request(None, peer="192.0.2.9")) == "192.0.2.9"
+
+
+@pytest.mark.parametrize("forwarded", ["203.0.113.7", "10.1.2.3, 203.0.113.7", "198.51.100.7,203.0.113.9"])
+def test_with_no_front_end_the_header_is_the_clients_and_the_peer_counts(monkeypatch, forwarded):
+    monkeypatch.delenv("X_FORWARDED_FOR_TRUSTED")
+    assert client_address(request(forwarded, peer="192.0.2.9")) == "192.0.2.9"
+    monkeypatch.setenv("K_SERVICE", "create-session")  # deployed on Cloud Run: Google's front end wrote it
+    assert client_address(request(forwarded, peer="192.0.2.9")) == forwarded.split(",")[-1].strip()
 
 
 def test_the_hash_is_hmac_sha256_under_the_key():
