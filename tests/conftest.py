@@ -24,7 +24,9 @@ _ENV_NAMES = ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "DB_USER", "DB_PASS", 
               "DB_IP_TYPE", "GOOGLE_CLOUD_PROJECT", "ALLOWED_ORIGINS", "FIREBASE_AUTH_EMULATOR_HOST",
               "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "STORAGE_BUCKET", "APP_CHECK", "APP_CHECK_JWKS_URL",
               "GUEST_LIMIT_PER_HOUR", "GUEST_LIMIT_KEY", "GUEST_RETENTION_DAYS", "MAINTENANCE_INVOKER",
-              "MAINTENANCE_AUDIENCE", "MAINTENANCE_CERTS_URL")
+              "MAINTENANCE_AUDIENCE", "MAINTENANCE_CERTS_URL", "FIREBASE_STORAGE_EMULATOR_HOST",
+              # Cloud Run's: with one of them set, the functions refuse the emulators (config.deployed).
+              "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "X_FORWARDED_FOR_TRUSTED")
 
 # The guest-creation limit of the session's stack (SPEC §12): far above what any test makes
 # from 127.0.0.1, so that only tests/e2e/test_guest_limit.py, with servers of its own, meets it.

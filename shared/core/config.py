@@ -297,6 +297,14 @@ def _guest_limit() -> None:
         guest_limit_key()
 
 
+def x_forwarded_for_trusted() -> bool:
+    """Whether X-Forwarded-For was written by a front end that appends the client's address to it:
+    always where deployed (Google's front end, deployed()); elsewhere only with X_FORWARDED_FOR_TRUSTED=true
+    (tests that stand in for the front end). Without one, the header is the client's own words
+    (docs/design/client-address.md)."""
+    return deployed() is not None or _bool("X_FORWARDED_FOR_TRUSTED")
+
+
 def guest_retention_days() -> int | None:
     """Erase empty, unclaimed guests with no session newer than this many days (GUEST_RETENTION_DAYS;
     unset: never). docs/operations.md."""
@@ -322,13 +330,25 @@ def maintenance_audience() -> str | None:
 
 
 GOOGLE_OAUTH2_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+# The hosts a test-only URL may name, exactly: the whole authority is compared (urlsplit's hostname
+# alone reads http://[::1].attacker.example/ as ::1), with no user info and an optional port.
+_LOCAL_AUTHORITY = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?", re.IGNORECASE)
+
+
+def _local(url: str) -> bool:
+    """Whether an http(s) URL names a server on this machine (127.0.0.1, localhost or ::1)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(_LOCAL_AUTHORITY.fullmatch(parts.netloc))
 
 
 def maintenance_certs_url() -> str:
     """Where Google's OIDC token signing certificates are read (MAINTENANCE_CERTS_URL; tests point it
     at a local server, production leaves it unset)."""
     raw = _text("MAINTENANCE_CERTS_URL") or GOOGLE_OAUTH2_CERTS_URL
-    if not raw.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    # The host compared whole, as the URL is parsed: a prefix test let http://127.0.0.1.attacker.example/
+    # and http://localhost@attacker.example/ through.
+    parts = urlsplit(raw)
+    if not ((parts.scheme == "https" and parts.hostname) or (parts.scheme == "http" and _local(raw))):
         raise ConfigError(f"MAINTENANCE_CERTS_URL={raw!r} must be an https:// URL (or a local one for tests)")
     return raw
 
@@ -361,9 +381,6 @@ def app_check_mode() -> str:
     return raw
 
 
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
 def app_check_jwks_url() -> str | None:
     """Tests and dev only: where the App Check public keys are fetched from instead of
     firebase-admin's https://firebaseappcheck.googleapis.com/v1/jwks (APP_CHECK_JWKS_URL).
@@ -372,11 +389,43 @@ def app_check_jwks_url() -> str | None:
     raw = _text("APP_CHECK_JWKS_URL")
     if not raw:
         return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or parts.hostname not in _LOCAL_HOSTS:
+    if not _local(raw):
         raise ConfigError(f"APP_CHECK_JWKS_URL={raw!r} is for tests only: it must be a local server "
                           "(http://127.0.0.1:PORT/...); unset it to use Google's App Check keys")
     return raw
+
+
+# --- Settings of local development and tests, refused where the code is deployed ---
+
+# Cloud Run sets K_SERVICE, K_REVISION and K_CONFIGURATION in every container of a service, Cloud Run
+# functions (Cloud Functions 2nd gen) included ("Container runtime contract", environment variables:
+# https://cloud.google.com/run/docs/container-contract#env-vars). devtools/serve.py, devtools/stack.py
+# and the tests set none of them.
+DEPLOYED_SIGNALS = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION")
+# What points the product at an emulator or a local key server. FIREBASE_AUTH_EMULATOR_HOST makes
+# firebase-admin accept unsigned ID tokens (any uid, any claim: `researcher: true`); the others
+# point Firestore, Storage, or the App Check and OIDC keys at a server of someone's choosing.
+DEV_ONLY_SETTINGS = ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
+                     "FIREBASE_STORAGE_EMULATOR_HOST", "APP_CHECK_JWKS_URL", "MAINTENANCE_CERTS_URL")
+
+
+def deployed() -> str | None:
+    """The Cloud Run signal that says this code is deployed (such as "K_SERVICE"), None locally."""
+    return next((name for name in DEPLOYED_SIGNALS if _text(name)), None)
+
+
+def refuse_dev_settings_when_deployed() -> None:
+    """ConfigError (one line naming them) when the code is deployed and any of DEV_ONLY_SETTINGS
+    is set: checked by check() and where the Firebase app and the Storage and Firestore clients
+    are made, so that an emulator's unsigned tokens are never accepted by a deployed function."""
+    signal = deployed()
+    if signal is None:
+        return
+    found = [name for name in DEV_ONLY_SETTINGS if _text(name)]
+    if found:
+        raise ConfigError(f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} for local development and "
+                          f"tests only, and this is a deployed function ({signal}={_text(signal)!r}): unset "
+                          f"{'it' if len(found) == 1 else 'them'} (an emulator accepts unsigned tokens)")
 
 
 # Every runtime setting, as the functions read it. GOOGLE_CLOUD_PROJECT is not among them:
@@ -384,8 +433,8 @@ def app_check_jwks_url() -> str | None:
 # migration and backfill commands run without it.
 _READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
             upload_event_max_age_seconds, claim_code_ttl_seconds, token_revocation_check_seconds, log_level,
-            app_check_mode, app_check_jwks_url, _guest_limit, guest_retention_days, maintenance_invoker,
-            maintenance_audience, maintenance_certs_url)
+            app_check_mode, app_check_jwks_url, _guest_limit, x_forwarded_for_trusted, guest_retention_days,
+            maintenance_invoker, maintenance_audience, maintenance_certs_url, refuse_dev_settings_when_deployed)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

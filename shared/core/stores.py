@@ -16,12 +16,14 @@ DEPENDENCY_DEADLINE_SECONDS = 5.0
 def _make_storage_client():
     from google.cloud import storage  # type: ignore[attr-defined]
 
+    config.refuse_dev_settings_when_deployed()  # STORAGE_EMULATOR_HOST is for dev and tests only
     return storage.Client(project=config.project_id())
 
 
 def _make_firestore_client():
     from google.cloud import firestore
 
+    config.refuse_dev_settings_when_deployed()  # FIRESTORE_EMULATOR_HOST is for dev and tests only
     client = firestore.Client(project=config.project_id())
     _bound_retries(client)
     return client

@@ -78,9 +78,10 @@ def _backfill_batch(engine: Engine, kind: str, batch: int, summary: Summary) -> 
         summary.users_numbered += len(numbered)
     summary.sessions_filled += sessions
     summary.responses_filled += responses
-    for row in numbered:
-        log.debug("numbered visitor", extra={"fields": {"kind": kind[:-1], "id": str(row.id),
-                                                       "visitorNumber": row.visitor_number}})
+    # No id in the log: a user's id is their Firebase uid (only the count and the numbers are said).
+    if numbered:
+        log.debug("numbered %s", _count(len(numbered), kind[:-1]),
+                  extra={"fields": {"visitorNumbers": [row.visitor_number for row in numbered]}})
     # Every picked visitor now has a number and no session without one, so the
     # next pick finds others; should nothing have changed, stop rather than spin.
     return bool(numbered or sessions)

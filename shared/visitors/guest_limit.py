@@ -18,10 +18,13 @@ WINDOW_SECONDS = 3600
 
 def client_address(request) -> str:
     """The address of the client that sent `request`, as Google's front end saw it: the rightmost
-    X-Forwarded-For entry, an IPv6 address as its /64 (docs/design/client-address.md)."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
-    address = entries[-1] if entries else (request.remote_addr or "")
+    X-Forwarded-For entry where that front end wrote it, else the socket's peer; an IPv6 address as
+    its /64 (docs/design/client-address.md)."""
+    address = request.remote_addr or ""
+    if config.x_forwarded_for_trusted():
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+        address = entries[-1] if entries else address
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

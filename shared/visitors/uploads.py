@@ -25,8 +25,10 @@ log = get_logger("uploads")
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
+# SPEC §5: a session id in a path is matched in its canonical lower-case spelling only, the one
+# erasure deletes (sessions/{id}/, shared/rights/erasure.py); any other spelling is outside.
 _SESSION_OBJECT = re.compile(
-    r"sessions/(?P<session_id>[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12})/(?P<file_name>.+)", re.DOTALL
+    r"sessions/(?P<session_id>[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})/(?P<file_name>.+)", re.DOTALL
 )
 
 _TAG_ATTEMPTS = 5  # re-reads after a metadata precondition failed (someone else changed it)
@@ -180,12 +182,13 @@ def parse_event(attributes: Mapping[str, Any], data: Any, expected_bucket: str |
     if attributes.get("time"):
         time = parse_time(str(attributes["time"]))
         if time is None:
-            raise Ignored(f"event time {attributes['time']!r} is not an RFC 3339 time")
+            raise Ignored(f"event time {attributes['time']!r} is not an RFC 3339 time in range")
     return ObjectEvent(attributes.get("id"), time, bucket, name, int(generation))
 
 
 def parse_time(value: str) -> datetime | None:
-    """An RFC 3339 time (any number of fraction digits), None if it is not one."""
+    """An RFC 3339 time (any number of fraction digits), None if it is not one or is out of range
+    (before year 1 or after 9999 in UTC, as 0001-01-01T00:00:00+14:00 is)."""
     match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", value.strip(), re.I)
     if not match:
         return None
@@ -193,9 +196,9 @@ def parse_time(value: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6].ljust(6, '0')}"
                                         f"{'+00:00' if zone.upper() == 'Z' else zone}")
-    except ValueError:
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return moment.astimezone(timezone.utc)
 
 
 def _check_age(event: ObjectEvent, max_age_seconds: int, now: datetime) -> None:
@@ -207,7 +210,8 @@ def _check_age(event: ObjectEvent, max_age_seconds: int, now: datetime) -> None:
 
 
 def session_id_of(name: str) -> uuid.UUID:
-    """The session an object belongs to by its path, sessions/{uuid}/...; Ignored otherwise."""
+    """The session an object belongs to by its path, sessions/{uuid}/... with the uuid in lower case;
+    Unrelated otherwise."""
     match = _SESSION_OBJECT.fullmatch(name)
     if not match:
         raise Unrelated(f"object {name!r} is not under sessions/{{sessionId}}/")

@@ -10,6 +10,7 @@ from shared.web.auth import firebase_app
 from shared.core.config import ConfigError
 from shared.core.errors import Unauthenticated
 from shared.core.logs import get_logger
+from shared.web import refusals
 
 log = get_logger("app_check")
 
@@ -59,7 +60,7 @@ def _verify(token: str) -> _Verdict:
         # firebase-admin turns every fault of the token itself into ValueError: PyJWT's
         # InvalidTokenError/DecodeError (malformed, bad signature, wrong audience or issuer,
         # expired), and a wrong typ/alg header (app_check.py, verify_token/_decode_and_verify).
-        log.info("refused an App Check token: %s", failures.one_line(error))
+        refusals.log_refused(log, "an App Check token", token, error)
         if isinstance(error.__cause__, jwt.ExpiredSignatureError):
             return _Verdict(refused=f"The {HEADER} token has expired.")
         return _Verdict(refused=f"The {HEADER} token is not valid.")
@@ -75,7 +76,7 @@ def _verify(token: str) -> _Verdict:
         # token's kid ("Unable to find a signing key that matches"), which is the token's
         # fault; or the endpoint answered something other than a key set, which is not.
         if "Unable to find a signing key" in str(error):
-            log.info("refused an App Check token: %s", failures.one_line(error))
+            refusals.log_refused(log, "an App Check token", token, "PyJWKClientError (no key with its kid)")
             return _Verdict(refused=f"The {HEADER} token is not valid.")
         return _Verdict(unavailable=error)
     except DefaultCredentialsError as error:

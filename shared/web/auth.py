@@ -20,6 +20,7 @@ from shared.core import config, failures
 from shared.core.errors import InvalidArgument, Unauthenticated
 from shared.core.instance import InstanceCache
 from shared.core.logs import get_logger
+from shared.web import refusals
 
 log = get_logger("auth")
 
@@ -72,6 +73,7 @@ def guest_from_header(request) -> Guest | None:
     if key is None:
         return None
     if not GUEST_KEY_PATTERN.fullmatch(key):
+        refusals.log_refused(log, "a guest key", key, "GUEST_KEY_PATTERN")
         raise InvalidArgument("X-Guest-Key must be 32 to 128 characters of A-Z a-z 0-9 - _.")
     return Guest(hash_guest_key(key))
 
@@ -125,6 +127,8 @@ def identify(request, fresh: bool = False) -> Caller:
 def _initialize_app():
     import firebase_admin
 
+    # Never with FIREBASE_AUTH_EMULATOR_HOST where deployed: it would accept unsigned ID tokens.
+    config.refuse_dev_settings_when_deployed()
     # No credentials argument: on Google Cloud the runtime's service account is
     # used; locally FIREBASE_AUTH_EMULATOR_HOST needs none.
     return firebase_admin.initialize_app(options={"projectId": config.project_id()}, name="visitors")
@@ -173,7 +177,7 @@ def verify_id_token(token: str, fresh: bool = False) -> User:
     except auth.UserNotFoundError:
         raise Unauthenticated("The ID token's user no longer exists; sign in again.") from None
     except (auth.InvalidIdTokenError, ValueError) as error:
-        log.info("refused an ID token: %s", failures.one_line(error))
+        refusals.log_refused(log, "an ID token", token, error)
         raise Unauthenticated("The ID token is not valid.") from None
     except exceptions.FirebaseError as error:
         # Transport and server errors of the Auth API (the user's record), and

@@ -6,6 +6,10 @@ from __future__ import annotations
 from shared.core import config, failures
 from shared.core.config import ConfigError
 from shared.core.errors import PermissionDenied, Unauthenticated
+from shared.core.logs import get_logger
+from shared.web import refusals
+
+log = get_logger("invoker")
 
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
@@ -32,6 +36,7 @@ def require_invoker(request) -> None:
     if audience is None:
         raise ConfigError("MAINTENANCE_AUDIENCE is not set: with MAINTENANCE_INVOKER, set it to the function's "
                           "URL, the audience of the Cloud Scheduler job's OIDC token")
+    config.refuse_dev_settings_when_deployed()  # MAINTENANCE_CERTS_URL is for tests only
     token = _bearer(request)
     import google.auth.exceptions
     import google.auth.transport.requests
@@ -43,10 +48,13 @@ def require_invoker(request) -> None:
     except google.auth.exceptions.TransportError as error:
         raise failures.unavailable("Google's token certificates", error,
                                    "The token certificates are unavailable; try again shortly.") from error
-    except (ValueError, google.auth.exceptions.GoogleAuthError):
-        # Expired, not yet valid, wrong audience, bad signature, malformed: never say which.
+    except (ValueError, google.auth.exceptions.GoogleAuthError) as error:
+        # Expired, not yet valid, wrong audience, bad signature, malformed: never say which (the
+        # log says which check, by the error's class).
+        refusals.log_refused(log, "an OIDC token", token, error)
         raise Unauthenticated("The OIDC token is invalid or expired.") from None
     if claims.get("iss") not in GOOGLE_ISSUERS:
+        refusals.log_refused(log, "an OIDC token", token, "issuer")
         raise Unauthenticated("The OIDC token is invalid or expired.")
     if claims.get("email") != invoker or claims.get("email_verified") is not True:
         raise PermissionDenied("This identity may not run the maintenance.")

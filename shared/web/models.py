@@ -123,7 +123,10 @@ def _moment(value: str | None, name: str) -> datetime | None:
         moment = None
     if moment is None:
         raise InvalidArgument(f"{name} must be an RFC 3339 time with an offset, such as 2026-12-01T00:00:00Z.")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC, 9999-12-31T23:59:59-14:00 after 9999
+        raise InvalidArgument(f"{name} is out of range: it must be between years 1 and 9999 in UTC.") from None
 
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")

@@ -34,7 +34,8 @@ def limited_servers(stack, db, tmp_path):
     started: list[FunctionsServer] = []
 
     def start(limit: int = LIMIT, count: int = 1) -> list[Api]:
-        env = {**stack.env(), "GUEST_LIMIT_PER_HOUR": str(limit)}
+        # X_FORWARDED_FOR_TRUSTED: these tests stand in for Google's front end (forwarded()).
+        env = {**stack.env(), "GUEST_LIMIT_PER_HOUR": str(limit), "X_FORWARDED_FOR_TRUSTED": "true"}
         for n in range(count):
             started.append(FunctionsServer(free_port(), env, tmp_path / f"functions-{n}.log", threads=16).start())
         return [Api(server.url) for server in started[-count:]]
@@ -185,3 +186,30 @@ def test_without_a_key_the_limit_is_a_configuration_error_and_zero_turns_it_off(
         assert scalar(db, "SELECT count(*) FROM guest_limits") == 0
     finally:
         off.stop()
+
+
+def test_x_forwarded_for_lines_sent_straight_to_a_function_are_not_its_address(api, db, stack):
+    """Served with no front end (as `make dev` and the session's stack are), X-Forwarded-For holds only
+    what the client wrote: two lines, joined by the server, put the client's choice rightmost. The
+    address that counts is the one Google's front end would have appended: the peer of the socket."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(api.url("create_session"))
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.putrequest("POST", url.path)
+        connection.putheader("X-Forwarded-For", "198.51.100.7")
+        connection.putheader("X-Forwarded-For", "203.0.113.9")
+        connection.putheader("X-Guest-Key", new_guest_key())
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", "2")
+        connection.endheaders(b"{}")
+        answer = connection.getresponse()
+        assert answer.status == 201, answer.read()
+    finally:
+        connection.close()
+
+    key = stack.env()["GUEST_LIMIT_KEY"].encode()
+    counted = {bytes(r.address_hash) for r in rows(db, "SELECT address_hash FROM guest_limits")}
+    assert counted == {hmac.new(key, b"127.0.0.1", hashlib.sha256).digest()}

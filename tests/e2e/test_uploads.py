@@ -160,6 +160,28 @@ def test_object_outside_sessions_is_acknowledged(uploads_world):
         assert_nothing_written(world, item, {"k": "v"})
 
 
+def test_a_session_id_is_matched_in_its_lower_case_spelling_only(uploads_world, stack):
+    """SPEC §5: delete_my_data deletes sessions/{id}/ in the id's canonical (lower-case) spelling, so
+    an object under another spelling is not the session's: acknowledged and logged, never recorded
+    nor tagged (it would otherwise be counted for the visitor and survive their withdrawal)."""
+    world = uploads_world
+    session = world.new_session()
+    spellings = [session["sessionId"].upper(), session["sessionId"][:8].upper() + session["sessionId"][8:]]
+    log = stack.workdir / "functions.log"
+    for spelling in spellings:
+        before = log.stat().st_size
+        item = world.upload(session["sessionId"], name=f"sessions/{spelling}/a.png", metadata={"k": "v"})
+        response = world.deliver(item)
+        assert 200 <= response.status_code < 300, (spelling, response.text)
+        assert_nothing_written(world, item, {"k": "v"})
+        assert "acknowledged without action" in log.read_bytes()[before:].decode()
+
+    lower = world.upload(session["sessionId"], "a.png")
+    assert world.deliver(lower).ok
+    assert world.stored(lower["name"])["metadata"]["sessionId"] == session["sessionId"]
+    assert len(world.uploads()) == 1
+
+
 def test_unknown_session_is_acknowledged(uploads_world):
     world = uploads_world
     world.new_session()

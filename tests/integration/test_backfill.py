@@ -237,3 +237,19 @@ def test_command_says_why_it_cannot_run(api, db, functions_env):
     assert scalar(db, "SELECT count(*) FROM guests WHERE visitor_number IS NULL") == 1  # nothing half-done
     assert unconfigured.returncode == 2
     assert unconfigured.stderr.strip().startswith("DATABASE_URL is not set")
+
+
+def test_command_logs_no_uid_even_at_debug(api, db, auth_emulator, functions_env):
+    stop_numbering(db)
+    user = auth_emulator.new_user()
+    visit(api, token=user.id_token)
+    visit(api, guest=new_guest_key())
+    resume_numbering(db)
+
+    done = run_cli({**functions_env, "LOG_LEVEL": "DEBUG"})
+
+    assert done.returncode == 0, done.stderr
+    assert user.uid not in done.stdout + done.stderr
+    guest_id = str(scalar(db, "SELECT id FROM guests"))
+    assert guest_id not in done.stdout + done.stderr
+    assert '"numbered 1 user"' in done.stdout  # the DEBUG lines are there, by count and numbers

@@ -13,7 +13,8 @@ SETTINGS = ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "DB_USER", "DB_PASS", "D
             "DB_IP_TYPE", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_STATEMENT_TIMEOUT_MS",
             "DB_PREPARED_STATEMENTS", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "ALLOWED_ORIGINS",
             "RETRY_AFTER_SECONDS", "STORAGE_BUCKET", "UPLOAD_EVENT_MAX_AGE_SECONDS", "LOG_LEVEL", "APP_CHECK",
-            "APP_CHECK_JWKS_URL", "TOKEN_REVOCATION_CHECK_SECONDS")
+            "APP_CHECK_JWKS_URL", "TOKEN_REVOCATION_CHECK_SECONDS", "MAINTENANCE_CERTS_URL",
+            *config.DEPLOYED_SIGNALS, *config.DEV_ONLY_SETTINGS)
 
 
 @pytest.fixture(autouse=True)
@@ -160,3 +161,43 @@ def test_a_bad_token_revocation_check_is_one_line_naming_the_variable(monkeypatc
     assert str(error.value) == line
     assert line in config.check({"DATABASE_URL": "postgresql://u:p@db.example/visitors",
                                  "TOKEN_REVOCATION_CHECK_SECONDS": value})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1.attacker.example/certs", "http://localhost@attacker.example/certs",
+                                 "http://localhost.attacker.example/", "http://[::1].attacker.example/",
+                                 "http://attacker.example/?127.0.0.1", "ftp://127.0.0.1/certs", "127.0.0.1:8080/certs",
+                                 "http://127.0.0.1:80@attacker.example/"])
+def test_the_maintenance_certs_url_is_https_or_exactly_a_local_host(monkeypatch, url):
+    monkeypatch.setenv("MAINTENANCE_CERTS_URL", url)
+    with pytest.raises(ConfigError, match=r"^MAINTENANCE_CERTS_URL="):
+        config.maintenance_certs_url()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8123/certs", "http://localhost:9/certs", "http://[::1]:80/certs",
+                                 "https://www.googleapis.com/oauth2/v1/certs", "https://certs.example.org/x"])
+def test_a_local_or_https_maintenance_certs_url_is_accepted(monkeypatch, url):
+    monkeypatch.setenv("MAINTENANCE_CERTS_URL", url)
+    assert config.maintenance_certs_url() == url
+
+
+@pytest.mark.parametrize("signal", config.DEPLOYED_SIGNALS)
+@pytest.mark.parametrize("name", config.DEV_ONLY_SETTINGS)
+def test_a_dev_only_setting_is_refused_where_cloud_run_says_deployed(monkeypatch, signal, name):
+    monkeypatch.setenv(name, "http://127.0.0.1:9099" if name.endswith("_URL") else "127.0.0.1:9099")
+    config.refuse_dev_settings_when_deployed()  # locally: fine
+    assert not [line for line in config.check() if name in line]
+
+    monkeypatch.setenv(signal, "create-session")
+    with pytest.raises(ConfigError, match=rf"^{name} is for local development and tests only, .*\({signal}="):
+        config.refuse_dev_settings_when_deployed()
+    assert [line for line in config.check() if name in line and signal in line]
+
+
+def test_every_dev_only_setting_found_is_named_in_one_line(monkeypatch):
+    monkeypatch.setenv("K_SERVICE", "export-data")
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9199")
+    with pytest.raises(ConfigError) as error:
+        config.refuse_dev_settings_when_deployed()
+    assert str(error.value).startswith("FIREBASE_AUTH_EMULATOR_HOST, STORAGE_EMULATOR_HOST are for local")
+    assert "\n" not in str(error.value)

@@ -12,8 +12,15 @@ from werkzeug.wrappers import Request
 from shared.core import config
 from shared.web.auth import Guest, User
 from shared.core.config import ConfigError
-from shared.visitors import guest_limit
-from shared.visitors.guest_limit import Window, address_hash, client_address
+from shared.visitors.guest_limit import WINDOW_SECONDS, Window, address_hash, client_address
+
+
+@pytest.fixture(autouse=True)
+def behind_a_front_end(monkeypatch):
+    """X-Forwarded-For as Google's front end writes it (config.x_forwarded_for_trusted)."""
+    for name in ("K_SERVICE", "K_REVISION", "K_CONFIGURATION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("X_FORWARDED_FOR_TRUSTED", "true")
 
 
 def request(forwarded: str | None = None, peer: str = "127.0.0.1") -> Request:
@@ -41,6 +48,14 @@ def test_without_the_header_the_peer_counts():
     assert client_address(request(None, peer="192.0.2.9")) == "192.0.2.9"
 
 
+@pytest.mark.parametrize("forwarded", ["203.0.113.7", "10.1.2.3, 203.0.113.7", "198.51.100.7,203.0.113.9"])
+def test_with_no_front_end_the_header_is_the_clients_and_the_peer_counts(monkeypatch, forwarded):
+    monkeypatch.delenv("X_FORWARDED_FOR_TRUSTED")
+    assert client_address(request(forwarded, peer="192.0.2.9")) == "192.0.2.9"
+    monkeypatch.setenv("K_SERVICE", "create-session")  # deployed on Cloud Run: Google's front end wrote it
+    assert client_address(request(forwarded, peer="192.0.2.9")) == forwarded.split(",")[-1].strip()
+
+
 def test_the_hash_is_hmac_sha256_under_the_key():
     assert address_hash("203.0.113.7", b"k" * 32) == hmac.new(b"k" * 32, b"203.0.113.7", hashlib.sha256).digest()
     assert address_hash("203.0.113.7", b"k" * 32) != address_hash("203.0.113.7", b"j" * 32)
@@ -51,7 +66,7 @@ def test_the_window_of_a_request(monkeypatch):
     monkeypatch.setenv("GUEST_LIMIT_KEY", "x" * 32)
     window = Window.of_request(request("203.0.113.7"), Guest(b"\0" * 32))
     assert window.params() == {"guest_limit": 5, "address_hash": address_hash("203.0.113.7", b"x" * 32),
-                               "window_seconds": guest_limit.WINDOW_SECONDS}
+                               "window_seconds": WINDOW_SECONDS}
     assert "address" not in repr(window) and window.address_hash.hex() not in repr(window)
     # Anonymous accounts count; signed-in ones never do (and need no key).
     assert Window.of_request(request("203.0.113.7"), User("u", None, "anonymous")).limit == 5
