@@ -25,7 +25,7 @@ log = get_logger("uploads")
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
-# SPEC §5: a session id in a path is matched in its canonical lower-case spelling only, the one
+# A session id in a path is matched in its canonical lower-case spelling only, the one
 # erasure deletes (sessions/{id}/, shared/rights/erasure.py); any other spelling is outside.
 _SESSION_OBJECT = re.compile(
     r"sessions/(?P<session_id>[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12})/(?P<file_name>.+)", re.DOTALL

@@ -39,7 +39,8 @@ def check_request(request) -> None:
     if verdict.refused is None and verdict.unavailable is None:
         return
     if mode == "monitor":
-        what = verdict.refused or f"the token could not be verified ({failures.one_line(verdict.unavailable)})" if verdict.unavailable else ""
+        unverified = failures.one_line(verdict.unavailable) if verdict.unavailable else "unknown"
+        what = verdict.refused or f"the token could not be verified ({unverified})"
         log.warning("App Check (monitor): %s %s would have been refused: %s", request.method, request.path, what)
         return
     if verdict.unavailable is not None:
