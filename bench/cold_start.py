@@ -23,7 +23,6 @@ from bench.harness import GUNICORN, ROOT, goal, notes, row, rows
 from devtools.ports import free_port
 from devtools.stack import Stack
 
-
 # --- cold start ---------------------------------------------------------------------------
 
 IMPORT_ROUNDS = 21  # fresh interpreters per import, interleaved: the machine's load drifts within seconds
@@ -34,8 +33,9 @@ def _import_times(code: str, env: dict, cwd: Path) -> tuple[list[tuple[int, int,
     """(self us, cumulative us, depth, module) of every import of `code` in a fresh interpreter
     started in `cwd`, and the CPU seconds (user + system) it used, start-up and exit included."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"{code!r} failed: {out.stderr[-2000:]}")
@@ -64,7 +64,7 @@ def bench_import() -> None:
     cpu: dict[str, list[float]] = {"pass": [], "functions_framework": [], "main": []}
     for i in range(IMPORT_ROUNDS):
         # Rotate which goes first, so that a drift of the load does not favour one.
-        order = ("pass", "functions_framework", "main")[i % 3:] + ("pass", "functions_framework", "main")[:i % 3]
+        order = ("pass", "functions_framework", "main")[i % 3 :] + ("pass", "functions_framework", "main")[: i % 3]
         for module in order:
             entries, spent = _import_times("pass" if module == "pass" else f"import {module}", env, source)
             cpu[module].append(spent)
@@ -80,26 +80,42 @@ def bench_import() -> None:
     # one ratio rather than one side of the medians' ratio.
     paired = sorted(m / f for f, m in zip(floor, product))
     ratio = statistics.median(paired)
-    row("cold: import functions_framework (-X importtime, cumulative; the floor)", 1, None, None, "1.00",
-        n=len(floor))
+    row("cold: import functions_framework (-X importtime, cumulative; the floor)", 1, None, None, "1.00", n=len(floor))
     rows[-1][3] = f"{ff * 1000:.0f}"
-    row("cold: import main (-X importtime, cumulative)", 1, None, None,
-        f"{ratio:.2f}x functions_framework; {total / 0.300:.2f} of 300 ms", n=len(product))
+    row(
+        "cold: import main (-X importtime, cumulative)",
+        1,
+        None,
+        None,
+        f"{ratio:.2f}x functions_framework; {total / 0.300:.2f} of 300 ms",
+        n=len(product),
+    )
     rows[-1][3] = f"{total * 1000:.0f}"
-    notes.append(f"import main / import functions_framework, round by round ({IMPORT_ROUNDS} rounds, each a fresh "
-                 f"interpreter per import): {paired[0]:.2f} to {paired[-1]:.2f}, median {ratio:.2f}; "
-                 f"the medians' ratio {total / ff:.2f}.")
+    notes.append(
+        f"import main / import functions_framework, round by round ({IMPORT_ROUNDS} rounds, each a fresh "
+        f"interpreter per import): {paired[0]:.2f} to {paired[-1]:.2f}, median {ratio:.2f}; "
+        f"the medians' ratio {total / ff:.2f}."
+    )
     # CPU time moves less with the machine's load than the wall time that -X importtime reports.
     bare = statistics.median(cpu["pass"])
     cpu_ff, cpu_main = (statistics.median(cpu[module]) - bare for module in ("functions_framework", "main"))
-    notes.append(f"CPU time (user + system) of the same interpreters less a bare one's (python -c pass, "
-                 f"{bare * 1000:.0f} ms), medians: import functions_framework {cpu_ff * 1000:.0f} ms, import main "
-                 f"{cpu_main * 1000:.0f} ms, {cpu_main / cpu_ff:.2f}x.")
+    notes.append(
+        f"CPU time (user + system) of the same interpreters less a bare one's (python -c pass, "
+        f"{bare * 1000:.0f} ms), medians: import functions_framework {cpu_ff * 1000:.0f} ms, import main "
+        f"{cpu_main * 1000:.0f} ms, {cpu_main / cpu_ff:.2f}x."
+    )
     cached = Path(importlib.util.cache_from_source(str(source / "main.py"))).exists()
-    notes.append("The product's modules were " + ("loaded from a __pycache__ (not as deployed)"
-                                                  if cached else "compiled from source in every round (a copy of "
-                                                  "main.py, functions/ and shared/ without __pycache__), as on a "
-                                                  "fresh instance") + "; the dependencies' from their .pyc.")
+    notes.append(
+        "The product's modules were "
+        + (
+            "loaded from a __pycache__ (not as deployed)"
+            if cached
+            else "compiled from source in every round (a copy of "
+            "main.py, functions/ and shared/ without __pycache__), as on a "
+            "fresh instance"
+        )
+        + "; the dependencies' from their .pyc."
+    )
     best = min(runs, key=lambda run: abs(run[0] - total))[1]  # the run nearest the median
     # Heaviest: the biggest cumulative time per package that main pulled in
     # (the product's own modules by full name).
@@ -110,8 +126,10 @@ def bench_import() -> None:
         root = name if name.split(".")[0] in ("shared", "functions") else name.split(".")[0]
         heaviest[root] = max(heaviest.get(root, 0), cumulative)
     top = sorted(heaviest.items(), key=lambda item: -item[1])[:10]
-    notes.append("Heaviest imports under `import main` (cumulative ms, nested ones counted in their parents): "
-                 + ", ".join(f"{name} {cum / 1000:.0f}" for name, cum in top))
+    notes.append(
+        "Heaviest imports under `import main` (cumulative ms, nested ones counted in their parents): "
+        + ", ".join(f"{name} {cum / 1000:.0f}" for name, cum in top)
+    )
     # What main adds to functions_framework: the modules that `import functions_framework` alone does
     # not load, by package, their own (self) time.
     floor_modules = {e[3] for e in _import_times("import functions_framework", env, source)[0]}
@@ -120,9 +138,11 @@ def bench_import() -> None:
         if name not in floor_modules:
             root = name if name.split(".")[0] in ("shared", "functions") else name.split(".")[0]
             added[root] = added.get(root, 0) + own
-    notes.append(f"What `import main` adds to functions_framework ({sum(added.values()) / 1000:.0f} ms of own time, "
-                 "by module or package): " + ", ".join(f"{name} {own / 1000:.1f}" for name, own in
-                                                      sorted(added.items(), key=lambda item: -item[1])[:12]))
+    notes.append(
+        f"What `import main` adds to functions_framework ({sum(added.values()) / 1000:.0f} ms of own time, "
+        "by module or package): "
+        + ", ".join(f"{name} {own / 1000:.1f}" for name, own in sorted(added.items(), key=lambda item: -item[1])[:12])
+    )
     walls = []
     for _ in range(5):
         for code in ("pass", "import main"):
@@ -132,15 +152,23 @@ def bench_import() -> None:
     shutil.rmtree(source, ignore_errors=True)
     base = statistics.median(t for c, t in walls if c == "pass")
     wall = statistics.median(t for c, t in walls if c == "import main") - base
-    row("cold: python -c 'import main' wall minus bare interpreter (incl. teardown)", 1, None, None,
+    row(
+        "cold: python -c 'import main' wall minus bare interpreter (incl. teardown)",
+        1,
+        None,
+        None,
         f"{wall / 0.300:.2f} of 300 ms (info)",
-        n=5)
+        n=5,
+    )
     rows[-1][3] = f"{wall * 1000:.0f}"
-    goal(f"import main <= {IMPORT_GOAL} x import functions_framework: {ratio:.2f} "
-         f"(median of {IMPORT_ROUNDS} interleaved rounds; {total * 1000:.0f} vs {ff * 1000:.0f} ms)",
-         ratio <= IMPORT_GOAL)
-    notes.append(f"import main < 300 ms (the former goal, information): {total * 1000:.0f} ms "
-                 f"({total / 0.300:.2f} of it).")
+    goal(
+        f"import main <= {IMPORT_GOAL} x import functions_framework: {ratio:.2f} "
+        f"(median of {IMPORT_ROUNDS} interleaved rounds; {total * 1000:.0f} vs {ff * 1000:.0f} ms)",
+        ratio <= IMPORT_GOAL,
+    )
+    notes.append(
+        f"import main < 300 ms (the former goal, information): {total * 1000:.0f} ms ({total / 0.300:.2f} of it)."
+    )
 
 
 def bench_first_201(stack: Stack, workdir: Path, runs: int = 6) -> None:
@@ -152,8 +180,9 @@ def bench_first_201(stack: Stack, workdir: Path, runs: int = 6) -> None:
         url = f"http://127.0.0.1:{port}/create_session"
         with open(workdir / f"cold-{i}.log", "ab") as logfile:
             start = time.perf_counter()
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             key = secrets.token_urlsafe(32)
             while True:

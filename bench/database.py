@@ -18,8 +18,8 @@ from sqlalchemy import text
 from bench import harness
 from bench.harness import DB_ROUNDS, Series, goal, notes, row, timed_threads
 
-
 # --- the database path alone ---------------------------------------------------------------
+
 
 class RoundTrips:
     """Counts statements (SQLAlchemy before_cursor_execute, and runs of pg8000's
@@ -72,8 +72,17 @@ class RoundTrips:
 
 # What pg8000 declares for create_session's parameters (pg_prepared_statements.parameter_types), so that
 # a PREPARE of the file plans as the product's prepared statement does; and the ceiling's.
-PARAM_TYPES = {"session_id": "uuid", "key_hash": "bytea", "address_hash": "bytea", "guest_limit": "integer", "window_seconds": "integer",
-               "new_guest_id": "uuid", "experiment_id": "text", "metadata": "jsonb", "id": "uuid"}
+PARAM_TYPES = {
+    "session_id": "uuid",
+    "key_hash": "bytea",
+    "address_hash": "bytea",
+    "guest_limit": "integer",
+    "window_seconds": "integer",
+    "new_guest_id": "uuid",
+    "experiment_id": "text",
+    "metadata": "jsonb",
+    "id": "uuid",
+}
 
 
 def numbered_parameters(statement: str) -> tuple[list[str], str]:
@@ -100,14 +109,14 @@ def sql_literal(value) -> str:
 
 
 def bench_db(engine) -> None:
+    import logging
+
     from bench.seed_style import CEILING_SQL, ceiling_insert, seed_create_session
-    from shared.web.auth import Guest
     from shared.core.db import single_statement, statement_text
     from shared.visitors.guest_limit import Window
-    from shared.web.models import NewSession
     from shared.visitors.sessions import create_session
-
-    import logging
+    from shared.web.auth import Guest
+    from shared.web.models import NewSession
 
     logging.disable(logging.INFO)  # the product's per-session info lines would drown the table
     request = NewSession(experimentId="bench")
@@ -130,13 +139,18 @@ def bench_db(engine) -> None:
         ceiling_insert(engine)
 
     counter = RoundTrips(engine)
-    for name, call in (("shared.visitors.sessions.create_session", product), ("seed-style (5 statements)", seed),
-                       ("ceiling: one INSERT ... nextval()", ceiling)):
+    for name, call in (
+        ("shared.visitors.sessions.create_session", product),
+        ("seed-style (5 statements)", seed),
+        ("ceiling: one INSERT ... nextval()", ceiling),
+    ):
         statements, trips = counter.measure(call)
         notes.append(f"{name}: {statements:.1f} SQL statements and {trips:.1f} server round trips per call.")
-    notes.append("Round trips are waits of pg8000 for the server: 1 per execution of a prepared statement (as "
-                 "shared.core.db.single_statement runs them), plus 1 to prepare it once per connection; unprepared, "
-                 "3 per statement with parameters and 1 without; BEGIN 1, COMMIT 3.")
+    notes.append(
+        "Round trips are waits of pg8000 for the server: 1 per execution of a prepared statement (as "
+        "shared.core.db.single_statement runs them), plus 1 to prepare it once per connection; unprepared, "
+        "3 per statement with parameters and 1 without; BEGIN 1, COMMIT 3."
+    )
     variants = (("ceiling", ceiling), ("seed", seed), ("product", product), ("returning", product_returning))
     for call in (ceiling, seed, product):
         call()  # warm every connection path once
@@ -159,19 +173,29 @@ def bench_db(engine) -> None:
         # The server's own count, on one pooled connection: how often create_session's
         # statement ran on the generic plan, i.e. without being planned again.
         with single_statement(engine) as conn:
-            row = conn.connection.execute(text(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                "WHERE statement LIKE '%INSERT INTO guests%' ORDER BY generic_plans DESC LIMIT 1")).first()
+            row = conn.connection.execute(
+                text(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                    "WHERE statement LIKE '%INSERT INTO guests%' ORDER BY generic_plans DESC LIMIT 1"
+                )
+            ).first()
         if row is not None:
-            notes.append(f"create_session's prepared statement on one pooled connection: {row.generic_plans} "
-                         f"executions on the generic plan (not planned again), {row.custom_plans} planned "
-                         "for their parameters (PostgreSQL plans the first five, then keeps a generic plan "
-                         "when it costs no more).")
+            notes.append(
+                f"create_session's prepared statement on one pooled connection: {row.generic_plans} "
+                f"executions on the generic plan (not planned again), {row.custom_plans} planned "
+                "for their parameters (PostgreSQL plans the first five, then keeps a generic plan "
+                "when it costs no more)."
+            )
 
     def guest_params() -> dict:
-        return {"session_id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}",
-                "key_hash": secrets.token_bytes(32), "new_guest_id": str(uuid.uuid4()),
-                **Window.off().params()}  # as the other sections: the guest-creation limit off
+        return {
+            "session_id": str(uuid.uuid4()),
+            "experiment_id": "bench",
+            "metadata": "{}",
+            "key_hash": secrets.token_bytes(32),
+            "new_guest_id": str(uuid.uuid4()),
+            **Window.off().params(),
+        }  # as the other sections: the guest-creation limit off
 
     def ceiling_params() -> dict:
         return {"id": str(uuid.uuid4()), "experiment_id": "bench", "metadata": "{}"}
@@ -195,10 +219,13 @@ def bench_db(engine) -> None:
                             values = params()
                             plan = conn.exec_driver_sql(
                                 "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) EXECUTE bench_explain("
-                                + ", ".join(sql_literal(values[n]) for n in names) + ")").scalar_one()
+                                + ", ".join(sql_literal(values[n]) for n in names)
+                                + ")"
+                            ).scalar_one()
                         else:
-                            plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) "
-                                                     + statement), params()).scalar_one()
+                            plan = conn.execute(
+                                text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) " + statement), params()
+                            ).scalar_one()
                         transaction.rollback()
                     times.append(plan[0]["Execution Time"])
                 if generic:
@@ -207,21 +234,33 @@ def bench_db(engine) -> None:
                     conn.commit()
             return statistics.median(times)
 
-        for generic, kind in ((False, "custom plan, planned for its parameters"),
-                              (True, "generic plan, as the prepared statement runs")):
+        for generic, kind in (
+            (False, "custom plan, planned for its parameters"),
+            (True, "generic plan, as the prepared statement runs"),
+        ):
             product_ms = server_ms(statement_text("sessions/create_session_guest"), guest_params, generic)
             ceiling_ms = server_ms(CEILING_SQL, ceiling_params, generic)
-            notes.append(f"Server execution time per statement (EXPLAIN ANALYZE, {kind}; median of 100 new guests): "
-                         f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
-                         f"{ceiling_ms:.3f} ms (inserts a session): {ceiling_ms / product_ms:.2f}.")
+            notes.append(
+                f"Server execution time per statement (EXPLAIN ANALYZE, {kind}; median of 100 new guests): "
+                f"create_session {product_ms:.3f} ms (inserts a guest and a session), ceiling "
+                f"{ceiling_ms:.3f} ms (inserts a session): {ceiling_ms / product_ms:.2f}."
+            )
 
     def backend_cpu() -> None:
         # The server's whole CPU per call (Bind, locks, executor, triggers, commit, the socket), from
         # the run time of every backend of the pool (/proc/<pid>/schedstat), one call at a time, five
         # interleaved rounds. The least disturbed by other work on the machine of the measures here.
         with engine.connect() as conn:
-            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                                     "AND datname = current_database()")).scalars().all()
+            pids = (
+                conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                        "AND datname = current_database()"
+                    )
+                )
+                .scalars()
+                .all()
+            )
         schedstat = [Path(f"/proc/{pid}/schedstat") for pid in pids]
         comm = [Path(f"/proc/{pid}/comm") for pid in pids]
         if not all(path.exists() and path.read_text().startswith("postgres") for path in comm):
@@ -241,29 +280,55 @@ def bench_db(engine) -> None:
                     call()
                 per_call[key].append((run_time() - before) / 300)
         ceiling_cpu = statistics.median(per_call["ceiling"])
-        notes.append("Server CPU per call (all backends' run time, 1 thread, median of 5 rounds of 300): " + ", ".join(
-            f"{label} {statistics.median(per_call[key]):.3f} ms ({ceiling_cpu / statistics.median(per_call[key]):.2f})"
-            for key, label in (("ceiling", "ceiling"), ("product", "create_session, new guests"),
-                               ("returning", "returning guests"))) + " (ceiling's / each).")
+        notes.append(
+            "Server CPU per call (all backends' run time, 1 thread, median of 5 rounds of 300): "
+            + ", ".join(
+                f"{label} {statistics.median(per_call[key]):.3f} ms "
+                f"({ceiling_cpu / statistics.median(per_call[key]):.2f})"
+                for key, label in (
+                    ("ceiling", "ceiling"),
+                    ("product", "create_session, new guests"),
+                    ("returning", "returning guests"),
+                )
+            )
+            + " (ceiling's / each)."
+        )
 
     for threads in (1, 16):
         series = compare(threads)
         ceil, seed_s, prod = series["ceiling"], series["seed"], series["product"]
         row("DB: ceiling, one INSERT ... nextval()", threads, ceil.latencies, ceil.throughput, f"1.00; {cpu(ceil)}")
-        row("DB: seed-style create_session (5 statements)", threads, seed_s.latencies, seed_s.throughput,
-            f"{seed_s.ratio(ceil):.2f} of ceiling; {cpu(seed_s)}")
+        row(
+            "DB: seed-style create_session (5 statements)",
+            threads,
+            seed_s.latencies,
+            seed_s.throughput,
+            f"{seed_s.ratio(ceil):.2f} of ceiling; {cpu(seed_s)}",
+        )
         vs_seed, vs_ceiling = prod.ratio(seed_s), prod.ratio(ceil)
-        row("DB: shared.visitors.sessions.create_session", threads, prod.latencies, prod.throughput,
-            f"{vs_seed:.2f}x seed; {vs_ceiling:.2f} of ceiling; {cpu(prod)}")
+        row(
+            "DB: shared.visitors.sessions.create_session",
+            threads,
+            prod.latencies,
+            prod.throughput,
+            f"{vs_seed:.2f}x seed; {vs_ceiling:.2f} of ceiling; {cpu(prod)}",
+        )
         back = series["returning"]
-        row("DB: shared.visitors.sessions.create_session, returning guests (info)", threads, back.latencies,
-            back.throughput, f"{back.ratio(ceil):.2f} of ceiling; {cpu(back)}")
+        row(
+            "DB: shared.visitors.sessions.create_session, returning guests (info)",
+            threads,
+            back.latencies,
+            back.throughput,
+            f"{back.ratio(ceil):.2f} of ceiling; {cpu(back)}",
+        )
         if threads == 16:
             if harness.HTTP_CEILING_32:
                 notes.append(
                     f"The database ceiling alone (one INSERT per session, 16 threads, no HTTP) reaches "
                     f"{ceil.throughput / harness.HTTP_CEILING_32:.2f} of the HTTP ceiling's throughput at 32 clients; "
-                    f"shared.visitors.sessions.create_session without HTTP reaches {prod.throughput / harness.HTTP_CEILING_32:.2f}.")
+                    f"shared.visitors.sessions.create_session without HTTP reaches "
+                    f"{prod.throughput / harness.HTTP_CEILING_32:.2f}."
+                )
             goal(f"DB path >= 3x seed-style at 16 threads: {vs_seed:.2f}x", vs_seed >= 3)
             goal(f"DB path >= 0.7 of ceiling at 16 threads: {vs_ceiling:.2f}", vs_ceiling >= 0.7)
     plans()
@@ -273,6 +338,7 @@ def bench_db(engine) -> None:
 
 # --- one sequence: how fast nextval hands out numbers, for sizing (bench/README.md, "Scale on paper") ---
 
+
 def bench_sequence(engine) -> None:
     """The server time of one nextval on a CACHE 1 sequence like visitor_number_seq, from one
     backend in a loop and from 8 at once: where numbering from one sequence would stop scaling."""
@@ -281,9 +347,12 @@ def bench_sequence(engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("CREATE SEQUENCE IF NOT EXISTS bench_nextval_seq AS bigint CACHE 1"))
         conn.commit()
-        plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) "
-                                 "SELECT count(nextval('bench_nextval_seq')) FROM generate_series(1, 200000)")
-                            ).scalar_one()
+        plan = conn.execute(
+            text(
+                "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) "
+                "SELECT count(nextval('bench_nextval_seq')) FROM generate_series(1, 200000)"
+            )
+        ).scalar_one()
         conn.rollback()
     per_nextval_us = 1000 * plan[0]["Execution Time"] / 200000
 
@@ -301,6 +370,8 @@ def bench_sequence(engine) -> None:
     for thread in threads:
         thread.join()
     shared_rate = 8 * 50000 / (time.perf_counter() - started)
-    notes.append(f"nextval on a CACHE 1 sequence, one backend in a loop: {per_nextval_us:.2f} us of server time "
-                 f"each (about {1e6 / per_nextval_us:,.0f} numbers/s from one backend); 8 backends at once on this "
-                 f"machine's 2 cores: {shared_rate:,.0f} numbers/s in all.")
+    notes.append(
+        f"nextval on a CACHE 1 sequence, one backend in a loop: {per_nextval_us:.2f} us of server time "
+        f"each (about {1e6 / per_nextval_us:,.0f} numbers/s from one backend); 8 backends at once on this "
+        f"machine's 2 cores: {shared_rate:,.0f} numbers/s in all."
+    )

@@ -46,16 +46,26 @@ def log(message: str) -> None:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def row(name: str, clients, latencies: list[float] | None, throughput: float | None, ratio: str, n=None) -> None:
     def ms(v):
         return f"{v * 1000:.1f}" if v is not None else "-"
+
     median = statistics.median(latencies) if latencies else None
     p99 = pct(latencies, 0.99) if latencies else None
-    rows.append([name, str(clients), str(n if n is not None else (len(latencies) if latencies else "-")),
-                 ms(median), ms(p99), f"{throughput:.0f}" if throughput else "-", ratio])
+    rows.append(
+        [
+            name,
+            str(clients),
+            str(n if n is not None else (len(latencies) if latencies else "-")),
+            ms(median),
+            ms(p99),
+            f"{throughput:.0f}" if throughput else "-",
+            ratio,
+        ]
+    )
 
 
 def goal(text: str, met: bool) -> None:
@@ -78,7 +88,7 @@ def _proc_stats():
                 raw = open(f"/proc/{entry}/stat").read()
             except OSError:
                 continue
-            fields = raw[raw.rindex(")") + 2:].split()
+            fields = raw[raw.rindex(")") + 2 :].split()
             # fields[1] ppid, fields[2] pgrp, fields[11] utime, fields[12] stime (clock ticks)
             yield int(entry), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
 
@@ -105,13 +115,33 @@ def rotated(items: list, by: int) -> list:
     return items[by:] + items[:by]
 
 
-def load(url: str, clients: int, mode: str = "new", numbers: bool = False, addresses: int = 0,
-         count: int | None = None, seconds: float | None = None) -> dict:
+def load(
+    url: str,
+    clients: int,
+    mode: str = "new",
+    numbers: bool = False,
+    addresses: int = 0,
+    count: int | None = None,
+    seconds: float | None = None,
+) -> dict:
     default_count, default_seconds = (100, 1.0) if clients == 1 else (800, 1.5)
     count, seconds = count or default_count, seconds or default_seconds
-    command = [sys.executable, "-m", "bench.load", url, "--clients", str(clients), "--requests", str(count),
-               "--seconds", str(seconds), "--mode", mode, "--addresses", str(addresses)] + \
-        (["--numbers"] if numbers else [])
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load",
+        url,
+        "--clients",
+        str(clients),
+        "--requests",
+        str(count),
+        "--seconds",
+        str(seconds),
+        "--mode",
+        mode,
+        "--addresses",
+        str(addresses),
+    ] + (["--numbers"] if numbers else [])
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
@@ -137,7 +167,7 @@ class Series:
     def throughput(self) -> float:
         return len(self.latencies) / self.elapsed
 
-    def ratio(self, other: "Series") -> float:
+    def ratio(self, other: Series) -> float:
         return statistics.median(a / b for a, b in zip(self.per_round, other.per_round))
 
 
@@ -167,6 +197,7 @@ def timed_threads(call, threads: int, count: int, seconds: float) -> tuple[list[
 
 
 # --- the run: the stack, the sections in turn, the results file ----------------------------------
+
 
 def bench_only() -> list[str]:
     """BENCH_ONLY="researchers,database": the starts of the names of the sections to run (none: all)."""
@@ -212,15 +243,24 @@ def report(started: float, only: list[str], failed: list[str]) -> int:
     """Print the table, the goals and the notes, write them to bench/results/<date>.md unless the
     run was partial (BENCH_ONLY); the exit code."""
     today = datetime.date.today().isoformat()
-    header = (f"# Benchmark run {today}\n\n"
-              f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()} ({platform.machine()}, "
-              f"{platform.system()}); load average at the end {os.getloadavg()[0]:.1f}; gunicorn workers={WORKERS} threads={THREADS}; "
-              f"whole run {time.perf_counter() - started:.0f} s.\n\n")
-    table = ["| benchmark | clients | n | median ms | p99 ms | per s | ratio |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    header = (
+        f"# Benchmark run {today}\n\n"
+        f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()} ({platform.machine()}, "
+        f"{platform.system()}); load average at the end {os.getloadavg()[0]:.1f}; "
+        f"gunicorn workers={WORKERS} threads={THREADS}; "
+        f"whole run {time.perf_counter() - started:.0f} s.\n\n"
+    )
+    table = ["| benchmark | clients | n | median ms | p99 ms | per s | ratio |", "|---|---:|---:|---:|---:|---:|---|"]
     table += ["| " + " | ".join(r) + " |" for r in rows]
-    text_out = header + "\n".join(table) + "\n\n## Goals\n\n" + "\n".join(goals) + "\n\n## Notes\n\n" + \
-        "\n".join(f"- {n}" for n in notes) + "\n"
+    text_out = (
+        header
+        + "\n".join(table)
+        + "\n\n## Goals\n\n"
+        + "\n".join(goals)
+        + "\n\n## Notes\n\n"
+        + "\n".join(f"- {n}" for n in notes)
+        + "\n"
+    )
     print(text_out)
     if only:
         log("BENCH_ONLY: a partial run, not written to bench/results/")

@@ -16,8 +16,8 @@ from bench import harness
 from bench.harness import DB_ROUNDS, ROUNDS, CpuMeter, Series, goal, load, notes, rotated, row, serve
 from devtools.stack import Stack
 
-
 # --- create_session over HTTP vs the do-nothing ceiling ----------------------------------------
+
 
 def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
     """create_session over HTTP against two ceilings served the same way (bench/noop.py): the
@@ -28,8 +28,12 @@ def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
     noop_cpu = CpuMeter(noop.process.pid)
     handed_out: list[int] = []
     http_ceiling_32 = None
-    urls = {"noop": f"{noop_url}/noop", "db_ceiling": f"{noop_url}/db_ceiling",
-            "new": f"{functions}/create_session", "returning": f"{functions}/create_session"}
+    urls = {
+        "noop": f"{noop_url}/noop",
+        "db_ceiling": f"{noop_url}/db_ceiling",
+        "new": f"{functions}/create_session",
+        "returning": f"{functions}/create_session",
+    }
     for clients in (1, 8, 32):
         series = {key: Series() for key in urls}
         # Five rounds where the goal is measured: one noisy round must not decide the median.
@@ -43,8 +47,13 @@ def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
                 before = meter.read()
                 # At 32 clients, where the goal is measured, rounds of 2,000 requests (up to 3 s): a
                 # round of 800 lasted well under a second, and one burst of other work decided it.
-                result = load(urls[key], clients, mode="returning" if key == "returning" else "new",
-                              numbers=(key == "new"), **({"count": 2000, "seconds": 3.0} if clients == 32 else {}))
+                result = load(
+                    urls[key],
+                    clients,
+                    mode="returning" if key == "returning" else "new",
+                    numbers=(key == "new"),
+                    **({"count": 2000, "seconds": 3.0} if clients == 32 else {}),
+                )
                 series_of.cpu += meter.read() - before
                 series_of.served += len(result["latencies"]) + clients  # + the untimed warm-up requests
                 series_of.add(result["latencies"], result["elapsed"])
@@ -57,38 +66,66 @@ def bench_http(stack: Stack, noop, noop_url: str, engine) -> None:
             return f"server {1000 * series_of.cpu / series_of.served:.2f} CPU ms/req"
 
         noop_series, ceiling = series["noop"], series["db_ceiling"]
-        row("noop function (HTTP ceiling)", clients, noop_series.latencies, noop_series.throughput,
-            f"1.00; {cpu(noop_series)}")
-        row("db_ceiling function: one INSERT ... nextval() (database-backed ceiling)", clients, ceiling.latencies,
-            ceiling.throughput, f"1.00; {ceiling.ratio(noop_series):.2f} of noop; {cpu(ceiling)}")
+        row(
+            "noop function (HTTP ceiling)",
+            clients,
+            noop_series.latencies,
+            noop_series.throughput,
+            f"1.00; {cpu(noop_series)}",
+        )
+        row(
+            "db_ceiling function: one INSERT ... nextval() (database-backed ceiling)",
+            clients,
+            ceiling.latencies,
+            ceiling.throughput,
+            f"1.00; {ceiling.ratio(noop_series):.2f} of noop; {cpu(ceiling)}",
+        )
         if clients == 32:
             http_ceiling_32 = noop_series.throughput
         for mode in ("new", "returning"):
             ratio = series[mode].ratio(ceiling)
-            row(f"create_session, {mode} guests (HTTP)", clients, series[mode].latencies, series[mode].throughput,
-                f"{ratio:.2f} of db_ceiling; {series[mode].ratio(noop_series):.2f} of noop; {cpu(series[mode])}")
+            row(
+                f"create_session, {mode} guests (HTTP)",
+                clients,
+                series[mode].latencies,
+                series[mode].throughput,
+                f"{ratio:.2f} of db_ceiling; {series[mode].ratio(noop_series):.2f} of noop; {cpu(series[mode])}",
+            )
             if clients == 32:
-                goal(f"create_session ({mode} guests) >= 0.8 of the db_ceiling function's throughput at 32 "
-                     f"clients: {ratio:.3f}", ratio >= 0.8)
+                goal(
+                    f"create_session ({mode} guests) >= 0.8 of the db_ceiling function's throughput at 32 "
+                    f"clients: {ratio:.3f}",
+                    ratio >= 0.8,
+                )
     # Visitor numbers: every 201 to a new guest had its own number; in the database every
     # number taken (by a guest, or by a db_ceiling session, which has no visitor) is distinct
     # and they run without a gap.
     with engine.connect() as conn:
         guest_numbers = [r[0] for r in conn.execute(text("SELECT visitor_number FROM guests"))]
-        db_numbers = sorted(guest_numbers + [r[0] for r in conn.execute(text(
-            "SELECT visitor_number FROM sessions WHERE guest_id IS NULL AND user_id IS NULL"))])
+        db_numbers = sorted(
+            guest_numbers
+            + [
+                r[0]
+                for r in conn.execute(
+                    text("SELECT visitor_number FROM sessions WHERE guest_id IS NULL AND user_id IS NULL")
+                )
+            ]
+        )
     assert len(set(handed_out)) == len(handed_out), "a visitor number was handed out twice"
     assert None not in db_numbers, "a guest has no number"
     assert len(set(db_numbers)) == len(db_numbers), "two visitors share a number"
     assert db_numbers == list(range(db_numbers[0], db_numbers[0] + len(db_numbers))), "gap in visitor numbers"
     assert set(handed_out) <= set(guest_numbers)
     harness.HTTP_CEILING_32 = http_ceiling_32
-    notes.append(f"Visitor numbers under load: {len(handed_out)} new-guest 201s in the timed runs, "
-                 f"{len(guest_numbers)} guests in all and {len(db_numbers) - len(guest_numbers)} db_ceiling "
-                 f"sessions ({db_numbers[0]}..{db_numbers[-1]}): all distinct, no gaps.")
+    notes.append(
+        f"Visitor numbers under load: {len(handed_out)} new-guest 201s in the timed runs, "
+        f"{len(guest_numbers)} guests in all and {len(db_numbers) - len(guest_numbers)} db_ceiling "
+        f"sessions ({db_numbers[0]}..{db_numbers[-1]}): all distinct, no gaps."
+    )
 
 
 # --- the guest-creation limit: on vs off -----------------------------------------------------
+
 
 def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
     """create_session for new guests at 32 clients on two servers of the same stack, one with the
@@ -98,10 +135,10 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
     one row lock, and rewrites an array of every new guest of the hour). And the statement's own
     cost, in process, one request at a time."""
 
-    from shared.web.auth import Guest
     from shared.visitors.guest_limit import Window
-    from shared.web.models import NewSession
     from shared.visitors.sessions import create_session
+    from shared.web.auth import Guest
+    from shared.web.models import NewSession
 
     servers = {}
     try:
@@ -124,11 +161,19 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
         row("create_session, new guests, limit off (HTTP)", 32, off.latencies, off.throughput, "1.00")
         for name in ("on", "on, one address"):
             ratio = series[name].ratio(off)
-            row(f"create_session, new guests, limit {name} (HTTP)", 32, series[name].latencies,
-                series[name].throughput, f"{ratio:.2f} of limit off")
+            row(
+                f"create_session, new guests, limit {name} (HTTP)",
+                32,
+                series[name].latencies,
+                series[name].throughput,
+                f"{ratio:.2f} of limit off",
+            )
             if name == "on":
-                goal(f"create_session (new guests) with the guest-creation limit >= 0.9 of the throughput "
-                     f"without it at 32 clients: {ratio:.2f}", ratio >= 0.9)
+                goal(
+                    f"create_session (new guests) with the guest-creation limit >= 0.9 of the throughput "
+                    f"without it at 32 clients: {ratio:.2f}",
+                    ratio >= 0.9,
+                )
     finally:
         for process, _url in servers.values():
             process.stop()
@@ -144,8 +189,15 @@ def bench_guest_limit(stack: Stack, workdir: Path, engine) -> None:
                 spent[name].append(time.perf_counter() - start)
     off_ms, on_ms = (1000 * statistics.median(spent[name]) for name in ("off", "on"))
     row("shared.visitors.sessions.create_session, new guest, limit off (in process)", 1, spent["off"], None, "1.00")
-    row("shared.visitors.sessions.create_session, new guest, limit on (in process)", 1, spent["on"], None,
-        f"{on_ms / off_ms:.2f} of limit off")
-    notes.append(f"The guest-creation limit's cost, in process, one request at a time: a new guest takes "
-                 f"{on_ms:.3f} ms with the limit on, {off_ms:.3f} ms off (+{on_ms - off_ms:.3f} ms: the upsert "
-                 "of the address's window in the same statement, and the index probe for expired windows).")
+    row(
+        "shared.visitors.sessions.create_session, new guest, limit on (in process)",
+        1,
+        spent["on"],
+        None,
+        f"{on_ms / off_ms:.2f} of limit off",
+    )
+    notes.append(
+        f"The guest-creation limit's cost, in process, one request at a time: a new guest takes "
+        f"{on_ms:.3f} ms with the limit on, {off_ms:.3f} ms off (+{on_ms - off_ms:.3f} ms: the upsert "
+        "of the address's window in the same statement, and the index probe for expired windows)."
+    )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bench.harness import ROOT, notes
 
-
 # --- where the time of one create_session goes ----------------------------------------------
+
 
 def profile_create_session(n: int = 300) -> None:
     """cProfile of n create_session requests through functions-framework's own app
@@ -41,9 +41,11 @@ def profile_create_session(n: int = 300) -> None:
 
     cpu_ms(noop_client, 50)
     noop_cpu, product_cpu = cpu_ms(noop_client), cpu_ms(client)
-    notes.append(f"CPU per request in process (functions-framework's app through Flask's test client, no HTTP "
-                 f"server, no profiler): noop {noop_cpu:.2f} ms, create_session {product_cpu:.2f} ms "
-                 f"({noop_cpu / product_cpu:.2f}). The DB rows' client CPU per call is the database call's share.")
+    notes.append(
+        f"CPU per request in process (functions-framework's app through Flask's test client, no HTTP "
+        f"server, no profiler): noop {noop_cpu:.2f} ms, create_session {product_cpu:.2f} ms "
+        f"({noop_cpu / product_cpu:.2f}). The DB rows' client CPU per call is the database call's share."
+    )
     keys = [secrets.token_urlsafe(32) for _ in range(n)]
     profiler = cProfile.Profile()
     start = time.perf_counter()
@@ -67,6 +69,8 @@ def profile_create_session(n: int = 300) -> None:
         by_package[package] = by_package.get(package, 0.0) + tottime
     total = sum(by_package.values())
     top = sorted(by_package.items(), key=lambda item: -item[1])[:10]
-    notes.append(f"Profile of create_session in process (cProfile, {n} new guests through functions-framework's "
-                 f"app, no HTTP server): {per_call * 1000:.1f} ms per request under the profiler; own time by "
-                 "package: " + ", ".join(f"{name} {100 * t / total:.0f}%" for name, t in top))
+    notes.append(
+        f"Profile of create_session in process (cProfile, {n} new guests through functions-framework's "
+        f"app, no HTTP server): {per_call * 1000:.1f} ms per request under the profiler; own time by "
+        "package: " + ", ".join(f"{name} {100 * t / total:.0f}%" for name, t in top)
+    )

@@ -31,8 +31,20 @@ COUNTED = 1000
 
 def load(url: str, mode: str, tokens: Path | None, requests: int = 800, seconds: float = 1.5) -> dict:
     """bench/load.py at CLIENTS clients; mode returning (guests) or signed-in (the tokens of `tokens`)."""
-    command = [sys.executable, "-m", "bench.load", url, "--clients", str(CLIENTS), "--requests", str(requests),
-               "--seconds", str(seconds), "--mode", mode] + (["--tokens", str(tokens)] if tokens else [])
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load",
+        url,
+        "--clients",
+        str(CLIENTS),
+        "--requests",
+        str(requests),
+        "--seconds",
+        str(seconds),
+        "--mode",
+        mode,
+    ] + (["--tokens", str(tokens)] if tokens else [])
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
@@ -51,11 +63,19 @@ def bench_registered(stack: Stack, workdir: Path) -> None:
         credentials = service_account_file(workdir / "service-account.json", f"{google.url}/token")
         try:
             for window in ("300", "0"):
-                servers[window] = serve(f"registered-{window}", "bench.registered_server:app",
-                                        {**stack.env(), "FIREBASE_AUTH_EMULATOR_HOST": "",
-                                         "GOOGLE_ENDPOINTS_URL": google.url,
-                                         "GOOGLE_APPLICATION_CREDENTIALS": credentials,
-                                         "TOKEN_REVOCATION_CHECK_SECONDS": window}, workdir, "get_visitor")
+                servers[window] = serve(
+                    f"registered-{window}",
+                    "bench.registered_server:app",
+                    {
+                        **stack.env(),
+                        "FIREBASE_AUTH_EMULATOR_HOST": "",
+                        "GOOGLE_ENDPOINTS_URL": google.url,
+                        "GOOGLE_APPLICATION_CREDENTIALS": credentials,
+                        "TOKEN_REVOCATION_CHECK_SECONDS": window,
+                    },
+                    workdir,
+                    "get_visitor",
+                )
 
             # Lookups per 1,000 requests: each server's first load, 1,000 requests of the 50 users.
             lookups = {}
@@ -68,8 +88,11 @@ def bench_registered(stack: Stack, workdir: Path) -> None:
                     raise RuntimeError(f"window {window}: {served} requests, non-201 answers {bad}")
                 lookups[window] = google.lookups - before
 
-            variants = {"guests": ("300", "returning"), "signed-in": ("300", "signed-in"),
-                        "signed-in, 0": ("0", "signed-in")}
+            variants = {
+                "guests": ("300", "returning"),
+                "signed-in": ("300", "signed-in"),
+                "signed-in, 0": ("0", "signed-in"),
+            }
             series = {name: Series() for name in variants}
             round_lookups = {name: 0 for name in variants}
             for _ in range(ROUNDS):
@@ -87,23 +110,34 @@ def bench_registered(stack: Stack, workdir: Path) -> None:
                 process.stop()
 
     guests = series["guests"]
-    row("create_session, returning guests (HTTP, emulator off)", CLIENTS, guests.latencies, guests.throughput,
-        "1.00")
+    row("create_session, returning guests (HTTP, emulator off)", CLIENTS, guests.latencies, guests.throughput, "1.00")
     for name, label in (("signed-in", "TOKEN_REVOCATION_CHECK_SECONDS=300"), ("signed-in, 0", "=0, before")):
         ratio = series[name].ratio(guests)
         per_1000 = 1000 * round_lookups[name] / series[name].served
-        row(f"create_session, signed-in users, RS256, {label} (HTTP)", CLIENTS, series[name].latencies,
-            series[name].throughput, f"{ratio:.2f} of guests; {per_1000:.0f} Auth API lookups per 1,000 requests "
-                                     f"in the timed rounds")
+        row(
+            f"create_session, signed-in users, RS256, {label} (HTTP)",
+            CLIENTS,
+            series[name].latencies,
+            series[name].throughput,
+            f"{ratio:.2f} of guests; {per_1000:.0f} Auth API lookups per 1,000 requests in the timed rounds",
+        )
         if name == "signed-in":
-            goal(f"create_session of signed-in users (RS256, revocation checked) >= 0.8 of returning guests' "
-                 f"throughput at 32 clients: {ratio:.2f}", ratio >= 0.8)
-    goal(f"Auth API lookups per 1,000 requests of {USERS} signed-in users = {USERS} (the distinct users): "
-         f"{lookups['300']} (TOKEN_REVOCATION_CHECK_SECONDS=0: {lookups['0']})", lookups["300"] == USERS)
-    notes.append(f"Registered users: {USERS} users of the Auth emulator, RS256 ID tokens signed by a local key, "
-                 f"verified by firebase-admin with the emulator off; each server's first {COUNTED} requests made "
-                 f"{lookups['300']} Auth API lookups (accounts:lookup) with TOKEN_REVOCATION_CHECK_SECONDS=300 and "
-                 f"{lookups['0']} with 0; in the timed rounds after them, {round_lookups['signed-in']} and "
-                 f"{round_lookups['signed-in, 0']}. A lookup here goes to the local Auth emulator (a round trip "
-                 "on this machine); in production it is a round trip to Google.")
+            goal(
+                f"create_session of signed-in users (RS256, revocation checked) >= 0.8 of returning guests' "
+                f"throughput at 32 clients: {ratio:.2f}",
+                ratio >= 0.8,
+            )
+    goal(
+        f"Auth API lookups per 1,000 requests of {USERS} signed-in users = {USERS} (the distinct users): "
+        f"{lookups['300']} (TOKEN_REVOCATION_CHECK_SECONDS=0: {lookups['0']})",
+        lookups["300"] == USERS,
+    )
+    notes.append(
+        f"Registered users: {USERS} users of the Auth emulator, RS256 ID tokens signed by a local key, "
+        f"verified by firebase-admin with the emulator off; each server's first {COUNTED} requests made "
+        f"{lookups['300']} Auth API lookups (accounts:lookup) with TOKEN_REVOCATION_CHECK_SECONDS=300 and "
+        f"{lookups['0']} with 0; in the timed rounds after them, {round_lookups['signed-in']} and "
+        f"{round_lookups['signed-in, 0']}. A lookup here goes to the local Auth emulator (a round trip "
+        "on this machine); in production it is a round trip to Google."
+    )
     log(f"registered users: lookups {lookups}, per round {round_lookups}")

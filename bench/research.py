@@ -16,7 +16,6 @@ from sqlalchemy import text
 from bench.harness import goal, notes, row
 from devtools.stack import PROJECT, Stack
 
-
 # --- researchers: an export against COPY, and the figures at 1M responses ---------------------
 
 RESEARCH_SESSIONS, RESEARCH_RESPONSES_EACH = 100_000, 10  # 1,000,000 responses
@@ -28,25 +27,37 @@ def bench_research(stack: Stack, engine) -> None:
     get_study_stats at 100k sessions / 1M responses."""
     import psutil
 
-    from shared.core.db import plain_engine, statement, statement_text
     from devtools.clients import AuthEmulatorClient
+    from shared.core.db import plain_engine, statement, statement_text
 
     admin = plain_engine(stack.database_url)  # no statement or socket timeout: seeding takes a while
     with admin.begin() as conn:
         conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges CASCADE"))
-        conn.execute(text(
-            "INSERT INTO guests (id, key_hash, visitor_number) SELECT gen_random_uuid(), sha256(g::text::bytea), "
-            "nextval('visitor_number_seq') FROM generate_series(1, :n) g"), {"n": RESEARCH_SESSIONS // 2})
-        conn.execute(text(  # two sessions per guest, three experiments, over 60 days
-            "INSERT INTO sessions (id, visitor_number, guest_id, experiment_id, metadata, created_at) "
-            "SELECT gen_random_uuid(), g.visitor_number, g.id, 'study-' || mod(g.visitor_number, 3), "
-            "       jsonb_build_object('lang', 'en'), now() - mod(g.visitor_number * 7 + k, 60) * interval '1 day' "
-            "FROM guests g, generate_series(1, 2) k"))
-        conn.execute(text(
-            "INSERT INTO responses (id, session_id, visitor_number, level, data, created_at) "
-            "SELECT gen_random_uuid(), s.id, s.visitor_number, mod(l, 8), "
-            "       jsonb_build_object('answer', md5(s.id::text || l), 'ms', l * 137), s.created_at + l * interval '1 minute' "
-            "FROM sessions s, generate_series(1, :each) l"), {"each": RESEARCH_RESPONSES_EACH})
+        conn.execute(
+            text(
+                "INSERT INTO guests (id, key_hash, visitor_number) SELECT gen_random_uuid(), sha256(g::text::bytea), "
+                "nextval('visitor_number_seq') FROM generate_series(1, :n) g"
+            ),
+            {"n": RESEARCH_SESSIONS // 2},
+        )
+        conn.execute(
+            text(  # two sessions per guest, three experiments, over 60 days
+                "INSERT INTO sessions (id, visitor_number, guest_id, experiment_id, metadata, created_at) "
+                "SELECT gen_random_uuid(), g.visitor_number, g.id, 'study-' || mod(g.visitor_number, 3), "
+                "       jsonb_build_object('lang', 'en'), now() - mod(g.visitor_number * 7 + k, 60) * interval '1 day' "
+                "FROM guests g, generate_series(1, 2) k"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO responses (id, session_id, visitor_number, level, data, created_at) "
+                "SELECT gen_random_uuid(), s.id, s.visitor_number, mod(l, 8), "
+                "       jsonb_build_object('answer', md5(s.id::text || l), 'ms', l * 137), "
+                "       s.created_at + l * interval '1 minute' "
+                "FROM sessions s, generate_series(1, :each) l"
+            ),
+            {"each": RESEARCH_RESPONSES_EACH},
+        )
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE sessions, responses"))
     total = RESEARCH_SESSIONS * RESEARCH_RESPONSES_EACH
@@ -60,7 +71,9 @@ def bench_research(stack: Stack, engine) -> None:
             self.rows += 1
 
     copy_rates = []
-    filter_all = json.dumps({"everything": True, "experiments": [], "withoutExperiment": False, "from": None, "to": None})
+    filter_all = json.dumps(
+        {"everything": True, "experiments": [], "withoutExperiment": False, "from": None, "to": None}
+    )
     for _ in range(2):
         with engine.connect() as conn:
             conn.execute(statement("db/read_only_snapshot"))
@@ -103,15 +116,35 @@ def bench_research(stack: Stack, engine) -> None:
     done.set()
     sampler.join()
     copy_rate, export_rate = max(copy_rates), max(export_rates)
-    row("COPY of export_responses_csv through pg8000 into /dev/null (1M responses)", 1, None, copy_rate,
-        "the physical limit", n=total)
-    row("export_data format=csv, 1M responses, over HTTP", 1, None, export_rate,
-        f"{export_rate / copy_rate:.2f} of COPY", n=total)
-    row("export_data zip (4 tables, 1M responses, 100k sessions: 3,334 Firestore queries)", 1, [zip_s], None,
-        f"{zipped / 1e6:.0f} MB zipped", n=total)
+    row(
+        "COPY of export_responses_csv through pg8000 into /dev/null (1M responses)",
+        1,
+        None,
+        copy_rate,
+        "the physical limit",
+        n=total,
+    )
+    row(
+        "export_data format=csv, 1M responses, over HTTP",
+        1,
+        None,
+        export_rate,
+        f"{export_rate / copy_rate:.2f} of COPY",
+        n=total,
+    )
+    row(
+        "export_data zip (4 tables, 1M responses, 100k sessions: 3,334 Firestore queries)",
+        1,
+        [zip_s],
+        None,
+        f"{zipped / 1e6:.0f} MB zipped",
+        n=total,
+    )
     growth = (peak - idle) / 2**20
-    notes.append(f"export: responses.csv of 1M responses is {sizes[0] / 1e6:.0f} MB; the functions worker's RSS "
-                 f"{idle / 2**20:.0f} MB idle, {peak / 2**20:.0f} MB at most during the exports (+{growth:.1f} MB).")
+    notes.append(
+        f"export: responses.csv of 1M responses is {sizes[0] / 1e6:.0f} MB; the functions worker's RSS "
+        f"{idle / 2**20:.0f} MB idle, {peak / 2**20:.0f} MB at most during the exports (+{growth:.1f} MB)."
+    )
     goal(f"export_data CSV >= 0.5 of COPY: {export_rate / copy_rate:.2f}", export_rate / copy_rate >= 0.5)
     goal(f"export peak memory < 100 MB above idle: +{growth:.1f} MB", growth < 100)
 
@@ -125,16 +158,28 @@ def bench_research(stack: Stack, engine) -> None:
     figures = answer.json()["experiments"]
     assert sum(e["responses"] for e in figures) == total and sum(e["sessions"] for e in figures) == RESEARCH_SESSIONS
     median = statistics.median(latencies)
-    row("get_study_stats, 3 experiments, 100k sessions / 1M responses, over HTTP", 1, latencies, None,
-        f"{median * 1000:.0f} ms of 250 ms goal", n=len(latencies))
+    row(
+        "get_study_stats, 3 experiments, 100k sessions / 1M responses, over HTTP",
+        1,
+        latencies,
+        None,
+        f"{median * 1000:.0f} ms of 250 ms goal",
+        n=len(latencies),
+    )
     goal(f"get_study_stats median < 250 ms at 1M responses: {median * 1000:.0f} ms", median < 0.25)
-    params = {"everything": True, "experiments": [], "without_experiment": False,
-              "since": datetime.date.today() - datetime.timedelta(days=29)}
+    params = {
+        "everything": True,
+        "experiments": [],
+        "without_experiment": False,
+        "since": datetime.date.today() - datetime.timedelta(days=29),
+    }
     with admin.connect() as conn:
         for name in ("stats/totals", "stats/daily"):
             plan = conn.execute(text("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) " + statement_text(name)), params)
             lines = [r[0] for r in plan]
             took = next((line for line in lines if line.startswith("Execution Time")), "")
-            notes.append(f"plan of {name} ({took}): " + " / ".join(
-                line.strip() for line in lines if "->" in line or line[:1].isalpha())[:1200])
+            notes.append(
+                f"plan of {name} ({took}): "
+                + " / ".join(line.strip() for line in lines if "->" in line or line[:1].isalpha())[:1200]
+            )
     admin.dispose()

@@ -41,18 +41,20 @@ def main() -> int:
 
         engine = make_engine(DatabaseSettings.from_env())
 
-        sections = [("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
-                    ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
-                    ("registered users (RS256, emulator off)", lambda: bench_registered(stack, workdir)),
-                    ("database path", lambda: bench_db(engine)),
-                    ("sequence", lambda: bench_sequence(engine)),
-                    ("import main", bench_import),
-                    ("first 201", lambda: bench_first_201(stack, workdir)),
-                    ("register 1000x10", lambda: bench_register(stack, engine)),
-                    ("on_upload_finalized", lambda: bench_uploads(stack)),
-                    ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
-                    ("researchers at 1M responses", lambda: bench_research(stack, engine)),
-                    ("profile of create_session", profile_create_session)]
+        sections = [
+            ("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
+            ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
+            ("registered users (RS256, emulator off)", lambda: bench_registered(stack, workdir)),
+            ("database path", lambda: bench_db(engine)),
+            ("sequence", lambda: bench_sequence(engine)),
+            ("import main", bench_import),
+            ("first 201", lambda: bench_first_201(stack, workdir)),
+            ("register 1000x10", lambda: bench_register(stack, engine)),
+            ("on_upload_finalized", lambda: bench_uploads(stack)),
+            ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
+            ("researchers at 1M responses", lambda: bench_research(stack, engine)),
+            ("profile of create_session", profile_create_session),
+        ]
         failed = run_sections(sections, only)
     finally:
         stop_stack(stack, [noop], workdir)

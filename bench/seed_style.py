@@ -47,8 +47,9 @@ CEILING_SQL = """
 _CEILING = text(CEILING_SQL)
 
 
-def seed_create_session(engine: Engine, key_hash: bytes, experiment_id: str | None = "bench",
-                        metadata: dict | None = None) -> int | None:
+def seed_create_session(
+    engine: Engine, key_hash: bytes, experiment_id: str | None = "bench", metadata: dict | None = None
+) -> int | None:
     session_id = str(uuid.uuid4())
     with engine.begin() as conn:
         existing = conn.execute(_FIND_SESSION, {"id": session_id}).first()
@@ -58,11 +59,19 @@ def seed_create_session(engine: Engine, key_hash: bytes, experiment_id: str | No
         number = guest.visitor_number if guest is not None else None
         if number is None:
             number = conn.execute(_NEXTVAL).scalar_one()
-        visitor = conn.execute(_UPSERT_GUEST, {"id": str(guest.id) if guest else str(uuid.uuid4()),
-                                               "key_hash": key_hash, "number": number}).one()
-        conn.execute(_INSERT_SESSION, {"id": session_id, "number": visitor.visitor_number,
-                                       "guest_id": str(visitor.id), "experiment_id": experiment_id,
-                                       "metadata": json.dumps(metadata or {})}).one()
+        visitor = conn.execute(
+            _UPSERT_GUEST, {"id": str(guest.id) if guest else str(uuid.uuid4()), "key_hash": key_hash, "number": number}
+        ).one()
+        conn.execute(
+            _INSERT_SESSION,
+            {
+                "id": session_id,
+                "number": visitor.visitor_number,
+                "guest_id": str(visitor.id),
+                "experiment_id": experiment_id,
+                "metadata": json.dumps(metadata or {}),
+            },
+        ).one()
         return visitor.visitor_number
 
 

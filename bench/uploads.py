@@ -13,8 +13,8 @@ import requests
 from bench.harness import goal, row
 from devtools.stack import BUCKET, PROJECT, Stack
 
-
 # --- on_upload_finalized: first vs duplicate ---------------------------------------------
+
 
 def bench_uploads(stack: Stack, n: int = 40) -> None:
     from google.cloud import storage
@@ -25,8 +25,12 @@ def bench_uploads(stack: Stack, n: int = 40) -> None:
     os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
     bucket = storage.Client(project=PROJECT).bucket(BUCKET)
     functions = env["FUNCTIONS_URL"]
-    session = requests.post(f"{functions}/create_session", json={"experimentId": "bench"},
-                            headers={"X-Guest-Key": secrets.token_urlsafe(32)}, timeout=30).json()
+    session = requests.post(
+        f"{functions}/create_session",
+        json={"experimentId": "bench"},
+        headers={"X-Guest-Key": secrets.token_urlsafe(32)},
+        timeout=30,
+    ).json()
     items = []
     for i in range(n + 1):
         blob = bucket.blob(f"sessions/{session['sessionId']}/file-{i}.txt")

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -32,7 +33,7 @@ class AuthEmulatorClient:
 
     def sign_up(self, email: str | None = None, password: str = "correct-horse-battery") -> AuthUser:
         """A new email/password user (a registered user); email=None makes an anonymous one."""
-        body = {"returnSecureToken": True}
+        body: dict[str, Any] = {"returnSecureToken": True}
         if email is not None:
             body.update(email=email, password=password)
         response = requests.post(
@@ -46,8 +47,7 @@ class AuthEmulatorClient:
         """A new Firebase anonymous account (signInAnonymously): signUp with no email."""
         return self.sign_up(None)
 
-    def link(self, anonymous: AuthUser, email: str | None = None,
-             password: str = "correct-horse-battery") -> AuthUser:
+    def link(self, anonymous: AuthUser, email: str | None = None, password: str = "correct-horse-battery") -> AuthUser:
         """Link an anonymous account to email/password in place (linkWithCredential): the
         same uid, and a fresh ID token of the now signed-in account."""
         email = email or f"linked-{uuid.uuid4().hex[:12]}@example.com"
@@ -68,7 +68,8 @@ class AuthEmulatorClient:
         """A fresh ID token of an existing email/password user (it carries the user's claims as they are now)."""
         response = requests.post(
             f"{self.base}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key",
-            json={"email": email, "password": password, "returnSecureToken": True}, timeout=10,
+            json={"email": email, "password": password, "returnSecureToken": True},
+            timeout=10,
         )
         response.raise_for_status()
         data = response.json()
@@ -77,6 +78,7 @@ class AuthEmulatorClient:
     def researcher(self, claim=True) -> AuthUser:
         """A new user with the `researcher` custom claim, signed in again so its token carries it."""
         user = self.new_user()
+        assert user.email is not None, "new_user makes a user with an email"
         self.set_claims(user.uid, {"researcher": claim})
         return self.sign_in(user.email)
 
@@ -85,7 +87,8 @@ class AuthEmulatorClient:
         response = requests.post(
             f"{self.base}/identitytoolkit.googleapis.com/v1/projects/{self.project}/accounts:update",
             json={"localId": uid, "customAttributes": json.dumps(claims)},
-            headers={"Authorization": "Bearer owner"}, timeout=10,
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
         )
         response.raise_for_status()
 
@@ -94,7 +97,8 @@ class AuthEmulatorClient:
         response = requests.post(
             f"{self.base}/identitytoolkit.googleapis.com/v1/projects/{self.project}/accounts:update",
             json={"localId": uid, "validSince": str(valid_since)},
-            headers={"Authorization": "Bearer owner"}, timeout=10,
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
         )
         response.raise_for_status()
 
@@ -112,9 +116,7 @@ class AuthEmulatorClient:
             "firebase": {"identities": {}, "sign_in_provider": "password"},
         }
         claims.update(overrides)
-        return ".".join(
-            [_b64({"alg": "none", "typ": "JWT"}), _b64(claims), ""]
-        )
+        return ".".join([_b64({"alg": "none", "typ": "JWT"}), _b64(claims), ""])
 
 
 def _b64(value: dict) -> str:
@@ -130,13 +132,15 @@ class StorageEvents:
     def __init__(self, url: str):
         self.url = url
 
-    def headers(self, item: dict, *, event_id: str | None = None, time: str | None = None,
-                event_type: str = FINALIZED) -> dict[str, str]:
+    def headers(
+        self, item: dict, *, event_id: str | None = None, time: str | None = None, event_type: str = FINALIZED
+    ) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             "ce-specversion": "1.0",
             # A redelivery keeps its event id, as with Eventarc.
-            "ce-id": event_id or hashlib.sha256(f"{item.get('name')}#{item.get('generation')}".encode()).hexdigest()[:16],
+            "ce-id": event_id
+            or hashlib.sha256(f"{item.get('name')}#{item.get('generation')}".encode()).hexdigest()[:16],
             "ce-source": f"//storage.googleapis.com/projects/_/buckets/{item.get('bucket')}",
             "ce-type": event_type,
             "ce-subject": f"objects/{item.get('name')}",
@@ -146,8 +150,9 @@ class StorageEvents:
             headers["ce-time"] = time
         return headers
 
-    def deliver(self, item: dict, *, body: bytes | None = None, content_type: str | None = None,
-                **attributes) -> requests.Response:
+    def deliver(
+        self, item: dict, *, body: bytes | None = None, content_type: str | None = None, **attributes
+    ) -> requests.Response:
         """POST the finalized event of this object (StorageObjectData `item`)."""
         headers = self.headers(item, **attributes)
         if content_type:

@@ -80,7 +80,7 @@ class Settings:
     app_check: str = "off"
 
     @classmethod
-    def read(cls, env: dict[str, str]) -> "tuple[Settings | None, list[str]]":
+    def read(cls, env: dict[str, str]) -> tuple[Settings | None, list[str]]:
         """The settings, and every problem among them (one line each). A bad optional value
         is noted and its default used; without a required one there are no settings."""
         problems: list[str] = []
@@ -117,21 +117,29 @@ class Settings:
         uploads_account = get("UPLOADS_SERVICE_ACCOUNT", f"visitors-uploads@{project}.iam.gserviceaccount.com")
         erasure_account = get("ERASURE_SERVICE_ACCOUNT", f"visitors-erasure@{project}.iam.gserviceaccount.com")
         # run_maintenance's own identity, and the scheduler's that invokes it.
-        maintenance_account = get("MAINTENANCE_SERVICE_ACCOUNT",
-                                  f"visitors-maintenance@{project}.iam.gserviceaccount.com")
+        maintenance_account = get(
+            "MAINTENANCE_SERVICE_ACCOUNT", f"visitors-maintenance@{project}.iam.gserviceaccount.com"
+        )
         iam_auth = boolean("DB_IAM_AUTH")
         # With IAM database auth each service account is its own database user (its
         # email without ".gserviceaccount.com"); with a password both share DB_USER.
-        db_user = get("DB_USER", service_account.removesuffix(".gserviceaccount.com") if iam_auth
-                      else "visitors-functions")
+        db_user = get(
+            "DB_USER", service_account.removesuffix(".gserviceaccount.com") if iam_auth else "visitors-functions"
+        )
         settings = cls(
-            project=project, region=region, bucket=bucket, instance=instance,
+            project=project,
+            region=region,
+            bucket=bucket,
+            instance=instance,
             db_name=get("DB_NAME", "visitors"),
             db_user=db_user,
             uploads_db_user=uploads_account.removesuffix(".gserviceaccount.com") if iam_auth else db_user,
             # The erasing functions' user is never the others': only it may DELETE.
-            erasure_db_user=(erasure_account.removesuffix(".gserviceaccount.com") if iam_auth
-                             else get("ERASURE_DB_USER", "visitors-erasure")),
+            erasure_db_user=(
+                erasure_account.removesuffix(".gserviceaccount.com")
+                if iam_auth
+                else get("ERASURE_DB_USER", "visitors-erasure")
+            ),
             db_iam_auth=iam_auth,
             db_pass_secret=get("DB_PASS_SECRET", "visitors-db-password"),
             erasure_db_pass_secret=get("ERASURE_DB_PASS_SECRET", "visitors-db-erasure-password"),
@@ -142,16 +150,23 @@ class Settings:
             erasure_service_account=erasure_account,
             maintenance_service_account=maintenance_account,
             # It erases (retention, pending withdrawals): the erasure user, or its own IAM user.
-            maintenance_db_user=(maintenance_account.removesuffix(".gserviceaccount.com") if iam_auth
-                                 else get("ERASURE_DB_USER", "visitors-erasure")),
-            scheduler_service_account=get("SCHEDULER_SERVICE_ACCOUNT",
-                                          f"visitors-scheduler@{project}.iam.gserviceaccount.com"),
+            maintenance_db_user=(
+                maintenance_account.removesuffix(".gserviceaccount.com")
+                if iam_auth
+                else get("ERASURE_DB_USER", "visitors-erasure")
+            ),
+            scheduler_service_account=get(
+                "SCHEDULER_SERVICE_ACCOUNT", f"visitors-scheduler@{project}.iam.gserviceaccount.com"
+            ),
             maintenance_schedule=get("MAINTENANCE_SCHEDULE", "17 * * * *"),
             guest_limit_per_hour=str(number("GUEST_LIMIT_PER_HOUR", 200, minimum=0)),
             guest_limit_key_secret=get("GUEST_LIMIT_KEY_SECRET", "visitors-guest-limit-key"),
-            guest_retention_days=(str(number("GUEST_RETENTION_DAYS", 30))
-                                  if env.get("GUEST_RETENTION_DAYS", "").strip() else None),
-            trigger_service_account=get("TRIGGER_SERVICE_ACCOUNT", f"visitors-events@{project}.iam.gserviceaccount.com"),
+            guest_retention_days=(
+                str(number("GUEST_RETENTION_DAYS", 30)) if env.get("GUEST_RETENTION_DAYS", "").strip() else None
+            ),
+            trigger_service_account=get(
+                "TRIGGER_SERVICE_ACCOUNT", f"visitors-events@{project}.iam.gserviceaccount.com"
+            ),
             trigger_location=env.get("TRIGGER_LOCATION", "").strip().lower() or None,
             allowed_origins=get("ALLOWED_ORIGINS", f"https://{project}.web.app,https://{project}.firebaseapp.com"),
             max_instances=number("MAX_INSTANCES", 5),
@@ -171,20 +186,27 @@ class Settings:
             # name does not tell: an old PROJECT.appspot.com bucket is often in the US multi-region,
             # a PROJECT.firebasestorage.app one wherever the project's default location is.
             bucket = env.get("BUCKET", "").strip() or "BUCKET"
-            problems.append(f"TRIGGER_LOCATION is not set: the storage trigger must be in the bucket's location; "
-                            f"set it to `gcloud storage buckets describe gs://{bucket} --format='value(location)'`, "
-                            "lowercased (e.g. us, eu, europe-west1)")
+            problems.append(
+                f"TRIGGER_LOCATION is not set: the storage trigger must be in the bucket's location; "
+                f"set it to `gcloud storage buckets describe gs://{bucket} --format='value(location)'`, "
+                "lowercased (e.g. us, eu, europe-west1)"
+            )
         if env.get("APP_CHECK_JWKS_URL", "").strip():
-            problems.append("APP_CHECK_JWKS_URL is for tests only: unset it to deploy "
-                            "(deployed functions fetch Google's App Check keys)")
+            problems.append(
+                "APP_CHECK_JWKS_URL is for tests only: unset it to deploy "
+                "(deployed functions fetch Google's App Check keys)"
+            )
         return (settings if all(env.get(name, "").strip() for name in REQUIRED) else None), problems
 
     def instances_of(self, function: Function) -> int:
         """--max-instances of a function: the value of the variable its row names (those called
         rarely RIGHTS_MAX_INSTANCES, those a visit calls over and over MAX_INSTANCES, the trigger
         TRIGGER_MAX_INSTANCES)."""
-        return {"MAX_INSTANCES": self.max_instances, "RIGHTS_MAX_INSTANCES": self.rights_max_instances,
-                "TRIGGER_MAX_INSTANCES": self.trigger_max_instances}[function.max_instances]
+        return {
+            "MAX_INSTANCES": self.max_instances,
+            "RIGHTS_MAX_INSTANCES": self.rights_max_instances,
+            "TRIGGER_MAX_INSTANCES": self.trigger_max_instances,
+        }[function.max_instances]
 
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (docs/deployment.md,
@@ -206,8 +228,9 @@ class Command:
     def shell(self, project: str) -> str:
         """The command as one line a person could paste into a shell."""
         assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env.items()]
-        assignments += [f'{name}="$({shlex.join(read_secret(secret, project))})"'
-                        for name, secret in self.secret_env.items()]
+        assignments += [
+            f'{name}="$({shlex.join(read_secret(secret, project))})"' for name, secret in self.secret_env.items()
+        ]
         prefix = " ".join(["env", *assignments]) + " " if assignments else ""
         return prefix + shlex.join(self.argv) + (f" || {shlex.join(self.fallback)}" if self.fallback else "")
 
@@ -238,9 +261,16 @@ def function_env(s: Settings, db_user: str, **extra: str) -> dict[str, str]:
 def http_env(s: Settings, db_user: str | None = None, **extra: str) -> dict[str, str]:
     # functions-framework's gunicorn reads WORKERS and THREADS: one process with a thread per
     # request Cloud Run may send it (its default is 4 threads per CPU, fewer than CONCURRENCY).
-    return function_env(s, db_user or s.db_user, ALLOWED_ORIGINS=s.allowed_origins,
-                        DB_POOL_SIZE=str(s.pool_size), DB_MAX_OVERFLOW=str(s.max_overflow),
-                        WORKERS="1", THREADS=str(s.concurrency), **extra)
+    return function_env(
+        s,
+        db_user or s.db_user,
+        ALLOWED_ORIGINS=s.allowed_origins,
+        DB_POOL_SIZE=str(s.pool_size),
+        DB_MAX_OVERFLOW=str(s.max_overflow),
+        WORKERS="1",
+        THREADS=str(s.concurrency),
+        **extra,
+    )
 
 
 def erasure_env(s: Settings) -> dict[str, str]:
@@ -262,8 +292,11 @@ def maintenance_url(s: Settings) -> str:
 def maintenance_env(s: Settings) -> dict[str, str]:
     """run_maintenance: an erasing function's settings, its own database user, retention, and the
     one identity whose OIDC token it accepts (checked again by the function, shared/web/invoker.py)."""
-    extra = {"STORAGE_BUCKET": s.bucket, "MAINTENANCE_INVOKER": s.scheduler_service_account,
-             "MAINTENANCE_AUDIENCE": maintenance_url(s)}
+    extra = {
+        "STORAGE_BUCKET": s.bucket,
+        "MAINTENANCE_INVOKER": s.scheduler_service_account,
+        "MAINTENANCE_AUDIENCE": maintenance_url(s),
+    }
     if s.guest_retention_days:
         extra["GUEST_RETENTION_DAYS"] = s.guest_retention_days
     return http_env(s, s.maintenance_db_user, **extra)
@@ -291,8 +324,12 @@ IDENTITY_ENV = {"functions": http_env, "erasure": erasure_env, "maintenance": ma
 
 
 def service_account_of(s: Settings, function: Function) -> str:
-    return {"functions": s.service_account, "erasure": s.erasure_service_account,
-            "maintenance": s.maintenance_service_account, "uploads": s.uploads_service_account}[function.identity]
+    return {
+        "functions": s.service_account,
+        "erasure": s.erasure_service_account,
+        "maintenance": s.maintenance_service_account,
+        "uploads": s.uploads_service_account,
+    }[function.identity]
 
 
 def password_secret_of(s: Settings, function: Function) -> str:
@@ -313,13 +350,33 @@ def secrets_of(s: Settings, function: Function) -> dict[str, str]:
     return {"GUEST_LIMIT_KEY": s.guest_limit_key_secret} if function.guest_limit else {}
 
 
-def deploy_function(s: Settings, name: str, trigger: list[str], service_account: str, env: dict[str, str],
-                    sizing: list[str], password_secret: str | None = None,
-                    secrets: dict[str, str] | None = None) -> Command:
+def deploy_function(
+    s: Settings,
+    name: str,
+    trigger: list[str],
+    service_account: str,
+    env: dict[str, str],
+    sizing: list[str],
+    password_secret: str | None = None,
+    secrets: dict[str, str] | None = None,
+) -> Command:
     """`secrets`: more environment variables from Secret Manager (name -> secret)."""
-    argv = ["gcloud", "functions", "deploy", name, "--gen2", f"--project={s.project}", f"--region={s.region}",
-            f"--runtime={RUNTIME}", "--source=.", f"--entry-point={name}", *trigger,
-            f"--service-account={service_account}", *sizing, env_flag(env)]
+    argv = [
+        "gcloud",
+        "functions",
+        "deploy",
+        name,
+        "--gen2",
+        f"--project={s.project}",
+        f"--region={s.region}",
+        f"--runtime={RUNTIME}",
+        "--source=.",
+        f"--entry-point={name}",
+        *trigger,
+        f"--service-account={service_account}",
+        *sizing,
+        env_flag(env),
+    ]
     mounted = {} if s.db_iam_auth else {"DB_PASS": password_secret or s.db_pass_secret}
     mounted.update(secrets or {})
     if mounted:
@@ -327,20 +384,24 @@ def deploy_function(s: Settings, name: str, trigger: list[str], service_account:
     return Command(argv)
 
 
-def hosting_region_problems(s: Settings, firebase_json: Path = ROOT / "firebase.json",
-                            page_config: Path = ROOT / "public" / "config.json") -> list[str]:
+def hosting_region_problems(
+    s: Settings, firebase_json: Path = ROOT / "firebase.json", page_config: Path = ROOT / "public" / "config.json"
+) -> list[str]:
     """Hosting's /api rewrites and the page's config name a function region; it must be the one deployed to."""
     rewrites = json.loads(firebase_json.read_text())["hosting"].get("rewrites", [])
     regions = {r["function"].get("region", "us-central1") for r in rewrites if isinstance(r.get("function"), dict)}
     problems = []
     if regions - {s.region}:
-        problems.append(f"firebase.json's hosting rewrites use region {', '.join(sorted(regions))} but "
-                        f"REGION={s.region}: make them the same")
+        problems.append(
+            f"firebase.json's hosting rewrites use region {', '.join(sorted(regions))} but "
+            f"REGION={s.region}: make them the same"
+        )
     # The page calls the functions at https://REGION-PROJECT.cloudfunctions.net (public/config.js).
     page_region = json.loads(page_config.read_text()).get("functionsRegion")
     if page_region and page_region != s.region:
-        problems.append(f"public/config.json's functionsRegion is {page_region} but REGION={s.region}: "
-                        "make them the same")
+        problems.append(
+            f"public/config.json's functionsRegion is {page_region} but REGION={s.region}: make them the same"
+        )
     return problems
 
 
@@ -349,22 +410,26 @@ def functions_problems(s: Settings) -> list[str]:
     # DB_PASS is not in that environment: --set-secrets gives it to the functions when they start.
     secrets = {} if s.db_iam_auth else {"DB_PASS": "from Secret Manager"}
     limit_key = {"GUEST_LIMIT_KEY": "from Secret Manager, at least 32 characters long"}
-    lines = [line for function in FUNCTIONS
-             for line in config.check({**env_of(s, function), **secrets,
-                                       **(limit_key if function.guest_limit else {})})]
+    lines = [
+        line
+        for function in FUNCTIONS
+        for line in config.check({**env_of(s, function), **secrets, **(limit_key if function.guest_limit else {})})
+    ]
     return list(dict.fromkeys(lines))
 
 
-def problems(env: dict[str, str]) -> "tuple[Settings | None, list[str]]":
+def problems(env: dict[str, str]) -> tuple[Settings | None, list[str]]:
     """The settings, and every reason not to deploy with them, one line each."""
     s, found = Settings.read(env)
     if s is None:  # the functions' environments are made from the required settings
         return None, found
     if s.connections_at_most() > s.max_connections:
         found.append(
-            f"up to {s.connections_at_most()} database connections (MAX_INSTANCES, or RIGHTS_MAX_INSTANCES, x (DB_POOL_SIZE + "
+            f"up to {s.connections_at_most()} database connections (MAX_INSTANCES, or RIGHTS_MAX_INSTANCES, "
+            f"x (DB_POOL_SIZE + "
             f"DB_MAX_OVERFLOW) per HTTP function, + TRIGGER_MAX_INSTANCES) exceed DB_MAX_CONNECTIONS="
-            f"{s.max_connections}: lower them, or raise DB_MAX_CONNECTIONS to the instance's max_connections")
+            f"{s.max_connections}: lower them, or raise DB_MAX_CONNECTIONS to the instance's max_connections"
+        )
     return s, found + hosting_region_problems(s) + functions_problems(s)
 
 
@@ -373,24 +438,42 @@ def plan(s: Settings) -> list[Command]:
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
     members = dict.fromkeys([s.db_user, s.uploads_db_user])  # the database users of the functions
     erasers = dict.fromkeys([s.erasure_db_user, s.maintenance_db_user])  # and those that erase
-    commands = [Command(
-        [python, "-m", "shared.migrate", *(f"--functions-user={user}" for user in members),
-         *(f"--erasure-user={user}" for user in erasers)],
-        env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
-        secret_env={"DB_PASS": s.migrate_db_pass_secret},
-    )]
+    commands = [
+        Command(
+            [
+                python,
+                "-m",
+                "shared.migrate",
+                *(f"--functions-user={user}" for user in members),
+                *(f"--erasure-user={user}" for user in erasers),
+            ],
+            env={"INSTANCE_CONNECTION_NAME": s.instance, "DB_NAME": s.db_name, "DB_USER": s.migrate_db_user},
+            secret_env={"DB_PASS": s.migrate_db_pass_secret},
+        )
+    ]
     for function in FUNCTIONS:
-        commands.append(deploy_function(s, function.name, trigger_of(s, function), service_account_of(s, function),
-                                        env_of(s, function), sizing_of(s, function), password_secret_of(s, function),
-                                        secrets_of(s, function)))
+        commands.append(
+            deploy_function(
+                s,
+                function.name,
+                trigger_of(s, function),
+                service_account_of(s, function),
+                env_of(s, function),
+                sizing_of(s, function),
+                password_secret_of(s, function),
+                secrets_of(s, function),
+            )
+        )
     commands += scheduler_commands(s)
     # firebase.json's storage rules name the deploy target "uploads", which this binds to BUCKET (in
     # .firebaserc): without a target, firebase deploy releases them to the project's default bucket
     # (firebase-tools lib/deploy/storage/prepare.js), which need not be BUCKET.
-    commands.append(Command(["npx", "firebase", "target:apply", "storage", STORAGE_RULES_TARGET, s.bucket,
-                             "--project", s.project]))
-    commands.append(Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
-                             "--project", s.project]))
+    commands.append(
+        Command(["npx", "firebase", "target:apply", "storage", STORAGE_RULES_TARGET, s.bucket, "--project", s.project])
+    )
+    commands.append(
+        Command(["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting", "--project", s.project])
+    )
     return commands
 
 
@@ -401,17 +484,26 @@ def trigger_of(s: Settings, function: Function) -> list[str]:
     invoked as TRIGGER_SERVICE_ACCOUNT, retried."""
     if function.kind == "http":
         return ["--trigger-http", "--no-allow-unauthenticated" if function.private else "--allow-unauthenticated"]
-    return [f"--trigger-event-filters=type={FINALIZED}", f"--trigger-event-filters=bucket={s.bucket}",
-            f"--trigger-service-account={s.trigger_service_account}", "--retry",
-            f"--trigger-location={s.trigger_location}"]
+    return [
+        f"--trigger-event-filters=type={FINALIZED}",
+        f"--trigger-event-filters=bucket={s.bucket}",
+        f"--trigger-service-account={s.trigger_service_account}",
+        "--retry",
+        f"--trigger-location={s.trigger_location}",
+    ]
 
 
 def sizing_of(s: Settings, function: Function) -> list[str]:
     """The row's instance cap and timeout; an HTTP function serves CONCURRENCY requests per instance,
     the trigger one event at a time (Cloud Run's default for an event function)."""
     if function.kind == "http":
-        return [f"--max-instances={s.instances_of(function)}", f"--concurrency={s.concurrency}",
-                "--cpu=1", "--memory=512Mi", f"--timeout={function.timeout}"]
+        return [
+            f"--max-instances={s.instances_of(function)}",
+            f"--concurrency={s.concurrency}",
+            "--cpu=1",
+            "--memory=512Mi",
+            f"--timeout={function.timeout}",
+        ]
     return [f"--max-instances={s.instances_of(function)}", "--memory=512Mi", f"--timeout={function.timeout}"]
 
 
@@ -429,15 +521,34 @@ def scheduler_commands(s: Settings) -> list[Command]:
     https://cloud.google.com/sdk/gcloud/reference/scheduler/jobs/create/http); POST, as the
     function answers. A second deploy finds the job made: then it is updated with the same flags."""
     url = maintenance_url(s)
-    job = [SCHEDULER_JOB, f"--project={s.project}", f"--location={s.region}",
-           f"--schedule={s.maintenance_schedule}", "--time-zone=Etc/UTC", f"--uri={url}", "--http-method=POST",
-           f"--oidc-service-account-email={s.scheduler_service_account}", f"--oidc-token-audience={url}",
-           f"--attempt-deadline={SCHEDULED.timeout}"]
+    job = [
+        SCHEDULER_JOB,
+        f"--project={s.project}",
+        f"--location={s.region}",
+        f"--schedule={s.maintenance_schedule}",
+        "--time-zone=Etc/UTC",
+        f"--uri={url}",
+        "--http-method=POST",
+        f"--oidc-service-account-email={s.scheduler_service_account}",
+        f"--oidc-token-audience={url}",
+        f"--attempt-deadline={SCHEDULED.timeout}",
+    ]
     return [
-        Command(["gcloud", "functions", "add-invoker-policy-binding", SCHEDULED.name, f"--project={s.project}",
-                 f"--region={s.region}", f"--member=serviceAccount:{s.scheduler_service_account}"]),
-        Command(["gcloud", "scheduler", "jobs", "create", "http", *job],
-                fallback=["gcloud", "scheduler", "jobs", "update", "http", *job]),
+        Command(
+            [
+                "gcloud",
+                "functions",
+                "add-invoker-policy-binding",
+                SCHEDULED.name,
+                f"--project={s.project}",
+                f"--region={s.region}",
+                f"--member=serviceAccount:{s.scheduler_service_account}",
+            ]
+        ),
+        Command(
+            ["gcloud", "scheduler", "jobs", "create", "http", *job],
+            fallback=["gcloud", "scheduler", "jobs", "update", "http", *job],
+        ),
     ]
 
 
@@ -446,8 +557,9 @@ def run(commands: list[Command], project: str) -> None:
         print(f"+ {command.shell(project)}", flush=True)
         env = {**os.environ, **command.env}
         for name, secret in command.secret_env.items():
-            env[name] = subprocess.run(read_secret(secret, project), check=True, capture_output=True,
-                                       text=True, cwd=ROOT).stdout.rstrip("\n")
+            env[name] = subprocess.run(
+                read_secret(secret, project), check=True, capture_output=True, text=True, cwd=ROOT
+            ).stdout.rstrip("\n")
         if command.fallback is None:
             subprocess.run(command.argv, check=True, cwd=ROOT, env=env)
         elif subprocess.run(command.argv, cwd=ROOT, env=env).returncode != 0:
@@ -461,18 +573,21 @@ def main(env: dict[str, str] | None = None) -> int:
         for line in found:
             print(f"make deploy: {line}", file=sys.stderr)
         return 2
+    assert settings is not None  # no problem found: the settings were read
     commands = plan(settings)
     if env.get("DRY_RUN", "").strip() not in ("", "0"):
         for command in commands:
             print(command.shell(settings.project))
-        print(f"# at most {settings.connections_at_most()} database connections "
-              f"(DB_MAX_CONNECTIONS={settings.max_connections})", file=sys.stderr)
+        print(
+            f"# at most {settings.connections_at_most()} database connections "
+            f"(DB_MAX_CONNECTIONS={settings.max_connections})",
+            file=sys.stderr,
+        )
         return 0
     try:
         run(commands, settings.project)
     except subprocess.CalledProcessError as error:
-        print(f"make deploy: {shlex.join(error.cmd[:4])} ... failed with exit code {error.returncode}",
-              file=sys.stderr)
+        print(f"make deploy: {shlex.join(error.cmd[:4])} ... failed with exit code {error.returncode}", file=sys.stderr)
         return 1
     return 0
 

@@ -27,18 +27,25 @@ def main(argv: list[str] | None = None) -> int:
     ports = firebase_ports()
     ports["functions"] = int(os.environ.get("PORT", "8080"))
     ports["postgres"] = int(os.environ.get("PGPORT_DEV", "54329"))
-    busy = [f"{name} {port}" for name, port in ports.items()
-            if port_open(port) and not (name == "postgres" and os.environ.get("DATABASE_URL"))]
+    busy = [
+        f"{name} {port}"
+        for name, port in ports.items()
+        if port_open(port) and not (name == "postgres" and os.environ.get("DATABASE_URL"))
+    ]
     if busy:
-        print(f"make dev: ports already in use: {', '.join(busy)} (another `make dev`? set PORT, or "
-              "change firebase.json)", file=sys.stderr)
+        print(
+            f"make dev: ports already in use: {', '.join(busy)} (another `make dev`? set PORT, or "
+            "change firebase.json)",
+            file=sys.stderr,
+        )
         return 1
     stack = Stack(
         workdir=LOCAL,
         database_url=os.environ.get("DATABASE_URL") or None,
         ports=ports,
-        allowed_origins=os.environ.get("ALLOWED_ORIGINS", f"http://127.0.0.1:{ports['functions']},"
-                                                          f"http://localhost:{ports['functions']}"),
+        allowed_origins=os.environ.get(
+            "ALLOWED_ORIGINS", f"http://127.0.0.1:{ports['functions']},http://localhost:{ports['functions']}"
+        ),
         workers=int(os.environ.get("DEV_WORKERS", "2")),
         storage_events=True,  # stands in for Eventarc: new objects reach on_upload_finalized
         keep_state=True,  # a restart keeps the accounts, documents, rows and objects in step
@@ -58,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         LOCAL.mkdir(exist_ok=True)
         (LOCAL / "dev.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
         url = env["FUNCTIONS_URL"]
-        print(f"ready: visitor page {url}/ , researcher page {url}/research.html , functions at "
-              f"{url}/<function_name>; settings in .local/dev.env; Ctrl-C stops everything", flush=True)
+        print(
+            f"ready: visitor page {url}/ , researcher page {url}/research.html , functions at "
+            f"{url}/<function_name>; settings in .local/dev.env; Ctrl-C stops everything",
+            flush=True,
+        )
         while True:
             signal.pause()
     except KeyboardInterrupt:
@@ -80,8 +90,11 @@ def reset(local: Path = LOCAL, ports: dict[str, int] | None = None) -> int:
         ports = {**firebase_ports(), "functions": int(os.environ.get("PORT", "8080"))}
     running = [f"{name} {port}" for name, port in ports.items() if port_open(port)]
     if running:
-        print(f"make dev-reset: make dev seems to be running (ports in use: {', '.join(running)}); "
-              "stop it with Ctrl-C first", file=sys.stderr)
+        print(
+            f"make dev-reset: make dev seems to be running (ports in use: {', '.join(running)}); "
+            "stop it with Ctrl-C first",
+            file=sys.stderr,
+        )
         return 1
     for name in STATE:
         shutil.rmtree(local / name, ignore_errors=True)

@@ -72,16 +72,22 @@ def _upload(environ, start_response, bucket: str, name: str | None):
     if isinstance(metadata.get("metadata"), dict):
         resource["metadata"] = metadata["metadata"]  # the SDK's customMetadata
     boundary = uuid.uuid4().hex
-    forwarded = b"".join([
-        f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-        json.dumps(resource).encode(),
-        f"\r\n--{boundary}\r\nContent-Type: {resource['contentType']}\r\n\r\n".encode(),
-        content or b"",
-        f"\r\n--{boundary}--\r\n".encode(),
-    ])
-    upstream = requests.post(f"{_emulator()}/upload/storage/v1/b/{quote(bucket, safe='')}/o",
-                             params={"uploadType": "multipart"}, data=forwarded, timeout=30,
-                             headers={"Content-Type": f"multipart/related; boundary={boundary}"})
+    forwarded = b"".join(
+        [
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+            json.dumps(resource).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: {resource['contentType']}\r\n\r\n".encode(),
+            content or b"",
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    upstream = requests.post(
+        f"{_emulator()}/upload/storage/v1/b/{quote(bucket, safe='')}/o",
+        params={"uploadType": "multipart"},
+        data=forwarded,
+        timeout=30,
+        headers={"Content-Type": f"multipart/related; boundary={boundary}"},
+    )
     return _relay(start_response, upstream)
 
 
@@ -89,8 +95,9 @@ def _get(start_response, bucket: str, name: str, media: bool):
     url = f"{_emulator()}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
     upstream = requests.get(url, params={"alt": "media"} if media else None, timeout=30)
     if media and upstream.ok:
-        return answer(start_response, 200, upstream.content,
-                       upstream.headers.get("Content-Type", "application/octet-stream"))
+        return answer(
+            start_response, 200, upstream.content, upstream.headers.get("Content-Type", "application/octet-stream")
+        )
     return _relay(start_response, upstream)
 
 
@@ -101,9 +108,25 @@ def _relay(start_response, upstream: requests.Response):
     if upstream.status_code == 404:
         return _error(start_response, 404, "Not Found.")
     if not upstream.ok:
-        return _error(start_response, 503 if upstream.status_code >= 500 else 400,
-                      f"The Storage emulator answered HTTP {upstream.status_code}.")
+        return _error(
+            start_response,
+            503 if upstream.status_code >= 500 else 400,
+            f"The Storage emulator answered HTTP {upstream.status_code}.",
+        )
     resource = upstream.json()
-    fields = ("name", "bucket", "generation", "metageneration", "contentType", "timeCreated", "updated",
-              "size", "md5Hash", "contentEncoding", "contentDisposition", "cacheControl", "metadata")
+    fields = (
+        "name",
+        "bucket",
+        "generation",
+        "metageneration",
+        "contentType",
+        "timeCreated",
+        "updated",
+        "size",
+        "md5Hash",
+        "contentEncoding",
+        "contentDisposition",
+        "cacheControl",
+        "metadata",
+    )
     return answer(start_response, 200, json.dumps({key: resource[key] for key in fields if key in resource}).encode())

@@ -41,17 +41,25 @@ def new_key() -> rsa.RSAPrivateKey:
 
 
 def pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def certificate(key: rsa.RSAPrivateKey) -> str:
     """A self-signed certificate of the key, as Google publishes securetoken's keys."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken.system.gserviceaccount.com")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -63,8 +71,14 @@ def signed_token(uid: str, key: rsa.RSAPrivateKey = SIGNING_KEY, kid: str = KID,
     """An ID token as Firebase Auth signs it (RS256, securetoken's issuer), with chosen claims."""
     now = int(time.time())
     claims = {
-        "iss": f"https://securetoken.google.com/{PROJECT}", "aud": PROJECT, "auth_time": now,
-        "user_id": uid, "sub": uid, "iat": now, "exp": now + 3600, "email": f"{uid}@example.com",
+        "iss": f"https://securetoken.google.com/{PROJECT}",
+        "aud": PROJECT,
+        "auth_time": now,
+        "user_id": uid,
+        "sub": uid,
+        "iat": now,
+        "exp": now + 3600,
+        "email": f"{uid}@example.com",
         "firebase": {"identities": {}, "sign_in_provider": "password"},
     }
     claims.update(overrides)
@@ -75,11 +89,19 @@ def signed_token(uid: str, key: rsa.RSAPrivateKey = SIGNING_KEY, kid: str = KID,
 def service_account_file(path: Path, token_uri: str) -> str:
     """Application Default Credentials: a service account of a local key whose token_uri is
     `token_uri` (Google's OAuth endpoint is out of reach)."""
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT, "private_key_id": "admin-key",
-        "private_key": pem(new_key()), "client_email": f"functions@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": token_uri,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "admin-key",
+                "private_key": pem(new_key()),
+                "client_email": f"functions@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": token_uri,
+            }
+        )
+    )
     return str(path)
 
 
@@ -97,8 +119,12 @@ class GoogleEndpoints:
     `auth_emulator`: the Auth emulator's host:port that the Auth API is passed on to.
     `failing`: /jwks answers 503 (App Check's keys out of reach)."""
 
-    def __init__(self, certificates: dict[str, str] | None = None, jwks: list[dict] | None = None,
-                 auth_emulator: str | None = None):
+    def __init__(
+        self,
+        certificates: dict[str, str] | None = None,
+        jwks: list[dict] | None = None,
+        auth_emulator: str | None = None,
+    ):
         self.certificates = certificates if certificates is not None else {KID: certificate(SIGNING_KEY)}
         self.jwks = jwks or []
         self.auth_emulator = auth_emulator
@@ -134,9 +160,14 @@ class GoogleEndpoints:
                         with endpoints._lock:
                             endpoints.looked_up += json.loads(body).get("localId", [])
                     upstream = endpoints._upstream.post(
-                        f"http://{endpoints.auth_emulator}{self.path}", data=body, timeout=30,
-                        headers={"Content-Type": "application/json",
-                                 "Authorization": self.headers.get("Authorization", "")})
+                        f"http://{endpoints.auth_emulator}{self.path}",
+                        data=body,
+                        timeout=30,
+                        headers={
+                            "Content-Type": "application/json",
+                            "Authorization": self.headers.get("Authorization", ""),
+                        },
+                    )
                     self._answer(upstream.status_code, upstream.content)
                 else:
                     self.send_error(404)
@@ -187,7 +218,7 @@ class GoogleEndpoints:
         self.server.server_close()
         self._upstream.close()
 
-    def __enter__(self) -> "GoogleEndpoints":
+    def __enter__(self) -> GoogleEndpoints:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -14,8 +14,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(ready: Callable[[], bool], what: str, timeout: float = 60.0,
-               process: subprocess.Popen | None = None, log_path=None) -> None:
+def wait_until(
+    ready: Callable[[], bool], what: str, timeout: float = 60.0, process: subprocess.Popen | None = None, log_path=None
+) -> None:
     """Poll `ready` until it is true; fail early if `process` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -24,7 +25,7 @@ def wait_until(ready: Callable[[], bool], what: str, timeout: float = 60.0,
         try:
             if ready():
                 return
-        except Exception:  # noqa: BLE001 - not ready yet
+        except Exception:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} was not ready within {timeout:.0f} s{_tail(log_path)}")

@@ -70,16 +70,35 @@ class LocalPostgres:
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
         self.datadir.chmod(0o700)
 
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         self._prepare()
         if not (self.datadir / "PG_VERSION").exists():
-            self._run(self._bin("initdb"), "-D", str(self.datadir), "-U", "postgres",
-                      "--auth=trust", "--encoding=UTF8", "--no-instructions")
+            self._run(
+                self._bin("initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            )
         options = f"-h 127.0.0.1 -p {self.port} -k {self.datadir}"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        self._run(self._bin("pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60",
-                  "-l", str(self.datadir / "server.log"), "-o", options, "start")
+        self._run(
+            self._bin("pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.datadir / "server.log"),
+            "-o",
+            options,
+            "start",
+        )
         return self
 
     def stop(self, mode: str = "fast") -> None:

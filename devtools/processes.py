@@ -6,15 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from devtools.ports import wait_until
 
 
 class ManagedProcess:
-    def __init__(self, name: str, command: list[str], log_path: Path, env: dict | None = None,
-                 cwd: Path | None = None):
+    def __init__(self, name: str, command: list[str], log_path: Path, env: dict | None = None, cwd: Path | None = None):
         self.name = name
         self.command = command
         self.log_path = Path(log_path)
@@ -22,12 +21,17 @@ class ManagedProcess:
         self.cwd = cwd
         self.process: subprocess.Popen | None = None
 
-    def start(self, ready: Callable[[], bool], timeout: float = 90) -> "ManagedProcess":
+    def start(self, ready: Callable[[], bool], timeout: float = 90) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self.env, cwd=self.cwd, start_new_session=True,
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
         )
         log.close()
         try:

@@ -24,8 +24,11 @@ def page_config(environ) -> dict:
     host:port the page was loaded from."""
     return {
         "functionsUrl": "/api",
-        "authEmulatorUrl": (f"http://{os.environ['FIREBASE_AUTH_EMULATOR_HOST']}"
-                            if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") else ""),
+        "authEmulatorUrl": (
+            f"http://{os.environ['FIREBASE_AUTH_EMULATOR_HOST']}"
+            if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+            else ""
+        ),
         "storageEmulatorHost": environ.get("HTTP_HOST", "") if os.environ.get("STORAGE_EMULATOR_HOST") else "",
         "bucket": os.environ.get("STORAGE_BUCKET", ""),
         # The page's guest is a Firebase anonymous account rather than a key (docs/api.md).
@@ -40,8 +43,8 @@ def app_check_config() -> dict:
     site_key = os.environ.get("APP_CHECK_SITE_KEY", "").strip()
     if not site_key:
         return {}
-    debug_token = os.environ.get("APP_CHECK_DEBUG_TOKEN", "").strip()
-    if debug_token.lower() == "true":
+    debug_token: str | bool = os.environ.get("APP_CHECK_DEBUG_TOKEN", "").strip()
+    if str(debug_token).lower() == "true":
         debug_token = True  # the SDK makes a debug token and prints it in the browser console
     return {"appCheck": {"siteKey": site_key, **({"debugToken": debug_token} if debug_token else {})}}
 
@@ -49,9 +52,12 @@ def app_check_config() -> dict:
 def firebase_init(_environ) -> dict:
     """The Firebase web config of the demo project (what Hosting serves at /__/firebase/init.json)."""
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-visitors")
-    return {"apiKey": "demo-api-key",  # the emulators accept any key
-            "projectId": project, "authDomain": f"{project}.firebaseapp.com",
-            "storageBucket": os.environ.get("STORAGE_BUCKET", "")}
+    return {
+        "apiKey": "demo-api-key",  # the emulators accept any key
+        "projectId": project,
+        "authDomain": f"{project}.firebaseapp.com",
+        "storageBucket": os.environ.get("STORAGE_BUCKET", ""),
+    }
 
 
 DEV_FILES = {"/config.json": page_config, "/__/firebase/init.json": firebase_init}
@@ -83,8 +89,9 @@ def _page_app(missing: bytes):
 def build_app(source: Path = ROOT / "main.py"):
     names = list(NAMES)  # every row of functions.FUNCTIONS
     apps = {name: create_app(name, str(source)) for name in names}
-    missing = json.dumps({"error": {"code": "not_found",
-                                    "message": f"No function here; try one of: {', '.join(names)}."}}).encode()
+    missing = json.dumps(
+        {"error": {"code": "not_found", "message": f"No function here; try one of: {', '.join(names)}."}}
+    ).encode()
     page = _page_app(missing)
 
     def dispatch(environ, start_response):

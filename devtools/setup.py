@@ -35,34 +35,64 @@ REQUIRED = ("PROJECT", "REGION")
 
 # Every API the functions, their triggers, the scheduler and Firebase use
 # (https://cloud.google.com/sdk/gcloud/reference/services/enable: enabling an enabled service is a no-op).
-APIS = ("cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
-        "artifactregistry.googleapis.com", "eventarc.googleapis.com", "pubsub.googleapis.com",
-        "sqladmin.googleapis.com", "secretmanager.googleapis.com", "firestore.googleapis.com",
-        "identitytoolkit.googleapis.com", "cloudscheduler.googleapis.com", "firebase.googleapis.com",
-        "firebaserules.googleapis.com", "firebasehosting.googleapis.com", "firebasestorage.googleapis.com")
+APIS = (
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "eventarc.googleapis.com",
+    "pubsub.googleapis.com",
+    "sqladmin.googleapis.com",
+    "secretmanager.googleapis.com",
+    "firestore.googleapis.com",
+    "identitytoolkit.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "firebase.googleapis.com",
+    "firebaserules.googleapis.com",
+    "firebasehosting.googleapis.com",
+    "firebasestorage.googleapis.com",
+)
 
 # One service account per job (docs/deployment.md, Least privilege).
-ACCOUNTS = ("visitors-functions", "visitors-uploads", "visitors-erasure", "visitors-events", "visitors-maintenance",
-            "visitors-scheduler")
+ACCOUNTS = (
+    "visitors-functions",
+    "visitors-uploads",
+    "visitors-erasure",
+    "visitors-events",
+    "visitors-maintenance",
+    "visitors-scheduler",
+)
 # The project roles of each (the IAM table); the bucket's and the secrets' are granted on them below.
 PROJECT_ROLES = (
-    *((who, "roles/cloudsql.client") for who in ("visitors-functions", "visitors-uploads", "visitors-erasure",
-                                                 "visitors-maintenance")),
-    *((who, "roles/cloudsql.instanceUser") for who in ("visitors-functions", "visitors-uploads",
-                                                       "visitors-erasure", "visitors-maintenance")),
-    ("visitors-functions", "roles/firebaseauth.viewer"), ("visitors-erasure", "roles/firebaseauth.viewer"),
+    *(
+        (who, "roles/cloudsql.client")
+        for who in ("visitors-functions", "visitors-uploads", "visitors-erasure", "visitors-maintenance")
+    ),
+    *(
+        (who, "roles/cloudsql.instanceUser")
+        for who in ("visitors-functions", "visitors-uploads", "visitors-erasure", "visitors-maintenance")
+    ),
+    ("visitors-functions", "roles/firebaseauth.viewer"),
+    ("visitors-erasure", "roles/firebaseauth.viewer"),
     ("visitors-functions", "roles/datastore.viewer"),
     *((who, "roles/datastore.user") for who in ("visitors-uploads", "visitors-erasure", "visitors-maintenance")),
     ("visitors-events", "roles/eventarc.eventReceiver"),
 )
 BUCKET_WRITERS = ("visitors-uploads", "visitors-erasure", "visitors-maintenance")  # roles/storage.objectUser
 # Secret Manager secrets: (name, openssl rand bytes), and who may read each.
-SECRETS = (("visitors-db-migrator-password", 30), ("visitors-db-password", 30),
-           ("visitors-db-erasure-password", 30), ("visitors-guest-limit-key", 32))
-SECRET_READERS = (("visitors-functions", "visitors-db-password"), ("visitors-uploads", "visitors-db-password"),
-                  ("visitors-erasure", "visitors-db-erasure-password"),
-                  ("visitors-maintenance", "visitors-db-erasure-password"),
-                  ("visitors-functions", "visitors-guest-limit-key"))
+SECRETS = (
+    ("visitors-db-migrator-password", 30),
+    ("visitors-db-password", 30),
+    ("visitors-db-erasure-password", 30),
+    ("visitors-guest-limit-key", 32),
+)
+SECRET_READERS = (
+    ("visitors-functions", "visitors-db-password"),
+    ("visitors-uploads", "visitors-db-password"),
+    ("visitors-erasure", "visitors-db-erasure-password"),
+    ("visitors-maintenance", "visitors-db-erasure-password"),
+    ("visitors-functions", "visitors-guest-limit-key"),
+)
 # The IAM database users (DB_IAM_AUTH=true) of the accounts that log in to PostgreSQL.
 IAM_DB_USERS = ("visitors-functions", "visitors-uploads", "visitors-erasure", "visitors-maintenance")
 WEB_APP = "visitors"  # the Firebase web app's display name
@@ -79,23 +109,29 @@ class Settings:
     db_iam_auth: bool
 
     @classmethod
-    def read(cls, env: dict[str, str]) -> "tuple[Settings | None, list[str]]":
-        problems = [f"{name} is not set: make setup {name}=... (see docs/deployment.md)"
-                    for name in REQUIRED if not env.get(name, "").strip()]
+    def read(cls, env: dict[str, str]) -> tuple[Settings | None, list[str]]:
+        problems = [
+            f"{name} is not set: make setup {name}=... (see docs/deployment.md)"
+            for name in REQUIRED
+            if not env.get(name, "").strip()
+        ]
         if problems:
             return None, problems
         project = env["PROJECT"].strip()
         iam = env.get("DB_IAM_AUTH", "false").strip().lower()
         if iam not in ("1", "true", "yes", "0", "false", "no", ""):
             problems.append(f"DB_IAM_AUTH={iam!r} is not a boolean: set it to true or false")
-        return cls(project=project, region=env["REGION"].strip(),
-                   bucket=(env.get("BUCKET", "").strip() or f"{project}-uploads").removeprefix("gs://").rstrip("/"),
-                   instance=env.get("INSTANCE", "").strip() or "visitors",
-                   # The smallest tier that holds the defaults' connections is db-custom-1-3840; a small study
-                   # may choose a shared-core one (docs/deployment.md, Cost): TIER=db-g1-small.
-                   tier=env.get("TIER", "").strip() or "db-custom-1-3840",
-                   db_name=env.get("DB_NAME", "").strip() or "visitors",
-                   db_iam_auth=iam in ("1", "true", "yes")), problems
+        return cls(
+            project=project,
+            region=env["REGION"].strip(),
+            bucket=(env.get("BUCKET", "").strip() or f"{project}-uploads").removeprefix("gs://").rstrip("/"),
+            instance=env.get("INSTANCE", "").strip() or "visitors",
+            # The smallest tier that holds the defaults' connections is db-custom-1-3840; a small study
+            # may choose a shared-core one (docs/deployment.md, Cost): TIER=db-g1-small.
+            tier=env.get("TIER", "").strip() or "db-custom-1-3840",
+            db_name=env.get("DB_NAME", "").strip() or "visitors",
+            db_iam_auth=iam in ("1", "true", "yes"),
+        ), problems
 
 
 @dataclass(frozen=True)
@@ -151,99 +187,290 @@ def steps(s: Settings) -> list[Step]:
         Step("the APIs", [["gcloud", "services", "enable", *APIS, p]]),
         # firebase-tools: `projects:list` lists the Firebase projects the signed-in user sees
         # (https://firebase.google.com/docs/cli#project_aliases); `projects:addfirebase` fails on one.
-        Step("Firebase on the project", [["npx", "firebase", "projects:addfirebase", s.project]],
-             check=["npx", "firebase", "projects:list", "--json"], contains=f'"projectId": "{s.project}"'),
-        Step("its web app (Hosting serves its config)",
-             [["npx", "firebase", "apps:create", "web", WEB_APP, "--project", s.project]],
-             check=["npx", "firebase", "apps:list", "web", "--project", s.project, "--json"],
-             contains=f'"displayName": "{WEB_APP}"'),
+        Step(
+            "Firebase on the project",
+            [["npx", "firebase", "projects:addfirebase", s.project]],
+            check=["npx", "firebase", "projects:list", "--json"],
+            contains=f'"projectId": "{s.project}"',
+        ),
+        Step(
+            "its web app (Hosting serves its config)",
+            [["npx", "firebase", "apps:create", "web", WEB_APP, "--project", s.project]],
+            check=["npx", "firebase", "apps:list", "web", "--project", s.project, "--json"],
+            contains=f'"displayName": "{WEB_APP}"',
+        ),
         # https://cloud.google.com/sdk/gcloud/reference/firestore/databases/create
-        Step("the Firestore database, in the functions' region",
-             [["gcloud", "firestore", "databases", "create", f"--location={s.region}", p]],
-             check=["gcloud", "firestore", "databases", "describe", "--database=(default)", p]),
+        Step(
+            "the Firestore database, in the functions' region",
+            [["gcloud", "firestore", "databases", "create", f"--location={s.region}", p]],
+            check=["gcloud", "firestore", "databases", "describe", "--database=(default)", p],
+        ),
         # Identity Toolkit Admin API v2, projects.updateConfig: PATCH sets the two providers on.
-        Step("the sign-in providers: Email/Password, and Anonymous (the page's ANONYMOUS_AUTH)",
-             [["curl", "-fsS", "-o", "/dev/null", "-X", "PATCH",
-               "-H", "Authorization: Bearer $(gcloud auth print-access-token)",
-               "-H", f"X-Goog-User-Project: {s.project}", "-H", "Content-Type: application/json",
-               f"https://identitytoolkit.googleapis.com/admin/v2/projects/{s.project}/config"
-               "?updateMask=signIn.email,signIn.anonymous",
-               "-d", '{"signIn":{"email":{"enabled":true,"passwordRequired":true},"anonymous":{"enabled":true}}}']]),
+        Step(
+            "the sign-in providers: Email/Password, and Anonymous (the page's ANONYMOUS_AUTH)",
+            [
+                [
+                    "curl",
+                    "-fsS",
+                    "-o",
+                    "/dev/null",
+                    "-X",
+                    "PATCH",
+                    "-H",
+                    "Authorization: Bearer $(gcloud auth print-access-token)",
+                    "-H",
+                    f"X-Goog-User-Project: {s.project}",
+                    "-H",
+                    "Content-Type: application/json",
+                    f"https://identitytoolkit.googleapis.com/admin/v2/projects/{s.project}/config"
+                    "?updateMask=signIn.email,signIn.anonymous",
+                    "-d",
+                    '{"signIn":{"email":{"enabled":true,"passwordRequired":true},"anonymous":{"enabled":true}}}',
+                ]
+            ],
+        ),
         # https://cloud.google.com/sdk/gcloud/reference/storage/buckets/create: in the functions' region, so
         # that TRIGGER_LOCATION is REGION.
-        Step("the uploads bucket", [["gcloud", "storage", "buckets", "create", f"gs://{s.bucket}",
-                                     f"--location={s.region}", "--uniform-bucket-level-access", p]],
-             check=["gcloud", "storage", "buckets", "describe", f"gs://{s.bucket}", p]),
+        Step(
+            "the uploads bucket",
+            [
+                [
+                    "gcloud",
+                    "storage",
+                    "buckets",
+                    "create",
+                    f"gs://{s.bucket}",
+                    f"--location={s.region}",
+                    "--uniform-bucket-level-access",
+                    p,
+                ]
+            ],
+            check=["gcloud", "storage", "buckets", "describe", f"gs://{s.bucket}", p],
+        ),
         # Cloud Storage for Firebase: projects.buckets.addFirebase links it, so that the page's SDK and the
         # storage rules reach it; GET answers 404 until then.
-        Step("the bucket in Firebase",
-             [["curl", "-fsS", "-o", "/dev/null", "-X", "POST",
-               "-H", "Authorization: Bearer $(gcloud auth print-access-token)",
-               "-H", f"X-Goog-User-Project: {s.project}", "-H", "Content-Type: application/json", "-d", "{}",
-               f"https://firebasestorage.googleapis.com/v1beta/projects/{s.project}/buckets/{s.bucket}:addFirebase"]],
-             check=["curl", "-fsS", "-o", "/dev/null", "-H", "Authorization: Bearer $(gcloud auth print-access-token)",
-                    "-H", f"X-Goog-User-Project: {s.project}",
-                    f"https://firebasestorage.googleapis.com/v1beta/projects/{s.project}/buckets/{s.bucket}"]),
+        Step(
+            "the bucket in Firebase",
+            [
+                [
+                    "curl",
+                    "-fsS",
+                    "-o",
+                    "/dev/null",
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Authorization: Bearer $(gcloud auth print-access-token)",
+                    "-H",
+                    f"X-Goog-User-Project: {s.project}",
+                    "-H",
+                    "Content-Type: application/json",
+                    "-d",
+                    "{}",
+                    f"https://firebasestorage.googleapis.com/v1beta/projects/{s.project}/buckets/{s.bucket}:addFirebase",
+                ]
+            ],
+            check=[
+                "curl",
+                "-fsS",
+                "-o",
+                "/dev/null",
+                "-H",
+                "Authorization: Bearer $(gcloud auth print-access-token)",
+                "-H",
+                f"X-Goog-User-Project: {s.project}",
+                f"https://firebasestorage.googleapis.com/v1beta/projects/{s.project}/buckets/{s.bucket}",
+            ],
+        ),
         # https://cloud.google.com/sdk/gcloud/reference/sql/instances/create: db-custom-* and the shared-core
         # tiers are Enterprise edition ones, hence --edition=ENTERPRISE.
-        Step("Cloud SQL for PostgreSQL",
-             [["gcloud", "sql", "instances", "create", s.instance, "--database-version=POSTGRES_16",
-               "--edition=ENTERPRISE", f"--tier={s.tier}", f"--region={s.region}",
-               *(["--database-flags=cloudsql.iam_authentication=on"] if s.db_iam_auth else []), p]],
-             check=["gcloud", "sql", "instances", "describe", s.instance, p]),
-        Step("its database", [["gcloud", "sql", "databases", "create", s.db_name, f"--instance={s.instance}", p]],
-             check=["gcloud", "sql", "databases", "describe", s.db_name, f"--instance={s.instance}", p]),
+        Step(
+            "Cloud SQL for PostgreSQL",
+            [
+                [
+                    "gcloud",
+                    "sql",
+                    "instances",
+                    "create",
+                    s.instance,
+                    "--database-version=POSTGRES_16",
+                    "--edition=ENTERPRISE",
+                    f"--tier={s.tier}",
+                    f"--region={s.region}",
+                    *(["--database-flags=cloudsql.iam_authentication=on"] if s.db_iam_auth else []),
+                    p,
+                ]
+            ],
+            check=["gcloud", "sql", "instances", "describe", s.instance, p],
+        ),
+        Step(
+            "its database",
+            [["gcloud", "sql", "databases", "create", s.db_name, f"--instance={s.instance}", p]],
+            check=["gcloud", "sql", "databases", "describe", s.db_name, f"--instance={s.instance}", p],
+        ),
     ]
     if s.db_iam_auth:
         # An instance made before: the flag on (https://cloud.google.com/sdk/gcloud/reference/sql/instances/patch;
         # --database-flags replaces the instance's flags with these).
-        out.append(Step("IAM database authentication on the instance",
-                        [["gcloud", "sql", "instances", "patch", s.instance,
-                          "--database-flags=cloudsql.iam_authentication=on", p]],
-                        check=["gcloud", "sql", "instances", "describe", s.instance, p,
-                               "--format=value(settings.databaseFlags)"],
-                        contains="cloudsql.iam_authentication"))
+        out.append(
+            Step(
+                "IAM database authentication on the instance",
+                [
+                    [
+                        "gcloud",
+                        "sql",
+                        "instances",
+                        "patch",
+                        s.instance,
+                        "--database-flags=cloudsql.iam_authentication=on",
+                        p,
+                    ]
+                ],
+                check=[
+                    "gcloud",
+                    "sql",
+                    "instances",
+                    "describe",
+                    s.instance,
+                    p,
+                    "--format=value(settings.databaseFlags)",
+                ],
+                contains="cloudsql.iam_authentication",
+            )
+        )
     # https://cloud.google.com/sdk/gcloud/reference/secrets/create: the value from stdin (--data-file=-).
     for secret, size in SECRETS:
-        out.append(Step(f"the secret {secret}",
-                        [["openssl", "rand", "-base64", str(size)], ["tr", "-d", "\\n"],
-                         ["gcloud", "secrets", "create", secret, "--data-file=-", p]],
-                        check=["gcloud", "secrets", "describe", secret, p]))
-    out.append(Step("the migrating user's password (postgres), from its secret",
-                    [["gcloud", "sql", "users", "set-password", "postgres", f"--instance={s.instance}", p,
-                      "--password=$(gcloud secrets versions access latest "
-                      f"--secret=visitors-db-migrator-password {p})"]]))
+        out.append(
+            Step(
+                f"the secret {secret}",
+                [
+                    ["openssl", "rand", "-base64", str(size)],
+                    ["tr", "-d", "\\n"],
+                    ["gcloud", "secrets", "create", secret, "--data-file=-", p],
+                ],
+                check=["gcloud", "secrets", "describe", secret, p],
+            )
+        )
+    out.append(
+        Step(
+            "the migrating user's password (postgres), from its secret",
+            [
+                [
+                    "gcloud",
+                    "sql",
+                    "users",
+                    "set-password",
+                    "postgres",
+                    f"--instance={s.instance}",
+                    p,
+                    f"--password=$(gcloud secrets versions access latest --secret=visitors-db-migrator-password {p})",
+                ]
+            ],
+        )
+    )
     # https://cloud.google.com/sdk/gcloud/reference/iam/service-accounts/create
     for name in ACCOUNTS:
-        out.append(Step(f"the service account {name}", [["gcloud", "iam", "service-accounts", "create", name, p]],
-                        check=["gcloud", "iam", "service-accounts", "describe", account(s, name), p]))
+        out.append(
+            Step(
+                f"the service account {name}",
+                [["gcloud", "iam", "service-accounts", "create", name, p]],
+                check=["gcloud", "iam", "service-accounts", "describe", account(s, name), p],
+            )
+        )
     # https://cloud.google.com/sdk/gcloud/reference/projects/add-iam-policy-binding: a binding the policy has
     # already is left as it is.
     for name, role in PROJECT_ROLES:
-        out.append(Step(f"{role} to {name}", [["gcloud", "projects", "add-iam-policy-binding", s.project,
-                                               f"--member={member(s, name)}", f"--role={role}", "--condition=None"]]))
+        out.append(
+            Step(
+                f"{role} to {name}",
+                [
+                    [
+                        "gcloud",
+                        "projects",
+                        "add-iam-policy-binding",
+                        s.project,
+                        f"--member={member(s, name)}",
+                        f"--role={role}",
+                        "--condition=None",
+                    ]
+                ],
+            )
+        )
     for name in BUCKET_WRITERS:
-        out.append(Step(f"roles/storage.objectUser on the bucket to {name}",
-                        [["gcloud", "storage", "buckets", "add-iam-policy-binding", f"gs://{s.bucket}",
-                          f"--member={member(s, name)}", "--role=roles/storage.objectUser", p]]))
+        out.append(
+            Step(
+                f"roles/storage.objectUser on the bucket to {name}",
+                [
+                    [
+                        "gcloud",
+                        "storage",
+                        "buckets",
+                        "add-iam-policy-binding",
+                        f"gs://{s.bucket}",
+                        f"--member={member(s, name)}",
+                        "--role=roles/storage.objectUser",
+                        p,
+                    ]
+                ],
+            )
+        )
     for name, secret in SECRET_READERS:
-        out.append(Step(f"{secret} readable by {name}",
-                        [["gcloud", "secrets", "add-iam-policy-binding", secret, f"--member={member(s, name)}",
-                          "--role=roles/secretmanager.secretAccessor", p]]))
+        out.append(
+            Step(
+                f"{secret} readable by {name}",
+                [
+                    [
+                        "gcloud",
+                        "secrets",
+                        "add-iam-policy-binding",
+                        secret,
+                        f"--member={member(s, name)}",
+                        "--role=roles/secretmanager.secretAccessor",
+                        p,
+                    ]
+                ],
+            )
+        )
     # The bucket's events reach Eventarc through Pub/Sub, published by Cloud Storage's service agent.
-    out.append(Step("roles/pubsub.publisher to Cloud Storage's service agent",
-                    [["gcloud", "projects", "add-iam-policy-binding", s.project,
-                      f"--member=serviceAccount:$(gcloud storage service-agent {p})",
-                      "--role=roles/pubsub.publisher", "--condition=None"]]))
+    out.append(
+        Step(
+            "roles/pubsub.publisher to Cloud Storage's service agent",
+            [
+                [
+                    "gcloud",
+                    "projects",
+                    "add-iam-policy-binding",
+                    s.project,
+                    f"--member=serviceAccount:$(gcloud storage service-agent {p})",
+                    "--role=roles/pubsub.publisher",
+                    "--condition=None",
+                ]
+            ],
+        )
+    )
     if s.db_iam_auth:
         # https://cloud.google.com/sdk/gcloud/reference/sql/users/create (--type=cloud_iam_service_account: the
         # account's email without .gserviceaccount.com).
         for name in IAM_DB_USERS:
             user = f"{name}@{s.project}.iam"
-            out.append(Step(f"the IAM database user {user}",
-                            [["gcloud", "sql", "users", "create", user, f"--instance={s.instance}",
-                              "--type=cloud_iam_service_account", p]],
-                            check=["gcloud", "sql", "users", "describe", user, f"--instance={s.instance}", p]))
+            out.append(
+                Step(
+                    f"the IAM database user {user}",
+                    [
+                        [
+                            "gcloud",
+                            "sql",
+                            "users",
+                            "create",
+                            user,
+                            f"--instance={s.instance}",
+                            "--type=cloud_iam_service_account",
+                            p,
+                        ]
+                    ],
+                    check=["gcloud", "sql", "users", "describe", user, f"--instance={s.instance}", p],
+                )
+            )
     return out
 
 
@@ -251,11 +478,15 @@ def next_steps(s: Settings) -> list[str]:
     """What to do after: the first deploy (and, with passwords, the two database users, made with SQL)."""
     lines = []
     if not s.db_iam_auth:
-        lines.append("# The functions' database users, as postgres (not `gcloud sql users create`, whose users are "
-                     "members of cloudsqlsuperuser): docs/deployment.md, Database users")
-    lines.append(f"# then: make deploy PROJECT={s.project} REGION={s.region} BUCKET={s.bucket} "
-                 f"TRIGGER_LOCATION={s.region} INSTANCE_CONNECTION_NAME={s.project}:{s.region}:{s.instance}"
-                 + (" DB_IAM_AUTH=true" if s.db_iam_auth else ""))
+        lines.append(
+            "# The functions' database users, as postgres (not `gcloud sql users create`, whose users are "
+            "members of cloudsqlsuperuser): docs/deployment.md, Database users"
+        )
+    lines.append(
+        f"# then: make deploy PROJECT={s.project} REGION={s.region} BUCKET={s.bucket} "
+        f"TRIGGER_LOCATION={s.region} INSTANCE_CONNECTION_NAME={s.project}:{s.region}:{s.instance}"
+        + (" DB_IAM_AUTH=true" if s.db_iam_auth else "")
+    )
     return lines
 
 
@@ -266,6 +497,7 @@ def main(env: dict[str, str] | None = None) -> int:
         for line in problems:
             print(f"make setup: {line}", file=sys.stderr)
         return 2
+    assert settings is not None  # no problem found: the settings were read
     plan = steps(settings)
     if env.get("DRY_RUN", "").strip() not in ("", "0"):
         for step in plan:
@@ -276,8 +508,10 @@ def main(env: dict[str, str] | None = None) -> int:
     for step in plan:
         print(f"# {step.what} ({step.how})\n+ {step.shell()}", flush=True)
         if subprocess.run(["bash", "-o", "pipefail", "-c", step.shell()], cwd=ROOT).returncode != 0:
-            print(f"make setup: {step.what} failed; fix it and run make setup again (every step is idempotent)",
-                  file=sys.stderr)
+            print(
+                f"make setup: {step.what} failed; fix it and run make setup again (every step is idempotent)",
+                file=sys.stderr,
+            )
             return 1
     print("\n".join(next_steps(settings)))
     return 0

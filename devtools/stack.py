@@ -66,12 +66,17 @@ class AuthEmulator:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "AuthEmulator":
+    def start(self) -> AuthEmulator:
         if not FIREBASE_BIN.exists():
             raise RuntimeError("firebase-tools is not installed: run `make install` (npm ci)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = {"emulators": {"singleProjectMode": True, "ui": {"enabled": False},
-                                **{name: {"host": "127.0.0.1", "port": port} for name, port in self.ports.items()}}}
+        config = {
+            "emulators": {
+                "singleProjectMode": True,
+                "ui": {"enabled": False},
+                **{name: {"host": "127.0.0.1", "port": port} for name, port in self.ports.items()},
+            }
+        }
         config_path = self.workdir / "firebase.json"
         config_path.write_text(json.dumps(config, indent=2))
         # firebase-tools finds a project's running emulators through a locator file in the temporary
@@ -81,8 +86,16 @@ class AuthEmulator:
         tmp = self.workdir / "tmp"
         tmp.mkdir(exist_ok=True)
         env = {**os.environ, "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "TMPDIR": str(tmp.resolve())}
-        command = [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", PROJECT,
-                   "--config", str(config_path)]
+        command = [
+            str(FIREBASE_BIN),
+            "emulators:start",
+            "--only",
+            "auth",
+            "--project",
+            PROJECT,
+            "--config",
+            str(config_path),
+        ]
         exported: list[dict] | None = None  # the accounts --import loads, as they were exported
         if self.keep_accounts:
             if (self.export_dir / "firebase-export-metadata.json").exists():
@@ -123,12 +136,17 @@ class AuthEmulator:
         url = f"http://{self.host}/identitytoolkit.googleapis.com/v1/projects/{PROJECT}/accounts:update"
         with requests.Session() as http:
             for account in accounts:
-                response = http.post(url, json={"localId": account["localId"],
-                                                "validSince": account.get("validSince") or "0"},
-                                     headers={"Authorization": "Bearer owner"}, timeout=10)
+                response = http.post(
+                    url,
+                    json={"localId": account["localId"], "validSince": account.get("validSince") or "0"},
+                    headers={"Authorization": "Bearer owner"},
+                    timeout=10,
+                )
                 if not response.ok:
-                    raise RuntimeError(f"Auth emulator: could not restore the validSince of imported account "
-                                       f"{account['localId']}: {response.status_code} {response.text[:200]}")
+                    raise RuntimeError(
+                        f"Auth emulator: could not restore the validSince of imported account "
+                        f"{account['localId']}: {response.status_code} {response.text[:200]}"
+                    )
 
     def stop(self) -> None:
         if self.process:
@@ -154,7 +172,7 @@ class FirestoreEmulator:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "FirestoreEmulator":
+    def start(self) -> FirestoreEmulator:
         if not (ROOT / "node_modules" / "@firestore-emulator" / "server").exists():
             raise RuntimeError("@firestore-emulator/server is not installed: run `make install` (npm ci)")
         command = ["node", str(FIRESTORE_LAUNCHER), "--port", str(self.port)]
@@ -162,7 +180,10 @@ class FirestoreEmulator:
             self.workdir.mkdir(parents=True, exist_ok=True)
             command += ["--data-file", str((self.workdir / "documents.json").resolve())]
         self.process = ManagedProcess(
-            "Firestore emulator", command, self.workdir / "firestore-emulator.log", cwd=ROOT,
+            "Firestore emulator",
+            command,
+            self.workdir / "firestore-emulator.log",
+            cwd=ROOT,
         ).start(self._ready, timeout=30)
         return self
 
@@ -172,14 +193,16 @@ class FirestoreEmulator:
     def all_documents(self, project: str = PROJECT) -> list[dict]:
         """Every document of every collection, in the REST API's JSON shape (name, fields, ...)."""
         response = requests.get(
-            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", timeout=10)
+            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", timeout=10
+        )
         response.raise_for_status()
         return response.json()["documents"]
 
     def reset(self, project: str = PROJECT) -> None:
         """Forget every document (the launcher's version of the Firebase emulator's reset)."""
         response = requests.delete(
-            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", timeout=10)
+            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents", timeout=10
+        )
         response.raise_for_status()
 
     def stop(self) -> None:
@@ -206,12 +229,25 @@ class StorageEmulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "StorageEmulator":
+    def start(self) -> StorageEmulator:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "gcp_storage_emulator", "--data-dir", str((self.workdir / "data").resolve()),
-                   "start", "--host", "127.0.0.1", "--port", str(self.port), "--default-bucket", self.bucket]
-        self.process = ManagedProcess("Storage emulator", command, self.workdir / "storage-emulator.log",
-                                      cwd=self.workdir).start(self._ready, timeout=30)
+        command = [
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "--data-dir",
+            str((self.workdir / "data").resolve()),
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--default-bucket",
+            self.bucket,
+        ]
+        self.process = ManagedProcess(
+            "Storage emulator", command, self.workdir / "storage-emulator.log", cwd=self.workdir
+        ).start(self._ready, timeout=30)
         return self
 
     def _ready(self) -> bool:
@@ -230,12 +266,23 @@ class StorageEventBridge:
     """devtools/storage_events.py: new objects in the Storage emulator become CloudEvents (dev only)."""
 
     def __init__(self, storage_url: str, bucket: str, target: str, log_path: Path, interval: float = 0.2):
-        self.command = [sys.executable, "-m", "devtools.storage_events", "--storage", storage_url,
-                        "--bucket", bucket, "--target", target, "--interval", str(interval)]
+        self.command = [
+            sys.executable,
+            "-m",
+            "devtools.storage_events",
+            "--storage",
+            storage_url,
+            "--bucket",
+            bucket,
+            "--target",
+            target,
+            "--interval",
+            str(interval),
+        ]
         self.log_path = Path(log_path)
         self.process: ManagedProcess | None = None
 
-    def start(self) -> "StorageEventBridge":
+    def start(self) -> StorageEventBridge:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = ManagedProcess("storage event bridge", self.command, self.log_path, env=env, cwd=ROOT)
@@ -262,10 +309,23 @@ class FunctionsServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "FunctionsServer":
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-                   "--workers", str(self.workers), "--threads", str(self.threads),
-                   "--timeout", "0", "--graceful-timeout", "5", "devtools.serve:app"]
+    def start(self) -> FunctionsServer:
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--timeout",
+            "0",
+            "--graceful-timeout",
+            "5",
+            "devtools.serve:app",
+        ]
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self.process = ManagedProcess("functions server", command, self.log_path, env=env, cwd=ROOT)
         self.process.start(lambda: requests.get(f"{self.url}/get_visitor", timeout=1).status_code == 401)
@@ -304,7 +364,7 @@ class Stack:
     bridge: StorageEventBridge | None = None
 
     @classmethod
-    def with_free_ports(cls, workdir: Path, **kwargs) -> "Stack":
+    def with_free_ports(cls, workdir: Path, **kwargs) -> Stack:
         names = ("functions", "postgres", "auth", "hub", "logging", "firestore", "storage")
         return cls(workdir=workdir, ports={name: free_port() for name in names}, **kwargs)
 
@@ -324,20 +384,28 @@ class Stack:
             **({"GUEST_LIMIT_PER_HOUR": self.guest_limit_per_hour} if self.guest_limit_per_hour else {}),
         }
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         try:
             if not self.database_url:
-                self.postgres = LocalPostgres(self.workdir / "postgres", self.ports.get("postgres"),
-                                              fast=self.fast_postgres).start()
+                self.postgres = LocalPostgres(
+                    self.workdir / "postgres", self.ports.get("postgres"), fast=self.fast_postgres
+                ).start()
                 self.database_url = self.postgres.url
             migrate(self.database_url)
-            self.auth = AuthEmulator(self.workdir / "auth", self.ports["auth"], self.ports["hub"],
-                                     self.ports["logging"], keep_accounts=self.keep_state).start()
-            self.firestore = FirestoreEmulator(self.workdir / "firestore", self.ports["firestore"],
-                                               keep_documents=self.keep_state).start()
+            self.auth = AuthEmulator(
+                self.workdir / "auth",
+                self.ports["auth"],
+                self.ports["hub"],
+                self.ports["logging"],
+                keep_accounts=self.keep_state,
+            ).start()
+            self.firestore = FirestoreEmulator(
+                self.workdir / "firestore", self.ports["firestore"], keep_documents=self.keep_state
+            ).start()
             self.storage = StorageEmulator(self.workdir / "storage", self.ports["storage"]).start()
-            self.functions = FunctionsServer(self.ports["functions"], self.env(),
-                                             self.workdir / "functions.log", workers=self.workers).start()
+            self.functions = FunctionsServer(
+                self.ports["functions"], self.env(), self.workdir / "functions.log", workers=self.workers
+            ).start()
             if self.storage_events:
                 self.bridge = self.event_bridge().start()
         except BaseException:
@@ -348,8 +416,13 @@ class Stack:
     def event_bridge(self, interval: float = 0.2) -> StorageEventBridge:
         """A bridge from this stack's Storage emulator to its on_upload_finalized (not yet started)."""
         assert self.storage is not None, "the bridge needs the stack's Storage emulator"
-        return StorageEventBridge(self.storage.url, BUCKET, f"{self.env()['FUNCTIONS_URL']}/on_upload_finalized",
-                                  self.workdir / "storage-events.log", interval=interval)
+        return StorageEventBridge(
+            self.storage.url,
+            BUCKET,
+            f"{self.env()['FUNCTIONS_URL']}/on_upload_finalized",
+            self.workdir / "storage-events.log",
+            interval=interval,
+        )
 
     def stop(self) -> None:
         for part in (self.bridge, self.functions, self.storage, self.firestore, self.auth):

@@ -35,8 +35,9 @@ def cloud_event_headers(bucket: str, item: dict, event_id: str) -> dict[str, str
 
 
 class StorageEventBridge:
-    def __init__(self, storage_url: str, bucket: str, target: str, interval: float = 0.2,
-                 max_pause: float = 10.0, log=print):
+    def __init__(
+        self, storage_url: str, bucket: str, target: str, interval: float = 0.2, max_pause: float = 10.0, log=print
+    ):
         self.storage_url = storage_url.rstrip("/")
         self.bucket = bucket
         self.target = target
@@ -53,8 +54,9 @@ class StorageEventBridge:
         token = None
         while True:
             params: dict[str, str] = {"pageToken": token} if token else {}
-            response = self.http.get(f"{self.storage_url}/storage/v1/b/{quote(self.bucket, safe='')}/o",
-                                     params=params, timeout=10)
+            response = self.http.get(
+                f"{self.storage_url}/storage/v1/b/{quote(self.bucket, safe='')}/o", params=params, timeout=10
+            )
             response.raise_for_status()
             page = response.json()
             items += page.get("items") or []
@@ -87,8 +89,10 @@ class StorageEventBridge:
                     return
             except requests.RequestException as error:
                 status = type(error).__name__
-            self.log(f"delivery of {item['name']}#{item['generation']} failed (attempt {attempt}): {status}; "
-                     f"retrying in {pause:.1f} s")
+            self.log(
+                f"delivery of {item['name']}#{item['generation']} failed (attempt {attempt}): {status}; "
+                f"retrying in {pause:.1f} s"
+            )
             self.stopping.wait(pause)
             pause, attempt = min(pause * 2, self.max_pause), attempt + 1
 
@@ -116,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="URL of on_upload_finalized")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between listings")
     args = parser.parse_args(argv)
-    bridge = StorageEventBridge(args.storage, args.bucket, args.target, args.interval,
-                                log=lambda line: print(line, flush=True))
+    bridge = StorageEventBridge(
+        args.storage, args.bucket, args.target, args.interval, log=lambda line: print(line, flush=True)
+    )
     signal.signal(signal.SIGTERM, lambda *_: bridge.stop())
     try:
         bridge.run()

@@ -7,6 +7,8 @@ from http import HTTPStatus
 
 
 def answer(start_response, status: int, body: bytes, content_type: str = "application/json") -> list[bytes]:
-    start_response(f"{status} {HTTPStatus(status).phrase}",
-                   [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
+    start_response(
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
+    )
     return [body]

@@ -54,10 +54,16 @@ class Function:
     kind: str = "http"  # one of KINDS: "storage" is a CloudEvent of the uploads bucket (--retry)
 
     def __post_init__(self) -> None:
-        problems = [f"{field}={value!r} is not one of {allowed}" for field, value, allowed in (
-            ("callers", self.callers, CALLERS), ("identity", self.identity, IDENTITIES),
-            ("max_instances", self.max_instances, INSTANCE_CAPS), ("kind", self.kind, KINDS))
-            if value not in allowed]
+        problems = [
+            f"{field}={value!r} is not one of {allowed}"
+            for field, value, allowed in (
+                ("callers", self.callers, CALLERS),
+                ("identity", self.identity, IDENTITIES),
+                ("max_instances", self.max_instances, INSTANCE_CAPS),
+                ("kind", self.kind, KINDS),
+            )
+            if value not in allowed
+        ]
         if (self.kind == "http") != (self.method in ("GET", "POST")):
             problems.append("an HTTP function answers GET or POST; the storage trigger has no method")
         if (self.kind == "storage") != (self.callers == "storage"):
@@ -89,6 +95,7 @@ class Function:
             return functions_framework.cloud_event(handler)
         from shared.web.http import endpoint
 
+        assert self.method is not None  # an HTTP row has one (__post_init__)
         return functions_framework.http(endpoint(self.method, app_check=self.app_check)(handler))
 
 
@@ -102,8 +109,7 @@ FUNCTIONS = (
     Function("register", "POST", app_check=True),
     # participants' rights: once in a visitor's life; the erasing ones with their own identity.
     Function("delete_my_data", "POST", app_check=True, identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),
-    Function("erase_visitor", "POST", callers="researchers", identity="erasure",
-             max_instances="RIGHTS_MAX_INSTANCES"),
+    Function("erase_visitor", "POST", callers="researchers", identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),
     Function("export_my_data", "GET", app_check=True, max_instances="RIGHTS_MAX_INSTANCES"),
     # once per move to another device.
     Function("create_claim_code", "POST", app_check=True, max_instances="RIGHTS_MAX_INSTANCES"),
@@ -113,11 +119,24 @@ FUNCTIONS = (
     Function("export_data", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES", timeout="3600s"),
     # Cloud Scheduler's, private; a run erases up to shared.ops.maintenance.RETENTION_BATCH
     # guests, and the scheduler waits as long for its answer (--attempt-deadline).
-    Function("run_maintenance", "POST", callers="scheduler", identity="maintenance",
-             max_instances="RIGHTS_MAX_INSTANCES", timeout="900s"),
+    Function(
+        "run_maintenance",
+        "POST",
+        callers="scheduler",
+        identity="maintenance",
+        max_instances="RIGHTS_MAX_INSTANCES",
+        timeout="900s",
+    ),
     # google.cloud.storage.object.v1.finalized of the uploads bucket, retried.
-    Function("on_upload_finalized", None, kind="storage", callers="storage", identity="uploads",
-             max_instances="TRIGGER_MAX_INSTANCES", timeout="120s"),
+    Function(
+        "on_upload_finalized",
+        None,
+        kind="storage",
+        callers="storage",
+        identity="uploads",
+        max_instances="TRIGGER_MAX_INSTANCES",
+        timeout="120s",
+    ),
 )
 
 NAMES = tuple(function.name for function in FUNCTIONS)

@@ -5,9 +5,9 @@ By a guest (X-Guest-Key) or an anonymous Firebase account (its ID token). Answer
 signed-in (non-anonymous) account is 403: it signs in on the other device instead.
 """
 
+from shared.core.db import get_engine
 from shared.web import models
 from shared.web.auth import identify
-from shared.core.db import get_engine
 
 
 def create_claim_code(request, body):

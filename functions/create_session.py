@@ -1,15 +1,14 @@
 """create_session: POST; the caller's session, and its visitor number on first sight."""
 
-from shared.web import models
-from shared.visitors import sessions
-from shared.web.auth import identify
 from shared.core.db import get_engine
+from shared.visitors import sessions
 from shared.visitors.guest_limit import Window
+from shared.web import models
+from shared.web.auth import identify
 
 
 def create_session(request, body):
     caller = identify(request)
     new_session = models.parse(models.NewSession, body)
-    created, session = sessions.create_session(get_engine(), caller, new_session,
-                                               Window.of_request(request, caller))
+    created, session = sessions.create_session(get_engine(), caller, new_session, Window.of_request(request, caller))
     return (201 if created else 200), session.to_json()

@@ -5,8 +5,8 @@ with the erasure: `done`, or `pending` while Firestore or Storage could not be
 reached (the rows are gone already; `python -m shared.erasure resume` finishes it).
 """
 
-from shared.web.auth import identify
 from shared.core.db import get_engine
+from shared.web.auth import identify
 
 
 def delete_my_data(request, _body):

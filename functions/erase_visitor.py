@@ -2,14 +2,14 @@
 the visitor that holds number n now (a merged number resolves to it), as
 delete_my_data would for that visitor. For requests that come by email."""
 
+from shared.core.db import get_engine
 from shared.web import models
 from shared.web.auth import user_from_header
-from shared.core.db import get_engine
 
 
 def erase_visitor(request, body):
-    from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
     from shared.research.researchers import require_every_experiment
+    from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
 
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     require_every_experiment(user_from_header(request, fresh=True))

@@ -1,8 +1,8 @@
 """get_visitor: GET; the caller's visitor number and sessions."""
 
+from shared.core.db import get_engine
 from shared.visitors import sessions
 from shared.web.auth import identify
-from shared.core.db import get_engine
 
 
 def get_visitor(request, _body):

@@ -22,7 +22,8 @@ def on_upload_finalized(cloud_event):
     fields = {"eventId": attributes.get("id"), "subject": attributes.get("subject")}
     try:
         outcome = uploads.record_upload(
-            attributes, data,
+            attributes,
+            data,
             engine=get_engine(),
             storage_client=stores.storage_client(),
             firestore_client=stores.firestore_client(),
@@ -35,6 +36,7 @@ def on_upload_finalized(cloud_event):
     fields.update(status=outcome.status, uploadId=outcome.upload_id, visitorNumber=outcome.visitor_number)
     if outcome.status == "ignored":
         (log.warning if outcome.warn else log.info)(
-            "upload event acknowledged without action: %s", outcome.reason, extra={"fields": fields})
+            "upload event acknowledged without action: %s", outcome.reason, extra={"fields": fields}
+        )
     else:
         log.info("upload %s: %s", outcome.status, outcome.reason, extra={"fields": fields})

@@ -8,10 +8,10 @@ this call created the users row, 200 when it already existed (including every
 repeated call, which claims nothing more: migratedSessions 0).
 """
 
-from shared.web import models
-from shared.web.auth import anonymous_from_header, guest_from_header, user_from_header
 from shared.core.db import get_engine
 from shared.core.errors import InvalidArgument
+from shared.web import models
+from shared.web.auth import anonymous_from_header, guest_from_header, user_from_header
 
 
 def register(request, body):
@@ -26,7 +26,8 @@ def register(request, body):
     code = parse_code(details.claimCode) if details.claimCode is not None else None
     claims = [claim for claim in (guest, anonymous, code) if claim is not None]
     if len(claims) > 1:
-        raise InvalidArgument("Claim one visitor at a time: send X-Guest-Key, X-Anonymous-Token or claimCode, "
-                              "not more than one.")
+        raise InvalidArgument(
+            "Claim one visitor at a time: send X-Guest-Key, X-Anonymous-Token or claimCode, not more than one."
+        )
     registered = registration.register(get_engine(), user, claims[0] if claims else None, details.displayName)
     return (201 if registered.created else 200), registered.to_json()

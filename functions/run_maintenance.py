@@ -7,8 +7,8 @@ from shared.core.db import get_engine
 
 
 def run_maintenance(request, _body):
-    from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
     from shared.ops import maintenance
+    from shared.rights import erasure  # on first call, not by import main (functions/__init__.py)
     from shared.web.invoker import require_invoker
 
     require_invoker(request)

@@ -1,9 +1,9 @@
 """submit_response: POST; a response in one of the caller's sessions."""
 
-from shared.web import models
-from shared.visitors import responses
-from shared.web.auth import identify
 from shared.core.db import get_engine
+from shared.visitors import responses
+from shared.web import models
+from shared.web.auth import identify
 
 
 def submit_response(request, body):

@@ -1,4 +1,6 @@
-"""`python -m shared.migrate`: apply the SQL migrations (docs/operations.md); the command is in shared/ops/cli.py."""
+"""`python -m shared.migrate`: apply the SQL migrations (docs/operations.md).
+
+The command is in shared/ops/cli.py."""
 
 if __name__ == "__main__":
     import sys

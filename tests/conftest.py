@@ -20,13 +20,35 @@ from tests.uploads_support import UploadsWorld
 
 ALLOWED_ORIGIN = "https://study.example.org"
 
-_ENV_NAMES = ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "DB_USER", "DB_PASS", "DB_NAME", "DB_IAM_AUTH",
-              "DB_IP_TYPE", "GOOGLE_CLOUD_PROJECT", "ALLOWED_ORIGINS", "FIREBASE_AUTH_EMULATOR_HOST",
-              "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "STORAGE_BUCKET", "APP_CHECK", "APP_CHECK_JWKS_URL",
-              "GUEST_LIMIT_PER_HOUR", "GUEST_LIMIT_KEY", "GUEST_RETENTION_DAYS", "MAINTENANCE_INVOKER",
-              "MAINTENANCE_AUDIENCE", "MAINTENANCE_CERTS_URL", "FIREBASE_STORAGE_EMULATOR_HOST",
-              # Cloud Run's: with one of them set, the functions refuse the emulators (config.deployed).
-              "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "X_FORWARDED_FOR_TRUSTED")
+_ENV_NAMES = (
+    "DATABASE_URL",
+    "INSTANCE_CONNECTION_NAME",
+    "DB_USER",
+    "DB_PASS",
+    "DB_NAME",
+    "DB_IAM_AUTH",
+    "DB_IP_TYPE",
+    "GOOGLE_CLOUD_PROJECT",
+    "ALLOWED_ORIGINS",
+    "FIREBASE_AUTH_EMULATOR_HOST",
+    "FIRESTORE_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "STORAGE_BUCKET",
+    "APP_CHECK",
+    "APP_CHECK_JWKS_URL",
+    "GUEST_LIMIT_PER_HOUR",
+    "GUEST_LIMIT_KEY",
+    "GUEST_RETENTION_DAYS",
+    "MAINTENANCE_INVOKER",
+    "MAINTENANCE_AUDIENCE",
+    "MAINTENANCE_CERTS_URL",
+    "FIREBASE_STORAGE_EMULATOR_HOST",
+    # Cloud Run's: with one of them set, the functions refuse the emulators (config.deployed).
+    "K_SERVICE",
+    "K_REVISION",
+    "K_CONFIGURATION",
+    "X_FORWARDED_FOR_TRUSTED",
+)
 
 # The guest-creation limit of the session's stack (SPEC §12): far above what any test makes
 # from 127.0.0.1, so that only tests/e2e/test_guest_limit.py, with servers of its own, meets it.
@@ -39,8 +61,8 @@ def isolate_environment(monkeypatch):
     for name in _ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     yield
-    from shared.web import auth
     from shared.core import db
+    from shared.web import auth
 
     db.reset_engine()
     auth.reset_firebase_app()
@@ -60,8 +82,12 @@ def lines():
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    stack = Stack.with_free_ports(tmp_path_factory.mktemp("stack"), fast_postgres=True,
-                                  allowed_origins=ALLOWED_ORIGIN, guest_limit_per_hour=TEST_GUEST_LIMIT_PER_HOUR)
+    stack = Stack.with_free_ports(
+        tmp_path_factory.mktemp("stack"),
+        fast_postgres=True,
+        allowed_origins=ALLOWED_ORIGIN,
+        guest_limit_per_hour=TEST_GUEST_LIMIT_PER_HOUR,
+    )
     stack.start()
     yield stack
     stack.stop()
@@ -78,8 +104,12 @@ def engine(stack):
 
 def reset_data(engine: sqlalchemy.Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges, erasures, erased_sessions, "
-                          "claim_codes, claim_code_attempts, guest_limits CASCADE"))
+        conn.execute(
+            text(
+                "TRUNCATE users, guests, sessions, responses, visitor_merges, erasures, erased_sessions, "
+                "claim_codes, claim_code_attempts, guest_limits CASCADE"
+            )
+        )
         conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE RESTART WITH 1"))
 
 
@@ -107,6 +137,7 @@ def functions_env(stack) -> dict[str, str]:
 
 
 # --- Uploads: the stack's Firestore and Storage emulators, and storage events ---
+
 
 @pytest.fixture(autouse=True)
 def isolate_upload_clients():

@@ -33,13 +33,24 @@ def rows_left(db, traces: Traces) -> list[str]:
     """Every row of every product table that names one of the traces."""
     found = []
     with db.connect() as conn:
-        tables = conn.execute(text(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")).scalars().all()
+        tables = (
+            conn.execute(
+                text(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+                )
+            )
+            .scalars()
+            .all()
+        )
         for table in sorted(set(tables) - LEDGER_TABLES):
-            columns = conn.execute(text(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'public' AND table_name = :t"), {"t": table}).all()
+            columns = conn.execute(
+                text(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND table_name = :t"
+                ),
+                {"t": table},
+            ).all()
             number_columns = [c.column_name for c in columns if c.data_type == "bigint"]
             for row in conn.execute(text(f'SELECT t.*, row_to_json(t)::text AS "_json" FROM "{table}" t')):
                 values = row._mapping
@@ -61,20 +72,27 @@ def documents_left(emulator, traces: Traces) -> list[str]:
         number = fields.get("visitorNumber", {}).get("integerValue")
         path = document["name"].split("/documents/", 1)[1]
         as_text = json.dumps(fields)
-        if (any(session_id in as_text or session_id in path for session_id in traces.session_ids)
-                or (number is not None and int(number) in traces.numbers)
-                or path in {f"visitors/{n}" for n in traces.numbers}):
+        if (
+            any(session_id in as_text or session_id in path for session_id in traces.session_ids)
+            or (number is not None and int(number) in traces.numbers)
+            or path in {f"visitors/{n}" for n in traces.numbers}
+        ):
             found.append(f"{path}: {as_text}")
     return found
 
 
 def objects_left(storage_client, bucket_name: str, traces: Traces) -> list[str]:
     """Every object generation in the bucket under one of the traces' sessions."""
-    return [f"{blob.name}#{blob.generation}"
-            for blob in storage_client.list_blobs(bucket_name, versions=True)
-            if any(blob.name.startswith(f"sessions/{s}/") for s in traces.session_ids)]
+    return [
+        f"{blob.name}#{blob.generation}"
+        for blob in storage_client.list_blobs(bucket_name, versions=True)
+        if any(blob.name.startswith(f"sessions/{s}/") for s in traces.session_ids)
+    ]
 
 
 def everything_left(db, firestore_emulator, storage_client, bucket_name: str, traces: Traces) -> list[str]:
-    return (rows_left(db, traces) + documents_left(firestore_emulator, traces)
-            + objects_left(storage_client, bucket_name, traces))
+    return (
+        rows_left(db, traces)
+        + documents_left(firestore_emulator, traces)
+        + objects_left(storage_client, bucket_name, traces)
+    )

@@ -27,16 +27,31 @@ class Api:
     def url(self, function: str) -> str:
         return f"{self.base_url}/{function}"
 
-    def post(self, function: str, body=None, *, guest: str | None = None, token: str | None = None,
-             headers: dict | None = None, **kwargs) -> requests.Response:
-        return self.http.post(self.url(function), json=body, headers=request_headers(guest, token, headers), timeout=30,
-                              allow_redirects=False,
-                              **kwargs)
+    def post(
+        self,
+        function: str,
+        body=None,
+        *,
+        guest: str | None = None,
+        token: str | None = None,
+        headers: dict | None = None,
+        **kwargs,
+    ) -> requests.Response:
+        return self.http.post(
+            self.url(function),
+            json=body,
+            headers=request_headers(guest, token, headers),
+            timeout=30,
+            allow_redirects=False,
+            **kwargs,
+        )
 
-    def get(self, function: str, *, guest: str | None = None, token: str | None = None,
-            headers: dict | None = None) -> requests.Response:
-        return self.http.get(self.url(function), headers=request_headers(guest, token, headers), timeout=30,
-                             allow_redirects=False)
+    def get(
+        self, function: str, *, guest: str | None = None, token: str | None = None, headers: dict | None = None
+    ) -> requests.Response:
+        return self.http.get(
+            self.url(function), headers=request_headers(guest, token, headers), timeout=30, allow_redirects=False
+        )
 
 
 def request_headers(guest, token, extra) -> dict:
@@ -86,6 +101,7 @@ def resume_numbering(db) -> None:
 
 # --- Visitors as a frontend makes them (through any Api) ------------------------
 
+
 def new_session(api, **credentials) -> dict:
     response = api.post("create_session", {}, **credentials)
     assert response.status_code == 201, response.text
@@ -93,8 +109,9 @@ def new_session(api, **credentials) -> dict:
 
 
 def register(api, user=None, guest=None, body=None, **kwargs) -> requests.Response:
-    return api.post("register", body if body is not None else {}, token=user.id_token if user else None,
-                    guest=guest, **kwargs)
+    return api.post(
+        "register", body if body is not None else {}, token=user.id_token if user else None, guest=guest, **kwargs
+    )
 
 
 def guest_with_sessions(api, key, sessions=2, responses_each=2) -> list[dict]:
@@ -103,8 +120,9 @@ def guest_with_sessions(api, key, sessions=2, responses_each=2) -> list[dict]:
     for i in range(sessions):
         session = api.post("create_session", {"experimentId": f"exp-{i}"}, guest=key).json()
         for level in range(responses_each):
-            answer = api.post("submit_response", {"sessionId": session["sessionId"], "level": level,
-                                                  "data": {"i": i}}, guest=key)
+            answer = api.post(
+                "submit_response", {"sessionId": session["sessionId"], "level": level, "data": {"i": i}}, guest=key
+            )
             assert answer.status_code == 201, answer.text
         made.append(session)
     return made

@@ -5,7 +5,7 @@ bench/), and reads of what the trigger stored."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -30,8 +30,15 @@ class UploadsWorld:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def upload(self, session_id: str, file_name: str = "photo.png", data: bytes = b"\x89PNG...",
-               content_type: str = "image/png", metadata: dict | None = None, name: str | None = None) -> dict:
+    def upload(
+        self,
+        session_id: str,
+        file_name: str = "photo.png",
+        data: bytes = b"\x89PNG...",
+        content_type: str = "image/png",
+        metadata: dict | None = None,
+        name: str | None = None,
+    ) -> dict:
         """A real object in the Storage emulator; its resource (StorageObjectData)."""
         blob = self.bucket.blob(name or f"sessions/{session_id}/{file_name}")
         if metadata:
@@ -55,4 +62,4 @@ class UploadsWorld:
 
 
 def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)

@@ -106,7 +106,7 @@ class DatabaseSettings:
     prepared_statements: bool = True
 
     @classmethod
-    def from_env(cls) -> "DatabaseSettings":
+    def from_env(cls) -> DatabaseSettings:
         """The database settings; ConfigError lists every problem among them."""
         problems = _Problems()
         pool: dict[str, Any] = dict(
@@ -122,8 +122,10 @@ class DatabaseSettings:
             where = problems.read(_database_url)
         else:
             where = {}
-            problems.add("DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
-                         "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL")
+            problems.add(
+                "DATABASE_URL is not set: set DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
+                "or INSTANCE_CONNECTION_NAME, DB_USER and DB_NAME for Cloud SQL"
+            )
         problems.raise_any()
         return cls(**(where or {}), **pool)
 
@@ -148,8 +150,9 @@ def _cloud_sql() -> dict:
     if ip_type not in ("PUBLIC", "PRIVATE", "PSC"):
         problems.add(f"DB_IP_TYPE={ip_type!r} is not one of PUBLIC, PRIVATE, PSC")
     problems.raise_any()
-    return dict(instance_connection_name=instance, user=user, password=password, name=name,
-                iam_auth=iam_auth, ip_type=ip_type)
+    return dict(
+        instance_connection_name=instance, user=user, password=password, name=name, iam_auth=iam_auth, ip_type=ip_type
+    )
 
 
 def _database_url() -> dict:
@@ -170,13 +173,16 @@ def _check_url_options(url: str) -> None:
     problems = _Problems()
     for name, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items():
         if name not in URL_OPTIONS:
-            problems.add(f"DATABASE_URL has the option {name!r}, which is not supported: "
-                         f"use only {', '.join(URL_OPTIONS)}")
+            problems.add(
+                f"DATABASE_URL has the option {name!r}, which is not supported: use only {', '.join(URL_OPTIONS)}"
+            )
         if name == "sslmode" and values[-1] not in SSL_MODES:
             problems.add(f"DATABASE_URL has sslmode={values[-1]!r}: use one of {', '.join(SSL_MODES)}")
         if name == "sslrootcert" and not os.path.isfile(values[-1]):
-            problems.add(f"DATABASE_URL has sslrootcert={values[-1]!r}, which is not a file: "
-                         "give the path of the server's CA certificate (PEM)")
+            problems.add(
+                f"DATABASE_URL has sslrootcert={values[-1]!r}, which is not a file: "
+                "give the path of the server's CA certificate (PEM)"
+            )
     problems.raise_any()
 
 
@@ -200,8 +206,9 @@ def allowed_origins() -> frozenset[str]:
     problems = _Problems()
     for origin in sorted(origins):
         if origin != "*" and not origin.startswith(("http://", "https://")):
-            problems.add(f"ALLOWED_ORIGINS has {origin!r}, which is not an origin: use scheme://host[:port], "
-                         "comma-separated")
+            problems.add(
+                f"ALLOWED_ORIGINS has {origin!r}, which is not an origin: use scheme://host[:port], comma-separated"
+            )
     problems.raise_any()
     return frozenset(origins)
 
@@ -239,8 +246,10 @@ def required_storage_bucket() -> str:
     visitor's objects from it (delete_my_data, erase_visitor, `python -m shared.erasure`)."""
     bucket = storage_bucket()
     if bucket is None:
-        raise ConfigError("STORAGE_BUCKET is not set: withdrawal deletes a visitor's uploads from it; "
-                          "set it to the uploads bucket, such as my-project.appspot.com")
+        raise ConfigError(
+            "STORAGE_BUCKET is not set: withdrawal deletes a visitor's uploads from it; "
+            "set it to the uploads bucket, such as my-project.appspot.com"
+        )
     return bucket
 
 
@@ -254,7 +263,8 @@ def upload_event_max_age_seconds() -> int:
 
 
 def claim_code_ttl_seconds() -> int:
-    """How long a claim code (create_claim_code, docs/api.md) can be redeemed (CLAIM_CODE_TTL_SECONDS, default 10 minutes)."""
+    """How long a claim code (create_claim_code, docs/api.md) can be redeemed
+    (CLAIM_CODE_TTL_SECONDS, default 10 minutes)."""
     return _int("CLAIM_CODE_TTL_SECONDS", 600, minimum=1)
 
 
@@ -280,11 +290,15 @@ def guest_limit_key() -> bytes:
     the database holds no address. Needed while the guest-creation limit is on."""
     raw = _get("GUEST_LIMIT_KEY")
     if not raw:
-        raise ConfigError("GUEST_LIMIT_KEY is not set: the guest-creation limit hashes client addresses with it; "
-                          "set it to a random secret of at least 32 characters (or GUEST_LIMIT_PER_HOUR=0)")
+        raise ConfigError(
+            "GUEST_LIMIT_KEY is not set: the guest-creation limit hashes client addresses with it; "
+            "set it to a random secret of at least 32 characters (or GUEST_LIMIT_PER_HOUR=0)"
+        )
     if len(raw) < GUEST_LIMIT_KEY_MIN_LENGTH:
-        raise ConfigError(f"GUEST_LIMIT_KEY is too short: use a random secret of at least "
-                          f"{GUEST_LIMIT_KEY_MIN_LENGTH} characters, such as `openssl rand -base64 32`")
+        raise ConfigError(
+            f"GUEST_LIMIT_KEY is too short: use a random secret of at least "
+            f"{GUEST_LIMIT_KEY_MIN_LENGTH} characters, such as `openssl rand -base64 32`"
+        )
     return raw.encode("utf-8")
 
 
@@ -318,8 +332,9 @@ def maintenance_invoker() -> str | None:
     email; `make deploy` sets the scheduler's); unset: nobody may (shared/web/invoker.py)."""
     raw = _text("MAINTENANCE_INVOKER")
     if raw and "@" not in raw:
-        raise ConfigError(f"MAINTENANCE_INVOKER={raw!r} is not a service account email: use "
-                          "NAME@PROJECT.iam.gserviceaccount.com")
+        raise ConfigError(
+            f"MAINTENANCE_INVOKER={raw!r} is not a service account email: use NAME@PROJECT.iam.gserviceaccount.com"
+        )
     return raw or None
 
 
@@ -390,8 +405,10 @@ def app_check_jwks_url() -> str | None:
     if not raw:
         return None
     if not _local(raw):
-        raise ConfigError(f"APP_CHECK_JWKS_URL={raw!r} is for tests only: it must be a local server "
-                          "(http://127.0.0.1:PORT/...); unset it to use Google's App Check keys")
+        raise ConfigError(
+            f"APP_CHECK_JWKS_URL={raw!r} is for tests only: it must be a local server "
+            "(http://127.0.0.1:PORT/...); unset it to use Google's App Check keys"
+        )
     return raw
 
 
@@ -405,8 +422,14 @@ DEPLOYED_SIGNALS = ("K_SERVICE", "K_REVISION", "K_CONFIGURATION")
 # What points the product at an emulator or a local key server. FIREBASE_AUTH_EMULATOR_HOST makes
 # firebase-admin accept unsigned ID tokens (any uid, any claim: `researcher: true`); the others
 # point Firestore, Storage, or the App Check and OIDC keys at a server of someone's choosing.
-DEV_ONLY_SETTINGS = ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST",
-                     "FIREBASE_STORAGE_EMULATOR_HOST", "APP_CHECK_JWKS_URL", "MAINTENANCE_CERTS_URL")
+DEV_ONLY_SETTINGS = (
+    "FIREBASE_AUTH_EMULATOR_HOST",
+    "FIRESTORE_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "FIREBASE_STORAGE_EMULATOR_HOST",
+    "APP_CHECK_JWKS_URL",
+    "MAINTENANCE_CERTS_URL",
+)
 
 
 def deployed() -> str | None:
@@ -423,18 +446,35 @@ def refuse_dev_settings_when_deployed() -> None:
         return
     found = [name for name in DEV_ONLY_SETTINGS if _text(name)]
     if found:
-        raise ConfigError(f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} for local development and "
-                          f"tests only, and this is a deployed function ({signal}={_text(signal)!r}): unset "
-                          f"{'it' if len(found) == 1 else 'them'} (an emulator accepts unsigned tokens)")
+        raise ConfigError(
+            f"{', '.join(found)} {'is' if len(found) == 1 else 'are'} for local development and "
+            f"tests only, and this is a deployed function ({signal}={_text(signal)!r}): unset "
+            f"{'it' if len(found) == 1 else 'them'} (an emulator accepts unsigned tokens)"
+        )
 
 
 # Every runtime setting, as the functions read it. GOOGLE_CLOUD_PROJECT is not among them:
 # only ID tokens and uploads need it (project_id fails at their first use), and the
 # migration and backfill commands run without it.
-_READERS = (DatabaseSettings.from_env, allowed_origins, retry_after_seconds, storage_bucket,
-            upload_event_max_age_seconds, claim_code_ttl_seconds, token_revocation_check_seconds, log_level,
-            app_check_mode, app_check_jwks_url, _guest_limit, x_forwarded_for_trusted, guest_retention_days,
-            maintenance_invoker, maintenance_audience, maintenance_certs_url, refuse_dev_settings_when_deployed)
+_READERS = (
+    DatabaseSettings.from_env,
+    allowed_origins,
+    retry_after_seconds,
+    storage_bucket,
+    upload_event_max_age_seconds,
+    claim_code_ttl_seconds,
+    token_revocation_check_seconds,
+    log_level,
+    app_check_mode,
+    app_check_jwks_url,
+    _guest_limit,
+    x_forwarded_for_trusted,
+    guest_retention_days,
+    maintenance_invoker,
+    maintenance_audience,
+    maintenance_certs_url,
+    refuse_dev_settings_when_deployed,
+)
 
 
 def check(environment: Mapping[str, str] | None = None) -> list[str]:

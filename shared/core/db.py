@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import collections
 import functools
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from shared.core import failures
@@ -149,8 +150,11 @@ def make_engine(settings: DatabaseSettings, connector_factory: Callable[..., Any
         # pg8000's timeout also bounds opening a connection (the connector has its own).
         engine = sqlalchemy.create_engine(
             _pg8000_url(settings.url),
-            connect_args={"timeout": socket_timeout, "ssl_context": _ssl_context(settings.url),
-                          "startup_params": session_settings},
+            connect_args={
+                "timeout": socket_timeout,
+                "ssl_context": _ssl_context(settings.url),
+                "startup_params": session_settings,
+            },
             **pool_options,
         )
 
@@ -245,7 +249,7 @@ def statement_text(name: str) -> str:
     return (STATEMENTS_DIR / f"{name}.sql").read_text(encoding="utf-8").strip()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def statement(name: str) -> sqlalchemy.TextClause:
     """The executable form of shared/statements/NAME.sql (:named parameters), read once."""
     import sqlalchemy

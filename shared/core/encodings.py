@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -16,4 +16,4 @@ def compact_json(value: Any) -> str:
 
 def rfc3339(moment: datetime) -> str:
     """A time as RFC 3339 in UTC with microseconds: 2026-12-02T22:18:57.123456Z."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -3,8 +3,8 @@ Cloud Storage) into DependencyUnavailable, with one log line (docs/design/http.m
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from shared.core.errors import DependencyUnavailable
 from shared.core.logs import get_logger

@@ -7,7 +7,8 @@ what the first one made (the engine, the Firebase app, the Google clients).
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

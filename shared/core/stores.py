@@ -3,7 +3,7 @@ retries and deadlines every call to them takes (uploads, erasure and maintenance
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from shared.core import config, failures
 from shared.core.instance import InstanceCache
@@ -50,9 +50,13 @@ def firestore_retry():
     from google.api_core import retry as retries
 
     return retries.Retry(
-        initial=0.1, maximum=1.0, multiplier=2.0, timeout=DEPENDENCY_DEADLINE_SECONDS,
-        predicate=retries.if_exception_type(exceptions.ServiceUnavailable, exceptions.ResourceExhausted,
-                                            exceptions.InternalServerError),
+        initial=0.1,
+        maximum=1.0,
+        multiplier=2.0,
+        timeout=DEPENDENCY_DEADLINE_SECONDS,
+        predicate=retries.if_exception_type(
+            exceptions.ServiceUnavailable, exceptions.ResourceExhausted, exceptions.InternalServerError
+        ),
     )
 
 
@@ -64,7 +68,9 @@ def _bound_retries(client) -> None:
     transport = client._firestore_api._transport
     for rpc in (transport.begin_transaction, transport.commit, transport.rollback):
         transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
-            rpc, default_retry=firestore_retry(), default_timeout=DEPENDENCY_DEADLINE_SECONDS,
+            rpc,
+            default_retry=firestore_retry(),
+            default_timeout=DEPENDENCY_DEADLINE_SECONDS,
             client_info=gapic_v1.client_info.ClientInfo(),
         )
 
@@ -83,8 +89,9 @@ def storage_retry():
 
 def storage_call(what: str, call: Callable, *args, **kwargs):
     """A Storage call; transport failures and server errors become DependencyUnavailable."""
-    with failures.unavailable_when(f"Cloud Storage ({what})", _storage_transient,
-                                   "Cloud Storage is unavailable; the event will be retried."):
+    with failures.unavailable_when(
+        f"Cloud Storage ({what})", _storage_transient, "Cloud Storage is unavailable; the event will be retried."
+    ):
         return call(*args, **kwargs)
 
 
@@ -92,8 +99,15 @@ def _storage_transient(error: BaseException) -> bool:
     import requests
     from google.api_core import exceptions
 
-    return isinstance(error, (exceptions.RetryError, exceptions.ServerError, exceptions.TooManyRequests,
-                              requests.exceptions.RequestException))
+    return isinstance(
+        error,
+        (
+            exceptions.RetryError,
+            exceptions.ServerError,
+            exceptions.TooManyRequests,
+            requests.exceptions.RequestException,
+        ),
+    )
 
 
 def delete_object(client, bucket: str, name: str, generation: int) -> bool:

@@ -17,10 +17,18 @@ DEFAULT_BATCH = 100
 # shared/statements/backfill/*.sql for each kind of visitor, run in this order in
 # one transaction per batch: pick (lock), number, fill sessions, fill responses.
 _STATEMENTS = {
-    "guests": ("backfill/pick_guests", "backfill/number_guests",
-               "backfill/fill_guest_sessions", "backfill/fill_guest_responses"),
-    "users": ("backfill/pick_users", "backfill/number_users",
-              "backfill/fill_user_sessions", "backfill/fill_user_responses"),
+    "guests": (
+        "backfill/pick_guests",
+        "backfill/number_guests",
+        "backfill/fill_guest_sessions",
+        "backfill/fill_guest_responses",
+    ),
+    "users": (
+        "backfill/pick_users",
+        "backfill/number_users",
+        "backfill/fill_user_sessions",
+        "backfill/fill_user_responses",
+    ),
 }
 
 
@@ -38,11 +46,16 @@ class Summary:
         if not (self.guests_numbered or self.users_numbered or self.sessions_filled or self.responses_filled):
             done = "nothing to do"
         else:
-            done = (f"numbered {_count(self.guests_numbered, 'guest')} and {_count(self.users_numbered, 'user')}; "
-                    f"filled {_count(self.sessions_filled, 'session')} and "
-                    f"{_count(self.responses_filled, 'response')}")
-        left = (f"; {_count(self.pending, 'visitor')} busy, run it again" if self.pending
-                else "; no session is left without a number")
+            done = (
+                f"numbered {_count(self.guests_numbered, 'guest')} and {_count(self.users_numbered, 'user')}; "
+                f"filled {_count(self.sessions_filled, 'session')} and "
+                f"{_count(self.responses_filled, 'response')}"
+            )
+        left = (
+            f"; {_count(self.pending, 'visitor')} busy, run it again"
+            if self.pending
+            else "; no session is left without a number"
+        )
         return f"backfill: {done}{left}"
 
 
@@ -80,8 +93,11 @@ def _backfill_batch(engine: Engine, kind: str, batch: int, summary: Summary) -> 
     summary.responses_filled += responses
     # No id in the log: a user's id is their Firebase uid (only the count and the numbers are said).
     if numbered:
-        log.debug("numbered %s", _count(len(numbered), kind[:-1]),
-                  extra={"fields": {"visitorNumbers": [row.visitor_number for row in numbered]}})
+        log.debug(
+            "numbered %s",
+            _count(len(numbered), kind[:-1]),
+            extra={"fields": {"visitorNumbers": [row.visitor_number for row in numbered]}},
+        )
     # Every picked visitor now has a number and no session without one, so the
     # next pick finds others; should nothing have changed, stop rather than spin.
     return bool(numbered or sessions)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 DONE, UNFINISHED, NOT_STARTED = 0, 1, 2
 
@@ -23,11 +23,21 @@ def migrate(argv: list[str]) -> int:
     from shared.ops.migrate import ERASURE_ROLE, FUNCTIONS_ROLE, apply_migrations, grant_functions_role
 
     parser = _parser("migrate", migrate)
-    parser.add_argument("--functions-user", metavar="NAME", action="append", default=[],
-                        help=f"a database user of the functions, to make a member of {FUNCTIONS_ROLE} (repeatable)")
-    parser.add_argument("--erasure-user", metavar="NAME", action="append", default=[],
-                        help=f"the database user of delete_my_data, erase_visitor and `shared.erasure`, "
-                             f"to make a member of {ERASURE_ROLE} (repeatable)")
+    parser.add_argument(
+        "--functions-user",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help=f"a database user of the functions, to make a member of {FUNCTIONS_ROLE} (repeatable)",
+    )
+    parser.add_argument(
+        "--erasure-user",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help=f"the database user of delete_my_data, erase_visitor and `shared.erasure`, "
+        f"to make a member of {ERASURE_ROLE} (repeatable)",
+    )
     args = parser.parse_args(argv)
     # Every setting, not only the database's: all that is wrong, before anything changes.
     _refuse_bad_settings(check())
@@ -84,14 +94,18 @@ def maintenance(argv: list[str]) -> int:
     _refuse_bad_settings(config.check())
     report = run(get_engine(), OtherStores.of_instance(), config.guest_retention_days())
     answer = report.to_json()
-    print(f"maintenance: {answer['erasures']['completed']} pending erasure(s) completed, "
-          f"{answer['erasures']['stillPending']} still pending")
+    print(
+        f"maintenance: {answer['erasures']['completed']} pending erasure(s) completed, "
+        f"{answer['erasures']['stillPending']} still pending"
+    )
     if report.retention.days is None:
         print("maintenance: retention is off (GUEST_RETENTION_DAYS is not set)")
     else:
-        print(f"maintenance: retention ({report.retention.days} days) erased {report.retention.erased} guest(s), "
-              f"{report.retention.pending} with Firestore or Storage still pending, {report.retention.kept} kept"
-              + ("; more are left for the next run" if report.retention.more else ""))
+        print(
+            f"maintenance: retention ({report.retention.days} days) erased {report.retention.erased} guest(s), "
+            f"{report.retention.pending} with Firestore or Storage still pending, {report.retention.kept} kept"
+            + ("; more are left for the next run" if report.retention.more else "")
+        )
     print(f"maintenance: forgot {report.expired_addresses} expired guest-creation window(s)")
     return UNFINISHED if (report.resumed.still_pending or report.retention.pending) else DONE
 
@@ -140,8 +154,12 @@ def export(argv: list[str]) -> int:
 
     parser = _parser("export", export)
     parser.add_argument("--out", required=True, help="the file to write ('-' for standard output)")
-    parser.add_argument("--experiment", action="append", default=[],
-                        help="an experimentId (repeatable; '' for sessions without one); every experiment without it")
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        help="an experimentId (repeatable; '' for sessions without one); every experiment without it",
+    )
     parser.add_argument("--from", dest="start", help="sessions created at or after this RFC 3339 time")
     parser.add_argument("--to", dest="end", help="sessions created before this RFC 3339 time")
     parser.add_argument("--format", default="zip", help="zip (default), csv or jsonl")
@@ -149,8 +167,10 @@ def export(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     _refuse_bad_settings(config.check())
     pairs = [("experimentId", e) for e in args.experiment] + [
-        (name, value) for name, value in (("from", args.start), ("to", args.end), ("format", args.format),
-                                          ("table", args.table)) if value is not None]
+        (name, value)
+        for name, value in (("from", args.start), ("to", args.end), ("format", args.format), ("table", args.table))
+        if value is not None
+    ]
     query = parse_query(MultiDict(pairs), export=True)
     # Run next to the database, by whoever may read it: a researcher of every experiment.
     scope = roles.scope(roles.Researcher(uid="", experiments=None), query.experiments)
@@ -201,8 +221,11 @@ def run(name: str, argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return NOT_STARTED
     except DefaultCredentialsError:
-        print("No Google credentials: against `make dev`, load its settings first (set -a; . .local/dev.env; set +a); "
-              "in production, run `gcloud auth application-default login`.", file=sys.stderr)
+        print(
+            "No Google credentials: against `make dev`, load its settings first (set -a; . .local/dev.env; set +a); "
+            "in production, run `gcloud auth application-default login`.",
+            file=sys.stderr,
+        )
         return NOT_STARTED
     except InvalidArgument as error:
         print(error.message, file=sys.stderr)

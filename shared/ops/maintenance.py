@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.core import failures
-from shared.rights import erasure
 from shared.core.db import statement, transaction
 from shared.core.errors import GuestClaimed, NotFound
 from shared.core.logs import get_logger
+from shared.rights import erasure
 from shared.visitors.guest_limit import WINDOW_SECONDS
 
 if TYPE_CHECKING:
@@ -36,8 +36,7 @@ class Retention:
     more: bool = False  # the batch was full: the next run goes on
 
     def to_json(self) -> dict[str, Any]:
-        return {"days": self.days, "erased": self.erased, "pending": self.pending, "kept": self.kept,
-                "more": self.more}
+        return {"days": self.days, "erased": self.erased, "pending": self.pending, "kept": self.kept, "more": self.more}
 
 
 @dataclass
@@ -56,8 +55,9 @@ class Report:
         }
 
 
-def run(engine: Engine, stores: erasure.OtherStores, retention_days: int | None,
-        batch: int = RETENTION_BATCH) -> Report:
+def run(
+    engine: Engine, stores: erasure.OtherStores, retention_days: int | None, batch: int = RETENTION_BATCH
+) -> Report:
     """Resume pending erasures, apply retention (when `retention_days` is set), forget expired windows."""
     resumed = erasure.resume(engine, stores)
     retention = apply_retention(engine, stores, retention_days, batch) if retention_days else Retention(None)
@@ -77,17 +77,22 @@ def apply_retention(engine: Engine, stores: erasure.OtherStores, days: int, batc
             break
         try:
             with transaction(engine) as conn:
-                guest = conn.execute(statement("maintenance/retention_next_guest"), {"days": days, "tried": tried}).first()
+                guest = conn.execute(
+                    statement("maintenance/retention_next_guest"), {"days": days, "tried": tried}
+                ).first()
                 if guest is None:
                     break
                 tried.append(str(guest.id))
 
                 def still_empty(conn, session_ids, guest_id=str(guest.id)) -> bool:
-                    row = conn.execute(statement("maintenance/retention_still_empty"), {"guest_id": guest_id, "days": days}).one()
+                    row = conn.execute(
+                        statement("maintenance/retention_still_empty"), {"guest_id": guest_id, "days": days}
+                    ).one()
                     return row.still_empty and not has_uploads(stores.firestore, session_ids)
 
-                made = erasure.erase_rows_in(conn, erasure.Target(key_hash=bytes(guest.key_hash)), "retention",
-                                             still_eligible=still_empty)
+                made = erasure.erase_rows_in(
+                    conn, erasure.Target(key_hash=bytes(guest.key_hash)), "retention", still_eligible=still_empty
+                )
         except (erasure.NotEligible, NotFound, GuestClaimed):
             done.kept += 1  # in use again, claimed or erased meanwhile: nothing was changed
             continue
@@ -108,18 +113,20 @@ def has_uploads(client, session_ids: list[str]) -> bool:
 
     try:
         for start in range(0, len(session_ids), _IN_FILTER_MAX):
-            chunk = session_ids[start:start + _IN_FILTER_MAX]
+            chunk = session_ids[start : start + _IN_FILTER_MAX]
             query = client.collection("uploads").where(filter=FieldFilter("sessionId", "in", chunk)).limit(1)
             if any(True for _ in query.stream(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)):
                 return True
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        raise failures.unavailable("Firestore", error,
-                                   "Firestore is unavailable; retention waits for the next run.") from error
+        raise failures.unavailable(
+            "Firestore", error, "Firestore is unavailable; retention waits for the next run."
+        ) from error
     return False
 
 
 def forget_expired_windows(engine: Engine) -> int:
     """Delete the guest-creation windows that are over; how many."""
     with transaction(engine) as conn:
-        return conn.execute(statement("maintenance/guest_limit_forget_expired"),
-                            {"window_seconds": WINDOW_SECONDS}).rowcount
+        return conn.execute(
+            statement("maintenance/guest_limit_forget_expired"), {"window_seconds": WINDOW_SECONDS}
+        ).rowcount

@@ -11,15 +11,16 @@ import queue
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from shared.rights.access import upload_documents
 from shared.core.db import read_only_snapshot, statement, statement_text
 from shared.core.encodings import compact_json, rfc3339
-from shared.web.models import StudyQuery
 from shared.research.researchers import Scope
+from shared.rights.access import upload_documents
+from shared.web.models import StudyQuery
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -28,11 +29,29 @@ SCHEMA_VERSION = 1
 TABLES = ("responses", "sessions", "visitors", "uploads")
 COLUMNS = {
     "responses": ("responseId", "sessionId", "visitorNumber", "experimentId", "level", "createdAt", "data"),
-    "sessions": ("sessionId", "visitorNumber", "experimentId", "registered", "createdAt", "responseCount",
-                 "maxLevel", "uploadCount", "metadata"),
+    "sessions": (
+        "sessionId",
+        "visitorNumber",
+        "experimentId",
+        "registered",
+        "createdAt",
+        "responseCount",
+        "maxLevel",
+        "uploadCount",
+        "metadata",
+    ),
     "visitors": ("visitorNumber", "registered", "firstSessionAt", "sessionCount", "mergedFromVisitorNumbers"),
-    "uploads": ("uploadId", "sessionId", "visitorNumber", "experimentId", "name", "contentType", "size",
-                "uploadedAt", "gsUri"),
+    "uploads": (
+        "uploadId",
+        "sessionId",
+        "visitorNumber",
+        "experimentId",
+        "name",
+        "contentType",
+        "size",
+        "uploadedAt",
+        "gsUri",
+    ),
 }
 MIMETYPES = {"zip": "application/zip", "csv": "text/csv", "jsonl": "application/x-ndjson"}
 # Firestore's `in` filter takes at most 30 values: one uploads query per batch of sessions.
@@ -53,23 +72,33 @@ class Export:
     chunks: Iterator[bytes]
 
 
-def export_data(engine: Engine, firestore_client, scope: Scope, query: StudyQuery,
-                now: datetime | None = None) -> Export:
-    now = now or datetime.now(timezone.utc)
+def export_data(
+    engine: Engine, firestore_client, scope: Scope, query: StudyQuery, now: datetime | None = None
+) -> Export:
+    now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     filters = {**scope.to_json(), "from": _time(query.start), "to": _time(query.end)}
-    settings = {"filter": compact_json({"everything": scope.everything, "experiments": list(scope.experiments),
-                                        "withoutExperiment": scope.without_experiment,
-                                        "from": _time(query.start), "to": _time(query.end)}),
-                "statement_timeout": STATEMENT_TIMEOUT}
+    settings = {
+        "filter": compact_json(
+            {
+                "everything": scope.everything,
+                "experiments": list(scope.experiments),
+                "withoutExperiment": scope.without_experiment,
+                "from": _time(query.start),
+                "to": _time(query.end),
+            }
+        ),
+        "statement_timeout": STATEMENT_TIMEOUT,
+    }
 
     def produce(out: _Chunks) -> None:
         with read_only_snapshot(engine) as conn:
             conn.execute(statement("export/settings"), settings)
             tables = _Tables(conn, firestore_client)
             if query.format == "zip":
-                _write_zip(tables, out, {"exportedAt": rfc3339(now), "schemaVersion": SCHEMA_VERSION,
-                                         "filters": filters})
+                _write_zip(
+                    tables, out, {"exportedAt": rfc3339(now), "schemaVersion": SCHEMA_VERSION, "filters": filters}
+                )
             else:
                 tables.write(query.table or "responses", query.format, out)
 
@@ -140,16 +169,35 @@ class _Tables:
             for session in batch:
                 found = uploads.get(session.session_id, [])
                 if table == "sessions":
-                    rows.write((session.session_id, _number(session.visitor_number), session.experiment_id,
-                                session.registered, session.created_at, session.response_count,
-                                session.max_level, len(found)), json_text={"metadata": session.metadata})
+                    rows.write(
+                        (
+                            session.session_id,
+                            _number(session.visitor_number),
+                            session.experiment_id,
+                            session.registered,
+                            session.created_at,
+                            session.response_count,
+                            session.max_level,
+                            len(found),
+                        ),
+                        json_text={"metadata": session.metadata},
+                    )
                     continue
                 for upload_id, upload in found:
                     uploaded = upload.get("uploadedAt")
-                    rows.write((upload_id, session.session_id, _number(session.visitor_number),
-                                session.experiment_id, upload.get("name"), upload.get("contentType"),
-                                upload.get("size"), rfc3339(uploaded) if uploaded else None,
-                                f"gs://{upload.get('bucket')}/{upload.get('name')}"))
+                    rows.write(
+                        (
+                            upload_id,
+                            session.session_id,
+                            _number(session.visitor_number),
+                            session.experiment_id,
+                            upload.get("name"),
+                            upload.get("contentType"),
+                            upload.get("size"),
+                            rfc3339(uploaded) if uploaded else None,
+                            f"gs://{upload.get('bucket')}/{upload.get('name')}",
+                        )
+                    )
         rows.close()
 
 
@@ -235,6 +283,7 @@ class _Unescaped:
 
 # The thread that makes the export, and the queue between it and the response ----------
 
+
 class _Cancelled(Exception):
     """The response is no longer read (the client went away, or the body was closed)."""
 
@@ -294,7 +343,7 @@ def _streamed(produce: Callable[[_Chunks], None]) -> Iterator[bytes]:
     def run() -> None:
         try:
             produce(out)
-        except BaseException as error:  # noqa: BLE001 - handed to the response, which raises it
+        except BaseException as error:
             out.end(error)
         else:
             out.end(None)

@@ -3,11 +3,11 @@ command that grants, revokes and lists it (docs/design/researchers.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-from shared.web.auth import User
 from shared.core.errors import PermissionDenied, Unauthenticated
+from shared.web.auth import User
 
 CLAIM = "researcher"
 
@@ -40,8 +40,11 @@ class Scope:
 
     @property
     def params(self) -> dict:
-        return {"everything": self.everything, "experiments": list(self.experiments),
-                "without_experiment": self.without_experiment}
+        return {
+            "everything": self.everything,
+            "experiments": list(self.experiments),
+            "without_experiment": self.without_experiment,
+        }
 
     def to_json(self) -> dict:
         """The scope as the export's manifest states it: the experimentIds, null for those without one."""
@@ -76,8 +79,9 @@ def scope(found: Researcher, requested: Iterable[str | None] = ()) -> Scope:
         names = ", ".join("sessions without an experimentId" if e is None else repr(e) for e in refused)
         covered = ", ".join(sorted(found.experiments or ()))
         raise PermissionDenied(f"This researcher account covers only the experiments {covered}; not {names}.")
-    return Scope(everything=False, experiments=tuple(e for e in requested if e is not None),
-                 without_experiment=None in requested)
+    return Scope(
+        everything=False, experiments=tuple(e for e in requested if e is not None), without_experiment=None in requested
+    )
 
 
 def require_every_experiment(user: User | None) -> Researcher:
@@ -85,12 +89,15 @@ def require_every_experiment(user: User | None) -> Researcher:
     taken part in any experiment) needs, such as erase_visitor."""
     found = researcher(user)
     if not found.sees_everything:
-        raise PermissionDenied("Only a researcher for every experiment (researcher: true) may do this; "
-                               "this account covers only some experiments.")
+        raise PermissionDenied(
+            "Only a researcher for every experiment (researcher: true) may do this; "
+            "this account covers only some experiments."
+        )
     return found
 
 
 # The command ------------------------------------------------------------------
+
 
 def claim_value(experiments: list[str] | None):
     """The claim for these experiments: true for every one."""
@@ -127,9 +134,11 @@ def listing(app) -> list[tuple[str, object]]:
     """(email, claim) of every researcher, by email."""
     from firebase_admin import auth
 
-    found = [(user.email or "", (user.custom_claims or {})[CLAIM])
-             for user in auth.list_users(app=app).iterate_all()
-             if (user.custom_claims or {}).get(CLAIM) not in (None, False)]
+    found = [
+        (user.email or "", (user.custom_claims or {})[CLAIM])
+        for user in auth.list_users(app=app).iterate_all()
+        if (user.custom_claims or {}).get(CLAIM) not in (None, False)
+    ]
     return sorted(found, key=lambda item: item[0])
 
 

@@ -3,7 +3,7 @@ with uploads counted in Firestore (docs/design/researchers.md)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.core import failures
@@ -22,36 +22,45 @@ FIRESTORE_DEADLINE_SECONDS = 5.0
 def study_stats(engine: Engine, firestore_client, scope: Scope, now: datetime | None = None) -> dict[str, Any]:
     """The answer of get_study_stats for the sessions in `scope`: one entry per
     experiment that has any, in experimentId order, the sessions without one last."""
-    now = now or datetime.now(timezone.utc)
-    today = now.astimezone(timezone.utc).date()
+    now = now or datetime.now(UTC)
+    today = now.astimezone(UTC).date()
     days = [today - timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
     params = {**scope.params, "since": days[0]}
     with read_only_snapshot(engine) as conn:
         totals = conn.execute(statement("stats/totals"), params).all()
         daily = conn.execute(statement("stats/daily"), params).all()
-        every_experiment = ([row.experiment_id for row in conn.execute(statement("stats/experiments"))]
-                            if any(row.experiment_id is None for row in totals) else [])
+        every_experiment = (
+            [row.experiment_id for row in conn.execute(statement("stats/experiments"))]
+            if any(row.experiment_id is None for row in totals)
+            else []
+        )
     uploads = _upload_counts(firestore_client, [row.experiment_id for row in totals], every_experiment)
     experiments = []
     for row in totals:
         experiment = row.experiment_id
         by_day = {d.day: d for d in daily if d.experiment_id == experiment}
-        experiments.append({
-            "experimentId": experiment,
-            "visitors": row.visitors,
-            "registeredVisitors": row.registered_visitors,
-            "sessions": row.sessions,
-            "responses": int(row.responses),
-            "uploads": uploads[experiment],
-            "firstSessionAt": rfc3339(row.first_session_at),
-            "lastSessionAt": rfc3339(row.last_session_at),
-            "levels": funnel(row),
-            "daily": [{"date": day.isoformat(),
-                       "newVisitors": int(by_day[day].new_visitors) if day in by_day else 0,
-                       "sessions": int(by_day[day].sessions) if day in by_day else 0,
-                       "responses": int(by_day[day].responses) if day in by_day else 0}
-                      for day in days],
-        })
+        experiments.append(
+            {
+                "experimentId": experiment,
+                "visitors": row.visitors,
+                "registeredVisitors": row.registered_visitors,
+                "sessions": row.sessions,
+                "responses": int(row.responses),
+                "uploads": uploads[experiment],
+                "firstSessionAt": rfc3339(row.first_session_at),
+                "lastSessionAt": rfc3339(row.last_session_at),
+                "levels": funnel(row),
+                "daily": [
+                    {
+                        "date": day.isoformat(),
+                        "newVisitors": int(by_day[day].new_visitors) if day in by_day else 0,
+                        "sessions": int(by_day[day].sessions) if day in by_day else 0,
+                        "responses": int(by_day[day].responses) if day in by_day else 0,
+                    }
+                    for day in days
+                ],
+            }
+        )
     return {"generatedAt": rfc3339(now), "experiments": experiments}
 
 
@@ -62,8 +71,9 @@ def funnel(row) -> list[dict[str, int]]:
     bits = int(row.low_levels or 0)
     reached = sorted({level for level in range(63) if bits >> level & 1} | set(row.high_levels or ()))
     stopped = list(zip(row.highest_levels or (), row.highest_sessions or ()))
-    return [{"level": level, "sessions": sum(int(n) for highest, n in stopped if highest >= level)}
-            for level in reached]
+    return [
+        {"level": level, "sessions": sum(int(n) for highest, n in stopped if highest >= level)} for level in reached
+    ]
 
 
 def _upload_counts(firestore_client, experiments: list[str | None], every_experiment: list[str]) -> dict:

@@ -3,13 +3,14 @@ while it is sent; how it streams and fails: docs/design/exports.md."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from shared.core import failures
-from shared.web.auth import Caller, Guest, User
 from shared.core.db import read_only_snapshot, statement
 from shared.core.encodings import compact_json, rfc3339
 from shared.core.errors import GuestClaimed, NotFound
+from shared.web.auth import Caller, Guest, User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -42,10 +43,14 @@ def export_my_data(engine: Engine, firestore_client, caller: Caller) -> Iterator
     with read_only_snapshot(engine) as conn:
         visitor, scope = _visitor(conn, caller)
         out.write("{" + _members(visitor) + ',"sessions":[')
-        sessions = conn.execute(statement(_SESSIONS[type(caller)]), scope,
-                                execution_options={"yield_per": SESSIONS_PER_BATCH})
-        responses = _Grouped(conn.execute(statement(_RESPONSES[type(caller)]), scope,
-                                          execution_options={"yield_per": RESPONSES_PER_FETCH}))
+        sessions = conn.execute(
+            statement(_SESSIONS[type(caller)]), scope, execution_options={"yield_per": SESSIONS_PER_BATCH}
+        )
+        responses = _Grouped(
+            conn.execute(
+                statement(_RESPONSES[type(caller)]), scope, execution_options={"yield_per": RESPONSES_PER_FETCH}
+            )
+        )
         separator = ""
         for batch in sessions.partitions(SESSIONS_PER_BATCH):
             uploads = uploads_of_sessions(firestore_client, [str(session.id) for session in batch])
@@ -73,22 +78,43 @@ def _visitor(conn: Connection, caller: Caller) -> tuple[dict[str, Any], dict[str
         if row is None:
             raise NotFound("Nothing is stored for you: no session was ever created with these credentials.")
         if row.claimed_by is not None:
-            raise GuestClaimed("This anonymous account's data now belongs to a signed-in account; "
-                               "sign in to export it.")
-        return ({"visitorNumber": row.visitor_number, "userId": row.id, "guestId": None,
-                 "email": row.email, "displayName": row.display_name}, {"user_id": row.id})
+            raise GuestClaimed(
+                "This anonymous account's data now belongs to a signed-in account; sign in to export it."
+            )
+        return (
+            {
+                "visitorNumber": row.visitor_number,
+                "userId": row.id,
+                "guestId": None,
+                "email": row.email,
+                "displayName": row.display_name,
+            },
+            {"user_id": row.id},
+        )
     row = conn.execute(statement("access/guest"), {"key_hash": caller.key_hash}).first()
     if row is None:
         raise NotFound("Nothing is stored for you: no session was ever created with this guest key.")
     if row.claimed_by is not None:
         raise GuestClaimed("This guest's data now belongs to a registered account; sign in to export it.")
-    return ({"visitorNumber": row.visitor_number, "userId": None, "guestId": str(row.id),
-             "email": None, "displayName": None}, {"guest_id": row.id})
+    return (
+        {
+            "visitorNumber": row.visitor_number,
+            "userId": None,
+            "guestId": str(row.id),
+            "email": None,
+            "displayName": None,
+        },
+        {"guest_id": row.id},
+    )
 
 
 def _session_json(row) -> dict[str, Any]:
-    return {"sessionId": str(row.id), "experimentId": row.experiment_id, "metadata": row.metadata,
-            "createdAt": rfc3339(row.created_at)}
+    return {
+        "sessionId": str(row.id),
+        "experimentId": row.experiment_id,
+        "metadata": row.metadata,
+        "createdAt": rfc3339(row.created_at),
+    }
 
 
 def _response_json(row) -> dict[str, Any]:
@@ -103,11 +129,18 @@ def _members(fields: dict[str, Any]) -> str:
 def uploads_of_sessions(firestore_client, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The uploads of these sessions (at most SESSIONS_PER_BATCH) as export_my_data
     shows them, by sessionId, each list in the order the files were uploaded."""
-    return {session_id: [{"name": document.get("name"), "contentType": document.get("contentType"),
-                          "size": document.get("size"),
-                          "uploadedAt": rfc3339(document["uploadedAt"]) if document.get("uploadedAt") else None}
-                         for _upload_id, document in documents]
-            for session_id, documents in upload_documents(firestore_client, session_ids).items()}
+    return {
+        session_id: [
+            {
+                "name": document.get("name"),
+                "contentType": document.get("contentType"),
+                "size": document.get("size"),
+                "uploadedAt": rfc3339(document["uploadedAt"]) if document.get("uploadedAt") else None,
+            }
+            for _upload_id, document in documents
+        ]
+        for session_id, documents in upload_documents(firestore_client, session_ids).items()
+    }
 
 
 def upload_documents(firestore_client, session_ids: list[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -125,8 +158,10 @@ def upload_documents(firestore_client, session_ids: list[str]) -> dict[str, list
     assert len(session_ids) <= SESSIONS_PER_BATCH
     query = firestore_client.collection("uploads").where(filter=FieldFilter("sessionId", "in", session_ids))
     try:
-        documents = [(snapshot.id, snapshot.to_dict()) for snapshot in
-                     query.stream(retry=_firestore_retry(), timeout=FIRESTORE_DEADLINE_SECONDS)]
+        documents = [
+            (snapshot.id, snapshot.to_dict())
+            for snapshot in query.stream(retry=_firestore_retry(), timeout=FIRESTORE_DEADLINE_SECONDS)
+        ]
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
         raise failures.unavailable("Firestore", error, "Firestore is unavailable; try again shortly.") from error
     by_session: dict[str, list[tuple[str, dict[str, Any]]]] = {}
@@ -137,8 +172,12 @@ def upload_documents(firestore_client, session_ids: list[str]) -> dict[str, list
 
 def _upload_order(document: dict[str, Any]):
     uploaded = document.get("uploadedAt")
-    return (uploaded is None, uploaded.timestamp() if uploaded else 0.0, document.get("name") or "",
-            document.get("generation") or "")
+    return (
+        uploaded is None,
+        uploaded.timestamp() if uploaded else 0.0,
+        document.get("name") or "",
+        document.get("generation") or "",
+    )
 
 
 def _firestore_retry():
@@ -147,9 +186,16 @@ def _firestore_retry():
     from google.api_core import retry as retries
 
     return retries.Retry(
-        initial=0.1, maximum=1.0, multiplier=2.0, timeout=FIRESTORE_DEADLINE_SECONDS,
-        predicate=retries.if_exception_type(exceptions.ServiceUnavailable, exceptions.ResourceExhausted,
-                                            exceptions.InternalServerError, exceptions.DeadlineExceeded),
+        initial=0.1,
+        maximum=1.0,
+        multiplier=2.0,
+        timeout=FIRESTORE_DEADLINE_SECONDS,
+        predicate=retries.if_exception_type(
+            exceptions.ServiceUnavailable,
+            exceptions.ResourceExhausted,
+            exceptions.InternalServerError,
+            exceptions.DeadlineExceeded,
+        ),
     )
 
 

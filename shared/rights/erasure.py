@@ -4,18 +4,18 @@ ledger that any number of `resume` runs finish (docs/design/erasure.md)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from shared.core import config, failures, stores
-from shared.web.auth import Caller, User
 from shared.core.db import statement, transaction
 from shared.core.encodings import rfc3339
 from shared.core.errors import Conflict, DependencyUnavailable, GuestClaimed, NotFound
 from shared.core.logs import get_logger
-from shared.core.stores import (DEPENDENCY_DEADLINE_SECONDS, delete_object, firestore_retry, storage_call,
-                                 storage_retry)
+from shared.core.stores import DEPENDENCY_DEADLINE_SECONDS, delete_object, firestore_retry, storage_call, storage_retry
+from shared.web.auth import Caller, User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -68,7 +68,7 @@ class OtherStores:
     bucket: str
 
     @classmethod
-    def of_instance(cls) -> "OtherStores":
+    def of_instance(cls) -> OtherStores:
         """The instance's clients (made on first use) and STORAGE_BUCKET."""
         return cls(stores.firestore_client(), stores.storage_client(), config.required_storage_bucket())
 
@@ -138,8 +138,12 @@ def erase_rows(engine: Engine, target: Target, requested_by: str) -> Erasure:
     return erased
 
 
-def erase_rows_in(conn: Connection, target: Target, requested_by: str,
-                  still_eligible: Callable[[Connection, list[str]], bool] | None = None) -> Erasure:
+def erase_rows_in(
+    conn: Connection,
+    target: Target,
+    requested_by: str,
+    still_eligible: Callable[[Connection, list[str]], bool] | None = None,
+) -> Erasure:
     """Part 1 inside the caller's transaction (which must commit for anything to happen).
 
     `still_eligible(conn, session_ids)`, when given, is asked once the visitor's rows and
@@ -148,15 +152,24 @@ def erase_rows_in(conn: Connection, target: Target, requested_by: str,
     number, guests = _lock_visitor(conn, target)
     guest_ids = [str(g.id) for g in guests]
     # The anonymous accounts the user claimed (docs/api.md): their sessions carry its id now.
-    claimed_users = [] if target.user_id is None else [row.id for row in conn.execute(
-        statement("erasure/lock_claimed_users"), {"user_id": target.user_id})]
-    session_ids = [str(row.id) for row in conn.execute(
-        statement("erasure/lock_sessions"), {"user_id": target.user_id, "guest_ids": guest_ids})]
+    claimed_users = (
+        []
+        if target.user_id is None
+        else [row.id for row in conn.execute(statement("erasure/lock_claimed_users"), {"user_id": target.user_id})]
+    )
+    session_ids = [
+        str(row.id)
+        for row in conn.execute(statement("erasure/lock_sessions"), {"user_id": target.user_id, "guest_ids": guest_ids})
+    ]
     if still_eligible is not None and not still_eligible(conn, session_ids):
         raise NotEligible()
     own = {number, *(g.visitor_number for g in guests)} - {None}
-    merged = {row.from_number for row in conn.execute(
-        statement("erasure/merged_numbers"), {"numbers": sorted(own), "user_id": target.user_id})}
+    merged = {
+        row.from_number
+        for row in conn.execute(
+            statement("erasure/merged_numbers"), {"numbers": sorted(own), "user_id": target.user_id}
+        )
+    }
     numbers = sorted(own | merged)
 
     responses = conn.execute(statement("erasure/delete_responses"), {"session_ids": session_ids}).rowcount
@@ -169,20 +182,35 @@ def erase_rows_in(conn: Connection, target: Target, requested_by: str,
         conn.execute(statement("erasure/delete_user"), {"user_id": target.user_id})
 
     erasure_id = uuid.uuid4()
-    requested_at = conn.execute(statement("erasure/record"), {
-        "erasure_id": str(erasure_id), "visitor_number": number,
-        "merged_numbers": [n for n in numbers if n != number], "requested_by": requested_by,
-        "sessions": sessions, "responses": responses,
-    }).scalar_one()
+    requested_at = conn.execute(
+        statement("erasure/record"),
+        {
+            "erasure_id": str(erasure_id),
+            "visitor_number": number,
+            "merged_numbers": [n for n in numbers if n != number],
+            "requested_by": requested_by,
+            "sessions": sessions,
+            "responses": responses,
+        },
+    ).scalar_one()
     conn.execute(statement("erasure/tombstones"), {"erasure_id": str(erasure_id), "session_ids": session_ids})
     return Erasure(erasure_id, number, requested_by, requested_at, None, sessions, responses, None, None, 0)
 
 
 def log_erased(erased: Erasure) -> None:
     """The log line of a committed part 1 (no personal data: the ledger's own fields)."""
-    log.info("erased a visitor's rows", extra={"fields": {
-        "erasureId": str(erased.erasure_id), "visitorNumber": erased.visitor_number,
-        "requestedBy": erased.requested_by, "sessions": erased.sessions, "responses": erased.responses}})
+    log.info(
+        "erased a visitor's rows",
+        extra={
+            "fields": {
+                "erasureId": str(erased.erasure_id),
+                "visitorNumber": erased.visitor_number,
+                "requestedBy": erased.requested_by,
+                "sessions": erased.sessions,
+                "responses": erased.responses,
+            }
+        },
+    )
 
 
 def _lock_visitor(conn: Connection, target: Target) -> tuple[int | None, list]:
@@ -192,10 +220,12 @@ def _lock_visitor(conn: Connection, target: Target) -> tuple[int | None, list]:
         if user is None:
             raise NotFound("Nothing is stored for this account.")
         if user.claimed_by is not None:
-            raise GuestClaimed("This anonymous account's data now belongs to a signed-in account; "
-                               "sign in to withdraw it.")
-        return user.visitor_number, list(conn.execute(statement("erasure/lock_claimed_guests"),
-                                                      {"user_id": target.user_id}).all())
+            raise GuestClaimed(
+                "This anonymous account's data now belongs to a signed-in account; sign in to withdraw it."
+            )
+        return user.visitor_number, list(
+            conn.execute(statement("erasure/lock_claimed_guests"), {"user_id": target.user_id}).all()
+        )
     guest = conn.execute(statement("erasure/lock_guest"), {"key_hash": target.key_hash}).first()
     if guest is None:
         raise NotFound("Nothing is stored for this guest key.")
@@ -220,8 +250,7 @@ def finish(engine: Engine, erasure_id: uuid.UUID, stores: OtherStores) -> bool:
 def _finish_locked(conn: Connection, row, stores: OtherStores) -> None:
     """The Firestore and Storage parts of the locked erasure `row`; each marked when done."""
     fields = {"erasureId": str(row.id)}
-    session_ids = [str(r.session_id) for r in conn.execute(statement("erasure/sessions"),
-                                                          {"erasure_id": str(row.id)})]
+    session_ids = [str(r.session_id) for r in conn.execute(statement("erasure/sessions"), {"erasure_id": str(row.id)})]
     failed = False
     if row.firestore_erased_at is None:
         numbers = [n for n in [row.visitor_number, *row.merged_numbers] if n is not None]
@@ -246,7 +275,7 @@ def _finish_locked(conn: Connection, row, stores: OtherStores) -> None:
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def erase_firestore(client, session_ids: list[str], numbers: Iterable[int]) -> int:
@@ -260,8 +289,10 @@ def erase_firestore(client, session_ids: list[str], numbers: Iterable[int]) -> i
         uploads = []
         for chunk in _chunks(session_ids, _IN_FILTER_MAX):
             query = client.collection("uploads").where(filter=FieldFilter("sessionId", "in", chunk))
-            uploads += [snapshot.reference for snapshot in
-                        query.stream(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)]
+            uploads += [
+                snapshot.reference
+                for snapshot in query.stream(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
+            ]
         refs = uploads + [client.collection("visitors").document(str(n)) for n in numbers]
         for chunk in _chunks(refs, _BATCH_MAX):
             batch = client.batch()
@@ -269,7 +300,9 @@ def erase_firestore(client, session_ids: list[str], numbers: Iterable[int]) -> i
                 batch.delete(ref)
             batch.commit(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        raise failures.unavailable("Firestore", error, "Firestore is unavailable; the erasure stays pending.") from error
+        raise failures.unavailable(
+            "Firestore", error, "Firestore is unavailable; the erasure stays pending."
+        ) from error
     return len(uploads)
 
 
@@ -281,9 +314,18 @@ def erase_storage(client, bucket: str, session_ids: list[str]) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     def erase_session(session_id: str) -> int:
-        blobs = storage_call("list", lambda: list(client.list_blobs(
-            bucket, prefix=f"sessions/{session_id}/", versions=True, retry=storage_retry(),
-            timeout=DEPENDENCY_DEADLINE_SECONDS)))
+        blobs = storage_call(
+            "list",
+            lambda: list(
+                client.list_blobs(
+                    bucket,
+                    prefix=f"sessions/{session_id}/",
+                    versions=True,
+                    retry=storage_retry(),
+                    timeout=DEPENDENCY_DEADLINE_SECONDS,
+                )
+            ),
+        )
         return sum(delete_object(client, bucket, blob.name, blob.generation) for blob in blobs)
 
     with ThreadPoolExecutor(STORAGE_THREADS) as pool:
@@ -296,8 +338,18 @@ def erase_storage(client, bucket: str, session_ids: list[str]) -> int:
 def get(engine: Engine, erasure_id: uuid.UUID) -> Erasure:
     with transaction(engine) as conn:
         row = conn.execute(statement("erasure/get"), {"erasure_id": str(erasure_id)}).one()
-    return Erasure(row.id, row.visitor_number, row.requested_by, row.requested_at, row.completed_at,
-                   row.sessions, row.responses, row.uploads, row.objects, row.attempts)
+    return Erasure(
+        row.id,
+        row.visitor_number,
+        row.requested_by,
+        row.requested_at,
+        row.completed_at,
+        row.sessions,
+        row.responses,
+        row.uploads,
+        row.objects,
+        row.attempts,
+    )
 
 
 @dataclass(frozen=True)

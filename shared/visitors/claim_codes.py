@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.core import config
-from shared.web.auth import Caller, Guest, User
 from shared.core.db import single_statement, sqlstate, statement
 from shared.core.encodings import rfc3339
 from shared.core.errors import Conflict, GuestClaimed, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from shared.core.logs import get_logger
+from shared.web.auth import Caller, Guest, User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -109,8 +109,10 @@ def count_try(engine: Engine, user: User) -> datetime:
     """Count one try of a claim code by `user` (committed at once); its time, for forgive().
     ResourceExhausted (429, Retry-After) once the account has MAX_WRONG_CODES recent wrong ones."""
     with single_statement(engine) as conn:
-        row = conn.first(statement("claim_codes/try"), {
-            "user_id": user.uid, "limit": MAX_WRONG_CODES, "window_seconds": WRONG_CODE_WINDOW_SECONDS})
+        row = conn.first(
+            statement("claim_codes/try"),
+            {"user_id": user.uid, "limit": MAX_WRONG_CODES, "window_seconds": WRONG_CODE_WINDOW_SECONDS},
+        )
     if row.tried_at is None:
         log.warning("refused a claim code: too many wrong ones", extra={"fields": {"limit": MAX_WRONG_CODES}})
         raise ResourceExhausted(

@@ -54,11 +54,11 @@ class Window:
         return f"Window(limit={self.limit})"
 
     @classmethod
-    def off(cls) -> "Window":
+    def off(cls) -> Window:
         return cls(0)
 
     @classmethod
-    def of_request(cls, request, caller: Caller) -> "Window":
+    def of_request(cls, request, caller: Caller) -> Window:
         """The window of the request's client address, with the instance's settings; off
         for a signed-in (non-anonymous) user, whom the limit never counts."""
         if isinstance(caller, User) and not caller.anonymous:

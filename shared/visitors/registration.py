@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.visitors import claim_codes
-from shared.web.auth import Guest, User
-from shared.visitors.claim_codes import ClaimCode
 from shared.core.db import statement, transaction
 from shared.core.encodings import rfc3339
 from shared.core.errors import Conflict, GuestClaimed, InvalidArgument, PermissionDenied, Unauthenticated
 from shared.core.logs import get_logger
+from shared.visitors import claim_codes
+from shared.visitors.claim_codes import ClaimCode
 from shared.visitors.sessions import numbered_or_degraded
+from shared.web.auth import Guest, User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -96,11 +96,13 @@ def register(engine: Engine, user: User, claim: Claim | None = None, display_nam
         raise
 
 
-def _register(engine: Engine, user: User, claim: Claim | None, display_name: str | None,
-              numbered: bool, tried_at: datetime | None) -> Registered:
+def _register(
+    engine: Engine, user: User, claim: Claim | None, display_name: str | None, numbered: bool, tried_at: datetime | None
+) -> Registered:
     with transaction(engine) as conn:
         row = conn.execute(
-            statement("registration/upsert_user"), {"user_id": user.uid, "email": user.email, "display_name": display_name}
+            statement("registration/upsert_user"),
+            {"user_id": user.uid, "email": user.email, "display_name": display_name},
         ).one()
         if row.claimed_by is not None:
             # This uid was an anonymous account that another account claimed; raising rolls the upsert back.
@@ -114,8 +116,9 @@ def _register(engine: Engine, user: User, claim: Claim | None, display_name: str
         number = had_number
         if number is None:
             if claimed is not None and claimed.visitor_number is not None:
-                number = conn.execute(statement("registration/take_guest_number"),
-                                      {"user_id": user.uid, "number": claimed.visitor_number}).scalar_one()
+                number = conn.execute(
+                    statement("registration/take_guest_number"), {"user_id": user.uid, "number": claimed.visitor_number}
+                ).scalar_one()
             elif numbered:
                 number = conn.execute(statement("registration/take_new_number"), {"user_id": user.uid}).scalar_one()
 
@@ -123,31 +126,50 @@ def _register(engine: Engine, user: User, claim: Claim | None, display_name: str
         merged_from = None
         if claimed is not None:
             if claimed.anonymous:
-                moved = conn.execute(statement("registration/move_anonymous_sessions"),
-                                     {"user_id": user.uid, "anonymous_id": claimed.id, "number": number}).rowcount
+                moved = conn.execute(
+                    statement("registration/move_anonymous_sessions"),
+                    {"user_id": user.uid, "anonymous_id": claimed.id, "number": number},
+                ).rowcount
             else:
                 conn.execute(statement("registration/claim_guest"), {"user_id": user.uid, "guest_id": claimed.id})
-                moved = conn.execute(statement("registration/move_sessions"),
-                                     {"user_id": user.uid, "guest_id": claimed.id, "number": number}).rowcount
+                moved = conn.execute(
+                    statement("registration/move_sessions"),
+                    {"user_id": user.uid, "guest_id": claimed.id, "number": number},
+                ).rowcount
             if had_number is not None and claimed.visitor_number not in (None, had_number):
                 merged_from = claimed.visitor_number
-                conn.execute(statement("registration/record_merge"), {"from_number": merged_from, "to_number": had_number,
-                                                  "user_id": user.uid})
+                conn.execute(
+                    statement("registration/record_merge"),
+                    {"from_number": merged_from, "to_number": had_number, "user_id": user.uid},
+                )
         if had_number is None and number is not None:
             conn.execute(statement("registration/number_own_sessions"), {"user_id": user.uid, "number": number})
         if claimed is not None or (had_number is None and number is not None):
             conn.execute(statement("registration/renumber_responses"), {"user_id": user.uid})
 
     result = Registered(
-        created=row.created, user_id=row.id, email=row.email, display_name=row.display_name,
-        visitor_number=number, created_at=row.created_at, migrated=claimed is not None,
-        migrated_sessions=moved, merged_from_visitor_number=merged_from,
+        created=row.created,
+        user_id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+        visitor_number=number,
+        created_at=row.created_at,
+        migrated=claimed is not None,
+        migrated_sessions=moved,
+        merged_from_visitor_number=merged_from,
     )
     # No uid, email, key or code in the log: the visitor's number and what moved.
     log.info(
         "registered user",
-        extra={"fields": {"visitorNumber": number, "created": row.created, "claimed": _kind(claim),
-                          "migratedSessions": moved, "mergedFromVisitorNumber": merged_from}},
+        extra={
+            "fields": {
+                "visitorNumber": number,
+                "created": row.created,
+                "claimed": _kind(claim),
+                "migratedSessions": moved,
+                "mergedFromVisitorNumber": merged_from,
+            }
+        },
     )
     return result
 
@@ -185,8 +207,10 @@ def _lock_guest(conn: Connection, guest: Guest, user: User) -> _Claimable | None
         row = conn.execute(statement("registration/lock_guest"), {"key_hash": guest.key_hash}).first()
         if row is not None:
             break
-        recorded = conn.execute(statement("registration/claim_unseen_key"), {
-            "guest_id": str(uuid.uuid4()), "key_hash": guest.key_hash, "user_id": user.uid}).first()
+        recorded = conn.execute(
+            statement("registration/claim_unseen_key"),
+            {"guest_id": str(uuid.uuid4()), "key_hash": guest.key_hash, "user_id": user.uid},
+        ).first()
         if recorded is not None:
             return None  # the key is the user's from now on; it had nothing to move
         # A create_session made this guest meanwhile and has committed: lock it and claim it.
@@ -215,8 +239,9 @@ def _lock_anonymous(conn: Connection, anonymous_id: str, user: User) -> _Claimab
         row = conn.execute(statement("registration/lock_anonymous"), {"anonymous_id": anonymous_id}).first()
         if row is not None:
             break
-        recorded = conn.execute(statement("registration/claim_unseen_anonymous"),
-                                {"anonymous_id": anonymous_id, "user_id": user.uid}).first()
+        recorded = conn.execute(
+            statement("registration/claim_unseen_anonymous"), {"anonymous_id": anonymous_id, "user_id": user.uid}
+        ).first()
         if recorded is not None:
             return None
     else:

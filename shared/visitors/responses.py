@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.web.auth import Caller, Guest
 from shared.core.db import RaceLost, rerun_if_race_lost, single_statement, statement
 from shared.core.encodings import rfc3339
 from shared.core.errors import Conflict, GuestClaimed, NotFound, PermissionDenied
 from shared.core.logs import get_logger
-from shared.web.limits import encode_data
 from shared.visitors.sessions import ANONYMOUS_CLAIMED
+from shared.web.auth import Caller, Guest
+from shared.web.limits import encode_data
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -95,7 +95,12 @@ def _run_submit(engine: Engine, name: str, params: dict) -> tuple[bool, StoredRe
     if row.outcome == "created":
         log.info(
             "stored response",
-            extra={"fields": {"responseId": str(response.response_id), "sessionId": str(response.session_id),
-                              "visitorNumber": response.visitor_number}},
+            extra={
+                "fields": {
+                    "responseId": str(response.response_id),
+                    "sessionId": str(response.session_id),
+                    "visitorNumber": response.visitor_number,
+                }
+            },
         )
     return row.outcome == "created", response

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core import failures
-from shared.web.auth import Caller, Guest, User
 from shared.core.db import RaceLost, rerun_if_race_lost, single_statement, sqlstate, statement
 from shared.core.encodings import compact_json, rfc3339
 from shared.core.errors import Conflict, GuestClaimed, NotFound, ResourceExhausted
-from shared.visitors.guest_limit import Window
 from shared.core.logs import get_logger
+from shared.visitors.guest_limit import Window
+from shared.web.auth import Caller, Guest, User
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -33,7 +34,10 @@ NUMBERING_SQLSTATES = {"2200H", "42P01", "42501"}
 # shared/statements/: create_session's statement for each kind of caller, numbered
 # (the usual one) and unnumbered (while nextval fails).
 _CREATE_SESSION = {Guest: "sessions/create_session_guest", User: "sessions/create_session_user"}
-_CREATE_SESSION_UNNUMBERED = {Guest: "sessions/create_session_guest_unnumbered", User: "sessions/create_session_user_unnumbered"}
+_CREATE_SESSION_UNNUMBERED = {
+    Guest: "sessions/create_session_guest_unnumbered",
+    User: "sessions/create_session_user_unnumbered",
+}
 
 
 _SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
@@ -61,8 +65,9 @@ class Session:
         }
 
 
-def create_session(engine: Engine, caller: Caller, new_session: NewSession,
-                   window: Window | None = None) -> tuple[bool, Session]:
+def create_session(
+    engine: Engine, caller: Caller, new_session: NewSession, window: Window | None = None
+) -> tuple[bool, Session]:
     """Create the caller's session (and the caller, and its number, on first sight).
 
     Returns (created, session): created is False for a retry of the caller's own
@@ -85,7 +90,8 @@ def create_session(engine: Engine, caller: Caller, new_session: NewSession,
     return rerun_if_race_lost(
         lambda: numbered_or_degraded(
             lambda numbered: _run_create(engine, caller, params, numbered),
-            "creating the session", sessionId=params["session_id"],
+            "creating the session",
+            sessionId=params["session_id"],
         ),
         gave_up=Conflict("The visitor was being created by another request at the same time; try again."),
     )
@@ -102,7 +108,8 @@ def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
         log.warning(
             "visitor numbering failed (%s); %s without a number, "
             "run `python -m shared.backfill` once numbering works again",
-            failures.one_line(error), doing,
+            failures.one_line(error),
+            doing,
             extra={"fields": {"sqlstate": sqlstate(error), **fields}},
         )
         return run(False)
@@ -116,15 +123,22 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
         raise RaceLost()
     row = rows[0]
     if row.outcome == "claimed":
-        raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue."
-                           if isinstance(caller, Guest) else ANONYMOUS_CLAIMED)
+        raise GuestClaimed(
+            "This guest's data now belongs to a registered account; sign in to continue."
+            if isinstance(caller, Guest)
+            else ANONYMOUS_CLAIMED
+        )
     if row.outcome == "limited":
         # The count of the address, not who it is: nothing here names the address or the caller.
-        log.warning("refused a new visitor: the guest-creation limit of its address is reached",
-                    extra={"fields": {"retryAfterSeconds": row.retry_after}})
+        log.warning(
+            "refused a new visitor: the guest-creation limit of its address is reached",
+            extra={"fields": {"retryAfterSeconds": row.retry_after}},
+        )
         raise ResourceExhausted(
             "Too many new visitors from this network in the last hour; try again later "
-            "(or sign in: signed-in accounts are not limited).", row.retry_after or 1)
+            "(or sign in: signed-in accounts are not limited).",
+            row.retry_after or 1,
+        )
     if row.outcome == "erased":
         # The same answer as for someone else's session id: it says nothing about whose it was.
         raise Conflict(_SESSION_ID_IN_USE)
@@ -183,4 +197,3 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
         for r in sessions
     ]
     return visitor
-

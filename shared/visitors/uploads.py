@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from shared.core import failures
 from shared.core.db import statement, transaction
@@ -107,7 +108,7 @@ def upload_id(bucket: str, name: str, generation: int) -> str:
     gs://BUCKET/NAME#GENERATION is unambiguous (the generation is the digits after
     the last '#'); its SHA-256 fits a document id whatever characters NAME has.
     """
-    return hashlib.sha256(f"gs://{bucket}/{name}#{generation}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"gs://{bucket}/{name}#{generation}".encode()).hexdigest()
 
 
 def record_upload(
@@ -124,14 +125,23 @@ def record_upload(
     """Handle one `finalized` CloudEvent; raises RetryEvent when a dependency is unavailable
     so that it is redelivered (an unnumbered session is handled too: docs/design/uploads.md)."""
     try:
-        return _record_upload(attributes, data, engine, storage_client, firestore_client, max_age_seconds,
-                              expected_bucket, now or datetime.now(timezone.utc))
+        return _record_upload(
+            attributes,
+            data,
+            engine,
+            storage_client,
+            firestore_client,
+            max_age_seconds,
+            expected_bucket,
+            now or datetime.now(UTC),
+        )
     except DependencyUnavailable as error:
         raise RetryEvent(error.message) from error
 
 
-def _record_upload(attributes, data, engine, storage_client, firestore_client, max_age_seconds,
-                   expected_bucket, now) -> Outcome:
+def _record_upload(
+    attributes, data, engine, storage_client, firestore_client, max_age_seconds, expected_bucket, now
+) -> Outcome:
     try:
         event = parse_event(attributes, data, expected_bucket)
         _check_age(event, max_age_seconds, now)
@@ -139,14 +149,16 @@ def _record_upload(attributes, data, engine, storage_client, firestore_client, m
             stored = tag_object(storage_client, event, session)
             if session.visitor_number is None:
                 log.warning(
-                    "session %s has no visitor number yet; recording the upload without one", session.session_id,
+                    "session %s has no visitor number yet; recording the upload without one",
+                    session.session_id,
                     extra={"fields": {"sessionId": str(session.session_id), "uploadId": event.upload_id}},
                 )
             created = record_in_firestore(firestore_client, event, session, stored)
     except Erased as erased:
         deleted = _delete_generation(storage_client, event)
-        return Outcome("erased", f"{erased.reason}; {'deleted the object' if deleted else 'the object was gone'}",
-                       event.upload_id)
+        return Outcome(
+            "erased", f"{erased.reason}; {'deleted the object' if deleted else 'the object was gone'}", event.upload_id
+        )
     except Ignored as ignored:
         return Outcome("ignored", ignored.reason, warn=not isinstance(ignored, Unrelated))
     return Outcome(
@@ -194,9 +206,10 @@ def parse_time(value: str) -> datetime | None:
         return None
     whole, fraction, zone = match.groups()
     try:
-        moment = datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6].ljust(6, '0')}"
-                                        f"{'+00:00' if zone.upper() == 'Z' else zone}")
-        return moment.astimezone(timezone.utc)
+        moment = datetime.fromisoformat(
+            f"{whole}.{(fraction or '0')[:6].ljust(6, '0')}{'+00:00' if zone.upper() == 'Z' else zone}"
+        )
+        return moment.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
 
@@ -219,6 +232,7 @@ def session_id_of(name: str) -> uuid.UUID:
 
 
 # --- PostgreSQL -------------------------------------------------------------
+
 
 @contextmanager
 def locked_session(engine: Engine, session_id: uuid.UUID) -> Iterator[UploadSession]:
@@ -258,25 +272,35 @@ def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> St
 
     bucket = storage_client.bucket(event.bucket)
     for _ in range(_TAG_ATTEMPTS):
-        blob = storage_call("read", bucket.get_blob, event.name, retry=storage_retry(),
-                             timeout=DEPENDENCY_DEADLINE_SECONDS)
+        blob = storage_call(
+            "read", bucket.get_blob, event.name, retry=storage_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS
+        )
         if blob is None:
             raise Ignored(f"object gs://{event.bucket}/{event.name} no longer exists")
         if blob.generation != event.generation:
-            raise Ignored(f"generation {event.generation} of gs://{event.bucket}/{event.name} was replaced "
-                          f"by generation {blob.generation}; the new one has its own event")
+            raise Ignored(
+                f"generation {event.generation} of gs://{event.bucket}/{event.name} was replaced "
+                f"by generation {blob.generation}; the new one has its own event"
+            )
         wanted = object_metadata(session, blob.time_created)
         current = dict(blob.metadata or {})
         if all(current.get(key) == value for key, value in wanted.items()):
             return _stored(blob)
         # Cloud Storage merges custom metadata keys on PATCH (None deletes one);
         # sending the whole map keeps the other keys on servers that replace it.
-        blob.metadata = {**current, **{key: value for key, value in wanted.items()
-                                       if value is not None or key in current}}
+        blob.metadata = {
+            **current,
+            **{key: value for key, value in wanted.items() if value is not None or key in current},
+        }
         try:
-            storage_call("tag", blob.patch, if_generation_match=event.generation,
-                          if_metageneration_match=blob.metageneration,
-                          retry=storage_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
+            storage_call(
+                "tag",
+                blob.patch,
+                if_generation_match=event.generation,
+                if_metageneration_match=blob.metageneration,
+                retry=storage_retry(),
+                timeout=DEPENDENCY_DEADLINE_SECONDS,
+            )
         except (exceptions.PreconditionFailed, exceptions.NotFound):
             continue  # replaced, deleted, or re-tagged meanwhile: read again
         return _stored(blob)
@@ -295,8 +319,7 @@ def _stored(blob) -> StoredObject:
 # --- Firestore --------------------------------------------------------------
 
 
-def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSession,
-                        stored: StoredObject) -> bool:
+def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSession, stored: StoredObject) -> bool:
     """Record the upload and count it for its visitor, once: True the first time.
 
     One transaction reads `uploads/{uploadId}` and stops if it exists; otherwise
@@ -327,8 +350,10 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
 
     def record(tx) -> bool:
         refs = [upload_ref] + ([visitor_ref] if visitor_ref else [])
-        snapshots = {snapshot.reference.path: snapshot
-                     for snapshot in tx.get_all(refs, retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)}
+        snapshots = {
+            snapshot.reference.path: snapshot
+            for snapshot in tx.get_all(refs, retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
+        }
         if snapshots[upload_ref.path].exists:
             return False
         tx.create(upload_ref, upload)
@@ -346,7 +371,9 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
     except exceptions.AlreadyExists:
         return False  # a concurrent delivery of the same event committed first
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        raise failures.unavailable("Firestore", error, "Firestore is unavailable; the event will be retried.") from error
+        raise failures.unavailable(
+            "Firestore", error, "Firestore is unavailable; the event will be retried."
+        ) from error
 
 
 def _transaction(firestore_client, work: Callable):
@@ -364,5 +391,3 @@ def _transaction(firestore_client, work: Callable):
         if isinstance(underlying, (exceptions.GoogleAPICallError, exceptions.RetryError)):
             raise underlying from None
         raise
-
-

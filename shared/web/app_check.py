@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.core import config, failures
-from shared.web.auth import firebase_app
 from shared.core.config import ConfigError
 from shared.core.errors import Unauthenticated
 from shared.core.logs import get_logger
 from shared.web import refusals
+from shared.web.auth import firebase_app
 
 log = get_logger("app_check")
 
@@ -83,9 +83,11 @@ def _verify(token: str) -> _Verdict:
     except DefaultCredentialsError as error:
         # firebase-admin 7.7 makes an HTTP client (for replay protection, unused here)
         # with the app's credentials when the App Check service is first made.
-        raise ConfigError("APP_CHECK needs Google credentials: on Cloud Run the function's service account "
-                          "gives them; elsewhere set GOOGLE_APPLICATION_CREDENTIALS "
-                          f"({failures.one_line(error)})") from None
+        raise ConfigError(
+            "APP_CHECK needs Google credentials: on Cloud Run the function's service account "
+            "gives them; elsewhere set GOOGLE_APPLICATION_CREDENTIALS "
+            f"({failures.one_line(error)})"
+        ) from None
     return _Verdict()
 
 
@@ -101,7 +103,7 @@ def _app():
         # firebase-admin has no option for the key set's URL: its service reads the class
         # constant _JWKS_URL into a PyJWKClient when it is made (app_check.py,
         # _AppCheckService.__init__). Only this app's service is changed, not the class.
-        service = app_check._get_app_check_service(app)  # noqa: SLF001 - see above
-        if service._jwks_client.uri != url:  # noqa: SLF001
-            service._jwks_client = jwt.PyJWKClient(url, lifespan=_KEYS_LIFESPAN_SECONDS)  # noqa: SLF001
+        service = app_check._get_app_check_service(app)
+        if service._jwks_client.uri != url:
+            service._jwks_client = jwt.PyJWKClient(url, lifespan=_KEYS_LIFESPAN_SECONDS)
     return app

@@ -13,8 +13,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from shared.core import config, failures
 from shared.core.errors import InvalidArgument, Unauthenticated
@@ -100,7 +101,7 @@ def anonymous_from_header(request) -> User | None:
         return None
     token = header.strip()
     if token.lower().startswith("bearer "):
-        token = token[len("bearer "):].strip()
+        token = token[len("bearer ") :].strip()
     if not token:
         raise Unauthenticated("X-Anonymous-Token must be the ID token of a Firebase anonymous account.")
     user = verify_id_token(token, fresh=True)
@@ -248,6 +249,7 @@ verified_tokens = VerifiedTokens()
 # is always refused (a thief's old token stays refused after the owner signs in again);
 # only a revocation, disabling or deletion made after the read can go unnoticed, for at most
 # TOKEN_REVOCATION_CHECK_SECONDS, on instances that read the record before it.
+
 
 @dataclass(frozen=True)
 class AccountState:

@@ -8,8 +8,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from shared.web.limits import (CLAIM_CODE_MAX, DISPLAY_NAME_MAX, MAX_DATA_BYTES, MAX_LEVEL, MAX_METADATA_BYTES,
-                           MAX_VISITOR_NUMBER, encoded_size)
+from shared.web.limits import (
+    CLAIM_CODE_MAX,
+    DISPLAY_NAME_MAX,
+    MAX_DATA_BYTES,
+    MAX_LEVEL,
+    MAX_METADATA_BYTES,
+    MAX_VISITOR_NUMBER,
+    encoded_size,
+)
 
 ExperimentId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
 

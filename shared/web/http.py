@@ -7,12 +7,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import flask
 
-from shared.web import app_check as app_check_module
 from shared.core import config
 from shared.core.config import ConfigError
 from shared.core.encodings import compact_json
@@ -28,13 +28,13 @@ from shared.core.errors import (
     UnsupportedMediaType,
 )
 from shared.core.logs import get_logger, reset_trace, set_trace
+from shared.web import app_check as app_check_module
 
 log = get_logger("http")
 
 MAX_BODY_BYTES = 256 * 1024
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Guest-Key, X-Anonymous-Token, X-Firebase-AppCheck"
 PREFLIGHT_MAX_AGE = "3600"
-
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,13 @@ def error_response(error: ServiceError) -> flask.Response:
 
 
 # The error codes of the errors functions-framework answers itself (outside `endpoint`).
-_FRAMEWORK_CODES = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed",
-                    413: "payload_too_large", 415: "unsupported_media_type"}
+_FRAMEWORK_CODES = {
+    400: "invalid_argument",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def framework_error(error) -> flask.Response:
@@ -86,8 +91,10 @@ def framework_error(error) -> flask.Response:
     status = error.code if isinstance(error.code, int) and 400 <= error.code < 500 else 500
     code = _FRAMEWORK_CODES.get(status, "internal" if status == 500 else "invalid_argument")
     if status == 400:
-        message = ("Not a CloudEvent: a storage event needs the ce-id, ce-source, ce-type and ce-specversion "
-                   "headers (binary mode) or a structured application/cloudevents+json body.")
+        message = (
+            "Not a CloudEvent: a storage event needs the ce-id, ce-source, ce-type and ce-specversion "
+            "headers (binary mode) or a structured application/cloudevents+json body."
+        )
     else:
         message = f"{error.name}."
     log.info("answered %s from the framework: %s", status, error.name)
@@ -183,7 +190,7 @@ def endpoint(*methods: str, app_check: bool = False) -> Callable[[Handler], Call
     """Wrap a handler `(request, body) -> (status, dict) | Streamed` as a functions-framework HTTP
     function; app_check=True for the visitor-facing ones (shared.web.app_check, docs/operations.md).
     Called by functions.Function.entry_point with the function's row."""
-    allow = tuple(methods) + ("OPTIONS",)
+    allow = (*tuple(methods), "OPTIONS")
 
     def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
         @functools.wraps(handler)
@@ -201,8 +208,9 @@ def endpoint(*methods: str, app_check: bool = False) -> Callable[[Handler], Call
     return decorate
 
 
-def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], allow: tuple[str, ...],
-           app_check: bool) -> flask.Response:
+def _serve(
+    handler: Handler, request: flask.Request, methods: tuple[str, ...], allow: tuple[str, ...], app_check: bool
+) -> flask.Response:
     origin = None
     try:
         origin = _granted_origin(request)
@@ -222,7 +230,7 @@ def _serve(handler: Handler, request: flask.Request, methods: tuple[str, ...], a
     except ConfigError as error:
         log.error("configuration error: %s", error)
         response = error_response(ServiceError("The service is misconfigured; see its logs."))
-    except Exception:  # noqa: BLE001 - the last line of defence: log it, never show it
+    except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(ServiceError("Something went wrong on our side; see the service logs."))
     if origin:
@@ -294,9 +302,13 @@ def _the_rest(first: bytes, chunks: Iterator[bytes], where: str, trace_header: s
                 chunk = next(chunks)
             except StopIteration:
                 return
-            except Exception as error:  # noqa: BLE001 - the status is sent: all that is left is to say so
-                log.error("%s: the streamed answer ended early after %d bytes (%s); the client has an "
-                          "incomplete body", where, sent, _what_failed(error))
+            except Exception as error:
+                log.error(
+                    "%s: the streamed answer ended early after %d bytes (%s); the client has an incomplete body",
+                    where,
+                    sent,
+                    _what_failed(error),
+                )
                 raise StreamEndedEarly() from None
             finally:
                 reset_trace(token)

@@ -18,8 +18,10 @@ def _bearer(request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Send 'Authorization: Bearer <Google-signed OIDC token>' of the maintenance "
-                              "service account (Cloud Scheduler's --oidc-service-account-email).")
+        raise Unauthenticated(
+            "Send 'Authorization: Bearer <Google-signed OIDC token>' of the maintenance "
+            "service account (Cloud Scheduler's --oidc-service-account-email)."
+        )
     return token.strip()
 
 
@@ -30,12 +32,16 @@ def require_invoker(request) -> None:
     `make maintenance` does the same work."""
     invoker = config.maintenance_invoker()
     if invoker is None:
-        raise Unauthenticated("run_maintenance accepts only the OIDC token of MAINTENANCE_INVOKER, which this "
-                              "server does not set; run `python -m shared.maintenance` (make maintenance) instead.")
+        raise Unauthenticated(
+            "run_maintenance accepts only the OIDC token of MAINTENANCE_INVOKER, which this "
+            "server does not set; run `python -m shared.maintenance` (make maintenance) instead."
+        )
     audience = config.maintenance_audience()
     if audience is None:
-        raise ConfigError("MAINTENANCE_AUDIENCE is not set: with MAINTENANCE_INVOKER, set it to the function's "
-                          "URL, the audience of the Cloud Scheduler job's OIDC token")
+        raise ConfigError(
+            "MAINTENANCE_AUDIENCE is not set: with MAINTENANCE_INVOKER, set it to the function's "
+            "URL, the audience of the Cloud Scheduler job's OIDC token"
+        )
     config.refuse_dev_settings_when_deployed()  # MAINTENANCE_CERTS_URL is for tests only
     token = _bearer(request)
     import google.auth.exceptions
@@ -43,11 +49,13 @@ def require_invoker(request) -> None:
     from google.oauth2 import id_token
 
     try:
-        claims = id_token.verify_token(token, google.auth.transport.requests.Request(), audience=audience,
-                                       certs_url=config.maintenance_certs_url())
+        claims = id_token.verify_token(
+            token, google.auth.transport.requests.Request(), audience=audience, certs_url=config.maintenance_certs_url()
+        )
     except google.auth.exceptions.TransportError as error:
-        raise failures.unavailable("Google's token certificates", error,
-                                   "The token certificates are unavailable; try again shortly.") from error
+        raise failures.unavailable(
+            "Google's token certificates", error, "The token certificates are unavailable; try again shortly."
+        ) from error
     except (ValueError, google.auth.exceptions.GoogleAuthError) as error:
         # Expired, not yet valid, wrong audience, bad signature, malformed: never say which (the
         # log says which check, by the error's class).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core.errors import InvalidArgument
@@ -13,8 +13,9 @@ from shared.core.errors import InvalidArgument
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from shared.web.bodies import (Body, ExperimentId, NewClaimCode, NewResponse, NewSession, Registration,
-                               VisitorToErase)
+    from shared.web.bodies import (
+        Body,
+    )
 
 # The names of shared.web.bodies that this module gives (__getattr__).
 BODIES = ("Body", "ExperimentId", "NewSession", "NewResponse", "Registration", "NewClaimCode", "VisitorToErase")
@@ -53,7 +54,7 @@ def _describe(error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             message = "is not a known field"
         elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         problems.append(f"{field}: {message}")
     return "; ".join(problems)
 
@@ -92,8 +93,10 @@ def parse_query(args, *, export: bool) -> StudyQuery:
     experiments = []
     for value in args.getlist("experimentId"):
         if value and not _EXPERIMENT.fullmatch(value):
-            raise InvalidArgument("experimentId must be 1 to 128 of A-Z a-z 0-9 . _ - "
-                                  "(or empty for the sessions without an experimentId).")
+            raise InvalidArgument(
+                "experimentId must be 1 to 128 of A-Z a-z 0-9 . _ - "
+                "(or empty for the sessions without an experimentId)."
+            )
         experiments.append(value or None)
     if not export:
         return StudyQuery(tuple(experiments))
@@ -124,7 +127,7 @@ def _moment(value: str | None, name: str) -> datetime | None:
     if moment is None:
         raise InvalidArgument(f"{name} must be an RFC 3339 time with an offset, such as 2026-12-01T00:00:00Z.")
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC, 9999-12-31T23:59:59-14:00 after 9999
         raise InvalidArgument(f"{name} is out of range: it must be between years 1 and 9999 in UTC.") from None
 

@@ -21,6 +21,11 @@ def log_refused(logger: logging.Logger, credential: str, value: str, error: Base
     `value` is described by its length and its count of dot-separated segments only."""
     check = check_of(error)
     segments = value.count(".") + 1 if value else 0
-    logger.info("refused %s (%s): %d characters, %d dot-separated segments", credential, check, len(value),
-                segments, extra={"fields": {"credential": credential, "check": check, "length": len(value),
-                                            "segments": segments}})
+    logger.info(
+        "refused %s (%s): %d characters, %d dot-separated segments",
+        credential,
+        check,
+        len(value),
+        segments,
+        extra={"fields": {"credential": credential, "check": check, "length": len(value), "segments": segments}},
+    )

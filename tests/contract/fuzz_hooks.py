@@ -34,13 +34,24 @@ from schemathesis.core.parameters import ParameterLocation
 # claim_code_attempts is left out by design: a wrong claim code is refused (400) and counted.
 TABLES = ("users", "guests", "sessions", "responses", "visitor_merges", "claim_codes")
 # One statement: each table's row count and a digest of all its rows (updates show too).
-_FINGERPRINT = sqlalchemy.text(" UNION ALL ".join(
-    f"SELECT '{table}' AS name, count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest "
-    f"FROM {table} t"
-    for table in TABLES
-))
-_SECURED = {"create_session", "submit_response", "get_visitor", "register", "export_my_data", "create_claim_code",
-            "get_study_stats", "export_data"}
+_FINGERPRINT = sqlalchemy.text(
+    " UNION ALL ".join(
+        f"SELECT '{table}' AS name, count(*) AS n, "
+        f"md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest "
+        f"FROM {table} t"
+        for table in TABLES
+    )
+)
+_SECURED = {
+    "create_session",
+    "submit_response",
+    "get_visitor",
+    "register",
+    "export_my_data",
+    "create_claim_code",
+    "get_study_stats",
+    "export_data",
+}
 _PREFLIGHTS = {f"{name}_preflight" for name in _SECURED}
 # The request in flight (the run uses one worker): its case id, the tables before it, and
 # which credentials it was given. Keyed by Case.id, which copies of a case keep.
@@ -86,8 +97,15 @@ def _choices(operation: str = "") -> list[tuple[str, dict]]:
 
 
 def _pick(case, salt: str, options: list):
-    seen = repr((salt, case.operation.label, case.body, sorted((case.headers or {}).items()),
-                 sorted((case.query or {}).items())))
+    seen = repr(
+        (
+            salt,
+            case.operation.label,
+            case.body,
+            sorted((case.headers or {}).items()),
+            sorted((case.query or {}).items()),
+        )
+    )
     return options[zlib.crc32(seen.encode("utf-8", "surrogatepass")) % len(options)]
 
 
@@ -106,7 +124,11 @@ def before_call(context, case, kwargs):
     if operation in _PREFLIGHTS and os.environ.get("FUZZ_ALLOWED_ORIGIN"):
         if _pick(case, "origin", [True, False]):
             case.headers = {**(case.headers or {}), "Origin": os.environ["FUZZ_ALLOWED_ORIGIN"]}
-    if operation == "submit_response" and isinstance(case.body, dict) and not _is_negative(case, ParameterLocation.BODY):
+    if (
+        operation == "submit_response"
+        and isinstance(case.body, dict)
+        and not _is_negative(case, ParameterLocation.BODY)
+    ):
         _give_session(case)
     claim = None
     if operation == "register" and given in ("user", "researcher"):  # a researcher is a registered user too
@@ -172,9 +194,13 @@ def _give_session(case) -> None:
     """A real sessionId: usually the caller's own, sometimes another visitor's."""
     headers = case.headers or {}
     sessions = [item["sessionId"] for group in ("guests", "users") for item in _credentials()[group]]
-    own = [item["sessionId"] for group in ("guests", "users") for item in _credentials()[group]
-           if item.get("key") == headers.get("X-Guest-Key")
-           or f"Bearer {item.get('token')}" == headers.get("Authorization")]
+    own = [
+        item["sessionId"]
+        for group in ("guests", "users")
+        for item in _credentials()[group]
+        if item.get("key") == headers.get("X-Guest-Key")
+        or f"Bearer {item.get('token')}" == headers.get("Authorization")
+    ]
     pick = _pick(case, "session", ["own", "own", "other", "generated"])
     if pick == "own" and own:
         case.body = {**case.body, "sessionId": own[0]}
@@ -184,9 +210,16 @@ def _give_session(case) -> None:
 
 @schemathesis.hook
 def after_call(context, case, response):
-    _write({"operation": case.operation.label, "status": response.status_code, "case": case.id,
-            "credentials": _last.get("given"), "claim": _last.get("claim"),
-            "appCheck": "X-Firebase-AppCheck" in response.request.headers})
+    _write(
+        {
+            "operation": case.operation.label,
+            "status": response.status_code,
+            "case": case.id,
+            "credentials": _last.get("given"),
+            "claim": _last.get("claim"),
+            "appCheck": "X-Firebase-AppCheck" in response.request.headers,
+        }
+    )
 
 
 def _write(entry: dict) -> None:
@@ -218,6 +251,10 @@ def generated_token_refused(ctx, response, case):
     """A bearer token the fuzzer made up is never accepted."""
     if _last.get("case") != case.id:
         return None
-    if _last["given"] == "generated" and "Authorization" in response.request.headers and 200 <= response.status_code < 300:
+    if (
+        _last["given"] == "generated"
+        and "Authorization" in response.request.headers
+        and 200 <= response.status_code < 300
+    ):
         raise AssertionError(f"{case.operation.label} accepted a generated bearer token ({response.status_code})")
     return None

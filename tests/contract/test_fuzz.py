@@ -23,13 +23,22 @@ from tests.contract import fuzz_hooks
 from tests.support import new_guest_key, rows
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-CHECKS = ",".join([
-    "not_a_server_error", "status_code_conformance", "content_type_conformance",
-    "response_headers_conformance", "response_schema_conformance", "negative_data_rejection",
-    "missing_required_header", "unsupported_method", "allow_header_conformance",
-    # ours, in fuzz_hooks.py
-    "refused_request_changes_nothing", "generated_token_refused",
-])
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+        "negative_data_rejection",
+        "missing_required_header",
+        "unsupported_method",
+        "allow_header_conformance",
+        # ours, in fuzz_hooks.py
+        "refused_request_changes_nothing",
+        "generated_token_refused",
+    ]
+)
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))  # per operation and phase
 SEED = int(os.environ.get("FUZZ_SEED", "20261123"))
 PHASES = os.environ.get("FUZZ_PHASES", "examples,coverage,fuzzing")
@@ -68,21 +77,53 @@ def credentials(api, auth_emulator, tmp_path) -> Path:
         codes.append(api.post("create_claim_code", {}, guest=key).json()["claimCode"])
     path = tmp_path / "credentials.json"
     researchers = [{"token": auth_emulator.researcher(claim).id_token} for claim in (True, ["fuzz", "a"])]
-    path.write_text(json.dumps({"guests": guests, "users": users, "anonymous": [{"token": anonymous.id_token}],
-                                "claimed": [{"key": claimed_key}], "claimable": claimable, "codes": codes,
-                                "researchers": researchers}))
+    path.write_text(
+        json.dumps(
+            {
+                "guests": guests,
+                "users": users,
+                "anonymous": [{"token": anonymous.id_token}],
+                "claimed": [{"key": claimed_key}],
+                "claimable": claimable,
+                "codes": codes,
+                "researchers": researchers,
+            }
+        )
+    )
     return path
 
 
 def run_schemathesis(stack, credentials: Path, log: Path, workdir: Path) -> subprocess.CompletedProcess:
-    command = [str(SCHEMATHESIS), "run", str(ROOT / "openapi.yaml"), "--url", stack.env()["FUNCTIONS_URL"],
-               "--seed", str(SEED), "--max-examples", str(EXAMPLES), "--phases", PHASES, "--workers", "1",
-               "--checks", CHECKS, "--request-timeout", "30"]
+    command = [
+        str(SCHEMATHESIS),
+        "run",
+        str(ROOT / "openapi.yaml"),
+        "--url",
+        stack.env()["FUNCTIONS_URL"],
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(EXAMPLES),
+        "--phases",
+        PHASES,
+        "--workers",
+        "1",
+        "--checks",
+        CHECKS,
+        "--request-timeout",
+        "30",
+    ]
     if MAX_TIME:
         command += ["--max-time", MAX_TIME]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": "tests.contract.fuzz_hooks",
-           "FUZZ_DATABASE_URL": stack.database_url, "FUZZ_CREDENTIALS": str(credentials),
-           "FUZZ_ALLOWED_ORIGIN": ALLOWED_ORIGIN, "FUZZ_LOG": str(log)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SCHEMATHESIS_HOOKS": "tests.contract.fuzz_hooks",
+        "FUZZ_DATABASE_URL": stack.database_url,
+        "FUZZ_CREDENTIALS": str(credentials),
+        "FUZZ_ALLOWED_ORIGIN": ALLOWED_ORIGIN,
+        "FUZZ_LOG": str(log),
+    }
     cap = TIME_CAP + (float(MAX_TIME) if MAX_TIME else 0)
     try:
         # Run in a temporary folder: schemathesis keeps a .schemathesis/ cache in its working directory.
@@ -99,16 +140,26 @@ def test_fuzzed_requests_conform_and_refusals_store_nothing(stack, db, credentia
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     answers = [entry for entry in entries if "operation" in entry]
     statuses = collections.Counter((answer["operation"], answer["status"]) for answer in answers)
-    print(f"fuzz: {len(answers)} requests, seed {SEED}; " + ", ".join(f"{k[0]} {k[1]}: {v}"
-                                                                      for k, v in sorted(statuses.items())))
+    print(
+        f"fuzz: {len(answers)} requests, seed {SEED}; "
+        + ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(statuses.items()))
+    )
     assert len(answers) >= MIN_REQUESTS
     assert not [answer for answer in answers if answer["status"] >= 500]
     # The tables were compared around every refused request, not skipped.
     refused = {answer["case"] for answer in answers if answer["status"] >= 400}
     assert refused <= {entry["checked"] for entry in entries if "checked" in entry}
     # The hooks' real credentials reach the code behind authentication, not only 400/401.
-    for operation in ("POST /create_session", "POST /submit_response", "GET /get_visitor", "POST /register",
-                      "GET /export_my_data", "POST /create_claim_code", "GET /get_study_stats", "GET /export_data"):
+    for operation in (
+        "POST /create_session",
+        "POST /submit_response",
+        "GET /get_visitor",
+        "POST /register",
+        "GET /export_my_data",
+        "POST /create_claim_code",
+        "GET /get_study_stats",
+        "GET /export_data",
+    ):
         assert any(200 <= status < 300 for (name, status) in statuses if name == operation), operation
     # The stack's APP_CHECK is off: generated X-Firebase-AppCheck headers were sent, and ignored.
     with_app_check = [answer for answer in answers if answer.get("appCheck")]
@@ -116,16 +167,23 @@ def test_fuzzed_requests_conform_and_refusals_store_nothing(stack, db, credentia
     seen = {status for (name, status) in statuses if name == "POST /submit_response"}
     assert {400, 401, 403} <= seen
     # The new header and body field reached the claim, not only the checks in front of it.
-    claims = collections.Counter(entry["claim"] for entry in answers
-                                 if entry["operation"] == "POST /register" and 200 <= entry["status"] < 300)
+    claims = collections.Counter(
+        entry["claim"] for entry in answers if entry["operation"] == "POST /register" and 200 <= entry["status"] < 300
+    )
     assert claims["anonymous"] >= 1 and claims["code"] >= 1, claims
 
     # What the accepted requests stored is consistent.
-    assert not rows(db, """SELECT r.id FROM responses r JOIN sessions s ON s.id = r.session_id
-                           WHERE r.visitor_number IS DISTINCT FROM s.visitor_number""")
-    assert not rows(db, """SELECT visitor_number FROM (SELECT visitor_number FROM users
+    assert not rows(
+        db,
+        """SELECT r.id FROM responses r JOIN sessions s ON s.id = r.session_id
+                           WHERE r.visitor_number IS DISTINCT FROM s.visitor_number""",
+    )
+    assert not rows(
+        db,
+        """SELECT visitor_number FROM (SELECT visitor_number FROM users
                            UNION ALL SELECT visitor_number FROM guests WHERE claimed_by IS NULL) v
-                           WHERE visitor_number IS NOT NULL GROUP BY visitor_number HAVING count(*) > 1""")
+                           WHERE visitor_number IS NOT NULL GROUP BY visitor_number HAVING count(*) > 1""",
+    )
 
 
 def test_the_refusal_check_sees_an_update_and_an_insert(stack, db, monkeypatch):

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from pydantic import TypeAdapter
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_spec_validator import OpenAPIV31SpecValidator
+from pydantic import TypeAdapter
 
 from devtools.ports import free_port
 from devtools.stack import ROOT, FunctionsServer
 from functions import BY_NAME, HTTP
-from shared.visitors import claim_codes, guest_limit
 from shared.core import errors
+from shared.visitors import claim_codes, guest_limit
 from shared.web import http, limits, models
 from shared.web.auth import GUEST_KEY_PATTERN
 from tests.conftest import ALLOWED_ORIGIN
@@ -48,6 +48,7 @@ def schema(name: str) -> dict:
 
 # --- The document itself ---
 
+
 def test_the_document_is_valid_openapi_3_1():
     OpenAPIV31SpecValidator(DOCUMENT).validate()  # raises with every problem found
     assert DOCUMENT["openapi"].startswith("3.1")
@@ -63,8 +64,11 @@ def test_it_documents_every_http_function_at_its_served_path():
         method = BY_NAME[name].method.lower()
         other = {"get": "post", "post": "get"}[method]
         item = DOCUMENT["paths"][f"/{name}"]
-        assert {verb: op["operationId"] for verb, op in item.items()} == \
-            {method: name, other: f"{name}_wrong_method", "options": f"{name}_preflight"}, name
+        assert {verb: op["operationId"] for verb, op in item.items()} == {
+            method: name,
+            other: f"{name}_wrong_method",
+            "options": f"{name}_preflight",
+        }, name
     assert any(server["url"].endswith("/api") for server in DOCUMENT["servers"])  # the Hosting alias
 
 
@@ -75,8 +79,10 @@ def test_it_states_the_limits_the_code_enforces():
     assert response["properties"]["level"]["maximum"] == limits.MAX_LEVEL
     assert registration["properties"]["displayName"]["oneOf"][0]["maxLength"] == limits.DISPLAY_NAME_MAX
     assert registration["properties"]["claimCode"]["oneOf"][0]["maxLength"] == limits.CLAIM_CODE_MAX
-    assert schema("ClaimCode")["properties"]["claimCode"]["pattern"] == \
-        f"^[{claim_codes.ALPHABET}]{{{claim_codes.CODE_LENGTH}}}$"
+    assert (
+        schema("ClaimCode")["properties"]["claimCode"]["pattern"]
+        == f"^[{claim_codes.ALPHABET}]{{{claim_codes.CODE_LENGTH}}}$"
+    )
     too_many = DOCUMENT["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"]["schema"]
     assert too_many["maximum"] == claim_codes.WRONG_CODE_WINDOW_SECONDS
     limited = DOCUMENT["components"]["responses"]["GuestLimitReached"]["headers"]["Retry-After"]["schema"]
@@ -87,12 +93,17 @@ def test_it_states_the_limits_the_code_enforces():
     assert {name: schema("ExperimentId")[name] for name in experiment} == experiment
     assert schema("GuestKey")["pattern"] == f"^{GUEST_KEY_PATTERN.pattern}$"
     # Unknown fields are refused by every body model, and so by the document.
-    for name, model in (("NewSession", models.NewSession), ("NewResponse", models.NewResponse),
-                        ("Registration", models.Registration), ("NewClaimCode", models.NewClaimCode)):
+    for name, model in (
+        ("NewSession", models.NewSession),
+        ("NewResponse", models.NewResponse),
+        ("Registration", models.Registration),
+        ("NewClaimCode", models.NewClaimCode),
+    ):
         assert schema(name)["additionalProperties"] is False and model.model_config["extra"] == "forbid"
         assert set(schema(name)["properties"]) == set(model.model_fields)
-        assert set(schema(name).get("required", [])) == {f for f, info in model.model_fields.items()
-                                                         if info.is_required()}
+        assert set(schema(name).get("required", [])) == {
+            f for f, info in model.model_fields.items() if info.is_required()
+        }
 
 
 def test_the_app_check_header_is_on_exactly_the_functions_that_read_it():
@@ -117,16 +128,26 @@ def test_its_error_codes_are_exactly_the_services():
 
     codes = {errors.ServiceError.code} | {cls.code for cls in subclasses(errors.ServiceError)}
     assert set(schema("Error")["properties"]["error"]["properties"]["code"]["enum"]) == codes
-    by_status = {400: "BadRequestError", 401: "UnauthenticatedError", 403: "ForbiddenError", 404: "NotFoundError",
-                 405: "MethodNotAllowedError", 409: "ConflictError", 413: "PayloadTooLargeError",
-                 415: "UnsupportedMediaTypeError", 429: "TooManyRequestsError", 500: "InternalError",
-                 503: "UnavailableError"}
+    by_status = {
+        400: "BadRequestError",
+        401: "UnauthenticatedError",
+        403: "ForbiddenError",
+        404: "NotFoundError",
+        405: "MethodNotAllowedError",
+        409: "ConflictError",
+        413: "PayloadTooLargeError",
+        415: "UnsupportedMediaTypeError",
+        429: "TooManyRequestsError",
+        500: "InternalError",
+        503: "UnavailableError",
+    }
     for cls in [errors.ServiceError, *subclasses(errors.ServiceError)]:
         narrowed = schema(by_status[cls.status])["allOf"][1]["properties"]["error"]["properties"]["code"]
         assert cls.code in narrowed.get("enum", [narrowed.get("const")]), cls
 
 
 # --- Real answers conform ---
+
 
 def test_create_session_answers_conform(api, db, auth_emulator):
     key = new_guest_key()
@@ -148,18 +169,37 @@ def test_create_session_answers_conform(api, db, auth_emulator):
         (api.post("create_session", {"sessionId": "not-a-uuid"}, guest=key), 400, "invalid_argument"),
         (api.post("create_session", {"unknown": 1}, guest=key), 400, "invalid_argument"),
         (api.post("create_session", [1], guest=key), 400, "invalid_argument"),
-        (api.post("create_session", {"metadata": {"x": "y" * limits.MAX_METADATA_BYTES}}, guest=key),
-         400, "invalid_argument"),
-        (api.post("create_session", data=b'{"a": ', guest=key, headers={"Content-Type": "application/json"}),
-         400, "invalid_json"),
+        (
+            api.post("create_session", {"metadata": {"x": "y" * limits.MAX_METADATA_BYTES}}, guest=key),
+            400,
+            "invalid_argument",
+        ),
+        (
+            api.post("create_session", data=b'{"a": ', guest=key, headers={"Content-Type": "application/json"}),
+            400,
+            "invalid_json",
+        ),
         (api.post("create_session", {"metadata": {"a": "\x00"}}, guest=key), 400, "invalid_json"),
         (api.post("create_session", {}, guest="too-short"), 400, "invalid_argument"),
         (api.post("create_session", {}), 401, "unauthenticated"),
         (api.post("create_session", {}, token="not-a-token", guest=key), 401, "unauthenticated"),
-        (api.post("create_session", data=b"x" * (http.MAX_BODY_BYTES + 1), guest=key,
-                  headers={"Content-Type": "application/json"}), 413, "payload_too_large"),
-        (api.post("create_session", data=b"a=1", guest=key,
-                  headers={"Content-Type": "application/x-www-form-urlencoded"}), 415, "unsupported_media_type"),
+        (
+            api.post(
+                "create_session",
+                data=b"x" * (http.MAX_BODY_BYTES + 1),
+                guest=key,
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+            "payload_too_large",
+        ),
+        (
+            api.post(
+                "create_session", data=b"a=1", guest=key, headers={"Content-Type": "application/x-www-form-urlencoded"}
+            ),
+            415,
+            "unsupported_media_type",
+        ),
         (api.get("create_session", guest=key), 405, "method_not_allowed"),
         (api.get("api/create_session", guest=key), 405, "method_not_allowed"),
     ]
@@ -175,17 +215,26 @@ def test_the_guest_creation_limit_and_run_maintenance_refusals_conform(stack, db
     server = FunctionsServer(free_port(), {**stack.env(), "GUEST_LIMIT_PER_HOUR": "1"}, tmp_path / "f.log").start()
     try:
         url = server.url
-        conforms(requests.post(f"{url}/create_session", json={}, headers={"X-Guest-Key": new_guest_key()},
-                               timeout=30), 201)
+        conforms(
+            requests.post(f"{url}/create_session", json={}, headers={"X-Guest-Key": new_guest_key()}, timeout=30), 201
+        )
         refused = requests.post(f"{url}/create_session", json={}, headers={"X-Guest-Key": new_guest_key()}, timeout=30)
         conforms(refused, 429, "resource_exhausted")
         assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
         conforms(requests.post(f"{url}/run_maintenance", timeout=30), 401, "unauthenticated")
-        conforms(requests.post(f"{url}/run_maintenance", headers={"Authorization": "Bearer x"}, timeout=30),
-                 401, "unauthenticated")
+        conforms(
+            requests.post(f"{url}/run_maintenance", headers={"Authorization": "Bearer x"}, timeout=30),
+            401,
+            "unauthenticated",
+        )
         conforms(requests.get(f"{url}/run_maintenance", timeout=30), 405, "method_not_allowed")
-        conforms(requests.post(f"{url}/run_maintenance", data=b"{", timeout=30,
-                               headers={"Content-Type": "application/json"}), 400, "invalid_json")
+        conforms(
+            requests.post(
+                f"{url}/run_maintenance", data=b"{", timeout=30, headers={"Content-Type": "application/json"}
+            ),
+            400,
+            "invalid_json",
+        )
     finally:
         server.stop()
     assert scalar(db, "SELECT count(*) FROM guests") == 1
@@ -206,12 +255,17 @@ def test_submit_response_answers_conform(api, db):
     conforms(api.post("submit_response", {"sessionId": others, "data": 1}, guest=key), 403, "permission_denied")
     conforms(api.post("submit_response", {"sessionId": str(uuid.uuid4()), "data": 1}, guest=key), 404, "not_found")
     conforms(api.post("submit_response", {"sessionId": session}, guest=key), 400, "invalid_argument")
-    conforms(api.post("submit_response", {"sessionId": session, "data": 1, "level": -1}, guest=key),
-             400, "invalid_argument")
-    conforms(api.post("submit_response", {"sessionId": session, "data": 1, "level": "5"}, guest=key),
-             400, "invalid_argument")
-    conforms(api.post("submit_response", {"sessionId": session, "data": "x" * limits.MAX_DATA_BYTES}, guest=key),
-             400, "invalid_argument")
+    conforms(
+        api.post("submit_response", {"sessionId": session, "data": 1, "level": -1}, guest=key), 400, "invalid_argument"
+    )
+    conforms(
+        api.post("submit_response", {"sessionId": session, "data": 1, "level": "5"}, guest=key), 400, "invalid_argument"
+    )
+    conforms(
+        api.post("submit_response", {"sessionId": session, "data": "x" * limits.MAX_DATA_BYTES}, guest=key),
+        400,
+        "invalid_argument",
+    )
     conforms(api.post("submit_response", {"sessionId": session, "data": 1}), 401, "unauthenticated")
     conforms(api.get("submit_response", guest=key), 405, "method_not_allowed")
     assert [r.level for r in rows(db, "SELECT level FROM responses ORDER BY created_at")] == [3, None]
@@ -260,8 +314,11 @@ def test_register_answers_conform(api, db, auth_emulator):
     conforms(api.post("register", {"displayName": "   "}, token=user.id_token), 400, "invalid_argument")
     conforms(api.post("register", {"displayName": "a\nb"}, token=user.id_token), 400, "invalid_argument")
     conforms(api.post("register", {}, token=user.id_token, guest="bad key"), 400, "invalid_argument")
-    conforms(api.post("register", data=b"<x/>", token=user.id_token, headers={"Content-Type": "text/xml"}),
-             415, "unsupported_media_type")
+    conforms(
+        api.post("register", data=b"<x/>", token=user.id_token, headers={"Content-Type": "text/xml"}),
+        415,
+        "unsupported_media_type",
+    )
     conforms(api.get("register", token=user.id_token), 405, "method_not_allowed")
     assert rows(db, "SELECT * FROM users ORDER BY id") == users_before
 
@@ -290,20 +347,33 @@ def test_export_my_data_answers_conform(api, db, auth_emulator):
 def test_anonymous_account_claims_answer_conform(api, db, auth_emulator):
     anonymous, user = auth_emulator.anonymous(), auth_emulator.new_user()
     session = conforms(api.post("create_session", {}, token=anonymous.id_token), 201)
-    claimed = conforms(api.post("register", {}, token=user.id_token,
-                                headers={"X-Anonymous-Token": anonymous.id_token}), 201)
+    claimed = conforms(
+        api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token}), 201
+    )
     assert claimed["migratedSessions"] == 1 and claimed["user"]["visitorNumber"] == session["visitorNumber"]
     conforms(api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token}), 200)
-    conforms(api.post("register", {}, token=auth_emulator.new_user().id_token,
-                      headers={"X-Anonymous-Token": anonymous.id_token}), 409, "conflict")
-    conforms(api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": user.id_token}),
-             400, "invalid_argument")
-    conforms(api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": "not-a-token"}),
-             401, "unauthenticated")
-    for answer in (api.post("create_session", {}, token=anonymous.id_token),
-                   api.post("submit_response", {"sessionId": session["sessionId"], "data": 1},
-                            token=anonymous.id_token),
-                   api.get("get_visitor", token=anonymous.id_token)):
+    conforms(
+        api.post(
+            "register", {}, token=auth_emulator.new_user().id_token, headers={"X-Anonymous-Token": anonymous.id_token}
+        ),
+        409,
+        "conflict",
+    )
+    conforms(
+        api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": user.id_token}),
+        400,
+        "invalid_argument",
+    )
+    conforms(
+        api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": "not-a-token"}),
+        401,
+        "unauthenticated",
+    )
+    for answer in (
+        api.post("create_session", {}, token=anonymous.id_token),
+        api.post("submit_response", {"sessionId": session["sessionId"], "data": 1}, token=anonymous.id_token),
+        api.get("get_visitor", token=anonymous.id_token),
+    ):
         conforms(answer, 403, "guest_claimed")
 
 
@@ -336,15 +406,28 @@ GET_FUNCTIONS = {f.name for f in HTTP if f.method == "GET"}
 
 @pytest.mark.parametrize("function", HTTP_FUNCTIONS)
 def test_preflights_and_cors_answers_conform(api, function):
-    granted = conforms(requests.options(api.url(function), headers={
-        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type, x-guest-key"}, timeout=30), 204)
+    granted = conforms(
+        requests.options(
+            api.url(function),
+            headers={
+                "Origin": ALLOWED_ORIGIN,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, x-guest-key",
+            },
+            timeout=30,
+        ),
+        204,
+    )
     assert granted is None
     refused = requests.options(api.url(function), headers={"Origin": "https://evil.example"}, timeout=30)
     conforms(refused, 403, "permission_denied")
     assert "Access-Control-Allow-Origin" not in refused.headers
-    answer = requests.request("GET" if function in GET_FUNCTIONS else "POST", api.url(function),
-                              headers={"Origin": ALLOWED_ORIGIN}, timeout=30)
+    answer = requests.request(
+        "GET" if function in GET_FUNCTIONS else "POST",
+        api.url(function),
+        headers={"Origin": ALLOWED_ORIGIN},
+        timeout=30,
+    )
     conforms(answer, 401, "unauthenticated")
     assert answer.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
 
@@ -367,7 +450,12 @@ def test_researcher_answers_conform(api, db, auth_emulator):
     stats = conforms(api.get("get_study_stats", token=researcher), 200)
     assert [e["experimentId"] for e in stats["experiments"]] == ["a", None]
     conforms(api.get("api/get_study_stats", token=researcher), 200)
-    for params in ("", "?format=csv", "?format=jsonl&table=visitors", "?experimentId=a&experimentId=&from=2026-01-01T00:00:00Z"):
+    for params in (
+        "",
+        "?format=csv",
+        "?format=jsonl&table=visitors",
+        "?experimentId=a&experimentId=&from=2026-01-01T00:00:00Z",
+    ):
         conforms(api.get(f"export_data{params}", token=researcher), 200)
     conforms(api.get("export_data?format=zip&table=responses", token=researcher), 400, "invalid_argument")
     conforms(api.get("get_study_stats?experimentId=a%20b", token=researcher), 400, "invalid_argument")
@@ -375,8 +463,11 @@ def test_researcher_answers_conform(api, db, auth_emulator):
         conforms(api.get(function), 401, "unauthenticated")
         conforms(api.get(function, guest=key), 401, "unauthenticated")
         conforms(api.get(function, token=auth_emulator.new_user().id_token), 403, "permission_denied")
-        conforms(api.get(f"{function}?experimentId=b", token=auth_emulator.researcher(["a"]).id_token), 403,
-                 "permission_denied")
+        conforms(
+            api.get(f"{function}?experimentId=b", token=auth_emulator.researcher(["a"]).id_token),
+            403,
+            "permission_denied",
+        )
         conforms(api.post(function, {}, token=researcher), 405, "method_not_allowed")
 
 
@@ -386,8 +477,12 @@ def test_unavailable_answers_conform(database_down, auth_emulator):
     researcher = {"Authorization": f"Bearer {auth_emulator.researcher(True).id_token}"}
     answers = [
         requests.post(f"{url}/create_session", json={}, headers={"X-Guest-Key": key}, timeout=30),
-        requests.post(f"{url}/submit_response", json={"sessionId": str(uuid.uuid4()), "data": 1},
-                      headers={"X-Guest-Key": key}, timeout=30),
+        requests.post(
+            f"{url}/submit_response",
+            json={"sessionId": str(uuid.uuid4()), "data": 1},
+            headers={"X-Guest-Key": key},
+            timeout=30,
+        ),
         requests.get(f"{url}/get_visitor", headers={"X-Guest-Key": key}, timeout=30),
         requests.get(f"{url}/export_my_data", headers={"X-Guest-Key": key}, timeout=30),
         requests.post(f"{url}/register", json={}, headers={"Authorization": f"Bearer {user.id_token}"}, timeout=30),
@@ -396,8 +491,12 @@ def test_unavailable_answers_conform(database_down, auth_emulator):
         requests.get(f"{url}/export_data", headers=researcher, timeout=30),
         requests.get(f"{url}/export_data?format=csv", headers=researcher, timeout=30),
         requests.post(f"{url}/create_claim_code", json={}, headers={"X-Guest-Key": key}, timeout=30),
-        requests.post(f"{url}/register", json={"claimCode": "23456789"}, timeout=30,
-                      headers={"Authorization": f"Bearer {user.id_token}"}),
+        requests.post(
+            f"{url}/register",
+            json={"claimCode": "23456789"},
+            timeout=30,
+            headers={"Authorization": f"Bearer {user.id_token}"},
+        ),
     ]
     for answer in answers:
         conforms(answer, 503, "unavailable")
@@ -410,9 +509,11 @@ def test_the_check_itself_fails_on_a_nonconforming_answer(api, db):
 
     good = api.post("create_session", {}, guest=new_guest_key())
     conforms(good, 201)
-    for spoil in (lambda r: setattr(r, "_content", b'{"sessionId": 1}'),
-                  lambda r: setattr(r, "status_code", 404),
-                  lambda r: r.headers.pop("Cache-Control")):
+    for spoil in (
+        lambda r: setattr(r, "_content", b'{"sessionId": 1}'),
+        lambda r: setattr(r, "status_code", 404),
+        lambda r: r.headers.pop("Cache-Control"),
+    ):
         response = api.post("create_session", {}, guest=new_guest_key())
         spoil(response)
         with pytest.raises(OpenAPIError):

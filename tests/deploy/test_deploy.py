@@ -43,8 +43,14 @@ def make_deploy(**variables: str) -> subprocess.CompletedProcess:
     # A clean environment: only what make needs and the variables of this call.
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
     arguments = [f"{name}={value}" for name, value in variables.items()]
-    return subprocess.run(["make", "--no-print-directory", "deploy", *arguments], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["make", "--no-print-directory", "deploy", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def printed_commands(**overrides: str) -> list[list[str]]:
@@ -93,13 +99,19 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         assert f["--service-account"] == [f"{account}@acme-study.iam.gserviceaccount.com"]
         assert "--trigger-http" in f and "--allow-unauthenticated" in f
         assert "--retry" not in f and "--trigger-event-filters" not in f
-        assert env_vars(deployed[name])["ALLOWED_ORIGINS"] == \
-            "https://acme-study.web.app,https://acme-study.firebaseapp.com"
+        assert (
+            env_vars(deployed[name])["ALLOWED_ORIGINS"]
+            == "https://acme-study.web.app,https://acme-study.firebaseapp.com"
+        )
         # One gunicorn process, a thread per concurrent request, and a pool that never opens
         # a connection only to close it after the burst.
         assert f["--concurrency"] == ["8"]
-        assert {k: env_vars(deployed[name])[k] for k in ("WORKERS", "THREADS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")} \
-            == {"WORKERS": "1", "THREADS": "8", "DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "0"}
+        assert {k: env_vars(deployed[name])[k] for k in ("WORKERS", "THREADS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")} == {
+            "WORKERS": "1",
+            "THREADS": "8",
+            "DB_POOL_SIZE": "3",
+            "DB_MAX_OVERFLOW": "0",
+        }
 
 
 def test_the_erasing_functions_have_their_own_identity_database_user_and_the_bucket():
@@ -115,8 +127,10 @@ def test_the_erasing_functions_have_their_own_identity_database_user_and_the_buc
 
 def test_the_storage_trigger_filters_on_the_bucket_and_retries():
     f = flags(deploys(printed_commands())["on_upload_finalized"])
-    assert sorted(f["--trigger-event-filters"]) == ["bucket=acme-study.appspot.com",
-                                                    "type=google.cloud.storage.object.v1.finalized"]
+    assert sorted(f["--trigger-event-filters"]) == [
+        "bucket=acme-study.appspot.com",
+        "type=google.cloud.storage.object.v1.finalized",
+    ]
     assert "--retry" in f and "--trigger-http" not in f and "--allow-unauthenticated" not in f
     # Its own identities: the code's (Storage, Firestore) and Eventarc's (invoking it).
     assert f["--service-account"] == ["visitors-uploads@acme-study.iam.gserviceaccount.com"]
@@ -150,23 +164,43 @@ def test_migrations_run_once_before_the_functions_with_the_password_read_from_se
     assignments = dict(a.split("=", 1) for a in argv[1:] if "=" in a and not a.startswith("-"))
     assert assignments["INSTANCE_CONNECTION_NAME"] == "acme-study:europe-west1:visitors"
     assert assignments["DB_USER"] == "postgres"
-    assert assignments["DB_PASS"] == ("$(gcloud secrets versions access latest "
-                                      "--secret=visitors-db-migrator-password --project=acme-study)")
-    assert argv[-4:] == ["-m", "shared.migrate", "--functions-user=visitors-functions",
-                         "--erasure-user=visitors-erasure"]
+    assert assignments["DB_PASS"] == (
+        "$(gcloud secrets versions access latest --secret=visitors-db-migrator-password --project=acme-study)"
+    )
+    assert argv[-4:] == [
+        "-m",
+        "shared.migrate",
+        "--functions-user=visitors-functions",
+        "--erasure-user=visitors-erasure",
+    ]
 
 
 def test_firebase_rules_and_hosting_are_deployed_last():
     commands = printed_commands()
-    assert commands[-1] == ["npx", "firebase", "deploy", "--only", "firestore:rules,storage,hosting",
-                            "--project", "acme-study"]
+    assert commands[-1] == [
+        "npx",
+        "firebase",
+        "deploy",
+        "--only",
+        "firestore:rules,storage,hosting",
+        "--project",
+        "acme-study",
+    ]
 
 
 def test_the_storage_rules_go_to_the_uploads_bucket_not_the_default_one():
     """firebase.json names a deploy target for the storage rules, bound to BUCKET just before the deploy."""
     commands = printed_commands(BUCKET="acme-uploads")
-    assert commands[-2] == ["npx", "firebase", "target:apply", "storage", "uploads", "acme-uploads",
-                            "--project", "acme-study"]
+    assert commands[-2] == [
+        "npx",
+        "firebase",
+        "target:apply",
+        "storage",
+        "uploads",
+        "acme-uploads",
+        "--project",
+        "acme-study",
+    ]
     firebase = json.loads((ROOT / "firebase.json").read_text())
     assert firebase["storage"] == [{"target": "uploads", "rules": "storage.rules"}]
 
@@ -175,9 +209,11 @@ def test_the_trigger_location_is_asked_for_with_how_to_find_it():
     result = make_deploy(DRY_RUN="1", **{k: v for k, v in SETTINGS.items() if k != "TRIGGER_LOCATION"})
     assert result.returncode != 0 and result.stdout.strip() == ""
     lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
-    assert lines == ["make deploy: TRIGGER_LOCATION is not set: the storage trigger must be in the bucket's "
-                     "location; set it to `gcloud storage buckets describe gs://acme-study.appspot.com "
-                     "--format='value(location)'`, lowercased (e.g. us, eu, europe-west1)"]
+    assert lines == [
+        "make deploy: TRIGGER_LOCATION is not set: the storage trigger must be in the bucket's "
+        "location; set it to `gcloud storage buckets describe gs://acme-study.appspot.com "
+        "--format='value(location)'`, lowercased (e.g. us, eu, europe-west1)"
+    ]
     commands = printed_commands(TRIGGER_LOCATION="US")
     (trigger,) = [c for c in commands if "on_upload_finalized" in c and "deploy" in c]
     assert "--trigger-location=us" in trigger
@@ -188,30 +224,43 @@ def test_iam_database_auth_sends_no_password_at_all():
     deployed = deploys(commands)
     for name, argv in deployed.items():
         assert flags(argv).get("--set-secrets", []) == (
-            ["GUEST_LIMIT_KEY=visitors-guest-limit-key:latest"] if name == "create_session" else [])
+            ["GUEST_LIMIT_KEY=visitors-guest-limit-key:latest"] if name == "create_session" else []
+        )
         env = env_vars(argv)
         assert env["DB_IAM_AUTH"] == "true"
         # Each service account is its own database user, and each joins visitor_functions.
         account = flags(argv)["--service-account"][0]
         assert env["DB_USER"] == account.removesuffix(".gserviceaccount.com")
     (migrate,) = [argv for argv in commands if "shared.migrate" in argv]
-    assert migrate[-4:] == ["--functions-user=visitors-functions@acme-study.iam",
-                            "--functions-user=visitors-uploads@acme-study.iam",
-                            "--erasure-user=visitors-erasure@acme-study.iam",
-                            "--erasure-user=visitors-maintenance@acme-study.iam"]
+    assert migrate[-4:] == [
+        "--functions-user=visitors-functions@acme-study.iam",
+        "--functions-user=visitors-uploads@acme-study.iam",
+        "--erasure-user=visitors-erasure@acme-study.iam",
+        "--erasure-user=visitors-maintenance@acme-study.iam",
+    ]
 
 
 def test_sizing_and_options_are_passed_through():
     # DB_MAX_CONNECTIONS: these sizes need up to 4 x 3 x 4 + 7 x 1 x 4 + 5 = 81 connections.
-    deployed = deploys(printed_commands(MAX_INSTANCES="3", CONCURRENCY="16", DB_POOL_SIZE="3", DB_MAX_OVERFLOW="1",
-                                        TRIGGER_LOCATION="eu", ALLOWED_ORIGINS="https://a.example,https://b.example"))
+    deployed = deploys(
+        printed_commands(
+            MAX_INSTANCES="3",
+            CONCURRENCY="16",
+            DB_POOL_SIZE="3",
+            DB_MAX_OVERFLOW="1",
+            TRIGGER_LOCATION="eu",
+            ALLOWED_ORIGINS="https://a.example,https://b.example",
+        )
+    )
     f = flags(deployed["create_session"])
     assert f["--max-instances"] == ["3"]
     for rare in ("delete_my_data", "create_claim_code"):
         assert flags(deployed[rare])["--max-instances"] == ["1"]  # RIGHTS_MAX_INSTANCES
     for researchers in RESEARCH_FUNCTIONS:  # few callers, read-only: the functions' identity
         assert flags(deployed[researchers])["--max-instances"] == ["1"]
-        assert flags(deployed[researchers])["--service-account"] == flags(deployed["create_session"])["--service-account"]
+        assert (
+            flags(deployed[researchers])["--service-account"] == flags(deployed["create_session"])["--service-account"]
+        )
         assert "--allow-unauthenticated" in deployed[researchers]  # the claim is checked by the function
     assert flags(deployed["export_data"])["--timeout"] == ["3600s"]  # an export streams for minutes
     assert flags(deployed["get_study_stats"])["--timeout"] == f["--timeout"] == ["60s"]
@@ -234,8 +283,13 @@ def test_a_missing_variable_is_one_line_naming_it_and_nothing_runs(missing):
 def test_every_problem_is_one_line_both_the_deploys_and_the_functions_and_nothing_runs():
     # MAX_INSTANCES and DB_IAM_AUTH are the deploy's; the origin and the bucket, the functions'
     # (shared.core.config.check() of the environment each function is deployed with).
-    result = make_deploy(DRY_RUN="1", **{**SETTINGS, "BUCKET": "Acme_Uploads", "INSTANCE_CONNECTION_NAME": "acme"},
-                         MAX_INSTANCES="many", DB_IAM_AUTH="ture", ALLOWED_ORIGINS="https://ok.example,acme.web.app")
+    result = make_deploy(
+        DRY_RUN="1",
+        **{**SETTINGS, "BUCKET": "Acme_Uploads", "INSTANCE_CONNECTION_NAME": "acme"},
+        MAX_INSTANCES="many",
+        DB_IAM_AUTH="ture",
+        ALLOWED_ORIGINS="https://ok.example,acme.web.app",
+    )
     assert result.returncode != 0 and result.stdout.strip() == ""
     lines = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
     assert lines == [
@@ -256,8 +310,9 @@ def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_s
     settings, problems = deploy.problems(SETTINGS)
     assert problems == [] and deploy.functions_problems(settings) == []
     # The password is not in the functions' environment: --set-secrets gives it to them.
-    assert "DB_PASS is not set: give the database password, or set DB_IAM_AUTH=true" in \
-        config.check(deploy.http_env(settings))
+    assert "DB_PASS is not set: give the database password, or set DB_IAM_AUTH=true" in config.check(
+        deploy.http_env(settings)
+    )
     assert deploy.problems({**SETTINGS, "DB_IAM_AUTH": "true"})[1] == []
     # What the functions read is what the deploy gives them, not the deployer's environment.
     assert deploy.problems({**SETTINGS, "LOG_LEVEL": "verbose", "RETRY_AFTER_SECONDS": "0"})[1] == []
@@ -296,17 +351,23 @@ def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_sch
     assert f["--service-account"] == ["visitors-maintenance@acme-study.iam.gserviceaccount.com"]
     assert f["--max-instances"] == ["1"] and f["--timeout"] == ["900s"]
     assert f["--set-secrets"] == ["DB_PASS=visitors-db-erasure-password:latest"]
-    assert {k: env[k] for k in ("DB_USER", "STORAGE_BUCKET", "GUEST_RETENTION_DAYS", "MAINTENANCE_INVOKER",
-                                "MAINTENANCE_AUDIENCE")} == {
-        "DB_USER": "visitors-erasure", "STORAGE_BUCKET": "acme-study.appspot.com", "GUEST_RETENTION_DAYS": "30",
-        "MAINTENANCE_INVOKER": "visitors-scheduler@acme-study.iam.gserviceaccount.com", "MAINTENANCE_AUDIENCE": url}
+    assert {
+        k: env[k]
+        for k in ("DB_USER", "STORAGE_BUCKET", "GUEST_RETENTION_DAYS", "MAINTENANCE_INVOKER", "MAINTENANCE_AUDIENCE")
+    } == {
+        "DB_USER": "visitors-erasure",
+        "STORAGE_BUCKET": "acme-study.appspot.com",
+        "GUEST_RETENTION_DAYS": "30",
+        "MAINTENANCE_INVOKER": "visitors-scheduler@acme-study.iam.gserviceaccount.com",
+        "MAINTENANCE_AUDIENCE": url,
+    }
     assert "GUEST_RETENTION_DAYS" not in env_vars(deploys(printed_commands())["run_maintenance"])  # off by default
 
     (binding,) = [a for a in commands if a[:3] == ["gcloud", "functions", "add-invoker-policy-binding"]]
     assert binding[3] == "run_maintenance"
     assert flags(binding)["--member"] == ["serviceAccount:visitors-scheduler@acme-study.iam.gserviceaccount.com"]
     (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
-    create, update = job[:job.index("||")], job[job.index("||") + 1:]
+    create, update = job[: job.index("||")], job[job.index("||") + 1 :]
     assert update[:5] == ["gcloud", "scheduler", "jobs", "update", "http"] and update[5:] == create[5:]
     j = flags(create)
     assert create[5] == "visitors-maintenance"
@@ -320,11 +381,16 @@ def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_sch
 
 def test_each_function_is_deployed_as_its_row_says():
     """Identity, instance cap, timeout, access and App Check come from the function's row alone."""
-    commands = printed_commands(APP_CHECK="monitor", MAX_INSTANCES="4", RIGHTS_MAX_INSTANCES="2",
-                                TRIGGER_MAX_INSTANCES="3")
+    commands = printed_commands(
+        APP_CHECK="monitor", MAX_INSTANCES="4", RIGHTS_MAX_INSTANCES="2", TRIGGER_MAX_INSTANCES="3"
+    )
     deployed = deploys(commands)
-    accounts = {"functions": "visitors-functions", "erasure": "visitors-erasure",
-                "maintenance": "visitors-maintenance", "uploads": "visitors-uploads"}
+    accounts = {
+        "functions": "visitors-functions",
+        "erasure": "visitors-erasure",
+        "maintenance": "visitors-maintenance",
+        "uploads": "visitors-uploads",
+    }
     caps = {"MAX_INSTANCES": "4", "RIGHTS_MAX_INSTANCES": "2", "TRIGGER_MAX_INSTANCES": "3"}
     for row in FUNCTIONS:
         f, env = flags(deployed[row.name]), env_vars(deployed[row.name])
@@ -338,7 +404,7 @@ def test_each_function_is_deployed_as_its_row_says():
     # The scheduler waits for run_maintenance as long as its row lets it run.
     (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
     (scheduled,) = [row for row in FUNCTIONS if row.callers == "scheduler"]
-    assert flags(job[:job.index("||")])["--attempt-deadline"] == [scheduled.timeout]
+    assert flags(job[: job.index("||")])["--attempt-deadline"] == [scheduled.timeout]
 
 
 def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
@@ -371,8 +437,14 @@ def gcloud_commands(line: list[str]) -> list[list[str]]:
 def make_setup(**variables: str) -> subprocess.CompletedProcess:
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
     arguments = [f"{name}={value}" for name, value in variables.items()]
-    return subprocess.run(["make", "--no-print-directory", "setup", *arguments], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["make", "--no-print-directory", "setup", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def printed_setup(**variables: str) -> list[list[str]]:
@@ -383,29 +455,39 @@ def printed_setup(**variables: str) -> list[list[str]]:
 
 
 if shutil.which("gcloud"):
+
     def test_gcloud_accepts_every_printed_command():
         printed = printed_commands()
         commands = [argv for argv in printed if argv[:3] == ["gcloud", "functions", "deploy"]]
         # and run_maintenance's invoker binding and scheduler job (create, and the update after "||")
         for argv in printed:
             if argv[:2] == ["gcloud", "scheduler"] or argv[:3] == ["gcloud", "functions", "add-invoker-policy-binding"]:
-                commands += [argv[:argv.index("||")], argv[argv.index("||") + 1:]] if "||" in argv else [argv]
+                commands += [argv[: argv.index("||")], argv[argv.index("||") + 1 :]] if "||" in argv else [argv]
         # and every gcloud command of `make setup`, with passwords and with IAM database authentication
         # (each check, each create, each command substitution).
-        setup = [argv for variables in ({}, {"DB_IAM_AUTH": "true", "TIER": "db-g1-small"})
-                 for line in printed_setup(**variables) for argv in gcloud_commands(line)]
+        setup = [
+            argv
+            for variables in ({}, {"DB_IAM_AUTH": "true", "TIER": "db-g1-small"})
+            for line in printed_setup(**variables)
+            for argv in gcloud_commands(line)
+        ]
         assert len(setup) > 40
         commands += [list(argv) for argv in dict.fromkeys(map(tuple, setup))]  # each once
         with tempfile.TemporaryDirectory() as config:
-            env = {"PATH": os.environ["PATH"], "CLOUDSDK_CONFIG": config, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-                   "HOME": config}
+            env = {
+                "PATH": os.environ["PATH"],
+                "CLOUDSDK_CONFIG": config,
+                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+                "HOME": config,
+            }
 
             def parse(argv: list[str]) -> tuple[list[str], subprocess.CompletedProcess]:
-                return argv, subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-                                            stdin=subprocess.DEVNULL)
+                return argv, subprocess.run(
+                    argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+                )
 
             with ThreadPoolExecutor(2) as pool:  # the machine's two cores
-                results = list(pool.map(parse, commands + [argv[:-1] + ["--no-such-flag"] for argv in commands[:1]]))
+                results = list(pool.map(parse, commands + [[*argv[:-1], "--no-such-flag"] for argv in commands[:1]]))
             for argv, result in results:
                 assert result.returncode != 0  # no account: nothing can be deployed from here
                 if argv[-1] == "--no-such-flag":
@@ -416,8 +498,11 @@ if shutil.which("gcloud"):
 
 
 def test_the_upload_leaves_out_what_is_not_deployed():
-    ignored = {line.strip() for line in (ROOT / ".gcloudignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".gcloudignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".venv/", "node_modules/", ".local/", "tests/", "devtools/", ".git/"} <= ignored
     assert not {"main.py", "functions/", "shared/", "requirements.txt"} & ignored
 
@@ -455,8 +540,14 @@ def test_a_dry_run_needs_only_the_python_environment(tmp_path):
     (clone / ".venv").symlink_to(ROOT / ".venv")
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
     arguments = [f"{name}={value}" for name, value in SETTINGS.items()]
-    result = subprocess.run(["make", "--no-print-directory", "deploy", "DRY_RUN=1", *arguments], cwd=clone,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "deploy", "DRY_RUN=1", *arguments],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gcloud functions deploy create_session" in result.stdout
     assert "npm" not in result.stdout.split("gcloud", 1)[0]  # nothing ran before the printed commands

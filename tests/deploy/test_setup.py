@@ -9,17 +9,25 @@ from devtools import setup
 from tests.deploy.test_deploy import make_deploy, make_setup, printed_setup
 
 # The commands that create something: each must be guarded by a check of what it would create.
-CREATES = (("gcloud", "firestore", "databases", "create"), ("gcloud", "storage", "buckets", "create"),
-           ("gcloud", "sql", "instances", "create"), ("gcloud", "sql", "databases", "create"),
-           ("gcloud", "secrets", "create"), ("gcloud", "iam", "service-accounts", "create"),
-           ("gcloud", "sql", "users", "create"), ("npx", "firebase", "projects:addfirebase"),
-           ("npx", "firebase", "apps:create"), ("gcloud", "sql", "instances", "patch"))
+CREATES = (
+    ("gcloud", "firestore", "databases", "create"),
+    ("gcloud", "storage", "buckets", "create"),
+    ("gcloud", "sql", "instances", "create"),
+    ("gcloud", "sql", "databases", "create"),
+    ("gcloud", "secrets", "create"),
+    ("gcloud", "iam", "service-accounts", "create"),
+    ("gcloud", "sql", "users", "create"),
+    ("npx", "firebase", "projects:addfirebase"),
+    ("npx", "firebase", "apps:create"),
+    ("gcloud", "sql", "instances", "patch"),
+)
 
 
 def creating(line: list[str]) -> bool:
     """A create (or the one patch, which restarts the instance), or Firebase's addFirebase of the bucket."""
-    return (any(tuple(line[i:i + len(c)]) == c for c in CREATES for i in range(len(line)))
-            or any(token.endswith(":addFirebase") for token in line))
+    return any(tuple(line[i : i + len(c)]) == c for c in CREATES for i in range(len(line))) or any(
+        token.endswith(":addFirebase") for token in line
+    )
 
 
 def test_every_create_is_guarded_by_a_check_and_everything_else_only_sets():
@@ -30,15 +38,21 @@ def test_every_create_is_guarded_by_a_check_and_everything_else_only_sets():
                 # CHECK >/dev/null 2>&1 || CREATE, or CHECK | grep -qF WHAT || CREATE: the create runs only
                 # when the check fails, and the check comes first.
                 assert "||" in line, line
-                assert not creating(line[:line.index("||")]), line
+                assert not creating(line[: line.index("||")]), line
             else:
                 assert "||" not in line, line
-                assert line[:3] in (["gcloud", "auth", "print-access-token"], ["gcloud", "services", "enable"],
-                                    ["gcloud", "projects", "add-iam-policy-binding"],
-                                    ["gcloud", "storage", "buckets"], ["gcloud", "secrets", "add-iam-policy-binding"],
-                                    ["gcloud", "sql", "users"], ["curl", "-fsS", "-o"]), line
-        assert len(lines) == len(setup.steps(setup.Settings.read(
-            {"PROJECT": "acme-study", "REGION": "europe-west1", **variables})[0]))
+                assert line[:3] in (
+                    ["gcloud", "auth", "print-access-token"],
+                    ["gcloud", "services", "enable"],
+                    ["gcloud", "projects", "add-iam-policy-binding"],
+                    ["gcloud", "storage", "buckets"],
+                    ["gcloud", "secrets", "add-iam-policy-binding"],
+                    ["gcloud", "sql", "users"],
+                    ["curl", "-fsS", "-o"],
+                ), line
+        assert len(lines) == len(
+            setup.steps(setup.Settings.read({"PROJECT": "acme-study", "REGION": "europe-west1", **variables})[0])
+        )
 
 
 def test_the_steps_say_how_they_are_idempotent():
@@ -52,10 +66,14 @@ def test_the_project_s_resources_are_made_in_the_region_with_the_defaults():
     lines = [shlex.join(line) for line in printed_setup()]
     text = "\n".join(lines)
     assert "gcloud firestore databases create --location=europe-west1 --project=acme-study" in text
-    assert ("gcloud storage buckets create gs://acme-study-uploads --location=europe-west1 "
-            "--uniform-bucket-level-access --project=acme-study") in text
-    assert ("gcloud sql instances create visitors --database-version=POSTGRES_16 --edition=ENTERPRISE "
-            "--tier=db-custom-1-3840 --region=europe-west1 --project=acme-study") in text
+    assert (
+        "gcloud storage buckets create gs://acme-study-uploads --location=europe-west1 "
+        "--uniform-bucket-level-access --project=acme-study"
+    ) in text
+    assert (
+        "gcloud sql instances create visitors --database-version=POSTGRES_16 --edition=ENTERPRISE "
+        "--tier=db-custom-1-3840 --region=europe-west1 --project=acme-study"
+    ) in text
     for account in setup.ACCOUNTS:
         assert f"gcloud iam service-accounts create {account} --project=acme-study" in text
     for secret, _ in setup.SECRETS:
@@ -64,20 +82,28 @@ def test_the_project_s_resources_are_made_in_the_region_with_the_defaults():
 
 
 def test_a_chosen_bucket_instance_and_tier_and_iam_database_auth():
-    text = "\n".join(shlex.join(line) for line in printed_setup(
-        BUCKET="gs://acme.appspot.com", INSTANCE="study", TIER="db-g1-small", DB_IAM_AUTH="true"))
+    text = "\n".join(
+        shlex.join(line)
+        for line in printed_setup(
+            BUCKET="gs://acme.appspot.com", INSTANCE="study", TIER="db-g1-small", DB_IAM_AUTH="true"
+        )
+    )
     assert "gs://acme.appspot.com" in text and "acme-study-uploads" not in text
     assert "--tier=db-g1-small" in text and "--database-flags=cloudsql.iam_authentication=on" in text
     for account in setup.IAM_DB_USERS:
-        assert (f"gcloud sql users create {account}@acme-study.iam --instance=study "
-                "--type=cloud_iam_service_account --project=acme-study") in text
+        assert (
+            f"gcloud sql users create {account}@acme-study.iam --instance=study "
+            "--type=cloud_iam_service_account --project=acme-study"
+        ) in text
 
 
 def test_no_password_is_ever_printed_they_are_made_and_read_inside_the_line():
     result = make_setup(DRY_RUN="1", PROJECT="acme-study", REGION="europe-west1")
     (set_password,) = [line for line in result.stdout.splitlines() if "set-password" in line]
-    assert set_password.endswith('"--password=$(gcloud secrets versions access latest '
-                                 '--secret=visitors-db-migrator-password --project=acme-study)"')
+    assert set_password.endswith(
+        '"--password=$(gcloud secrets versions access latest '
+        '--secret=visitors-db-migrator-password --project=acme-study)"'
+    )
     for line in result.stdout.splitlines():
         if "gcloud secrets create" in line:
             assert " || openssl rand -base64 " in line and " | tr -d '\\n' | gcloud secrets create " in line

@@ -24,16 +24,18 @@ def with_sessions(api, token: str, sessions: int = 2, responses_each: int = 2) -
         session = api.post("create_session", {"experimentId": f"anon-{i}"}, token=token)
         assert session.status_code == 201, session.text
         for level in range(responses_each):
-            answer = api.post("submit_response", {"sessionId": session.json()["sessionId"], "level": level,
-                                                  "data": {"i": i}}, token=token)
+            answer = api.post(
+                "submit_response",
+                {"sessionId": session.json()["sessionId"], "level": level, "data": {"i": i}},
+                token=token,
+            )
             assert answer.status_code == 201, answer.text
         made.append(session.json())
     return made
 
 
 def claim(api, user, anonymous, **kwargs):
-    return api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token},
-                    **kwargs)
+    return api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token}, **kwargs)
 
 
 def user_row(db, uid):
@@ -55,8 +57,11 @@ def test_an_anonymous_accounts_sessions_are_its_own(api, db, auth_emulator):
     assert rows(db, "SELECT DISTINCT visitor_number FROM responses") == [(1,)]
     # Another visitor cannot write into them.
     other = auth_emulator.anonymous()
-    assert_error(api.post("submit_response", {"sessionId": made[0]["sessionId"], "data": 1}, token=other.id_token),
-                 403, "permission_denied")
+    assert_error(
+        api.post("submit_response", {"sessionId": made[0]["sessionId"], "data": 1}, token=other.id_token),
+        403,
+        "permission_denied",
+    )
 
 
 def test_linking_the_account_then_registering_keeps_everything_in_place(api, db, auth_emulator):
@@ -103,9 +108,14 @@ def test_signing_in_to_an_existing_account_claims_the_anonymous_one(api, db, aut
     body = claimed.json()
     assert (body["migrated"], body["migratedSessions"], body["mergedFromVisitorNumber"]) == (True, 2, 2)
     assert body["user"]["id"] == existing.uid and body["user"]["visitorNumber"] == 1
-    assert {(str(r.id), r.user_id, r.visitor_number) for r in rows(
-        db, "SELECT id, user_id, visitor_number FROM sessions WHERE id = ANY(CAST(:ids AS uuid[]))",
-        ids=list(session_ids))} == {(s, existing.uid, 1) for s in session_ids}
+    assert {
+        (str(r.id), r.user_id, r.visitor_number)
+        for r in rows(
+            db,
+            "SELECT id, user_id, visitor_number FROM sessions WHERE id = ANY(CAST(:ids AS uuid[]))",
+            ids=list(session_ids),
+        )
+    } == {(s, existing.uid, 1) for s in session_ids}
     assert rows(db, "SELECT DISTINCT visitor_number FROM responses") == [(1,)]
     assert scalar(db, "SELECT count(*) FROM responses") == 4
     assert rows(db, "SELECT from_number, to_number, user_id FROM visitor_merges") == [(2, 1, existing.uid)]
@@ -126,12 +136,13 @@ def test_signing_in_to_an_existing_account_claims_the_anonymous_one(api, db, aut
     assert snapshot(db) == before
 
     # The anonymous uid is done: guest_claimed wherever it calls.
-    for answer in (api.post("create_session", {}, token=anonymous.id_token),
-                   api.post("submit_response", {"sessionId": made[0]["sessionId"], "data": 1},
-                            token=anonymous.id_token),
-                   api.get("get_visitor", token=anonymous.id_token),
-                   api.get("export_my_data", token=anonymous.id_token),
-                   api.post("create_claim_code", {}, token=anonymous.id_token)):
+    for answer in (
+        api.post("create_session", {}, token=anonymous.id_token),
+        api.post("submit_response", {"sessionId": made[0]["sessionId"], "data": 1}, token=anonymous.id_token),
+        api.get("get_visitor", token=anonymous.id_token),
+        api.get("export_my_data", token=anonymous.id_token),
+        api.post("create_claim_code", {}, token=anonymous.id_token),
+    ):
         assert_error(answer, 403, "guest_claimed")
     assert snapshot(db) == before
 
@@ -177,20 +188,29 @@ def test_the_header_must_hold_a_valid_anonymous_token(api, db, auth_emulator):
 
     error = assert_error(claim_with(password_user.id_token), 400, "invalid_argument")
     assert "anonymous" in error["message"]
-    expired = auth_emulator.crafted_token(anonymous.uid, iat=now - 7200, auth_time=now - 7200, exp=now - 1,
-                                          firebase={"identities": {}, "sign_in_provider": "anonymous"})
+    expired = auth_emulator.crafted_token(
+        anonymous.uid,
+        iat=now - 7200,
+        auth_time=now - 7200,
+        exp=now - 1,
+        firebase={"identities": {}, "sign_in_provider": "anonymous"},
+    )
     assert "expired" in assert_error(claim_with(expired), 401, "unauthenticated")["message"]
-    for forged in (auth_emulator.crafted_token(anonymous.uid, aud="someone-elses-project",
-                                               firebase={"identities": {}, "sign_in_provider": "anonymous"}),
-                   auth_emulator.crafted_token("no-such-user",
-                                               firebase={"identities": {}, "sign_in_provider": "anonymous"}),
-                   "not-a-jwt", ""):
+    for forged in (
+        auth_emulator.crafted_token(
+            anonymous.uid, aud="someone-elses-project", firebase={"identities": {}, "sign_in_provider": "anonymous"}
+        ),
+        auth_emulator.crafted_token("no-such-user", firebase={"identities": {}, "sign_in_provider": "anonymous"}),
+        "not-a-jwt",
+        "",
+    ):
         answer = claim_with(forged)
         assert_error(answer, 401, "unauthenticated")
         assert not forged or forged not in answer.text
     # Only one visitor per call.
-    both = api.post("register", {}, token=user.id_token, guest=new_guest_key(),
-                    headers={"X-Anonymous-Token": anonymous.id_token})
+    both = api.post(
+        "register", {}, token=user.id_token, guest=new_guest_key(), headers={"X-Anonymous-Token": anonymous.id_token}
+    )
     assert_error(both, 400, "invalid_argument")
     assert snapshot(db) == before  # user's register never happened: no users row for it
 
@@ -213,14 +233,21 @@ def test_create_session_racing_the_claim_of_an_anonymous_account_leaves_nothing_
 
         def create(client):
             barrier.wait()
-            return client.post(api.url("create_session"), json={}, timeout=30,
-                               headers={"Authorization": f"Bearer {anonymous.id_token}"})
+            return client.post(
+                api.url("create_session"),
+                json={},
+                timeout=30,
+                headers={"Authorization": f"Bearer {anonymous.id_token}"},
+            )
 
         def claim_it(client):
             barrier.wait()
-            return client.post(api.url("register"), json={}, timeout=30,
-                               headers={"Authorization": f"Bearer {user.id_token}",
-                                        "X-Anonymous-Token": anonymous.id_token})
+            return client.post(
+                api.url("register"),
+                json={},
+                timeout=30,
+                headers={"Authorization": f"Bearer {user.id_token}", "X-Anonymous-Token": anonymous.id_token},
+            )
 
         with ThreadPoolExecutor(creators + 1) as pool:
             creates = [pool.submit(create, client) for client in http[:creators]]
@@ -233,13 +260,15 @@ def test_create_session_racing_the_claim_of_an_anonymous_account_leaves_nothing_
         for answer in created:
             if answer.status_code == 201:
                 outcomes["created"] += 1
-                assert rows(db, "SELECT user_id, visitor_number FROM sessions WHERE id = :id",
-                            id=answer.json()["sessionId"]) == [(user.uid, user_number)], f"round {round_number}"
+                assert rows(
+                    db, "SELECT user_id, visitor_number FROM sessions WHERE id = :id", id=answer.json()["sessionId"]
+                ) == [(user.uid, user_number)], f"round {round_number}"
             else:
                 outcomes["refused"] += 1
                 assert_error(answer, 403, "guest_claimed")
-        assert scalar(db, "SELECT count(*) FROM sessions WHERE user_id = :a", a=anonymous.uid) == 0, \
+        assert scalar(db, "SELECT count(*) FROM sessions WHERE user_id = :a", a=anonymous.uid) == 0, (
             f"round {round_number}: a session was left with the claimed anonymous account"
+        )
         assert user_row(db, anonymous.uid).visitor_number is None
     assert sum(outcomes.values()) == 100
     print(f"race outcomes over 50 rounds: {outcomes}")

@@ -26,8 +26,15 @@ from devtools.stack import BUCKET, PROJECT, ROOT, FunctionsServer
 from tests.support import rows
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TIMEOUT_MS = 20_000
 BUNDLE = ROOT / "public" / "build" / "app.js"
 OUTPUT = ROOT / "test-results"
@@ -37,8 +44,10 @@ OUTPUT = ROOT / "test-results"
 in_chromium = pytest.mark.skipif(
     not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
     reason=f"{CHROMIUM} is missing: install the Debian package chromium (apt-get install chromium), "
-           "which `make test` does as root" if not CHROMIUM.exists()
-    else "the playwright package is missing: run `make install` (requirements-dev.txt)")
+    "which `make test` does as root"
+    if not CHROMIUM.exists()
+    else "the playwright package is missing: run `make install` (requirements-dev.txt)",
+)
 
 
 @contextmanager
@@ -112,14 +121,16 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     page.get_by_role("button", name="Start").click()
     expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
 
-    for answer, progress in (("blue", "Level 2 • 33% Complete"), ("Lyon", "Level 3 • 67% Complete"),
-                             ("toast", "Level 3 • 100% Complete")):
+    for answer, progress in (
+        ("blue", "Level 2 • 33% Complete"),
+        ("Lyon", "Level 3 • 67% Complete"),
+        ("toast", "Level 3 • 100% Complete"),
+    ):
         page.get_by_label(re.compile(r"\?$")).fill(answer)
         page.get_by_role("button", name="Submit answer").click()
         expect(header(page)).to_have_text(f"Visitor #1 • {progress}")
     stored = rows(db, "SELECT level, data->>'answer' AS answer, visitor_number FROM responses ORDER BY level")
-    assert [(r.level, r.answer, r.visitor_number) for r in stored] == [(1, "blue", 1), (2, "Lyon", 1),
-                                                                       (3, "toast", 1)]
+    assert [(r.level, r.answer, r.visitor_number) for r in stored] == [(1, "blue", 1), (2, "Lyon", 1), (3, "toast", 1)]
 
     (session_id,) = [r.id for r in rows(db, "SELECT id::text FROM sessions")]
     upload = tmp_path / "notes.txt"
@@ -136,8 +147,9 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     name = f"sessions%2F{session_id}%2Fnotes.txt"
     assert f"{base}/v0/b/{BUCKET}/o?name={name}" in requested
     assert f"{base}/v0/b/{BUCKET}/o/{name}" in requested
-    stored_object = requests.get(f"{stack.storage.url}/storage/v1/b/{BUCKET}/o/{name}", params={"alt": "media"},
-                                 timeout=10)
+    stored_object = requests.get(
+        f"{stack.storage.url}/storage/v1/b/{BUCKET}/o/{name}", params={"alt": "media"}, timeout=10
+    )
     assert stored_object.text == "hello from the browser\n"
 
     page.get_by_label("Email").fill("ada@example.com")
@@ -217,7 +229,8 @@ def test_the_pages_edges(stack, api, db, auth_emulator, page):
     page.get_by_role("button", name="Sign up", exact=True).click()
     expect(page.locator("#error")).to_have_text(
         "Sign-up failed: an account with this email exists already: use \u201cI already have an account\u201d. "
-        "(auth/email-already-in-use)")
+        "(auth/email-already-in-use)"
+    )
     page.get_by_label("Password").fill("abc")  # the browser refuses it (minlength 6) and sends nothing
     page.get_by_role("button", name="Sign up", exact=True).click()
     expect(page.locator("#error")).to_be_hidden()
@@ -239,8 +252,9 @@ def test_the_pages_edges(stack, api, db, auth_emulator, page):
 def functions_with_short_timeouts(stack, tmp_path):
     """The functions with a 1 s statement timeout and Retry-After: 1, on their own port."""
     log = tmp_path / "functions-short.log"
-    server = FunctionsServer(free_port(), {**stack.env(), "DB_STATEMENT_TIMEOUT_MS": "1000",
-                                           "RETRY_AFTER_SECONDS": "1"}, log).start()
+    server = FunctionsServer(
+        free_port(), {**stack.env(), "DB_STATEMENT_TIMEOUT_MS": "1000", "RETRY_AFTER_SECONDS": "1"}, log
+    ).start()
     yield server, log
     server.stop()
 
@@ -275,8 +289,12 @@ def test_functions_serve_the_page_and_api_aliases(stack, api, db):
     assert requests.get(f"{base}/build/app.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
     # The dev server's settings stand in for the committed production ones.
     assert requests.get(f"{base}/config.json", timeout=10).json() == {
-        "functionsUrl": "/api", "authEmulatorUrl": f"http://{stack.auth.host}", "bucket": BUCKET, "anonymousAuth": False,
-        "storageEmulatorHost": base.removeprefix("http://")}
+        "functionsUrl": "/api",
+        "authEmulatorUrl": f"http://{stack.auth.host}",
+        "bucket": BUCKET,
+        "anonymousAuth": False,
+        "storageEmulatorHost": base.removeprefix("http://"),
+    }
     committed = json.loads((ROOT / "public" / "config.json").read_text())  # production: the functions' own URLs
     assert (committed["functionsUrl"], committed["functionsRegion"]) == ("", "europe-west1")
     assert requests.get(f"{base}/__/firebase/init.json", timeout=10).json()["projectId"] == PROJECT
@@ -292,8 +310,15 @@ def test_the_dev_storage_api_refuses_what_it_does_not_serve_in_the_sdks_error_sh
     base = f"{stack.env()['FUNCTIONS_URL']}/v0/b/{BUCKET}/o"
     refused = [
         (requests.post(f"{base}?name=a.txt", data=b"x", timeout=10), 400),  # not multipart (uploadBytesResumable)
-        (requests.post(f"{base}?name=a.txt", data=b"not multipart", timeout=10,
-                       headers={"X-Goog-Upload-Protocol": "multipart", "Content-Type": "multipart/related; b=1"}), 400),
+        (
+            requests.post(
+                f"{base}?name=a.txt",
+                data=b"not multipart",
+                timeout=10,
+                headers={"X-Goog-Upload-Protocol": "multipart", "Content-Type": "multipart/related; b=1"},
+            ),
+            400,
+        ),
         (requests.get(f"{base}/sessions%2Fnone.txt", timeout=10), 404),
         (requests.delete(f"{base}/sessions%2Fnone.txt", timeout=10), 405),
         (requests.get(f"{stack.env()['FUNCTIONS_URL']}/v0/elsewhere", timeout=10), 404),
@@ -307,6 +332,7 @@ def test_the_dev_storage_api_refuses_what_it_does_not_serve_in_the_sdks_error_sh
 
 
 # --- the page on another origin than the functions --------------------------
+
 
 @pytest.fixture
 def page_origin(stack):
@@ -332,8 +358,9 @@ def page_origin(stack):
             pass
 
     Handler.extensions_map = {**Handler.extensions_map, ".js": "text/javascript"}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()),
-                                             functools.partial(Handler, directory=str(ROOT / "public")))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", free_port()), functools.partial(Handler, directory=str(ROOT / "public"))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     origin = f"http://127.0.0.1:{server.server_address[1]}"
@@ -345,8 +372,9 @@ def page_origin(stack):
 @pytest.fixture
 def functions_allowing(stack, tmp_path, page_origin):
     origin, _ = page_origin
-    server = FunctionsServer(free_port(), {**stack.env(), "ALLOWED_ORIGINS": origin},
-                             tmp_path / "functions-cors.log").start()
+    server = FunctionsServer(
+        free_port(), {**stack.env(), "ALLOWED_ORIGINS": origin}, tmp_path / "functions-cors.log"
+    ).start()
     yield server
     server.stop()
 

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -55,7 +55,7 @@ def test_a_code_made_by_a_guest_claims_it_for_the_user_who_enters_it(api, db, au
     body = answer.json()
     assert set(body) == {"claimCode", "expiresAt"} and CODE.match(body["claimCode"])
     expires_at = datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00"))
-    assert timedelta(seconds=590) < expires_at - datetime.now(timezone.utc) <= timedelta(seconds=600)
+    assert timedelta(seconds=590) < expires_at - datetime.now(UTC) <= timedelta(seconds=600)
     (stored,) = rows(db, "SELECT * FROM claim_codes")
     assert stored.code_hash == hashlib.sha256(body["claimCode"].encode()).digest()  # only the hash is kept
     assert (stored.guest_id, stored.user_id, stored.used_at) == (guest_row(db, key).id, None, None)
@@ -81,7 +81,8 @@ def test_a_code_made_by_a_guest_claims_it_for_the_user_who_enters_it(api, db, au
     assert_error(api.post("create_session", {}, guest=key), 403, "guest_claimed")
     assert_error(api.post("create_claim_code", {}, guest=key), 403, "guest_claimed")
     assert {s["sessionId"] for s in made} <= {
-        s["sessionId"] for s in api.get("get_visitor", token=user.id_token).json()["sessions"]}
+        s["sessionId"] for s in api.get("get_visitor", token=user.id_token).json()["sessions"]
+    }
 
 
 def test_a_used_code_is_refused_to_anyone_else_and_harmless_to_its_user(api, db, auth_emulator):
@@ -99,7 +100,9 @@ def test_a_used_code_is_refused_to_anyone_else_and_harmless_to_its_user(api, db,
 
     assert snapshot(db) == before  # the other account was not even created
     assert rows(db, "SELECT user_id, cardinality(failed_at) FROM claim_code_attempts ORDER BY 2") == [
-        (user.uid, 0), (other.uid, 1)]
+        (user.uid, 0),
+        (other.uid, 1),
+    ]
 
 
 def test_a_new_code_replaces_the_unused_one(api, db, auth_emulator):
@@ -116,15 +119,16 @@ def test_a_new_code_replaces_the_unused_one(api, db, auth_emulator):
 
 def test_an_expired_code_is_refused(stack, db, auth_emulator, tmp_path: Path):
     """Functions served with CLAIM_CODE_TTL_SECONDS=1: the code is refused once PostgreSQL's clock passes it."""
-    server = FunctionsServer(free_port(), {**stack.env(), "CLAIM_CODE_TTL_SECONDS": "1"},
-                             tmp_path / "functions.log").start()
+    server = FunctionsServer(
+        free_port(), {**stack.env(), "CLAIM_CODE_TTL_SECONDS": "1"}, tmp_path / "functions.log"
+    ).start()
     try:
         api = Api(server.url)
         key = new_guest_key()
         guest_with_sessions(api, key, sessions=1, responses_each=0)
         code = make_code(api, guest=key)
         expires_at = datetime.fromisoformat(code["expiresAt"].replace("Z", "+00:00"))
-        assert expires_at - datetime.now(timezone.utc) <= timedelta(seconds=1)
+        assert expires_at - datetime.now(UTC) <= timedelta(seconds=1)
         deadline = time.monotonic() + 10
         while scalar(db, "SELECT now() < expires_at FROM claim_codes"):  # until the database's clock passes it
             assert time.monotonic() < deadline
@@ -157,7 +161,8 @@ def test_five_wrong_codes_then_the_right_one_is_429(api, db, auth_emulator):
     assert 1 <= int(refused.headers["Retry-After"]) <= claim_codes.WRONG_CODE_WINDOW_SECONDS
     assert guest_row(db, key).claimed_by is None and scalar(db, "SELECT used_at FROM claim_codes") is None
     assert rows(db, "SELECT user_id, cardinality(failed_at) FROM claim_code_attempts") == [
-        (guesser.uid, claim_codes.MAX_WRONG_CODES)]
+        (guesser.uid, claim_codes.MAX_WRONG_CODES)
+    ]
     # The limit is the guesser's: another account redeems the code.
     assert redeem(api, auth_emulator.new_user(), right).status_code == 201
 
@@ -173,8 +178,12 @@ def test_two_users_redeeming_one_code_at_once_exactly_one_claims(api, db, auth_e
         def redeem_at_once(user):
             http = requests.Session()
             barrier.wait()
-            return http.post(api.url("register"), json={"claimCode": code}, timeout=30,
-                             headers={"Authorization": f"Bearer {user.id_token}"})
+            return http.post(
+                api.url("register"),
+                json={"claimCode": code},
+                timeout=30,
+                headers={"Authorization": f"Bearer {user.id_token}"},
+            )
 
         with ThreadPoolExecutor(len(users)) as pool:
             answers = list(pool.map(redeem_at_once, users))
@@ -186,7 +195,8 @@ def test_two_users_redeeming_one_code_at_once_exactly_one_claims(api, db, auth_e
         assert guest_row(db, key).claimed_by == winner.uid, f"round {round_number}"
         assert scalar(db, "SELECT used_by FROM claim_codes WHERE guest_id = :g", g=guest_row(db, key).id) == winner.uid
         assert rows(db, "SELECT DISTINCT user_id FROM sessions WHERE guest_id = :g", g=guest_row(db, key).id) == [
-            (winner.uid,)]
+            (winner.uid,)
+        ]
 
 
 def test_an_anonymous_account_makes_a_code_and_is_claimed_by_it(api, db, auth_emulator):
@@ -201,8 +211,7 @@ def test_an_anonymous_account_makes_a_code_and_is_claimed_by_it(api, db, auth_em
     assert registered.status_code == 201 and registered.json()["migratedSessions"] == 1
     assert registered.json()["user"]["visitorNumber"] == session["visitorNumber"]
     assert rows(db, "SELECT user_id FROM sessions") == [(user.uid,)]
-    assert rows(db, "SELECT claimed_by, visitor_number FROM users WHERE id = :a", a=anonymous.uid) == [
-        (user.uid, None)]
+    assert rows(db, "SELECT claimed_by, visitor_number FROM users WHERE id = :a", a=anonymous.uid) == [(user.uid, None)]
     assert_error(api.post("create_session", {}, token=anonymous.id_token), 403, "guest_claimed")
 
 

@@ -15,8 +15,7 @@ import pytest
 
 from devtools.ports import free_port
 from devtools.stack import FunctionsServer
-from tests.e2e.test_browser import header, in_chromium, new_page
-from tests.e2e.test_browser import browser, output_dir  # noqa: F401 - fixtures, shared with the page's other tests
+from tests.e2e.test_browser import browser, header, in_chromium, new_page, output_dir  # noqa: F401 - fixtures, shared with the page's other tests
 from tests.support import register, rows
 
 PASSWORD = "correct-horse-battery"  # tests.support's AuthEmulatorClient signs users up with it
@@ -60,19 +59,23 @@ def sign_in(page, email: str, button: str = "I already have an account"):
 
 def assert_folded(db, user_id: str, guest_session_ids: list[str], from_number: int, to_number: int):
     """Every session of the guest and its responses are the user's, with the user's number; the merge is recorded."""
-    sessions = rows(db, "SELECT user_id, visitor_number FROM sessions WHERE id::text = ANY(:ids)",
-                    ids=guest_session_ids)
+    sessions = rows(
+        db, "SELECT user_id, visitor_number FROM sessions WHERE id::text = ANY(:ids)", ids=guest_session_ids
+    )
     assert [(s.user_id, s.visitor_number) for s in sessions] == [(user_id, to_number)] * len(guest_session_ids)
-    responses = rows(db, "SELECT visitor_number FROM responses WHERE session_id::text = ANY(:ids)",
-                     ids=guest_session_ids)
+    responses = rows(
+        db, "SELECT visitor_number FROM responses WHERE session_id::text = ANY(:ids)", ids=guest_session_ids
+    )
     assert [r.visitor_number for r in responses] == [to_number] * 3
     assert [(m.from_number, m.to_number) for m in rows(db, "SELECT from_number, to_number FROM visitor_merges")] == [
-        (from_number, to_number)]
+        (from_number, to_number)
+    ]
 
 
 @in_chromium
-def test_a_guest_who_signs_in_to_an_existing_account_is_folded_into_it(stack, api, db, auth_emulator, browser,
-                                                                       output_dir):
+def test_a_guest_who_signs_in_to_an_existing_account_is_folded_into_it(
+    stack, api, db, auth_emulator, browser, output_dir
+):
     from playwright.sync_api import expect
 
     user, earlier = existing_account(api, auth_emulator)  # Visitor #1
@@ -83,7 +86,8 @@ def test_a_guest_who_signs_in_to_an_existing_account_is_folded_into_it(stack, ap
         sign_in(page, user.email)
 
         expect(page.locator("#account")).to_have_text(
-            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)")
+            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)"
+        )
         expect(header(page)).to_have_text("Visitor #1 • Level 3 • 100% Complete")
         expect(page.locator("#history li")).to_have_count(2)
         expect(page.locator("#history li").first).to_have_text(f"Session {guest_session[:8]} • 3 answers")
@@ -94,14 +98,16 @@ def test_a_guest_who_signs_in_to_an_existing_account_is_folded_into_it(stack, ap
 
         page.reload()  # the note stays with the account
         expect(page.locator("#account")).to_have_text(
-            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)")
+            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)"
+        )
     assert_folded(db, user.uid, [guest_session], 2, 1)
     assert [(g.claimed_by) for g in rows(db, "SELECT claimed_by FROM guests")] == [user.uid]
 
 
 @in_chromium
-def test_a_wrong_password_for_an_existing_account_is_a_sentence_and_claims_nothing(stack, api, db, auth_emulator,
-                                                                                   browser):
+def test_a_wrong_password_for_an_existing_account_is_a_sentence_and_claims_nothing(
+    stack, api, db, auth_emulator, browser
+):
     from playwright.sync_api import expect
 
     user, _ = existing_account(api, auth_emulator)
@@ -113,18 +119,21 @@ def test_a_wrong_password_for_an_existing_account_is_a_sentence_and_claims_nothi
         page.get_by_role("button", name="I already have an account").click()
         # The emulator says auth/wrong-password, production auth/invalid-credential: the same sentence.
         expect(page.locator("#error")).to_have_text(
-            re.compile(r"^Sign-in failed: the email or the password is not right\. \(auth/[a-z-]+\)$"))
+            re.compile(r"^Sign-in failed: the email or the password is not right\. \(auth/[a-z-]+\)$")
+        )
         expect(page.locator("#account-line")).to_be_hidden()
         expect(header(page)).to_have_text("Visitor #2 • Level 3 • 100% Complete")
-    assert [(s.user_id is None, s.visitor_number) for s in rows(db, "SELECT user_id, visitor_number FROM sessions "
-                                                                    "WHERE experiment_id = 'reference-page'")] == [
-        (True, 2)]
+    assert [
+        (s.user_id is None, s.visitor_number)
+        for s in rows(db, "SELECT user_id, visitor_number FROM sessions WHERE experiment_id = 'reference-page'")
+    ] == [(True, 2)]
     assert rows(db, "SELECT * FROM visitor_merges") == []
 
 
 @in_chromium
-def test_a_code_from_one_browser_brings_the_guest_to_a_user_signed_in_in_another(stack, api, db, auth_emulator,
-                                                                                 browser, output_dir):
+def test_a_code_from_one_browser_brings_the_guest_to_a_user_signed_in_in_another(
+    stack, api, db, auth_emulator, browser, output_dir
+):
     from playwright.sync_api import expect
 
     user, _ = existing_account(api, auth_emulator)  # Visitor #1
@@ -148,13 +157,16 @@ def test_a_code_from_one_browser_brings_the_guest_to_a_user_signed_in_in_another
         laptop.get_by_role("button", name="Bring it here").click()
         expect(laptop.locator("#claim-status")).to_have_text("Visitor #2 was folded into Visitor #1 (1 session)")
         expect(laptop.locator("#account")).to_have_text(
-            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)")
+            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)"
+        )
         expect(laptop.locator("#history li").first).to_have_text(f"Session {guest_session[:8]} • 3 answers")
         laptop.screenshot(path=str(output_dir / "device-2-claimed.png"), full_page=True)
 
         laptop.get_by_label("Code from the other device").fill(code)  # again: harmless to the user who used it
         laptop.get_by_role("button", name="Bring it here").click()
-        expect(laptop.locator("#claim-status")).to_have_text("Nothing more to bring: that code's guest is already here.")
+        expect(laptop.locator("#claim-status")).to_have_text(
+            "Nothing more to bring: that code's guest is already here."
+        )
         laptop.get_by_label("Code from the other device").fill("ABCDEFGH")  # a wrong one: a message, nothing moves
         laptop.get_by_role("button", name="Bring it here").click()
         expect(laptop.locator("#error")).to_contain_text("wrong, used or expired")
@@ -169,19 +181,22 @@ def test_a_code_from_one_browser_brings_the_guest_to_a_user_signed_in_in_another
 
 # --- the anonymous-auth mode -------------------------------------------------
 
+
 @pytest.fixture
 def anonymous_mode(stack, tmp_path):
     """The functions and the page served with ANONYMOUS_AUTH=true (make dev reads it the same way),
     on a port of their own."""
-    server = FunctionsServer(free_port(), {**stack.env(), "ANONYMOUS_AUTH": "true"},
-                             tmp_path / "functions-anonymous.log").start()
+    server = FunctionsServer(
+        free_port(), {**stack.env(), "ANONYMOUS_AUTH": "true"}, tmp_path / "functions-anonymous.log"
+    ).start()
     yield server
     server.stop()
 
 
 @in_chromium
-def test_anonymous_mode_sign_up_links_the_account_and_keeps_everything_in_place(db, anonymous_mode, browser,
-                                                                                output_dir):
+def test_anonymous_mode_sign_up_links_the_account_and_keeps_everything_in_place(
+    db, anonymous_mode, browser, output_dir
+):
     from playwright.sync_api import expect
 
     with fresh_page(browser) as page:
@@ -200,15 +215,17 @@ def test_anonymous_mode_sign_up_links_the_account_and_keeps_everything_in_place(
     (user,) = rows(db, "SELECT id, email, visitor_number FROM users")
     assert (user.id, user.email, user.visitor_number) == (anonymous.user_id, "linked@example.com", 1)
     assert [(s.user_id, s.visitor_number) for s in rows(db, "SELECT user_id, visitor_number FROM sessions")] == [
-        (anonymous.user_id, 1)]
+        (anonymous.user_id, 1)
+    ]
     assert rows(db, "SELECT * FROM visitor_merges") == []
 
 
 @in_chromium
 @pytest.mark.parametrize("button", ["Sign up", "I already have an account"])
 def test_anonymous_mode_into_an_existing_account_moves_the_data_with_the_anonymous_token(
-        api, db, auth_emulator, anonymous_mode, browser, output_dir, button):
-    """"Sign up" with an existing account's email: Firebase refuses the link
+    api, db, auth_emulator, anonymous_mode, browser, output_dir, button
+):
+    """ "Sign up" with an existing account's email: Firebase refuses the link
     (auth/email-already-in-use), and the page signs in and sends X-Anonymous-Token instead."""
     from playwright.sync_api import expect
 
@@ -216,12 +233,14 @@ def test_anonymous_mode_into_an_existing_account_moves_the_data_with_the_anonymo
     with fresh_page(browser) as page:
         start(page, f"{anonymous_mode.url}/", 2)
         guest_session = page.evaluate("localStorage.getItem('sessionId')")
-        (anonymous_uid,) = [s.user_id for s in rows(db, "SELECT user_id FROM sessions WHERE id::text = :id",
-                                                     id=guest_session)]
+        (anonymous_uid,) = [
+            s.user_id for s in rows(db, "SELECT user_id FROM sessions WHERE id::text = :id", id=guest_session)
+        ]
         answer_all(page, 2)
         sign_in(page, user.email, button)
         expect(page.locator("#account")).to_have_text(
-            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)")
+            f"Signed in as {user.email} • Visitor #2 was folded into Visitor #1 (1 session)"
+        )
         expect(header(page)).to_have_text("Visitor #1 • Level 3 • 100% Complete")
         page.screenshot(path=str(output_dir / "merged.png"), full_page=True)
     assert_folded(db, user.uid, [guest_session], 2, 1)

@@ -26,8 +26,12 @@ def test_distinct_first_sessions_take_exactly_consecutive_numbers(api, db, secon
     bases = [api.base_url, second_server.url]  # 1 + 2 gunicorn worker processes
 
     def first_session(i: int):
-        response = requests.post(f"{bases[i % 2]}/create_session", json={"experimentId": "load"},
-                                 headers={"X-Guest-Key": new_guest_key()}, timeout=60)
+        response = requests.post(
+            f"{bases[i % 2]}/create_session",
+            json={"experimentId": "load"},
+            headers={"X-Guest-Key": new_guest_key()},
+            timeout=60,
+        )
         return response.status_code, response.json()
 
     with ThreadPoolExecutor(CLIENTS) as pool:

@@ -22,8 +22,9 @@ def test_exhausted_sequence_still_creates_the_session_without_a_number(api, db, 
     assert response.status_code == 201
     body = response.json()
     assert body["visitorNumber"] is None and body["experimentId"] == "e"
-    (session,) = rows(db, "SELECT visitor_number, guest_id FROM sessions WHERE id = CAST(:id AS uuid)",
-                      id=body["sessionId"])
+    (session,) = rows(
+        db, "SELECT visitor_number, guest_id FROM sessions WHERE id = CAST(:id AS uuid)", id=body["sessionId"]
+    )
     assert session.visitor_number is None and str(session.guest_id) == body["guestId"]
     (guest,) = rows(db, "SELECT visitor_number FROM guests WHERE id = CAST(:id AS uuid)", id=body["guestId"])
     assert guest.visitor_number is None

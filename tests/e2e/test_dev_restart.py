@@ -19,8 +19,14 @@ import requests
 from devtools import dev
 from devtools.clients import AuthEmulatorClient
 from devtools.stack import BUCKET, PROJECT, Stack
-from tests.e2e.test_browser import BUNDLE, chromium, header, in_chromium, new_page
-from tests.e2e.test_browser import output_dir  # noqa: F401 - a fixture, shared with the page's other tests
+from tests.e2e.test_browser import (
+    BUNDLE,
+    chromium,
+    header,
+    in_chromium,
+    new_page,
+    output_dir,  # noqa: F401 - a fixture, shared with the page's other tests
+)
 from tests.support import Api, assert_error
 
 
@@ -35,15 +41,21 @@ def valid_since(auth_host: str, uid: str) -> str | None:
     """The account's validSince (tokens issued before it are refused), as firebase-admin's get_user reads it."""
     response = requests.post(
         f"http://{auth_host}/identitytoolkit.googleapis.com/v1/projects/{PROJECT}/accounts:lookup",
-        json={"localId": [uid]}, headers={"Authorization": "Bearer owner"}, timeout=10)
+        json={"localId": [uid]},
+        headers={"Authorization": "Bearer owner"},
+        timeout=10,
+    )
     response.raise_for_status()
     return response.json()["users"][0].get("validSince")
 
 
 def saved_token_check(auth_host: str, token: str) -> requests.Response:
     """What the Firebase SDK asks the Auth emulator about its saved user when a page loads (accounts:lookup)."""
-    return requests.post(f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:lookup?key=fake-api-key",
-                         json={"idToken": token}, timeout=10)
+    return requests.post(
+        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:lookup?key=fake-api-key",
+        json={"idToken": token},
+        timeout=10,
+    )
 
 
 def assert_revoked(stack: Stack, token: str) -> None:
@@ -127,9 +139,11 @@ def test_a_restart_keeps_the_account_its_sessions_and_its_uploads(tmp_path, outp
     assert not any((workdir / name).exists() for name in dev.STATE)
     stack = stack_in(workdir, ports).start()
     try:
-        login = requests.post(f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/"
-                              "accounts:signInWithPassword?key=fake-api-key",
-                              json={"email": "restart@example.com", "password": "correct-horse"}, timeout=10)
+        login = requests.post(
+            f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key",
+            json={"email": "restart@example.com", "password": "correct-horse"},
+            timeout=10,
+        )
         assert login.status_code == 400 and "EMAIL_NOT_FOUND" in login.text
         assert stack.firestore.all_documents() == []
         listed = requests.get(f"{stack.storage.url}/storage/v1/b/{BUCKET}/o", timeout=10).json()

@@ -72,7 +72,8 @@ def test_withdrawal_racing_create_session_leaves_nothing_of_the_visitor(api, db,
             assert session["visitorNumber"] > first["visitorNumber"]
             assert session["guestId"] != first["guestId"]
             assert rows(db, "SELECT id FROM sessions WHERE visitor_number = :n", n=session["visitorNumber"]) == [
-                (uuid.UUID(session["sessionId"]),)]
+                (uuid.UUID(session["sessionId"]),)
+            ]
         assert rows_left(db, traces) == []
     assert sum(orders.values()) == ROUNDS
 
@@ -86,9 +87,12 @@ def test_withdrawal_racing_submit_response_leaves_no_response(api, db, firestore
 
         erased, submitted = at_once(
             withdraw(api, key),
-            lambda client: client.post(api.url("submit_response"), json={"sessionId": session["sessionId"],
-                                                                          "data": {"late": True}},
-                                       headers={"X-Guest-Key": key}, timeout=60),
+            lambda client: client.post(
+                api.url("submit_response"),
+                json={"sessionId": session["sessionId"], "data": {"late": True}},
+                headers={"X-Guest-Key": key},
+                timeout=60,
+            ),
         )
 
         assert erased.status_code == 202, erased.text
@@ -103,7 +107,8 @@ def test_withdrawal_racing_submit_response_leaves_no_response(api, db, firestore
 
 @pytest.mark.slow
 def test_withdrawal_racing_register_either_erases_the_guest_or_leaves_it_to_the_user(
-        api, db, auth_emulator, firestore, bucket):
+    api, db, auth_emulator, firestore, bucket
+):
     """Ordered first, register claims the guest: its data is the user's now and the guest
     key may no longer withdraw it (403 guest_claimed). Ordered first, the erasure leaves
     nothing for register to claim. Either way no session of the guest is left unowned."""
@@ -115,8 +120,12 @@ def test_withdrawal_racing_register_either_erases_the_guest_or_leaves_it_to_the_
 
         erased, registered = at_once(
             withdraw(api, key),
-            lambda client: client.post(api.url("register"), json={}, timeout=60,
-                                       headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key}),
+            lambda client: client.post(
+                api.url("register"),
+                json={},
+                timeout=60,
+                headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key},
+            ),
         )
 
         assert registered.status_code == 201, registered.text

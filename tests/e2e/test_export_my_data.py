@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from devtools.stack import BUCKET
 from shared.web.auth import hash_guest_key
@@ -17,7 +17,7 @@ from tests.support import assert_error, guest_row, new_guest_key, register, rows
 # What the test sends: objects, arrays, unicode, scalars, null, with and without a level.
 RESPONSES = [
     (0, {"answer": "blue", "ms": 812, "nested": {"list": [1, 2.5, None, True], "empty": {}}}),
-    (None, ["ünïcödé", "日本語", "😀", "ﷺ", "\u202eRTL", "e\u0301", "quote\" backslash\\ tab\t"]),
+    (None, ["ünïcödé", "日本語", "😀", "ﷺ", "\u202eRTL", "e\u0301", 'quote" backslash\\ tab\t']),
     (3, None),
     (7, "just a string"),
     (2147483647, 12345678901234567890),
@@ -28,7 +28,7 @@ RESPONSES = [
 
 def utc(moment: datetime) -> str:
     """The test's own RFC 3339 UTC text of a stored time (not the product's encoder)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def export(api, **credentials):
@@ -45,14 +45,27 @@ def expected_document(db, firestore, where: str, **params) -> list[dict]:
     for s in rows(db, f"SELECT * FROM sessions s WHERE {where} ORDER BY s.created_at DESC", **params):
         responses = rows(db, "SELECT * FROM responses WHERE session_id = :s ORDER BY created_at", s=s.id)
         mine = sorted((u for u in uploads if u["sessionId"] == str(s.id)), key=lambda u: u["uploadedAt"])
-        sessions.append({
-            "sessionId": str(s.id), "experimentId": s.experiment_id, "metadata": s.metadata,
-            "createdAt": utc(s.created_at),
-            "responses": [{"responseId": str(r.id), "level": r.level, "data": r.data, "createdAt": utc(r.created_at)}
-                          for r in responses],
-            "uploads": [{"name": u["name"], "contentType": u["contentType"], "size": u["size"],
-                         "uploadedAt": utc(u["uploadedAt"])} for u in mine],
-        })
+        sessions.append(
+            {
+                "sessionId": str(s.id),
+                "experimentId": s.experiment_id,
+                "metadata": s.metadata,
+                "createdAt": utc(s.created_at),
+                "responses": [
+                    {"responseId": str(r.id), "level": r.level, "data": r.data, "createdAt": utc(r.created_at)}
+                    for r in responses
+                ],
+                "uploads": [
+                    {
+                        "name": u["name"],
+                        "contentType": u["contentType"],
+                        "size": u["size"],
+                        "uploadedAt": utc(u["uploadedAt"]),
+                    }
+                    for u in mine
+                ],
+            }
+        )
     return sessions
 
 
@@ -80,8 +93,10 @@ def test_a_guests_export_is_what_was_stored_field_by_field(uploads_world, db, fi
     first = new_session(api, "study-1", {"lang": "de", "screen": [1920, 1080]}, guest=key)
     second = new_session(api, "study-2", {"note": "ünïcödé ✓"}, guest=key)
     sent = {first["sessionId"]: RESPONSES[:3], second["sessionId"]: RESPONSES[3:]}
-    response_ids = {session_id: [respond(api, session_id, level, data, guest=key) for level, data in answers]
-                    for session_id, answers in sent.items()}
+    response_ids = {
+        session_id: [respond(api, session_id, level, data, guest=key) for level, data in answers]
+        for session_id, answers in sent.items()
+    }
     photo = upload(world, first["sessionId"], "photo.png", b"\x89PNG" + b"\x00" * 300, "image/png")
     notes = upload(world, first["sessionId"], "notes ü.txt", b"hello", "text/plain")
     clip = upload(world, second["sessionId"], "clip.json", b'{"a": 1}', "application/json")
@@ -101,28 +116,33 @@ def test_a_guests_export_is_what_was_stored_field_by_field(uploads_world, db, fi
 
     guest = guest_row(db, key)
     assert list(document) == ["visitorNumber", "userId", "guestId", "email", "displayName", "sessions"]
-    assert (document["visitorNumber"], document["userId"], document["guestId"]) == \
-        (guest.visitor_number, None, str(guest.id))
+    assert (document["visitorNumber"], document["userId"], document["guestId"]) == (
+        guest.visitor_number,
+        None,
+        str(guest.id),
+    )
     assert (document["email"], document["displayName"]) == (None, None)
-    assert document["sessions"] == expected_document(db, firestore, "s.guest_id = :g AND s.user_id IS NULL",
-                                                     g=guest.id)
+    assert document["sessions"] == expected_document(db, firestore, "s.guest_id = :g AND s.user_id IS NULL", g=guest.id)
 
     # And what the test itself sent and uploaded: newest session first, responses in order.
     assert [s["sessionId"] for s in document["sessions"]] == [second["sessionId"], first["sessionId"]]
     for session in document["sessions"]:
         assert set(session) == {"sessionId", "experimentId", "metadata", "createdAt", "responses", "uploads"}
         assert [r["responseId"] for r in session["responses"]] == response_ids[session["sessionId"]]
-        assert [(r["level"], r["data"]) for r in session["responses"]] == \
-            [(level, data) for level, data in sent[session["sessionId"]]]
+        assert [(r["level"], r["data"]) for r in session["responses"]] == [
+            (level, data) for level, data in sent[session["sessionId"]]
+        ]
     assert document["sessions"][1]["metadata"] == {"lang": "de", "screen": [1920, 1080]}
     assert document["sessions"][0]["experimentId"] == "study-2"
     by_name = {u["name"]: u for s in document["sessions"] for u in s["uploads"]}
     assert set(by_name) == {photo["name"], notes["name"], clip["name"]}
     assert by_name[photo["name"]]["size"] == 304 and by_name[photo["name"]]["contentType"] == "image/png"
-    assert by_name[notes["name"]] == {"name": f"sessions/{first['sessionId']}/notes ü.txt",
-                                      "contentType": "text/plain", "size": 5,
-                                      "uploadedAt": utc(datetime.fromisoformat(
-                                          notes["timeCreated"].replace("Z", "+00:00")))}
+    assert by_name[notes["name"]] == {
+        "name": f"sessions/{first['sessionId']}/notes ü.txt",
+        "contentType": "text/plain",
+        "size": 5,
+        "uploadedAt": utc(datetime.fromisoformat(notes["timeCreated"].replace("Z", "+00:00"))),
+    }
     assert [u["name"] for u in document["sessions"][1]["uploads"]] == [photo["name"], notes["name"]]
 
     # Nothing of the other guest; no key, no key hash, no bucket internals.
@@ -144,10 +164,14 @@ def test_a_user_who_claimed_a_guest_exports_both_and_nobody_elses(uploads_world,
     own = new_session(api, "mine", {"as": "user"}, token=user.id_token)
     own_response = respond(api, own["sessionId"], None, ["as", "the", "user"], token=user.id_token)
     # Others in the same database: a guest and a user, each with a session, a response and an upload.
-    foreign = [new_session(api, "x", {"who": "stranger guest"}, guest=stranger_key),
-               new_session(api, "x", {"who": "stranger user"}, token=stranger.id_token)]
-    foreign_responses = [respond(api, foreign[0]["sessionId"], 1, {"no": 1}, guest=stranger_key),
-                         respond(api, foreign[1]["sessionId"], 1, {"no": 2}, token=stranger.id_token)]
+    foreign = [
+        new_session(api, "x", {"who": "stranger guest"}, guest=stranger_key),
+        new_session(api, "x", {"who": "stranger user"}, token=stranger.id_token),
+    ]
+    foreign_responses = [
+        respond(api, foreign[0]["sessionId"], 1, {"no": 1}, guest=stranger_key),
+        respond(api, foreign[1]["sessionId"], 1, {"no": 2}, token=stranger.id_token),
+    ]
     upload(world, foreign[0]["sessionId"], "foreign.png", b"\x89PNG", "image/png")
     registered = register(api, user, guest_key, {"displayName": "Ada"})
     assert registered.status_code == 200 and registered.json()["migratedSessions"] == 1
@@ -156,15 +180,23 @@ def test_a_user_who_claimed_a_guest_exports_both_and_nobody_elses(uploads_world,
     _, document = export(api, token=user.id_token)
 
     (row,) = rows(db, "SELECT * FROM users WHERE id = :u", u=user.uid)
-    assert {k: document[k] for k in ("visitorNumber", "userId", "guestId", "email", "displayName")} == \
-        {"visitorNumber": row.visitor_number, "userId": user.uid, "guestId": None, "email": user.email,
-         "displayName": "Ada"}
+    assert {k: document[k] for k in ("visitorNumber", "userId", "guestId", "email", "displayName")} == {
+        "visitorNumber": row.visitor_number,
+        "userId": user.uid,
+        "guestId": None,
+        "email": user.email,
+        "displayName": "Ada",
+    }
     assert document["sessions"] == expected_document(db, firestore, "s.user_id = :u", u=user.uid)
-    assert [s["sessionId"] for s in document["sessions"]] == \
-        [after["sessionId"], own["sessionId"], as_guest["sessionId"]]
+    assert [s["sessionId"] for s in document["sessions"]] == [
+        after["sessionId"],
+        own["sessionId"],
+        as_guest["sessionId"],
+    ]
     assert [r["responseId"] for s in document["sessions"] for r in s["responses"]] == [own_response, guest_response]
-    assert [u["name"] for s in document["sessions"] for u in s["uploads"]] == \
-        [f"sessions/{as_guest['sessionId']}/guest.png"]
+    assert [u["name"] for s in document["sessions"] for u in s["uploads"]] == [
+        f"sessions/{as_guest['sessionId']}/guest.png"
+    ]
     assert document["sessions"][0]["metadata"] == {}  # create_session stores {} for no metadata
     text = json.dumps(document)
     for session, response in zip(foreign, foreign_responses):
@@ -189,8 +221,9 @@ def test_an_anonymous_account_exports_its_own_sessions(api, db, auth_emulator):
 
     assert document["userId"] == anonymous.uid and document["guestId"] is None and document["email"] is None
     assert document["visitorNumber"] == session["visitorNumber"]
-    assert [(s["sessionId"], [r["responseId"] for r in s["responses"]]) for s in document["sessions"]] == \
-        [(session["sessionId"], [response_id])]
+    assert [(s["sessionId"], [r["responseId"] for r in s["responses"]]) for s in document["sessions"]] == [
+        (session["sessionId"], [response_id])
+    ]
 
 
 def test_a_registered_user_without_sessions_gets_an_empty_list(api, db, auth_emulator):
@@ -199,8 +232,14 @@ def test_a_registered_user_without_sessions_gets_an_empty_list(api, db, auth_emu
 
     _, document = export(api, token=user.id_token)
 
-    assert document == {"visitorNumber": 1, "userId": user.uid, "guestId": None, "email": user.email,
-                        "displayName": None, "sessions": []}
+    assert document == {
+        "visitorNumber": 1,
+        "userId": user.uid,
+        "guestId": None,
+        "email": user.email,
+        "displayName": None,
+        "sessions": [],
+    }
 
 
 def test_refusals_have_the_error_shape(api, db, auth_emulator):

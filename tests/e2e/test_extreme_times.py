@@ -9,25 +9,36 @@ import requests
 
 from tests.support import assert_error
 
-EXTREMES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00.000001+00:01",
-            "9999-12-31T23:59:59.999999-00:01"]
+EXTREMES = [
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00.000001+00:01",
+    "9999-12-31T23:59:59.999999-00:01",
+]
 
 
 @pytest.mark.parametrize("name", ["from", "to"])
 @pytest.mark.parametrize("value", EXTREMES)
 def test_an_export_time_out_of_range_is_invalid_argument(api, auth_emulator, name, value):
     researcher = auth_emulator.researcher()
-    answer = requests.get(api.url("export_data"), params={name: value, "format": "csv"}, timeout=60,
-                          headers={"Authorization": f"Bearer {researcher.id_token}"})
+    answer = requests.get(
+        api.url("export_data"),
+        params={name: value, "format": "csv"},
+        timeout=60,
+        headers={"Authorization": f"Bearer {researcher.id_token}"},
+    )
     error = assert_error(answer, 400, "invalid_argument")
     assert name in error["message"]
 
 
 def test_the_extreme_times_in_range_are_served(api, auth_emulator):
     researcher = auth_emulator.researcher()
-    answer = requests.get(api.url("export_data"), timeout=60,
-                          params={"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T23:59:59Z", "format": "csv"},
-                          headers={"Authorization": f"Bearer {researcher.id_token}"})
+    answer = requests.get(
+        api.url("export_data"),
+        timeout=60,
+        params={"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T23:59:59Z", "format": "csv"},
+        headers={"Authorization": f"Bearer {researcher.id_token}"},
+    )
     assert answer.status_code == 200, answer.text
 
 

@@ -99,23 +99,28 @@ def test_another_address_is_not_affected_and_forged_entries_do_not_escape(limite
 
     key = stack.env()["GUEST_LIMIT_KEY"].encode()
     stored = {bytes(r.address_hash) for r in rows(db, "SELECT address_hash FROM guest_limits")}
-    assert stored == {hmac.new(key, a.encode(), hashlib.sha256).digest()
-                      for a in ("198.51.100.1", "198.51.100.2", "2001:db8::/64")}
+    assert stored == {
+        hmac.new(key, a.encode(), hashlib.sha256).digest() for a in ("198.51.100.1", "198.51.100.2", "2001:db8::/64")
+    }
 
 
 def test_returning_guests_retries_and_signed_in_users_are_not_limited(limited_servers, db, auth_emulator):
     (api,) = limited_servers(2)
     key, retry_id = new_guest_key(), str(uuid.uuid4())
-    assert api.post("create_session", {"sessionId": retry_id}, guest=key,
-                    headers=forwarded("192.0.2.1")).status_code == 201
+    assert (
+        api.post("create_session", {"sessionId": retry_id}, guest=key, headers=forwarded("192.0.2.1")).status_code
+        == 201
+    )
     assert first_session(api, "192.0.2.1").status_code == 201
     assert_error(first_session(api, "192.0.2.1"), 429, "resource_exhausted")
     before = sequence_position(db)
 
     for _ in range(5):  # the same guest again: later sessions, and a retry of its first
         assert first_session(api, "192.0.2.1", key=key).status_code == 201
-    assert api.post("create_session", {"sessionId": retry_id}, guest=key,
-                    headers=forwarded("192.0.2.1")).status_code == 200
+    assert (
+        api.post("create_session", {"sessionId": retry_id}, guest=key, headers=forwarded("192.0.2.1")).status_code
+        == 200
+    )
     for _ in range(3):  # new signed-in accounts take numbers but are not counted
         user = auth_emulator.new_user()
         assert api.post("create_session", {}, token=user.id_token, headers=forwarded("192.0.2.1")).status_code == 201
@@ -123,8 +128,11 @@ def test_returning_guests_retries_and_signed_in_users_are_not_limited(limited_se
 
     # A Firebase anonymous account's first session is a new visitor like a new guest key ...
     anonymous = auth_emulator.anonymous()
-    assert_error(api.post("create_session", {}, token=anonymous.id_token, headers=forwarded("192.0.2.1")),
-                 429, "resource_exhausted")
+    assert_error(
+        api.post("create_session", {}, token=anonymous.id_token, headers=forwarded("192.0.2.1")),
+        429,
+        "resource_exhausted",
+    )
     assert scalar(db, "SELECT count(*) FROM users WHERE id = :u", u=anonymous.uid) == 0
     # ... and from another address it starts, and its later sessions are never counted.
     assert api.post("create_session", {}, token=anonymous.id_token, headers=forwarded("192.0.2.2")).status_code == 201
@@ -161,8 +169,10 @@ def test_expired_windows_are_forgotten_by_the_next_new_guests(limited_servers, d
     for n in range(4):
         assert first_session(api, f"192.0.2.{100 + n}").status_code == 201
     with db.begin() as conn:
-        conn.exec_driver_sql("UPDATE guest_limits SET created_at = ARRAY[now() - interval '2 hours'], "
-                             "last_at = now() - interval '2 hours'")
+        conn.exec_driver_sql(
+            "UPDATE guest_limits SET created_at = ARRAY[now() - interval '2 hours'], "
+            "last_at = now() - interval '2 hours'"
+        )
     assert first_session(api, "192.0.2.200").status_code == 201
     assert scalar(db, "SELECT count(*) FROM guest_limits") == 3  # 4 expired - 2 + the new one
     assert first_session(api, "192.0.2.201").status_code == 201

@@ -29,8 +29,9 @@ def test_no_credentials_says_which_header_to_send(api, db):
     assert_nothing_stored(db)
 
 
-@pytest.mark.parametrize("key", ["short", "x" * 31, "y" * 129, "has space" + "a" * 30, "ünïcode" + "a" * 30,
-                                 "semi;colon" + "a" * 30])
+@pytest.mark.parametrize(
+    "key", ["short", "x" * 31, "y" * 129, "has space" + "a" * 30, "ünïcode" + "a" * 30, "semi;colon" + "a" * 30]
+)
 def test_malformed_guest_key(api, db, key):
     try:
         response = api.post("create_session", {}, guest=key)
@@ -58,8 +59,9 @@ def test_expired_token(api, db, auth_emulator):
 
 def test_token_for_another_project(api, db, auth_emulator):
     user = auth_emulator.new_user()
-    forged = auth_emulator.crafted_token(user.uid, aud="someone-elses-project",
-                                         iss="https://securetoken.google.com/someone-elses-project")
+    forged = auth_emulator.crafted_token(
+        user.uid, aud="someone-elses-project", iss="https://securetoken.google.com/someone-elses-project"
+    )
     assert_error(api.post("create_session", {}, token=forged), 401, "unauthenticated")
     assert_nothing_stored(db)
 
@@ -102,9 +104,19 @@ def test_wrong_types_and_values(api, db, body, field):
     assert_nothing_stored(db)
 
 
-@pytest.mark.parametrize("data", [b"{", b"{'single': 1}", b"[1, 2", b"\xff\xfe", b'{"a": NaN}',
-                                  b"[" * 100 + b"]" * 100, b'{"metadata": {"k": "\\u0000"}}',
-                                  b'{"metadata": {"k": "\\ud800"}}'])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"{",
+        b"{'single': 1}",
+        b"[1, 2",
+        b"\xff\xfe",
+        b'{"a": NaN}',
+        b"[" * 100 + b"]" * 100,
+        b'{"metadata": {"k": "\\u0000"}}',
+        b'{"metadata": {"k": "\\ud800"}}',
+    ],
+)
 def test_bad_json(api, db, data):
     assert_error(post_raw(api, data), 400, "invalid_json")
     assert_nothing_stored(db)
@@ -118,10 +130,10 @@ def test_body_that_is_not_an_object(api, db, data):
 
 def test_wrong_content_type(api, db):
     assert_error(post_raw(api, b'{"experimentId": "a"}', "text/plain"), 415, "unsupported_media_type")
-    assert_error(post_raw(api, b"experimentId=a", "application/x-www-form-urlencoded"), 415,
-                 "unsupported_media_type")
-    assert_error(post_raw(api, b'{"experimentId": "a"}', "application/json; charset=latin-1"), 415,
-                 "unsupported_media_type")
+    assert_error(post_raw(api, b"experimentId=a", "application/x-www-form-urlencoded"), 415, "unsupported_media_type")
+    assert_error(
+        post_raw(api, b'{"experimentId": "a"}', "application/json; charset=latin-1"), 415, "unsupported_media_type"
+    )
     assert_nothing_stored(db)
 
 
@@ -143,12 +155,15 @@ def test_empty_body_is_an_empty_request(api, db):
     assert response.json()["visitorNumber"] == 1
 
 
-@pytest.mark.parametrize("method, function, allow", [
-    ("GET", "create_session", "POST, OPTIONS"),
-    ("PUT", "create_session", "POST, OPTIONS"),
-    ("DELETE", "create_session", "POST, OPTIONS"),
-    ("POST", "get_visitor", "GET, OPTIONS"),
-])
+@pytest.mark.parametrize(
+    "method, function, allow",
+    [
+        ("GET", "create_session", "POST, OPTIONS"),
+        ("PUT", "create_session", "POST, OPTIONS"),
+        ("DELETE", "create_session", "POST, OPTIONS"),
+        ("POST", "get_visitor", "GET, OPTIONS"),
+    ],
+)
 def test_wrong_method(api, db, method, function, allow):
     response = requests.request(method, api.url(function), headers={"X-Guest-Key": new_guest_key()}, timeout=30)
     assert_error(response, 405, "method_not_allowed")
@@ -157,11 +172,15 @@ def test_wrong_method(api, db, method, function, allow):
 
 
 def test_cors_preflight_from_an_allowed_origin(api, db):
-    response = requests.options(api.url("create_session"), headers={
-        "Origin": ALLOWED_ORIGIN,
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type, x-guest-key",
-    }, timeout=30)
+    response = requests.options(
+        api.url("create_session"),
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, x-guest-key",
+        },
+        timeout=30,
+    )
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
@@ -179,10 +198,14 @@ def test_cors_preflight_from_an_allowed_origin(api, db):
 
 
 def test_cors_preflight_from_another_origin_gets_no_grant(api, db):
-    response = requests.options(api.url("create_session"), headers={
-        "Origin": "https://evil.example.com",
-        "Access-Control-Request-Method": "POST",
-    }, timeout=30)
+    response = requests.options(
+        api.url("create_session"),
+        headers={
+            "Origin": "https://evil.example.com",
+            "Access-Control-Request-Method": "POST",
+        },
+        timeout=30,
+    )
     assert "Access-Control-Allow-Origin" not in response.headers
     assert_error(response, 403, "permission_denied")
     actual = api.post("create_session", {}, guest=new_guest_key(), headers={"Origin": "https://evil.example.com"})
@@ -194,15 +217,27 @@ def test_unknown_function_path(api, db):
     assert_error(response, 404, "not_found")
 
 
-@pytest.mark.parametrize("headers, data, status, code", [
-    ({"Content-Type": "application/json", "X-Secret-Looking": "Bearer abc.def.ghi"}, b'{"guestKey": "secret-key"}',
-     400, "invalid_argument"),
-    ({"ce-id": "1", "ce-source": "//storage"}, b"half a cloud event", 415, "unsupported_media_type"),
-    ({"Content-Type": "application/cloudevents+json"}, b'{"specversion": "1.0", "marker": "echo-me"}',
-     400, "invalid_argument"),
-])
-def test_a_request_to_the_storage_trigger_that_is_no_cloud_event_is_json_without_an_echo(api, db, headers, data,
-                                                                                          status, code):
+@pytest.mark.parametrize(
+    "headers, data, status, code",
+    [
+        (
+            {"Content-Type": "application/json", "X-Secret-Looking": "Bearer abc.def.ghi"},
+            b'{"guestKey": "secret-key"}',
+            400,
+            "invalid_argument",
+        ),
+        ({"ce-id": "1", "ce-source": "//storage"}, b"half a cloud event", 415, "unsupported_media_type"),
+        (
+            {"Content-Type": "application/cloudevents+json"},
+            b'{"specversion": "1.0", "marker": "echo-me"}',
+            400,
+            "invalid_argument",
+        ),
+    ],
+)
+def test_a_request_to_the_storage_trigger_that_is_no_cloud_event_is_json_without_an_echo(
+    api, db, headers, data, status, code
+):
     """functions-framework answers these itself (before on_upload_finalized runs), with an HTML
     page that repeats the request's headers and body; main.py's handler answers SPEC's shape."""
     response = requests.post(api.url("on_upload_finalized"), data=data, headers=headers, timeout=30)

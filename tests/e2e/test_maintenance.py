@@ -22,7 +22,6 @@ import requests
 from google.auth import crypt, jwt
 from sqlalchemy import text
 
-from devtools.clients import StorageEvents
 from devtools.google_endpoints import GoogleEndpoints, certificate, new_key, pem
 from devtools.ports import free_port
 from devtools.stack import FunctionsServer
@@ -41,8 +40,16 @@ DAYS = 30
 def oidc_token(audience: str, email: str = SCHEDULER, key=KEY, kid: str = KID, **overrides) -> str:
     """A Google-signed ID token as Cloud Scheduler sends it (--oidc-service-account-email)."""
     now = int(time.time())
-    claims = {"iss": "https://accounts.google.com", "aud": audience, "azp": "1234567890",
-              "sub": "1234567890", "email": email, "email_verified": True, "iat": now, "exp": now + 3600}
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": audience,
+        "azp": "1234567890",
+        "sub": "1234567890",
+        "email": email,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 3600,
+    }
     claims.update(overrides)
     return jwt.encode(crypt.RSASigner.from_string(pem(key), kid), claims).decode()
 
@@ -58,8 +65,13 @@ def maintenance(stack, google, tmp_path_factory):
     """The functions served as run_maintenance is deployed: only SCHEDULER's token is let through."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/run_maintenance"
-    env = {**stack.env(), "GUEST_RETENTION_DAYS": str(DAYS), "MAINTENANCE_INVOKER": SCHEDULER,
-           "MAINTENANCE_AUDIENCE": url, "MAINTENANCE_CERTS_URL": f"{google.url}/certs"}
+    env = {
+        **stack.env(),
+        "GUEST_RETENTION_DAYS": str(DAYS),
+        "MAINTENANCE_INVOKER": SCHEDULER,
+        "MAINTENANCE_AUDIENCE": url,
+        "MAINTENANCE_CERTS_URL": f"{google.url}/certs",
+    }
     server = FunctionsServer(port, env, tmp_path_factory.mktemp("maintenance") / "functions.log").start()
     server.audience = url
     yield server
@@ -79,11 +91,19 @@ def run(server) -> dict:
 def age(db, key: str, days: int = DAYS + 10) -> None:
     """Move a guest and all of its sessions `days` days into the past."""
     with db.begin() as conn:
-        conn.execute(text(
-            "UPDATE sessions SET created_at = created_at - CAST(:d AS integer) * interval '1 day' "
-            "WHERE guest_id = (SELECT id FROM guests WHERE key_hash = :h)"), {"d": days, "h": hash_guest_key(key)})
-        conn.execute(text("UPDATE guests SET created_at = created_at - CAST(:d AS integer) * interval '1 day' "
-                          "WHERE key_hash = :h"), {"d": days, "h": hash_guest_key(key)})
+        conn.execute(
+            text(
+                "UPDATE sessions SET created_at = created_at - CAST(:d AS integer) * interval '1 day' "
+                "WHERE guest_id = (SELECT id FROM guests WHERE key_hash = :h)"
+            ),
+            {"d": days, "h": hash_guest_key(key)},
+        )
+        conn.execute(
+            text(
+                "UPDATE guests SET created_at = created_at - CAST(:d AS integer) * interval '1 day' WHERE key_hash = :h"
+            ),
+            {"d": days, "h": hash_guest_key(key)},
+        )
 
 
 def guest(api, sessions: int = 1) -> tuple[str, list[dict]]:
@@ -97,24 +117,33 @@ def test_refuses_callers_without_the_schedulers_identity(maintenance, db):
     assert_error(call(maintenance), 401, "unauthenticated")
     assert_error(call(maintenance, "not-a-token"), 401, "unauthenticated")
     assert_error(call(maintenance, oidc_token("https://elsewhere.example/run_maintenance")), 401, "unauthenticated")
-    assert_error(call(maintenance, oidc_token(audience, exp=int(time.time()) - 600, iat=int(time.time()) - 4200)),
-                 401, "unauthenticated")
+    assert_error(
+        call(maintenance, oidc_token(audience, exp=int(time.time()) - 600, iat=int(time.time()) - 4200)),
+        401,
+        "unauthenticated",
+    )
     assert_error(call(maintenance, oidc_token(audience, key=new_key())), 401, "unauthenticated")  # forged
     assert_error(call(maintenance, oidc_token(audience, iss="https://evil.example")), 401, "unauthenticated")
-    assert_error(call(maintenance, oidc_token(audience, email="someone@demo-visitors.iam.gserviceaccount.com")),
-                 403, "permission_denied")
+    assert_error(
+        call(maintenance, oidc_token(audience, email="someone@demo-visitors.iam.gserviceaccount.com")),
+        403,
+        "permission_denied",
+    )
     assert_error(call(maintenance, oidc_token(audience, email_verified=False)), 403, "permission_denied")
     get = requests.get(audience, headers={"Authorization": f"Bearer {oidc_token(audience)}"}, timeout=30)
     assert_error(get, 405, "method_not_allowed")
     assert scalar(db, "SELECT count(*) FROM erasures") == 0
 
-    assert run(maintenance) == {"erasures": {"completed": 0, "stillPending": 0},
-                                "retention": {"days": DAYS, "erased": 0, "pending": 0, "kept": 0, "more": False},
-                                "guestLimit": {"expiredAddresses": 0}}
+    assert run(maintenance) == {
+        "erasures": {"completed": 0, "stillPending": 0},
+        "retention": {"days": DAYS, "erased": 0, "pending": 0, "kept": 0, "more": False},
+        "guestLimit": {"expiredAddresses": 0},
+    }
 
 
 def test_retention_erases_exactly_the_empty_old_unclaimed_guests_through_the_ledger(
-        maintenance, api, db, auth_emulator, firestore, bucket, storage_events):
+    maintenance, api, db, auth_emulator, firestore, bucket, storage_events
+):
     world = UploadsWorld(api, db, firestore, bucket, storage_events)
     empty = [guest(api, sessions=n) for n in (1, 2, 1)]
     with_response = guest(api)
@@ -128,20 +157,27 @@ def test_retention_erases_exactly_the_empty_old_unclaimed_guests_through_the_led
     for key, _ in [*empty, with_response, with_upload, claimed, old_and_recent]:
         age(db, key)
     with db.begin() as conn:  # one of its sessions is from yesterday
-        conn.execute(text("UPDATE sessions SET created_at = now() - interval '1 day' WHERE id = CAST(:s AS uuid)"),
-                     {"s": old_and_recent[1][1]["sessionId"]})
-    kept_sessions = {s["sessionId"] for _, made in (with_response, with_upload, claimed, recent, old_and_recent)
-                     for s in made}
+        conn.execute(
+            text("UPDATE sessions SET created_at = now() - interval '1 day' WHERE id = CAST(:s AS uuid)"),
+            {"s": old_and_recent[1][1]["sessionId"]},
+        )
+    kept_sessions = {
+        s["sessionId"] for _, made in (with_response, with_upload, claimed, recent, old_and_recent) for s in made
+    }
     erased_numbers = sorted(made[0]["visitorNumber"] for _, made in empty)
 
     answer = run(maintenance)
 
     # The guest with an upload looks empty to PostgreSQL; Firestore's uploads keep it (kept: 1).
     assert answer["retention"] == {"days": DAYS, "erased": 3, "pending": 0, "kept": 1, "more": False}
-    ledger = rows(db, "SELECT visitor_number, requested_by, sessions, responses, uploads, objects, completed_at "
-                      "FROM erasures ORDER BY visitor_number")
+    ledger = rows(
+        db,
+        "SELECT visitor_number, requested_by, sessions, responses, uploads, objects, completed_at "
+        "FROM erasures ORDER BY visitor_number",
+    )
     assert [(r.visitor_number, r.requested_by, r.sessions, r.responses, r.uploads, r.objects) for r in ledger] == [
-        (n, "retention", s, 0, 0, 0) for n, s in zip(erased_numbers, (1, 2, 1))]
+        (n, "retention", s, 0, 0, 0) for n, s in zip(erased_numbers, (1, 2, 1))
+    ]
     assert all(r.completed_at is not None for r in ledger)
     erased_sessions = {s["sessionId"] for _, made in empty for s in made}
     assert {str(r.session_id) for r in rows(db, "SELECT session_id FROM erased_sessions")} == erased_sessions
@@ -164,7 +200,8 @@ def test_two_overlapping_runs_do_the_work_once(maintenance, api, db, firestore, 
     with db.begin() as conn:  # and two addresses whose guest-creation window is over
         conn.exec_driver_sql(
             "INSERT INTO guest_limits (address_hash, created_at, last_at) SELECT sha256(convert_to(a, 'UTF8')), "
-            "ARRAY[now() - interval '2 hours'], now() - interval '2 hours' FROM unnest(ARRAY['a', 'b']) AS a")
+            "ARRAY[now() - interval '2 hours'], now() - interval '2 hours' FROM unnest(ARRAY['a', 'b']) AS a"
+        )
 
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda _: run(maintenance), range(2)))

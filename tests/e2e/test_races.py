@@ -11,8 +11,16 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from tests.support import (assert_error, guest_row, guest_with_sessions, new_guest_key, new_session, register, rows,
-                           scalar)
+from tests.support import (
+    assert_error,
+    guest_row,
+    guest_with_sessions,
+    new_guest_key,
+    new_session,
+    register,
+    rows,
+    scalar,
+)
 
 
 def test_simultaneous_retries_store_one_response(api, db):
@@ -26,8 +34,7 @@ def test_simultaneous_retries_store_one_response(api, db):
     def send():
         http = requests.Session()  # one connection each, so that they really are simultaneous
         barrier.wait()
-        answers.append(http.post(api.url("submit_response"), json=request, headers={"X-Guest-Key": key},
-                                 timeout=30))
+        answers.append(http.post(api.url("submit_response"), json=request, headers={"X-Guest-Key": key}, timeout=30))
 
     threads = [threading.Thread(target=send) for _ in range(senders)]
     for thread in threads:
@@ -47,8 +54,9 @@ def wait_for_lock_waiters(db, count: int, timeout: float = 10.0) -> None:
     """Until `count` database sessions wait for a lock (a readiness check, not a guess)."""
     deadline = time.monotonic() + timeout
     while True:
-        waiting = scalar(db, "SELECT count(*) FROM pg_stat_activity "
-                             "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        waiting = scalar(
+            db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         if waiting >= count:
             return
         if time.monotonic() > deadline:
@@ -110,10 +118,16 @@ def test_response_submitted_during_a_merge_takes_the_users_number(api, db, auth_
     with ThreadPoolExecutor(2) as pool, db.connect() as blocker:
         # An uncommitted response with the id submit_response will use: it locks the session,
         # then waits for this transaction to end.
-        blocker.execute(text("INSERT INTO responses (id, session_id, data) VALUES (:id, :s, '{}')"),
-                        {"id": response_id, "s": session["sessionId"]})
-        submitting = pool.submit(api.post, "submit_response", {"sessionId": session["sessionId"],
-                                                               "responseId": response_id, "data": "late"}, guest=key)
+        blocker.execute(
+            text("INSERT INTO responses (id, session_id, data) VALUES (:id, :s, '{}')"),
+            {"id": response_id, "s": session["sessionId"]},
+        )
+        submitting = pool.submit(
+            api.post,
+            "submit_response",
+            {"sessionId": session["sessionId"], "responseId": response_id, "data": "late"},
+            guest=key,
+        )
         wait_for_lock_waiters(db, 1)
         registering = pool.submit(register, api, user, key)
         wait_for_lock_waiters(db, 2)  # register waits for the session
@@ -135,10 +149,10 @@ def test_response_submitted_while_a_merge_commits_waits_and_takes_the_new_number
         blocker.execute(text("SELECT 1 FROM responses FOR UPDATE"))
         registering = pool.submit(register, api, user, key)
         wait_for_lock_waiters(db, 1)
-        by_user = pool.submit(api.post, "submit_response", {"sessionId": session["sessionId"], "data": "u"},
-                              token=user.id_token)
-        by_guest = pool.submit(api.post, "submit_response", {"sessionId": session["sessionId"], "data": "g"},
-                               guest=key)
+        by_user = pool.submit(
+            api.post, "submit_response", {"sessionId": session["sessionId"], "data": "u"}, token=user.id_token
+        )
+        by_guest = pool.submit(api.post, "submit_response", {"sessionId": session["sessionId"], "data": "g"}, guest=key)
         wait_for_lock_waiters(db, 3)  # both wait for the session register has moved
         blocker.rollback()
         registered, user_answer, guest_answer = registering.result(), by_user.result(), by_guest.result()
@@ -159,8 +173,12 @@ def test_two_users_claiming_one_guest_at_once_one_wins(api, db, auth_emulator):
     def claim(user):
         http = requests.Session()
         barrier.wait()
-        return http.post(api.url("register"), json={}, timeout=30,
-                         headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key})
+        return http.post(
+            api.url("register"),
+            json={},
+            timeout=30,
+            headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key},
+        )
 
     with ThreadPoolExecutor(len(users)) as pool:
         answers = list(pool.map(claim, users))
@@ -192,8 +210,12 @@ def test_create_session_racing_register_leaves_no_session_behind(api, db, auth_e
 
         def claim(client):
             barrier.wait()
-            return client.post(api.url("register"), json={}, timeout=30,
-                               headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key})
+            return client.post(
+                api.url("register"),
+                json={},
+                timeout=30,
+                headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key},
+            )
 
         with ThreadPoolExecutor(creators + 1) as pool:
             creates = [pool.submit(create, client) for client in http[:creators]]
@@ -208,18 +230,21 @@ def test_create_session_racing_register_leaves_no_session_behind(api, db, auth_e
             if answer.status_code == 201:
                 outcomes["created"] += 1
                 session_id = answer.json()["sessionId"]
-                assert rows(db, "SELECT user_id, visitor_number FROM sessions WHERE id = :id", id=session_id) == \
-                       [(user.uid, user_number)], f"round {round_number}"
+                assert rows(db, "SELECT user_id, visitor_number FROM sessions WHERE id = :id", id=session_id) == [
+                    (user.uid, user_number)
+                ], f"round {round_number}"
             else:
                 outcomes["refused"] += 1
                 assert_error(answer, 403, "guest_claimed")
-        assert scalar(db, "SELECT count(*) FROM sessions WHERE guest_id = :g AND user_id IS NULL",
-                      g=guest.id) == 0, f"round {round_number}: a session was left with the claimed guest"
+        assert scalar(db, "SELECT count(*) FROM sessions WHERE guest_id = :g AND user_id IS NULL", g=guest.id) == 0, (
+            f"round {round_number}: a session was left with the claimed guest"
+        )
         guest_sessions = scalar(db, "SELECT count(*) FROM sessions WHERE guest_id = :g", g=guest.id)
         assert registered.json()["migratedSessions"] == guest_sessions
         assert guest_sessions == 1 + sum(a.status_code == 201 for a in created)
-        assert first["sessionId"] in {str(r.id) for r in rows(db, "SELECT id FROM sessions WHERE user_id = :u",
-                                                             u=user.uid)}
+        assert first["sessionId"] in {
+            str(r.id) for r in rows(db, "SELECT id FROM sessions WHERE user_id = :u", u=user.uid)
+        }
     print(f"race outcomes over 50 rounds: {outcomes}")
 
 
@@ -241,8 +266,12 @@ def test_first_create_session_racing_register_of_a_never_seen_key_leaves_no_sess
 
         def claim():
             barrier.wait()
-            return http[1].post(api.url("register"), json={}, timeout=30,
-                                headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key})
+            return http[1].post(
+                api.url("register"),
+                json={},
+                timeout=30,
+                headers={"Authorization": f"Bearer {user.id_token}", "X-Guest-Key": key},
+            )
 
         with ThreadPoolExecutor(2) as pool:
             created, registered = pool.submit(create), pool.submit(claim)
@@ -254,7 +283,8 @@ def test_first_create_session_racing_register_of_a_never_seen_key_leaves_no_sess
             orders["moved"] += 1
             assert registered.json()["migratedSessions"] == 1
             assert rows(db, "SELECT user_id FROM sessions WHERE id = :s", s=created.json()["sessionId"]) == [
-                (user.uid,)]
+                (user.uid,)
+            ]
         else:
             orders["refused"] += 1
             assert_error(created, 403, "guest_claimed")
@@ -267,18 +297,21 @@ def test_create_session_meeting_an_uncommitted_record_of_its_key_waits_and_is_re
     """The other order of the race above, made certain: register's record of the unseen key
     is inserted (its own statement, shared/statements/) and not yet committed when the
     key's first create_session arrives. The session waits for it and is refused."""
-    from shared.web.auth import hash_guest_key
     from shared.core.db import statement
+    from shared.web.auth import hash_guest_key
 
     key = new_guest_key()
     user = auth_emulator.new_user()
     api.post("register", {}, token=user.id_token)  # the users row the claim refers to
     with ThreadPoolExecutor(1) as pool, db.begin() as conn:
-        recorded = conn.execute(statement("registration/claim_unseen_key"), {
-            "guest_id": str(uuid.uuid4()), "key_hash": hash_guest_key(key), "user_id": user.uid}).first()
+        recorded = conn.execute(
+            statement("registration/claim_unseen_key"),
+            {"guest_id": str(uuid.uuid4()), "key_hash": hash_guest_key(key), "user_id": user.uid},
+        ).first()
         assert recorded is not None
-        created = pool.submit(lambda: requests.post(api.url("create_session"), json={},
-                                                    headers={"X-Guest-Key": key}, timeout=30))
+        created = pool.submit(
+            lambda: requests.post(api.url("create_session"), json={}, headers={"X-Guest-Key": key}, timeout=30)
+        )
         wait_for_lock_waiters(db, 1)
     assert_error(created.result(), 403, "guest_claimed")
     assert scalar(db, "SELECT count(*) FROM sessions") == 0

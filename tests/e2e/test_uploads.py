@@ -9,7 +9,7 @@ import random
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -29,8 +29,13 @@ def rfc3339(moment: datetime) -> str:
 def test_uploaded_object_is_tagged_and_recorded(uploads_world):
     world = uploads_world
     session = world.new_session(experiment_id="study-7")
-    item = world.upload(session["sessionId"], "answer.pdf", b"%PDF-1.7 ...", "application/pdf",
-                        metadata={"origin": "camera", "lang": "de"})
+    item = world.upload(
+        session["sessionId"],
+        "answer.pdf",
+        b"%PDF-1.7 ...",
+        "application/pdf",
+        metadata={"origin": "camera", "lang": "de"},
+    )
 
     response = world.deliver(item)
 
@@ -39,7 +44,8 @@ def test_uploaded_object_is_tagged_and_recorded(uploads_world):
     stored = world.stored(item["name"])
     assert stored["generation"] == item["generation"]
     assert stored["metadata"] == {
-        "origin": "camera", "lang": "de",  # the object's own keys are kept
+        "origin": "camera",
+        "lang": "de",  # the object's own keys are kept
         "visitorNumber": "1",
         "sessionId": session["sessionId"],
         "experimentId": "study-7",
@@ -119,8 +125,10 @@ def test_two_hundred_uploads_of_ten_visitors_are_each_counted(uploads_world):
     sessions = [world.new_session(guest=guests[i % 10], experiment_id=f"exp-{i % 3}") for i in range(20)]
     assert len({s["visitorNumber"] for s in sessions}) == 10
     # An uneven spread: each of the 200 uploads goes to a random session.
-    items = [world.upload(session["sessionId"], f"file-{n}.png")
-             for n, session in enumerate(rng.choice(sessions) for _ in range(200))]
+    items = [
+        world.upload(session["sessionId"], f"file-{n}.png")
+        for n, session in enumerate(rng.choice(sessions) for _ in range(200))
+    ]
     expected: dict[str, int] = {}
     for item in items:
         number = next(s["visitorNumber"] for s in sessions if s["sessionId"] in item["name"])
@@ -140,6 +148,7 @@ def test_two_hundred_uploads_of_ten_visitors_are_each_counted(uploads_world):
 
 # --- Acknowledged: 2xx, nothing written -------------------------------------
 
+
 def assert_nothing_written(world, item: dict | None = None, metadata: dict | None = None):
     assert world.uploads() == {}
     assert world.visitors() == {}
@@ -151,8 +160,13 @@ def assert_nothing_written(world, item: dict | None = None, metadata: dict | Non
 def test_object_outside_sessions_is_acknowledged(uploads_world):
     world = uploads_world
     session = world.new_session()
-    names = ["avatars/me.png", f"sessions/{session['sessionId']}", f"session/{session['sessionId']}/a.png",
-             "sessions/not-a-uuid/a.png", f"public/sessions/{session['sessionId']}/a.png"]
+    names = [
+        "avatars/me.png",
+        f"sessions/{session['sessionId']}",
+        f"session/{session['sessionId']}/a.png",
+        "sessions/not-a-uuid/a.png",
+        f"public/sessions/{session['sessionId']}/a.png",
+    ]
     for name in names:
         item = world.upload(session["sessionId"], name=name, metadata={"k": "v"})
         response = world.deliver(item)
@@ -218,15 +232,18 @@ def test_event_for_a_replaced_generation_does_not_tag_the_new_object(uploads_wor
     assert upload["generation"] == new["generation"] and upload["size"] == len(b"second version")
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param(lambda item: {**item, "generation": "not-a-number"}, id="bad-generation"),
-    pytest.param(lambda item: {**item, "generation": 0}, id="zero-generation"),
-    pytest.param(lambda item: {k: v for k, v in item.items() if k != "name"}, id="no-name"),
-    pytest.param(lambda item: {k: v for k, v in item.items() if k != "bucket"}, id="no-bucket"),
-    pytest.param(lambda item: {**item, "name": 42}, id="name-not-text"),
-    pytest.param(lambda item: [item], id="data-is-a-list"),
-    pytest.param(lambda item: {**item, "bucket": "someone-elses-bucket"}, id="another-bucket"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda item: {**item, "generation": "not-a-number"}, id="bad-generation"),
+        pytest.param(lambda item: {**item, "generation": 0}, id="zero-generation"),
+        pytest.param(lambda item: {k: v for k, v in item.items() if k != "name"}, id="no-name"),
+        pytest.param(lambda item: {k: v for k, v in item.items() if k != "bucket"}, id="no-bucket"),
+        pytest.param(lambda item: {**item, "name": 42}, id="name-not-text"),
+        pytest.param(lambda item: [item], id="data-is-a-list"),
+        pytest.param(lambda item: {**item, "bucket": "someone-elses-bucket"}, id="another-bucket"),
+    ],
+)
 def test_malformed_event_data_is_acknowledged(uploads_world, change):
     world = uploads_world
     session = world.new_session()
@@ -261,12 +278,12 @@ def test_other_event_types_are_acknowledged(uploads_world):
 def test_event_older_than_the_limit_is_dropped(uploads_world):
     world = uploads_world
     item = world.upload(world.new_session()["sessionId"])
-    day_and_a_bit = datetime.now(timezone.utc) - timedelta(seconds=86400 + 60)
+    day_and_a_bit = datetime.now(UTC) - timedelta(seconds=86400 + 60)
 
     assert world.deliver(item, time=rfc3339(day_and_a_bit)).ok
     assert_nothing_written(world, item, None)
     # Just inside the limit it is handled.
-    assert world.deliver(item, time=rfc3339(datetime.now(timezone.utc) - timedelta(hours=23))).ok
+    assert world.deliver(item, time=rfc3339(datetime.now(UTC) - timedelta(hours=23))).ok
     assert len(world.uploads()) == 1
 
 
@@ -295,8 +312,12 @@ def test_session_without_a_visitor_number_is_recorded_without_one(uploads_world)
     assert world.deliver(item).ok
 
     metadata = world.stored(item["name"])["metadata"]
-    assert metadata == {"k": "v", "sessionId": session["sessionId"], "experimentId": "study-2",
-                        "uploadedAt": rfc3339(parse_time(item["timeCreated"]))}
+    assert metadata == {
+        "k": "v",
+        "sessionId": session["sessionId"],
+        "experimentId": "study-2",
+        "uploadedAt": rfc3339(parse_time(item["timeCreated"])),
+    }
     (upload,) = world.uploads().values()
     assert upload["visitorNumber"] is None and upload["sessionId"] == session["sessionId"]
     assert world.visitors() == {}
@@ -318,6 +339,7 @@ def test_an_old_redelivery_does_not_move_last_upload_back(uploads_world):
 
 
 # --- Transient failures: 5xx, then redelivery completes the work once -------
+
 
 def redeliver_until_accepted(world, item, timeout: float = 30.0) -> int:
     """Redeliver as Eventarc does after a failure, until it is accepted; the attempts it took."""
@@ -394,6 +416,7 @@ def test_storage_unavailable_fails_and_redelivery_completes_once(uploads_world, 
 
 
 # --- make dev: the bridge that stands in for Eventarc -----------------------
+
 
 def test_dev_bridge_delivers_new_objects_within_seconds(uploads_world, stack):
     world = uploads_world

@@ -46,8 +46,12 @@ class Clients:
         http = getattr(self._local, "http", None) or requests.Session()
         self._local.http = http
         attempt.sent = time.monotonic()
-        response = http.post(self.url, json={"sessionId": attempt.session_id, "experimentId": "restart"},
-                             headers={"X-Guest-Key": attempt.key}, timeout=60)
+        response = http.post(
+            self.url,
+            json={"sessionId": attempt.session_id, "experimentId": "restart"},
+            headers={"X-Guest-Key": attempt.key},
+            timeout=60,
+        )
         attempt.answered = time.monotonic()
         attempt.status, attempt.retry_after = response.status_code, response.headers.get("Retry-After")
         attempt.body = response.json()
@@ -57,13 +61,16 @@ class Clients:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_mode", [
-    # As a Cloud SQL maintenance restart: open transactions rolled back, clients cut off.
-    pytest.param("fast", id="clean-restart"),
-    # As a crash: the server killed, crash recovery on start (a durable server, so that
-    # what it acknowledged as committed survives).
-    pytest.param("immediate", id="crash-restart"),
-])
+@pytest.mark.parametrize(
+    "stop_mode",
+    [
+        # As a Cloud SQL maintenance restart: open transactions rolled back, clients cut off.
+        pytest.param("fast", id="clean-restart"),
+        # As a crash: the server killed, crash recovery on start (a durable server, so that
+        # what it acknowledged as committed survives).
+        pytest.param("immediate", id="crash-restart"),
+    ],
+)
 def test_postgres_restart_during_a_thousand_first_sessions(stack, own_postgres, functions_server, stop_mode):
     postgres = own_postgres(durable=stop_mode == "immediate")
     server = functions_server({**stack.env(), "DATABASE_URL": postgres.url}, workers=2, threads=8)
@@ -125,24 +132,35 @@ def test_postgres_restart_during_a_thousand_first_sessions(stack, own_postgres, 
     # What was stored: every answered session, with the number it was answered with.
     engine = database_reader(postgres.url)
     try:
-        stored = {str(r.id): r for r in rows(engine, """
+        stored = {
+            str(r.id): r
+            for r in rows(
+                engine,
+                """
             SELECT s.id, s.visitor_number, s.guest_id, g.visitor_number AS guest_number
-            FROM sessions s JOIN guests g ON g.id = s.guest_id""")}
+            FROM sessions s JOIN guests g ON g.id = s.guest_id""",
+            )
+        }
         guests = rows(engine, "SELECT count(*) AS n, count(DISTINCT visitor_number) AS numbers FROM guests")[0]
     finally:
         engine.dispose()
-    every = attempts + [probe]
+    every = [*attempts, probe]
     assert set(stored) == {a.session_id for a in every}
     for a in every:
         row = stored[a.session_id]
         assert (row.visitor_number, row.guest_number, str(row.guest_id)) == (
-            a.body["visitorNumber"], a.body["visitorNumber"], a.body["guestId"])
+            a.body["visitorNumber"],
+            a.body["visitorNumber"],
+            a.body["guestId"],
+        )
     # One guest per key, each numbered once: nothing half-written, no number twice.
     assert guests.n == guests.numbers == len(every)
 
-    print(f"\n{stop_mode} restart: {REQUESTS} create_session from {CLIENTS} clients in {finished - started:.1f} s: "
-          f"{statuses}; "
-          f"restart after answer {RESTART_AFTER}, down {restart['up'] - restart['down']:.1f} s; "
-          f"first 2xx {recovered - restart['up']:.2f} s after it was back; "
-          f"retries of the {len(refused)} refused: "
-          f"{ {s: sum(a.status == s for a in retried) for s in {a.status for a in retried}} }")
+    print(
+        f"\n{stop_mode} restart: {REQUESTS} create_session from {CLIENTS} clients in {finished - started:.1f} s: "
+        f"{statuses}; "
+        f"restart after answer {RESTART_AFTER}, down {restart['up'] - restart['down']:.1f} s; "
+        f"first 2xx {recovered - restart['up']:.2f} s after it was back; "
+        f"retries of the {len(refused)} refused: "
+        f"{ {s: sum(a.status == s for a in retried) for s in {a.status for a in retried}} }"
+    )

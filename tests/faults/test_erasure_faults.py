@@ -40,8 +40,11 @@ def world(stack, api, db, own_stores, functions_server):
     from google.cloud import firestore, storage
 
     firestore_emulator, storage_emulator = own_stores
-    env = {**stack.env(), "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-           "STORAGE_EMULATOR_HOST": storage_emulator.url}
+    env = {
+        **stack.env(),
+        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
+        "STORAGE_EMULATOR_HOST": storage_emulator.url,
+    }
     server = functions_server(env)
     with environment(FIRESTORE_EMULATOR_HOST=firestore_emulator.host, STORAGE_EMULATOR_HOST=storage_emulator.url):
         firestore_client = firestore.Client(project=PROJECT)
@@ -49,8 +52,9 @@ def world(stack, api, db, own_stores, functions_server):
     from tests.support import Api
 
     served = Api(server.url)
-    world = UploadsWorld(served, db, firestore_client, storage_client.bucket(BUCKET),
-                         StorageEvents(served.url("on_upload_finalized")))
+    world = UploadsWorld(
+        served, db, firestore_client, storage_client.bucket(BUCKET), StorageEvents(served.url("on_upload_finalized"))
+    )
     world.env = env
     world.storage_client = storage_client
     world.firestore_emulator, world.storage_emulator = firestore_emulator, storage_emulator
@@ -71,8 +75,14 @@ def guest_with_uploads(world, traces: Traces, sessions: int = 2, uploads: int = 
 
 def resume(world) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], **{k: v for k, v in world.env.items() if k != "FUNCTIONS_URL"}}
-    return subprocess.run([sys.executable, "-m", "shared.erasure", "resume"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "shared.erasure", "resume"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def left(world, traces) -> list[str]:
@@ -93,7 +103,12 @@ def test_firestore_down_during_withdrawal_leaves_it_pending_and_resume_completes
 
     assert answer.status_code == 202, answer.text
     assert {k: v for k, v in answer.json().items() if k != "erasureId"} == {
-        "status": "pending", "sessions": 2, "responses": 2, "uploads": None, "objects": 4}
+        "status": "pending",
+        "sessions": 2,
+        "responses": 2,
+        "uploads": None,
+        "objects": 4,
+    }
     assert scalar(world.db, "SELECT count(*) FROM sessions") == 0  # the SQL part is done
     assert scalar(world.db, "SELECT count(*) FROM guests") == 0
     row = ledger_row(world.db)
@@ -126,7 +141,12 @@ def test_storage_down_during_withdrawal_leaves_it_pending_and_resume_completes_i
 
     assert answer.status_code == 202, answer.text
     assert {k: v for k, v in answer.json().items() if k != "erasureId"} == {
-        "status": "pending", "sessions": 2, "responses": 2, "uploads": 4, "objects": None}
+        "status": "pending",
+        "sessions": 2,
+        "responses": 2,
+        "uploads": 4,
+        "objects": None,
+    }
     assert world.uploads() == {} and world.visitors() == {}
     row = ledger_row(world.db)
     assert (row.storage_erased_at, row.completed_at, row.attempts) == (None, None, 1)

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.slow
 def test_firestore_down_before_the_request_is_503(stack, db, own_firestore, functions_server, auth_emulator):
     server = functions_server({**stack.env(), "FIRESTORE_EMULATOR_HOST": own_firestore.host})
     key = new_guest_key()
-    assert requests.post(f"{server.url}/create_session", json={"experimentId": "f"},
-                         headers={"X-Guest-Key": key}, timeout=30).status_code == 201
+    assert (
+        requests.post(
+            f"{server.url}/create_session", json={"experimentId": "f"}, headers={"X-Guest-Key": key}, timeout=30
+        ).status_code
+        == 201
+    )
     headers = {"Authorization": f"Bearer {auth_emulator.researcher(True).id_token}"}
     assert requests.get(f"{server.url}/get_study_stats", headers=headers, timeout=60).status_code == 200
     own_firestore.stop()
@@ -34,24 +38,29 @@ def test_firestore_down_before_the_request_is_503(stack, db, own_firestore, func
     assert requests.get(f"{server.url}/export_data?format=csv", headers=headers, timeout=60).status_code == 200
 
 
-def test_firestore_down_in_the_middle_of_a_zip_ends_it_early(stack, db, own_firestore, functions_server,
-                                                              auth_emulator):
+def test_firestore_down_in_the_middle_of_a_zip_ends_it_early(stack, db, own_firestore, functions_server, auth_emulator):
     server = functions_server({**stack.env(), "FIRESTORE_EMULATOR_HOST": own_firestore.host})
     key = new_guest_key()
-    session = requests.post(f"{server.url}/create_session", json={"experimentId": "f"},
-                            headers={"X-Guest-Key": key}, timeout=30).json()["sessionId"]
+    session = requests.post(
+        f"{server.url}/create_session", json={"experimentId": "f"}, headers={"X-Guest-Key": key}, timeout=30
+    ).json()["sessionId"]
     with db.begin() as conn:  # responses.csv far larger than what the export holds ahead of its client
-        conn.execute(text("INSERT INTO responses (id, session_id, visitor_number, level, data) "
-                          "SELECT gen_random_uuid(), s.id, s.visitor_number, 0, "
-                          "       to_jsonb(md5(random()::text) || md5(random()::text) || md5(random()::text)) "
-                          "FROM sessions s, generate_series(1, 60000) WHERE s.id = :id"), {"id": session})
+        conn.execute(
+            text(
+                "INSERT INTO responses (id, session_id, visitor_number, level, data) "
+                "SELECT gen_random_uuid(), s.id, s.visitor_number, 0, "
+                "       to_jsonb(md5(random()::text) || md5(random()::text) || md5(random()::text)) "
+                "FROM sessions s, generate_series(1, 60000) WHERE s.id = :id"
+            ),
+            {"id": session},
+        )
     headers = {"Authorization": f"Bearer {auth_emulator.researcher(True).id_token}"}
     received = []
     with requests.get(f"{server.url}/export_data", headers=headers, stream=True, timeout=120) as answer:
         assert answer.status_code == 200
         body = answer.iter_content(chunk_size=None)
         received.append(next(body))  # responses.csv is being written...
-        own_firestore.stop()         # ...and the sessions table will need Firestore
+        own_firestore.stop()  # ...and the sessions table will need Firestore
         with pytest.raises(requests.exceptions.ChunkedEncodingError):  # the body did not end: it was cut
             for chunk in body:
                 received.append(chunk)

@@ -24,11 +24,13 @@ def export(url: str, key: str) -> requests.Response:
 
 
 def test_firestore_down_before_the_request_is_503_and_the_export_works_once_it_is_back(
-        stack, db, own_firestore, functions_server):
+    stack, db, own_firestore, functions_server
+):
     server = functions_server({**stack.env(), "FIRESTORE_EMULATOR_HOST": own_firestore.host})
     key = new_guest_key()
-    created = requests.post(f"{server.url}/create_session", json={"experimentId": "f"},
-                            headers={"X-Guest-Key": key}, timeout=30)
+    created = requests.post(
+        f"{server.url}/create_session", json={"experimentId": "f"}, headers={"X-Guest-Key": key}, timeout=30
+    )
     assert created.status_code == 201, created.text
     assert export(server.url, key).status_code == 200
 
@@ -56,7 +58,8 @@ def test_firestore_down_before_the_request_is_503_and_the_export_works_once_it_i
 
 
 def test_firestore_down_after_the_first_chunk_ends_the_document_unfinished(
-        stack, db, own_firestore, monkeypatch, lines):
+    stack, db, own_firestore, monkeypatch, lines
+):
     for name, value in stack.env().items():
         if name != "FUNCTIONS_URL":
             monkeypatch.setenv(name, value)

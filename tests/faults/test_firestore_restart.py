@@ -49,13 +49,15 @@ class DeliveryLog:
 
 @pytest.mark.slow
 def test_firestore_restart_during_upload_events_records_each_upload_once(
-        stack, api, db, bucket, own_firestore, own_firestore_client, functions_server):
+    stack, api, db, bucket, own_firestore, own_firestore_client, functions_server
+):
     server = functions_server({**stack.env(), "FIRESTORE_EMULATOR_HOST": own_firestore.host}, workers=2, threads=8)
     world = UploadsWorld(api, db, own_firestore_client, bucket, StorageEvents(f"{server.url}/on_upload_finalized"))
     rng = random.Random(7)
     guests = [new_guest_key() for _ in range(VISITORS)]
-    sessions = [world.new_session(guest=guests[i % VISITORS], experiment_id=f"exp-{i % 3}")
-                for i in range(2 * VISITORS)]
+    sessions = [
+        world.new_session(guest=guests[i % VISITORS], experiment_id=f"exp-{i % 3}") for i in range(2 * VISITORS)
+    ]
     chosen = [rng.choice(sessions) for _ in range(UPLOADS)]
     with ThreadPoolExecutor(8) as pool:
         items = list(pool.map(lambda n: world.upload(chosen[n]["sessionId"], f"file-{n}.png"), range(UPLOADS)))
@@ -72,7 +74,7 @@ def test_firestore_restart_during_upload_events_records_each_upload_once(
         while (delivery := pending.get()) is not None:
             try:
                 deliver(delivery)
-            except Exception as error:  # noqa: BLE001 - reported by the assertions below
+            except Exception as error:
                 log.errors.append(repr(error))
             finally:
                 pending.task_done()
@@ -139,21 +141,30 @@ def test_firestore_restart_during_upload_events_records_each_upload_once(
     for item, session in zip(items, chosen):
         upload = by_name[item["name"]]
         assert (upload["generation"], upload["sessionId"], upload["visitorNumber"]) == (
-            item["generation"], session["sessionId"], session["visitorNumber"])
+            item["generation"],
+            session["sessionId"],
+            session["visitorNumber"],
+        )
     assert {number: visitor["uploadCount"] for number, visitor in world.visitors().items()} == expected
     for item, session in zip(items, chosen):
         metadata = world.stored(item["name"])["metadata"]
         assert (metadata["visitorNumber"], metadata["sessionId"]) == (
-            str(session["visitorNumber"]), session["sessionId"])
+            str(session["visitorNumber"]),
+            session["sessionId"],
+        )
     # The emulator really went down holding documents, and came back with them.
     emulator_log = (own_firestore.workdir / "firestore-emulator.log").read_text()
-    saved, loaded = ([int(line.split()[1]) for line in emulator_log.splitlines() if line.startswith(word)]
-                     for word in ("saved ", "loaded "))
+    saved, loaded = (
+        [int(line.split()[1]) for line in emulator_log.splitlines() if line.startswith(word)]
+        for word in ("saved ", "loaded ")
+    )
     assert loaded[:2] == [0, saved[0]] and saved[0] > 0
 
     duplicates = sum(log.accepted.values()) - UPLOADS
-    print(f"\n{UPLOADS} uploads of {VISITORS} visitors in {finished - started:.1f} s: "
-          f"Firestore down for {outage['up'] - outage['down']:.1f} s after {outage['accepted_before']} accepted; "
-          f"{len(log.refused)} deliveries refused ({Counter(s for s, _ in log.refused)}, slowest "
-          f"{max(t for _, t in log.refused):.1f} s) and redelivered; {duplicates} duplicates accepted; "
-          f"{saved[0]} documents kept across the restart")
+    print(
+        f"\n{UPLOADS} uploads of {VISITORS} visitors in {finished - started:.1f} s: "
+        f"Firestore down for {outage['up'] - outage['down']:.1f} s after {outage['accepted_before']} accepted; "
+        f"{len(log.refused)} deliveries refused ({Counter(s for s, _ in log.refused)}, slowest "
+        f"{max(t for _, t in log.refused):.1f} s) and redelivered; {duplicates} duplicates accepted; "
+        f"{saved[0]} documents kept across the restart"
+    )

@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from devtools.clients import StorageEvents
 from devtools.ports import wait_until
-from shared.web.auth import hash_guest_key
 from shared.core.db import SOCKET_TIMEOUT_MARGIN_SECONDS
+from shared.web.auth import hash_guest_key
 from tests.faults.conftest import database_reader
 from tests.support import Api, assert_error, new_guest_key, rows, scalar
 from tests.uploads_support import UploadsWorld
@@ -83,8 +83,9 @@ def test_create_session_behind_a_lock_answers_503_at_the_statement_timeout(slow_
     with table_lock(db, "LOCK TABLE sessions IN SHARE MODE"):
         with ThreadPoolExecutor(WAITING + 1) as pool:
             # One client each (a requests.Session is not for sharing between threads).
-            waiting = [pool.submit(timed, lambda k=k: Api(slow_api.base_url).post("create_session", guest=k))
-                       for k in keys]
+            waiting = [
+                pool.submit(timed, lambda k=k: Api(slow_api.base_url).post("create_session", guest=k)) for k in keys
+            ]
             wait_until(lambda: waiting_for_locks(db) > 0, "a request to wait behind the lock", timeout=TIMEOUT)
             # Meanwhile the instance still answers what does not wait for the lock.
             visitor, read_took = timed(lambda: slow_api.get("get_visitor", guest=known))
@@ -99,27 +100,36 @@ def test_create_session_behind_a_lock_answers_503_at_the_statement_timeout(slow_
     again = [timed(lambda k=k: slow_api.post("create_session", guest=k)) for k in keys]
     assert [response.status_code for response, _ in again] == [201] * WAITING
     assert all(took < TIMEOUT for _, took in again)
-    stored = rows(db, "SELECT g.key_hash, g.visitor_number, count(s.id) AS sessions "
-                      "FROM guests g JOIN sessions s ON s.guest_id = g.id GROUP BY g.id")
+    stored = rows(
+        db,
+        "SELECT g.key_hash, g.visitor_number, count(s.id) AS sessions "
+        "FROM guests g JOIN sessions s ON s.guest_id = g.id GROUP BY g.id",
+    )
     assert {(r.key_hash, r.visitor_number, r.sessions) for r in stored} == (
         {(hash_guest_key(known), 1, 1)}
-        | {(hash_guest_key(k), response.json()["visitorNumber"], 1) for k, (response, _) in zip(keys, again)})
+        | {(hash_guest_key(k), response.json()["visitorNumber"], 1) for k, (response, _) in zip(keys, again)}
+    )
     assert_logged_timeout(tmp_path / "functions.log")
-    print(f"\nbehind the lock: {WAITING} x 503 in {min(t for _, t in answers):.2f}-{max(t for _, t in answers):.2f} s "
-          f"(statement timeout {TIMEOUT:.1f} s), a read meanwhile {read_took:.2f} s; "
-          f"after it: {WAITING} x 201 in at most {max(t for _, t in again):.2f} s")
+    print(
+        f"\nbehind the lock: {WAITING} x 503 in {min(t for _, t in answers):.2f}-{max(t for _, t in answers):.2f} s "
+        f"(statement timeout {TIMEOUT:.1f} s), a read meanwhile {read_took:.2f} s; "
+        f"after it: {WAITING} x 201 in at most {max(t for _, t in again):.2f} s"
+    )
 
 
 @pytest.mark.slow
-def test_register_waiting_at_its_last_statement_answers_503_and_claims_nothing(slow_api, db, auth_emulator,
-                                                                               tmp_path):
+def test_register_waiting_at_its_last_statement_answers_503_and_claims_nothing(slow_api, db, auth_emulator, tmp_path):
     key = new_guest_key()
     session = slow_api.post("create_session", {"experimentId": "e"}, guest=key).json()
-    assert slow_api.post("submit_response", {"sessionId": session["sessionId"], "data": {"a": 1}},
-                         guest=key).status_code == 201
+    assert (
+        slow_api.post("submit_response", {"sessionId": session["sessionId"], "data": {"a": 1}}, guest=key).status_code
+        == 201
+    )
     user = auth_emulator.new_user()
-    before = {table: rows(db, f"SELECT * FROM {table} ORDER BY 1")
-              for table in ("users", "guests", "sessions", "responses", "visitor_merges")}
+    before = {
+        table: rows(db, f"SELECT * FROM {table} ORDER BY 1")
+        for table in ("users", "guests", "sessions", "responses", "visitor_merges")
+    }
 
     # register writes the user, claims the guest and moves its sessions, then renumbers
     # the responses: that last statement waits behind the lock and times out.
@@ -132,7 +142,9 @@ def test_register_waiting_at_its_last_statement_answers_503_and_claims_nothing(s
     response = slow_api.post("register", {}, guest=key, token=user.id_token)
     assert response.status_code == 201, response.text
     assert (response.json()["migratedSessions"], response.json()["user"]["visitorNumber"]) == (
-        1, session["visitorNumber"])
+        1,
+        session["visitorNumber"],
+    )
     (moved,) = rows(db, "SELECT user_id FROM sessions")
     assert moved.user_id == user.uid
     assert_logged_timeout(tmp_path / "functions.log")
@@ -140,7 +152,8 @@ def test_register_waiting_at_its_last_statement_answers_503_and_claims_nothing(s
 
 @pytest.mark.slow
 def test_upload_event_behind_a_lock_fails_at_the_timeout_and_its_redelivery_records_it(
-        slow_api, api, db, firestore, bucket):
+    slow_api, api, db, firestore, bucket
+):
     world = UploadsWorld(api, db, firestore, bucket, StorageEvents(slow_api.url("on_upload_finalized")))
     session = world.new_session()
     item = world.upload(session["sessionId"])
@@ -171,8 +184,9 @@ def test_frozen_database_answers_503_within_the_socket_timeout_and_recovers(stac
     sessionId is for (SPEC §4, safe retries): the retries below send the same one, and each
     visitor ends with exactly the one session it asked for, whichever way the first try went."""
     postgres = own_postgres()
-    server = functions_server({**stack.env(), "DATABASE_URL": postgres.url, "DB_STATEMENT_TIMEOUT_MS": str(TIMEOUT_MS)},
-                              workers=1, threads=16)
+    server = functions_server(
+        {**stack.env(), "DATABASE_URL": postgres.url, "DB_STATEMENT_TIMEOUT_MS": str(TIMEOUT_MS)}, workers=1, threads=16
+    )
     slow_api = Api(server.url)
     assert slow_api.post("create_session", guest=new_guest_key()).status_code == 201
     tries = [(new_guest_key(), {"sessionId": str(uuid.uuid4())}) for _ in range(WAITING)]
@@ -181,9 +195,12 @@ def test_frozen_database_answers_503_within_the_socket_timeout_and_recovers(stac
     postgres.pause()
     try:
         with ThreadPoolExecutor(WAITING) as pool:  # a pooled connection, and new ones to a server that never answers
-            answers = list(pool.map(
-                lambda attempt: timed(lambda: Api(server.url).post("create_session", attempt[1], guest=attempt[0])),
-                tries))
+            answers = list(
+                pool.map(
+                    lambda attempt: timed(lambda: Api(server.url).post("create_session", attempt[1], guest=attempt[0])),
+                    tries,
+                )
+            )
     finally:
         postgres.resume()
     for response, took in answers:
@@ -192,8 +209,11 @@ def test_frozen_database_answers_503_within_the_socket_timeout_and_recovers(stac
         assert took < bound, f"answered after {took:.2f} s"
 
     probe = new_guest_key()
-    wait_until(lambda: slow_api.post("create_session", guest=probe).status_code in (200, 201),
-               "create_session after the database thawed", timeout=30)
+    wait_until(
+        lambda: slow_api.post("create_session", guest=probe).status_code in (200, 201),
+        "create_session after the database thawed",
+        timeout=30,
+    )
     again = [slow_api.post("create_session", body, guest=key) for key, body in tries]
     assert {response.status_code for response in again} <= {200, 201}, [r.text for r in again]
     assert [response.json()["sessionId"] for response in again] == [body["sessionId"] for _, body in tries]
@@ -202,10 +222,14 @@ def test_frozen_database_answers_503_within_the_socket_timeout_and_recovers(stac
     engine = database_reader(postgres.url)
     try:
         # The first session, the probe's and one per retried sessionId: none twice.
-        counts = rows(engine, "SELECT (SELECT count(*) FROM guests) AS guests, (SELECT count(*) FROM sessions) AS sessions")
+        counts = rows(
+            engine, "SELECT (SELECT count(*) FROM guests) AS guests, (SELECT count(*) FROM sessions) AS sessions"
+        )
         assert tuple(counts[0]) == (2 + WAITING, 2 + WAITING)
     finally:
         engine.dispose()
-    print(f"\nfrozen database: {WAITING} x 503 in {min(t for _, t in answers):.1f}-{max(t for _, t in answers):.1f} s "
-          f"(statement timeout {TIMEOUT:.1f} s + {SOCKET_TIMEOUT_MARGIN_SECONDS} s); "
-          f"{sum(r.status_code == 200 for r in again)} of the retries found their session made after the thaw")
+    print(
+        f"\nfrozen database: {WAITING} x 503 in {min(t for _, t in answers):.1f}-{max(t for _, t in answers):.1f} s "
+        f"(statement timeout {TIMEOUT:.1f} s + {SOCKET_TIMEOUT_MARGIN_SECONDS} s); "
+        f"{sum(r.status_code == 200 for r in again)} of the retries found their session made after the thaw"
+    )

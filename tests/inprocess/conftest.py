@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from functools import cache
-from typing import Iterator
 
 import pytest
 from functions_framework import create_app
@@ -39,25 +39,34 @@ class Answer:
 class InProcessApi:
     """tests.support.Api's interface, served in process by each function's own app."""
 
-    def post(self, function: str, body=None, *, guest: str | None = None, token: str | None = None,
-             headers: dict | None = None, data=None) -> Answer:
+    def post(
+        self,
+        function: str,
+        body=None,
+        *,
+        guest: str | None = None,
+        token: str | None = None,
+        headers: dict | None = None,
+        data=None,
+    ) -> Answer:
         client = _app(function).test_client()
         if data is None and body is not None:
             data, headers = json.dumps(body), {"Content-Type": "application/json", **(headers or {})}
         return Answer(client.post("/", data=data, headers=request_headers(guest, token, headers)))
 
-    def get(self, function: str, *, guest: str | None = None, token: str | None = None,
-            headers: dict | None = None) -> Answer:
+    def get(
+        self, function: str, *, guest: str | None = None, token: str | None = None, headers: dict | None = None
+    ) -> Answer:
         return Answer(_app(function).test_client().get("/", headers=request_headers(guest, token, headers)))
 
     @contextlib.contextmanager
-    def stream(self, function: str, *, guest: str | None = None, token: str | None = None,
-               headers: dict | None = None) -> Iterator:
+    def stream(
+        self, function: str, *, guest: str | None = None, token: str | None = None, headers: dict | None = None
+    ) -> Iterator:
         """GET with the body left unread: the test client's response, whose `response` yields
         the body's chunks as the app makes them; closed when the block ends (as a server
         closes it when the body is sent or the client goes away)."""
-        response = _app(function).test_client().get("/", headers=request_headers(guest, token, headers),
-                                                   buffered=False)
+        response = _app(function).test_client().get("/", headers=request_headers(guest, token, headers), buffered=False)
         try:
             yield response
         finally:

@@ -14,24 +14,38 @@ def test_the_log_of_claims_names_no_person_key_token_or_code(api, db, auth_emula
     api.post("create_session", {}, token=anonymous.id_token)
     assert api.post("register", {"claimCode": "23456789"}, token=user.id_token).status_code == 400
     assert api.post("register", {"claimCode": code}, token=user.id_token).status_code == 201
-    assert api.post("register", {}, token=user.id_token,
-                    headers={"X-Anonymous-Token": anonymous.id_token}).status_code == 200
+    assert (
+        api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token}).status_code
+        == 200
+    )
     guesser = auth_emulator.new_user()
     for _ in range(6):
         api.post("register", {"claimCode": "23456789"}, token=guesser.id_token)
 
     text = "\n".join(record.getMessage() + repr(getattr(record, "fields", {})) for record in lines)
     assert "registered user" in text and "made a claim code" in text and "too many wrong" in text
-    secrets = [key, hash_guest_key(key).hex(), code, user.uid, user.email, anonymous.uid, guesser.uid,
-               guesser.email, user.id_token, anonymous.id_token]
+    secrets = [
+        key,
+        hash_guest_key(key).hex(),
+        code,
+        user.uid,
+        user.email,
+        anonymous.uid,
+        guesser.uid,
+        guesser.email,
+        user.id_token,
+        anonymous.id_token,
+    ]
     assert [secret for secret in secrets if secret in text] == []
 
 
 def test_a_claimed_anonymous_uid_linked_afterwards_cannot_register(api, db, auth_emulator):
     anonymous, claimer = auth_emulator.anonymous(), auth_emulator.new_user()
     api.post("create_session", {}, token=anonymous.id_token)
-    assert api.post("register", {}, token=claimer.id_token,
-                    headers={"X-Anonymous-Token": anonymous.id_token}).status_code == 201
+    assert (
+        api.post("register", {}, token=claimer.id_token, headers={"X-Anonymous-Token": anonymous.id_token}).status_code
+        == 201
+    )
     linked = auth_emulator.link(anonymous)  # the same uid, signed in now
     before = rows(db, "SELECT * FROM users ORDER BY id")
 

@@ -2,7 +2,7 @@
 frontend sees, and what is stored."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tests.support import assert_error, new_guest_key, rows, scalar
 
@@ -23,7 +23,7 @@ def test_new_guest_gets_number_one_and_a_stored_session(api, db):
     assert body["userId"] is None
     assert uuid.UUID(body["guestId"])
     assert body["experimentId"] == "study-1.a_b"
-    assert abs((parse_time(body["createdAt"]) - datetime.now(timezone.utc)).total_seconds()) < 60
+    assert abs((parse_time(body["createdAt"]) - datetime.now(UTC)).total_seconds()) < 60
 
     (session,) = rows(db, "SELECT * FROM sessions")
     assert str(session.id) == body["sessionId"]
@@ -120,8 +120,12 @@ def test_get_visitor_lists_sessions_newest_first(api, db):
     assert body["visitorNumber"] == 1 and body["userId"] is None and body["guestId"] == first["guestId"]
     assert [s["sessionId"] for s in body["sessions"]] == [second["sessionId"], first["sessionId"]]
     assert [s["responseCount"] for s in body["sessions"]] == [0, 2]
-    assert body["sessions"][0] == {"sessionId": second["sessionId"], "experimentId": "b",
-                                   "createdAt": second["createdAt"], "responseCount": 0}
+    assert body["sessions"][0] == {
+        "sessionId": second["sessionId"],
+        "experimentId": "b",
+        "createdAt": second["createdAt"],
+        "responseCount": 0,
+    }
 
 
 def test_get_visitor_for_a_user(api, db, auth_emulator):

@@ -22,14 +22,17 @@ def seed_responses(db, session_id: str, count: int, text_bytes: int = 960) -> No
     """`count` responses of about 1 KiB in one session, written with SQL (fast), one
     millisecond apart after the session was created."""
     with db.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO responses (id, session_id, visitor_number, level, data, created_at)
             SELECT gen_random_uuid(), s.id, s.visitor_number, CASE WHEN mod(i, 5) = 0 THEN NULL ELSE mod(i, 7) END,
                    jsonb_build_object('i', i, 'ok', mod(i, 2) = 0, 'answer', repeat(md5(i::text), :repeats)),
                    s.created_at + i * interval '1 millisecond'
             FROM sessions s, generate_series(1, :count) AS i
             WHERE s.id = CAST(:session_id AS uuid)
-        """), {"session_id": session_id, "count": count, "repeats": text_bytes // 32})
+        """),
+            {"session_id": session_id, "count": count, "repeats": text_bytes // 32},
+        )
 
 
 def guest_with_sessions(api, sessions: int) -> tuple[str, list[str]]:
@@ -61,8 +64,10 @@ def test_ten_thousand_responses_stream_in_memory_far_below_the_documents_size(ap
     finally:
         tracemalloc.stop()
 
-    print(f"\nexport_my_data: {size:,} bytes in {chunks} chunks (largest {largest:,}); "
-          f"peak traced memory {peak:,} bytes ({peak / size:.1%} of the body)")
+    print(
+        f"\nexport_my_data: {size:,} bytes in {chunks} chunks (largest {largest:,}); "
+        f"peak traced memory {peak:,} bytes ({peak / size:.1%} of the body)"
+    )
     assert size > 10_000 * 1000
     # Holding the whole result (rows, or the text) would take more than the body itself.
     assert peak < size / 4
@@ -71,10 +76,15 @@ def test_ten_thousand_responses_stream_in_memory_far_below_the_documents_size(ap
     document = json.loads(path.read_text(encoding="utf-8"))
     exported = [r for s in document["sessions"] for r in s["responses"]]
     assert len(exported) == 10_000
-    stored = rows(db, """SELECT r.id, r.level, r.data FROM responses r JOIN sessions s ON s.id = r.session_id
-                         WHERE s.guest_id = :g ORDER BY s.created_at DESC, r.created_at""", g=guest_row(db, key).id)
-    assert [(r["responseId"], r["level"], r["data"]) for r in exported] == \
-        [(str(r.id), r.level, r.data) for r in stored]
+    stored = rows(
+        db,
+        """SELECT r.id, r.level, r.data FROM responses r JOIN sessions s ON s.id = r.session_id
+                         WHERE s.guest_id = :g ORDER BY s.created_at DESC, r.created_at""",
+        g=guest_row(db, key).id,
+    )
+    assert [(r["responseId"], r["level"], r["data"]) for r in exported] == [
+        (str(r.id), r.level, r.data) for r in stored
+    ]
     assert [s["sessionId"] for s in document["sessions"]] == sessions[::-1]
 
 
@@ -82,8 +92,9 @@ def test_the_document_is_one_snapshot_whatever_is_written_while_it_streams(api, 
     key, (older, newer) = guest_with_sessions(api, 2)
     seed_responses(db, older, 1000)
     seed_responses(db, newer, 1000)
-    last_of_older = rows(db, "SELECT id, data FROM responses WHERE session_id = :s ORDER BY created_at DESC LIMIT 1",
-                         s=older)[0]
+    last_of_older = rows(
+        db, "SELECT id, data FROM responses WHERE session_id = :s ORDER BY created_at DESC LIMIT 1", s=older
+    )[0]
 
     with api.stream("export_my_data", guest=key) as response:
         body = iter(response.response)
@@ -92,20 +103,29 @@ def test_the_document_is_one_snapshot_whatever_is_written_while_it_streams(api, 
         # session, a change to one of its responses, and a session of the same guest.
         guest_id = guest_row(db, key).id
         with db.begin() as conn:
-            conn.execute(text("""INSERT INTO responses (id, session_id, visitor_number, data, created_at)
+            conn.execute(
+                text("""INSERT INTO responses (id, session_id, visitor_number, data, created_at)
                                  SELECT gen_random_uuid(), id, visitor_number, '"late"', now() + interval '1 day'
-                                 FROM sessions WHERE id = :s"""), {"s": older})
+                                 FROM sessions WHERE id = :s"""),
+                {"s": older},
+            )
             conn.execute(text("UPDATE responses SET data = '\"changed\"' WHERE id = :r"), {"r": last_of_older.id})
-            conn.execute(text("""INSERT INTO sessions (id, visitor_number, guest_id, created_at)
+            conn.execute(
+                text("""INSERT INTO sessions (id, visitor_number, guest_id, created_at)
                                  SELECT gen_random_uuid(), visitor_number, id, now() - interval '1 day'
-                                 FROM guests WHERE id = :g"""), {"g": guest_id})
+                                 FROM guests WHERE id = :g"""),
+                {"g": guest_id},
+            )
         rest = b"".join(body)
 
     document = json.loads(first + rest)
     assert [s["sessionId"] for s in document["sessions"]] == [newer, older]
     assert [len(s["responses"]) for s in document["sessions"]] == [1000, 1000]
     assert document["sessions"][1]["responses"][-1] == {
-        **document["sessions"][1]["responses"][-1], "responseId": str(last_of_older.id), "data": last_of_older.data}
+        **document["sessions"][1]["responses"][-1],
+        "responseId": str(last_of_older.id),
+        "data": last_of_older.data,
+    }
     assert b'"late"' not in rest and b'"changed"' not in rest
     assert scalar(db, "SELECT count(*) FROM responses") == 2001 and scalar(db, "SELECT count(*) FROM sessions") == 3
 
@@ -120,8 +140,11 @@ def test_a_database_failure_after_the_first_chunk_ends_the_document_unfinished(a
         body = iter(response.response)
         first = next(body)
         # The export's connection is cut while it waits for its next FETCH.
-        cut = rows(db, """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                          WHERE state = 'idle in transaction' AND query LIKE 'FETCH FORWARD%'""")
+        cut = rows(
+            db,
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                          WHERE state = 'idle in transaction' AND query LIKE 'FETCH FORWARD%'""",
+        )
         assert [tuple(r) for r in cut] == [(True,)]
         received = []
         with pytest.raises(StreamEndedEarly):  # what makes the server cut the connection

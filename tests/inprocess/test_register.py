@@ -10,8 +10,17 @@ import pytest
 from sqlalchemy import text
 
 from shared.web.auth import hash_guest_key
-from tests.support import (assert_error, guest_row, guest_with_sessions, new_guest_key, register, resume_numbering, rows,
-                           scalar, stop_numbering)
+from tests.support import (
+    assert_error,
+    guest_row,
+    guest_with_sessions,
+    new_guest_key,
+    register,
+    resume_numbering,
+    rows,
+    scalar,
+    stop_numbering,
+)
 
 USER_FIELDS = {"id", "email", "displayName", "visitorNumber", "createdAt"}
 TABLES = {"users": "id", "guests": "id", "sessions": "id", "responses": "id", "visitor_merges": "from_number"}
@@ -99,15 +108,25 @@ def test_claim_moves_every_session_and_the_user_takes_the_guests_number(api, db,
     moved = rows(db, "SELECT id, user_id, guest_id, visitor_number FROM sessions WHERE guest_id = :g", g=guest.id)
     assert {str(s.id) for s in moved} == {s["sessionId"] for s in sessions}
     assert {(s.user_id, s.visitor_number) for s in moved} == {(user.uid, 1)}
-    assert rows(db, "SELECT DISTINCT r.visitor_number FROM responses r JOIN sessions s ON s.id = r.session_id "
-                    "WHERE s.user_id = :u", u=user.uid) == [(1,)]
-    assert scalar(db, "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id "
-                      "WHERE s.user_id = :u", u=user.uid) == 6
+    assert rows(
+        db,
+        "SELECT DISTINCT r.visitor_number FROM responses r JOIN sessions s ON s.id = r.session_id WHERE s.user_id = :u",
+        u=user.uid,
+    ) == [(1,)]
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id WHERE s.user_id = :u",
+            u=user.uid,
+        )
+        == 6
+    )
     assert scalar(db, "SELECT count(*) FROM visitor_merges") == 0
     # The other guest's rows are untouched.
     other = guest_row(db, bystander)
-    assert [r for r in snapshot(db)["sessions"] if r.guest_id == other.id] == \
-           [r for r in bystander_before["sessions"] if r.guest_id == other.id]
+    assert [r for r in snapshot(db)["sessions"] if r.guest_id == other.id] == [
+        r for r in bystander_before["sessions"] if r.guest_id == other.id
+    ]
     assert other.claimed_by is None and other.visitor_number == 2
 
 
@@ -130,8 +149,14 @@ def test_user_with_a_number_keeps_it_and_the_merge_is_recorded(api, db, auth_emu
     assert rows(db, "SELECT DISTINCT visitor_number FROM responses") == [(2,)]
     assert scalar(db, "SELECT count(*) FROM responses") == 6
     # A query by the old number still finds the data, through visitor_merges.
-    assert scalar(db, "SELECT count(*) FROM responses WHERE visitor_number IN "
-                      "(SELECT to_number FROM visitor_merges WHERE from_number = 1)") == 6
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM responses WHERE visitor_number IN "
+            "(SELECT to_number FROM visitor_merges WHERE from_number = 1)",
+        )
+        == 6
+    )
 
 
 def test_a_second_guest_of_the_same_user_is_merged_into_the_first_ones_number(api, db, auth_emulator):
@@ -144,8 +169,7 @@ def test_a_second_guest_of_the_same_user_is_merged_into_the_first_ones_number(ap
     second = register(api, user, guest=phone).json()
 
     assert (first["user"]["visitorNumber"], first["mergedFromVisitorNumber"]) == (1, None)
-    assert (second["user"]["visitorNumber"], second["migratedSessions"], second["mergedFromVisitorNumber"]) == \
-           (1, 2, 2)
+    assert (second["user"]["visitorNumber"], second["migratedSessions"], second["mergedFromVisitorNumber"]) == (1, 2, 2)
     assert rows(db, "SELECT from_number, to_number, user_id FROM visitor_merges") == [(2, 1, user.uid)]
     assert rows(db, "SELECT DISTINCT user_id, visitor_number FROM sessions") == [(user.uid, 1)]
     assert rows(db, "SELECT DISTINCT visitor_number FROM responses") == [(1,)]
@@ -191,8 +215,11 @@ def test_after_the_claim_the_guest_key_opens_nothing(api, db, auth_emulator):
     register(api, user, guest=key)
     before = snapshot(db)
 
-    assert_error(api.post("submit_response", {"sessionId": session["sessionId"], "data": {}}, guest=key),
-                 403, "permission_denied")
+    assert_error(
+        api.post("submit_response", {"sessionId": session["sessionId"], "data": {}}, guest=key),
+        403,
+        "permission_denied",
+    )
     assert_error(api.post("create_session", {}, guest=key), 403, "guest_claimed")
     assert_error(api.get("get_visitor", guest=key), 403, "guest_claimed")
     assert snapshot(db) == before
@@ -269,8 +296,11 @@ def test_guest_without_number_claimed_by_user_with_one_records_no_merge(api, db,
 
     body = register(api, user, guest=key).json()
 
-    assert (body["user"]["visitorNumber"], body["migratedSessions"], body["mergedFromVisitorNumber"]) == \
-           (own["visitorNumber"], 2, None)
+    assert (body["user"]["visitorNumber"], body["migratedSessions"], body["mergedFromVisitorNumber"]) == (
+        own["visitorNumber"],
+        2,
+        None,
+    )
     assert rows(db, "SELECT DISTINCT visitor_number FROM sessions") == [(own["visitorNumber"],)]
     assert rows(db, "SELECT DISTINCT visitor_number FROM responses") == [(own["visitorNumber"],)]
     assert scalar(db, "SELECT count(*) FROM visitor_merges") == 0
@@ -313,19 +343,29 @@ def seed_guest(db, key: str, sessions: int, responses_each: int) -> tuple[uuid.U
     """A guest with many sessions and responses, written directly (fast), numbered as create_session does."""
     guest_id = uuid.uuid4()
     with db.begin() as conn:
-        number = conn.execute(text(
-            "INSERT INTO guests (id, key_hash, visitor_number) "
-            "VALUES (:g, :h, nextval('visitor_number_seq')) RETURNING visitor_number"),
-            {"g": str(guest_id), "h": hash_guest_key(key)}).scalar_one()
-        conn.execute(text(
-            "INSERT INTO sessions (id, visitor_number, guest_id, experiment_id, created_at) "
-            "SELECT gen_random_uuid(), :n, :g, 'bulk', now() - i * interval '1 second' "
-            "FROM generate_series(1, :count) AS i"), {"n": number, "g": str(guest_id), "count": sessions})
-        conn.execute(text(
-            "INSERT INTO responses (id, session_id, visitor_number, level, data) "
-            "SELECT gen_random_uuid(), s.id, :n, l, jsonb_build_object('level', l) "
-            "FROM sessions s, generate_series(0, :last) AS l WHERE s.guest_id = :g"),
-            {"n": number, "g": str(guest_id), "last": responses_each - 1})
+        number = conn.execute(
+            text(
+                "INSERT INTO guests (id, key_hash, visitor_number) "
+                "VALUES (:g, :h, nextval('visitor_number_seq')) RETURNING visitor_number"
+            ),
+            {"g": str(guest_id), "h": hash_guest_key(key)},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, visitor_number, guest_id, experiment_id, created_at) "
+                "SELECT gen_random_uuid(), :n, :g, 'bulk', now() - i * interval '1 second' "
+                "FROM generate_series(1, :count) AS i"
+            ),
+            {"n": number, "g": str(guest_id), "count": sessions},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO responses (id, session_id, visitor_number, level, data) "
+                "SELECT gen_random_uuid(), s.id, :n, l, jsonb_build_object('level', l) "
+                "FROM sessions s, generate_series(0, :last) AS l WHERE s.guest_id = :g"
+            ),
+            {"n": number, "g": str(guest_id), "last": responses_each - 1},
+        )
     return guest_id, number
 
 
@@ -343,20 +383,42 @@ def test_guest_with_200_sessions_and_1000_responses_moves_in_one_transaction(api
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["migratedSessions"], body["mergedFromVisitorNumber"]) == (200, guest_number)
-    assert scalar(db, "SELECT count(*) FROM sessions WHERE guest_id = :g AND user_id = :u AND visitor_number = :n",
-                  g=str(guest_id), u=user.uid, n=user_number) == 200
-    assert scalar(db, "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id "
-                      "WHERE s.guest_id = :g AND s.user_id = :u AND r.visitor_number = :n",
-                  g=str(guest_id), u=user.uid, n=user_number) == 1000
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM sessions WHERE guest_id = :g AND user_id = :u AND visitor_number = :n",
+            g=str(guest_id),
+            u=user.uid,
+            n=user_number,
+        )
+        == 200
+    )
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id "
+            "WHERE s.guest_id = :g AND s.user_id = :u AND r.visitor_number = :n",
+            g=str(guest_id),
+            u=user.uid,
+            n=user_number,
+        )
+        == 1000
+    )
     assert scalar(db, "SELECT count(*) FROM sessions WHERE user_id IS NULL") == 0
     # One transaction wrote them all: every row it touched carries the same xmin.
-    writers = rows(db, """
+    writers = rows(
+        db,
+        """
         SELECT xmin::text FROM users WHERE id = :u
         UNION SELECT xmin::text FROM guests WHERE id = :g
         UNION SELECT xmin::text FROM sessions WHERE guest_id = :g
         UNION SELECT r.xmin::text FROM responses r JOIN sessions s ON s.id = r.session_id WHERE s.guest_id = :g
         UNION SELECT xmin::text FROM visitor_merges WHERE from_number = :n
-        """, u=user.uid, g=str(guest_id), n=guest_number)
+        """,
+        u=user.uid,
+        g=str(guest_id),
+        n=guest_number,
+    )
     assert len(writers) == 1
     assert elapsed < 10, f"register of 200 sessions x 5 responses took {elapsed:.2f} s"
     # 1,000 rows fit well inside the functions' statement timeout.
@@ -371,16 +433,22 @@ def failure_injector(db):
     def inject(table: str, after_rows: int, sqlstate: str):
         with db.begin() as conn:
             conn.execute(text("CREATE SEQUENCE test_injected_failure_counter"))
-            conn.execute(text(f"""
+            conn.execute(
+                text(f"""
                 CREATE FUNCTION test_injected_failure() RETURNS trigger LANGUAGE plpgsql AS $$
                 BEGIN
                     IF nextval('test_injected_failure_counter') > {int(after_rows)} THEN
                         RAISE EXCEPTION 'injected failure while updating {table}' USING ERRCODE = '{sqlstate}';
                     END IF;
                     RETURN NEW;
-                END $$"""))
-            conn.execute(text(f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON {table} "
-                              "FOR EACH ROW EXECUTE FUNCTION test_injected_failure()"))
+                END $$""")
+            )
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER test_injected_failure BEFORE UPDATE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION test_injected_failure()"
+                )
+            )
         installed.append(table)
 
     yield inject
@@ -392,13 +460,17 @@ def failure_injector(db):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("table, after_rows, sqlstate, status, code", [
-    ("responses", 500, "P0001", 500, "internal"),  # a bug or a broken constraint: 500, details in the log
-    ("sessions", 100, "P0001", 500, "internal"),
-    ("responses", 500, "40P01", 503, "unavailable"),  # a deadlock victim: the client may retry
-])
-def test_failure_midway_leaves_every_row_as_it_was(api, db, auth_emulator, failure_injector,
-                                                    table, after_rows, sqlstate, status, code):
+@pytest.mark.parametrize(
+    "table, after_rows, sqlstate, status, code",
+    [
+        ("responses", 500, "P0001", 500, "internal"),  # a bug or a broken constraint: 500, details in the log
+        ("sessions", 100, "P0001", 500, "internal"),
+        ("responses", 500, "40P01", 503, "unavailable"),  # a deadlock victim: the client may retry
+    ],
+)
+def test_failure_midway_leaves_every_row_as_it_was(
+    api, db, auth_emulator, failure_injector, table, after_rows, sqlstate, status, code
+):
     key = new_guest_key()
     seed_guest(db, key, sessions=200, responses_each=5)
     user = auth_emulator.new_user()
@@ -449,8 +521,9 @@ def test_forged_expired_and_garbage_tokens_are_unauthenticated(api, db, auth_emu
     user = auth_emulator.new_user()
     now = int(time.time())
     tokens = [
-        auth_emulator.crafted_token(user.uid, aud="someone-elses-project",
-                                    iss="https://securetoken.google.com/someone-elses-project"),
+        auth_emulator.crafted_token(
+            user.uid, aud="someone-elses-project", iss="https://securetoken.google.com/someone-elses-project"
+        ),
         auth_emulator.crafted_token(user.uid, iat=now - 7200, exp=now - 3600),
         auth_emulator.crafted_token("no-such-user"),
         "not-a-jwt",
@@ -469,17 +542,20 @@ def test_malformed_guest_key_is_refused(api, db, auth_emulator, key):
     assert scalar(db, "SELECT count(*) FROM users") == 0
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"displayName": ""}, "displayName"),
-    ({"displayName": "   "}, "displayName"),
-    ({"displayName": "x" * 101}, "displayName"),
-    ({"displayName": "line\nbreak"}, "displayName"),
-    ({"displayName": "bell\x07"}, "displayName"),
-    ({"displayName": "c1\x85control"}, "displayName"),
-    ({"displayName": 42}, "displayName"),
-    ({"displayName": ["Ada"]}, "displayName"),
-    ({"name": "Ada"}, "name"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"displayName": ""}, "displayName"),
+        ({"displayName": "   "}, "displayName"),
+        ({"displayName": "x" * 101}, "displayName"),
+        ({"displayName": "line\nbreak"}, "displayName"),
+        ({"displayName": "bell\x07"}, "displayName"),
+        ({"displayName": "c1\x85control"}, "displayName"),
+        ({"displayName": 42}, "displayName"),
+        ({"displayName": ["Ada"]}, "displayName"),
+        ({"name": "Ada"}, "name"),
+    ],
+)
 def test_bad_body_is_refused(api, db, auth_emulator, body, field):
     user = auth_emulator.new_user()
     error = assert_error(register(api, user, body=body), 400, "invalid_argument")

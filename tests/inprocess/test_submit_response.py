@@ -23,8 +23,11 @@ def test_guest_stores_a_response_in_its_session(api, db):
     key = new_guest_key()
     session = new_session(api, guest=key)
 
-    response = api.post("submit_response", {"sessionId": session["sessionId"], "level": 3,
-                                            "data": {"answer": "blue", "ms": 1234}}, guest=key)
+    response = api.post(
+        "submit_response",
+        {"sessionId": session["sessionId"], "level": 3, "data": {"answer": "blue", "ms": 1234}},
+        guest=key,
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -36,7 +39,11 @@ def test_guest_stores_a_response_in_its_session(api, db):
     assert body["createdAt"].endswith("Z")
     (row,) = stored_responses(db)
     assert (str(row.id), str(row.session_id), row.visitor_number, row.level) == (
-        body["responseId"], session["sessionId"], 1, 3)
+        body["responseId"],
+        session["sessionId"],
+        1,
+        3,
+    )
     assert row.data == {"answer": "blue", "ms": 1234}
 
 
@@ -44,8 +51,7 @@ def test_user_stores_a_response_in_its_session(api, db, auth_emulator):
     user = auth_emulator.new_user()
     session = new_session(api, token=user.id_token)
 
-    response = api.post("submit_response", {"sessionId": session["sessionId"], "data": [1, 2]},
-                        token=user.id_token)
+    response = api.post("submit_response", {"sessionId": session["sessionId"], "data": [1, 2]}, token=user.id_token)
 
     assert response.status_code == 201
     assert response.json()["visitorNumber"] == 1 and response.json()["level"] is None
@@ -66,14 +72,32 @@ def test_response_inherits_its_sessions_visitor_number(api, db, auth_emulator):
 
     assert (a["visitorNumber"], b["visitorNumber"]) == (2, 3)
     assert scalar(db, "SELECT count(*) FROM responses WHERE visitor_number = 2") == 1
-    assert scalar(db, "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id "
-                      "WHERE r.visitor_number IS DISTINCT FROM s.visitor_number") == 0
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id "
+            "WHERE r.visitor_number IS DISTINCT FROM s.visitor_number",
+        )
+        == 0
+    )
 
 
-@pytest.mark.parametrize("data", [
-    {}, [], "text", "", 0, -1.5, 12345678901234567890, True, False, None,
-    {"nested": {"list": [1, "two", None, {"three": 3.0}]}, "ünïcødé": "日本語 ✓"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        [],
+        "text",
+        "",
+        0,
+        -1.5,
+        12345678901234567890,
+        True,
+        False,
+        None,
+        {"nested": {"list": [1, "two", None, {"three": 3.0}]}, "ünïcødé": "日本語 ✓"},
+    ],
+)
 def test_data_may_be_any_json_value(api, db, data):
     key = new_guest_key()
     session = new_session(api, guest=key)
@@ -87,8 +111,9 @@ def test_data_may_be_any_json_value(api, db, data):
 def test_level_takes_any_postgresql_integer_from_zero(api, db, level):
     key = new_guest_key()
     session = new_session(api, guest=key)
-    body = api.post("submit_response", {"sessionId": session["sessionId"], "level": level, "data": {}},
-                    guest=key).json()
+    body = api.post(
+        "submit_response", {"sessionId": session["sessionId"], "level": level, "data": {}}, guest=key
+    ).json()
     assert body["level"] == level
     assert scalar(db, "SELECT level FROM responses") == level
 
@@ -117,15 +142,24 @@ def test_response_id_used_in_another_session_is_a_conflict(api, db):
     first, second = new_session(api, guest=key), new_session(api, guest=key)
     elsewhere = new_session(api, guest=other)
     response_id = str(uuid.uuid4())
-    api.post("submit_response", {"sessionId": first["sessionId"], "responseId": response_id, "data": 1},
-             guest=key)
+    api.post("submit_response", {"sessionId": first["sessionId"], "responseId": response_id, "data": 1}, guest=key)
     before = stored_responses(db)
 
     # The same owner's other session, and another visitor's own session: both refused.
-    assert_error(api.post("submit_response", {"sessionId": second["sessionId"], "responseId": response_id,
-                                              "data": 2}, guest=key), 409, "conflict")
-    assert_error(api.post("submit_response", {"sessionId": elsewhere["sessionId"], "responseId": response_id,
-                                              "data": 3}, guest=other), 409, "conflict")
+    assert_error(
+        api.post(
+            "submit_response", {"sessionId": second["sessionId"], "responseId": response_id, "data": 2}, guest=key
+        ),
+        409,
+        "conflict",
+    )
+    assert_error(
+        api.post(
+            "submit_response", {"sessionId": elsewhere["sessionId"], "responseId": response_id, "data": 3}, guest=other
+        ),
+        409,
+        "conflict",
+    )
 
     assert stored_responses(db) == before
 
@@ -184,24 +218,27 @@ def test_data_limit_is_64_kib_of_utf8_json(api, db):
 SESSION = "3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"sessionId": SESSION, "level": "1", "data": {}}, "level"),
-    ({"sessionId": SESSION, "level": 1.5, "data": {}}, "level"),
-    ({"sessionId": SESSION, "level": 1.0, "data": {}}, "level"),
-    ({"sessionId": SESSION, "level": True, "data": {}}, "level"),
-    ({"sessionId": SESSION, "level": -1, "data": {}}, "level"),
-    ({"sessionId": SESSION, "level": 2**31, "data": {}}, "level"),
-    ({"sessionId": SESSION, "level": 10**30, "data": {}}, "level"),
-    ({"sessionId": SESSION, "level": [1], "data": {}}, "level"),
-    ({"sessionId": SESSION}, "data"),
-    ({"data": {}}, "sessionId"),
-    ({"sessionId": None, "data": {}}, "sessionId"),
-    ({"sessionId": "not-a-uuid", "data": {}}, "sessionId"),
-    ({"sessionId": 12, "data": {}}, "sessionId"),
-    ({"sessionId": SESSION, "responseId": "nope", "data": {}}, "responseId"),
-    ({"sessionId": SESSION, "responseId": 5, "data": {}}, "responseId"),
-    ({"sessionId": SESSION, "data": {}, "score": 3}, "score"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"sessionId": SESSION, "level": "1", "data": {}}, "level"),
+        ({"sessionId": SESSION, "level": 1.5, "data": {}}, "level"),
+        ({"sessionId": SESSION, "level": 1.0, "data": {}}, "level"),
+        ({"sessionId": SESSION, "level": True, "data": {}}, "level"),
+        ({"sessionId": SESSION, "level": -1, "data": {}}, "level"),
+        ({"sessionId": SESSION, "level": 2**31, "data": {}}, "level"),
+        ({"sessionId": SESSION, "level": 10**30, "data": {}}, "level"),
+        ({"sessionId": SESSION, "level": [1], "data": {}}, "level"),
+        ({"sessionId": SESSION}, "data"),
+        ({"data": {}}, "sessionId"),
+        ({"sessionId": None, "data": {}}, "sessionId"),
+        ({"sessionId": "not-a-uuid", "data": {}}, "sessionId"),
+        ({"sessionId": 12, "data": {}}, "sessionId"),
+        ({"sessionId": SESSION, "responseId": "nope", "data": {}}, "responseId"),
+        ({"sessionId": SESSION, "responseId": 5, "data": {}}, "responseId"),
+        ({"sessionId": SESSION, "data": {}, "score": 3}, "score"),
+    ],
+)
 def test_wrong_types_and_values_are_refused_before_anything_is_read(api, db, body, field):
     key = new_guest_key()
     session = new_session(api, guest=key)
@@ -212,13 +249,23 @@ def test_wrong_types_and_values_are_refused_before_anything_is_read(api, db, bod
     assert scalar(db, "SELECT count(*) FROM responses") == 0
 
 
-@pytest.mark.parametrize("raw", [b'{"sessionId": "%s", "data": 1e999}', b'{"sessionId": "%s", "data": [-1e400]}',
-                                 b'{"sessionId": "%s", "data": {}, "level": 1e999}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"sessionId": "%s", "data": 1e999}',
+        b'{"sessionId": "%s", "data": [-1e400]}',
+        b'{"sessionId": "%s", "data": {}, "level": 1e999}',
+    ],
+)
 def test_numbers_out_of_range_are_refused(api, db, raw):
     key = new_guest_key()
     session = new_session(api, guest=key)
-    response = api.post("submit_response", data=raw % session["sessionId"].encode(), guest=key,
-                        headers={"Content-Type": "application/json"})
+    response = api.post(
+        "submit_response",
+        data=raw % session["sessionId"].encode(),
+        guest=key,
+        headers={"Content-Type": "application/json"},
+    )
     assert_error(response, 400, "invalid_argument")
     assert scalar(db, "SELECT count(*) FROM responses") == 0
 
@@ -228,8 +275,9 @@ def test_credentials_are_required_and_checked(api, db, auth_emulator):
     session = new_session(api, guest=key)
     body = {"sessionId": session["sessionId"], "data": {}}
     user = auth_emulator.new_user()
-    forged = auth_emulator.crafted_token(user.uid, aud="someone-elses-project",
-                                         iss="https://securetoken.google.com/someone-elses-project")
+    forged = auth_emulator.crafted_token(
+        user.uid, aud="someone-elses-project", iss="https://securetoken.google.com/someone-elses-project"
+    )
 
     assert_error(api.post("submit_response", body), 401, "unauthenticated")
     # A bad token beside the owner's guest key is refused, never downgraded to the guest.

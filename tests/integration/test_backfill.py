@@ -14,8 +14,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from shared.web.auth import hash_guest_key
 from shared.ops.backfill import backfill
+from shared.web.auth import hash_guest_key
 from tests.support import new_guest_key, resume_numbering, rows, scalar, stop_numbering
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,11 @@ def visit(api, sessions=1, responses_each=2, **credentials) -> list[dict]:
         session = api.post("create_session", {}, **credentials)
         assert session.status_code == 201, session.text
         for level in range(responses_each):
-            answer = api.post("submit_response", {"sessionId": session.json()["sessionId"], "level": level,
-                                                  "data": {"level": level}}, **credentials)
+            answer = api.post(
+                "submit_response",
+                {"sessionId": session.json()["sessionId"], "level": level, "data": {"level": level}},
+                **credentials,
+            )
             assert answer.status_code == 201, answer.text
         made.append(session.json())
     return made
@@ -47,13 +50,25 @@ def guest_number(db, key):
 def assert_every_row_carries_its_visitors_number(db) -> None:
     assert scalar(db, "SELECT count(*) FROM sessions WHERE visitor_number IS NULL") == 0
     assert scalar(db, "SELECT count(*) FROM responses WHERE visitor_number IS NULL") == 0
-    assert scalar(db, """
+    assert (
+        scalar(
+            db,
+            """
         SELECT count(*) FROM sessions s
         LEFT JOIN users u ON u.id = s.user_id
         LEFT JOIN guests g ON g.id = s.guest_id
-        WHERE s.visitor_number IS DISTINCT FROM COALESCE(u.visitor_number, g.visitor_number)""") == 0
-    assert scalar(db, "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id "
-                      "WHERE r.visitor_number IS DISTINCT FROM s.visitor_number") == 0
+        WHERE s.visitor_number IS DISTINCT FROM COALESCE(u.visitor_number, g.visitor_number)""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM responses r JOIN sessions s ON s.id = r.session_id "
+            "WHERE r.visitor_number IS DISTINCT FROM s.visitor_number",
+        )
+        == 0
+    )
 
 
 def test_backfill_numbers_visitors_and_fills_their_sessions_and_responses(api, db, auth_emulator):
@@ -72,11 +87,15 @@ def test_backfill_numbers_visitors_and_fills_their_sessions_and_responses(api, d
 
     assert (summary.guests_numbered, summary.users_numbered) == (2, 1)
     assert (summary.sessions_filled, summary.responses_filled, summary.pending) == (4, 8, 0)
-    assert summary.line() == ("backfill: numbered 2 guests and 1 user; filled 4 sessions and 8 responses; "
-                              "no session is left without a number")
+    assert summary.line() == (
+        "backfill: numbered 2 guests and 1 user; filled 4 sessions and 8 responses; no session is left without a number"
+    )
     # New numbers, distinct, oldest visitor first; a visitor that had one keeps it.
-    numbers = [guest_number(db, first), guest_number(db, second),
-               scalar(db, "SELECT visitor_number FROM users WHERE id = :u", u=user.uid)]
+    numbers = [
+        guest_number(db, first),
+        guest_number(db, second),
+        scalar(db, "SELECT visitor_number FROM users WHERE id = :u", u=user.uid),
+    ]
     assert numbers == sorted(numbers) and len(set(numbers)) == 3 and 1 not in numbers
     assert guest_number(db, numbered_early) == 1
     assert [r for r in snapshot(db)["sessions"] if r.id in {u.id for u in untouched}] == untouched
@@ -143,8 +162,9 @@ def test_a_visitor_busy_with_a_request_is_skipped_not_waited_for(api, db):
     resume_numbering(db)
     with ThreadPoolExecutor(1) as pool, db.connect() as request_in_flight:
         # What create_session holds while it inserts a session for this guest.
-        request_in_flight.execute(text("SELECT 1 FROM guests WHERE key_hash = :h FOR SHARE"),
-                                  {"h": hash_guest_key(busy)})
+        request_in_flight.execute(
+            text("SELECT 1 FROM guests WHERE key_hash = :h FOR SHARE"), {"h": hash_guest_key(busy)}
+        )
         try:
             first = pool.submit(backfill, db).result(timeout=30)  # would hang if it waited
         finally:
@@ -169,8 +189,9 @@ def test_backfill_beside_live_traffic_leaves_every_row_consistent(api, db, auth_
     for user in users:
         old_sessions[user.uid] = visit(api, token=user.id_token)[0]["sessionId"]
     resume_numbering(db)
-    credentials = [({"X-Guest-Key": key}, old_sessions[key]) for key in keys] + \
-                  [({"Authorization": f"Bearer {u.id_token}"}, old_sessions[u.uid]) for u in users]
+    credentials = [({"X-Guest-Key": key}, old_sessions[key]) for key in keys] + [
+        ({"Authorization": f"Bearer {u.id_token}"}, old_sessions[u.uid]) for u in users
+    ]
     barrier = threading.Barrier(len(credentials) + 1)
     summaries = []
 
@@ -179,8 +200,11 @@ def test_backfill_beside_live_traffic_leaves_every_row_consistent(api, db, auth_
         http, answers = requests.Session(), []
         barrier.wait()
         for i in range(4):
-            answers.append(http.post(api.url("submit_response"), json={"sessionId": old_session, "data": i},
-                                     headers=headers, timeout=30).status_code)
+            answers.append(
+                http.post(
+                    api.url("submit_response"), json={"sessionId": old_session, "data": i}, headers=headers, timeout=30
+                ).status_code
+            )
             answers.append(http.post(api.url("create_session"), json={}, headers=headers, timeout=30).status_code)
         return answers
 
@@ -200,14 +224,17 @@ def test_backfill_beside_live_traffic_leaves_every_row_consistent(api, db, auth_
     assert summaries[-1].pending == 0
     assert scalar(db, "SELECT count(*) FROM responses") == len(credentials) * (2 + 4)
     assert_every_row_carries_its_visitors_number(db)
-    numbers = [r.visitor_number for r in rows(db, "SELECT visitor_number FROM guests UNION ALL "
-                                                  "SELECT visitor_number FROM users")]
+    numbers = [
+        r.visitor_number
+        for r in rows(db, "SELECT visitor_number FROM guests UNION ALL SELECT visitor_number FROM users")
+    ]
     assert len(numbers) == len(set(numbers)) == len(credentials)
 
 
 def run_cli(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.backfill"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "shared.backfill"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_command_prints_a_one_line_summary(api, db, functions_env):
@@ -220,8 +247,8 @@ def test_command_prints_a_one_line_summary(api, db, functions_env):
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "backfill: numbered 1 guest and 0 users; filled 1 session and 2 responses; "
-        "no session is left without a number"]
+        "backfill: numbered 1 guest and 0 users; filled 1 session and 2 responses; no session is left without a number"
+    ]
     assert again.stdout.splitlines() == ["backfill: nothing to do; no session is left without a number"]
 
 

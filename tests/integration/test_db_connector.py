@@ -27,13 +27,22 @@ class LocalConnector:
         self.calls.append((instance, driver, kwargs))
         # The real connector passes the driver arguments it does not use itself on to
         # pg8000.dbapi.connect (google/cloud/sql/connector/pg8000.py); so does this one.
-        return pg8000.dbapi.connect(user="postgres", host=self._url.hostname, port=self._url.port,
-                                    database=self._url.path.lstrip("/"), startup_params=kwargs["startup_params"])
+        return pg8000.dbapi.connect(
+            user="postgres",
+            host=self._url.hostname,
+            port=self._url.port,
+            database=self._url.path.lstrip("/"),
+            startup_params=kwargs["startup_params"],
+        )
 
 
 def cloud_sql_settings(monkeypatch, **env) -> DatabaseSettings:
-    values = {"INSTANCE_CONNECTION_NAME": "my-project:europe-west1:visitors", "DB_USER": "visitors-fn",
-              "DB_NAME": "postgres", **env}
+    values = {
+        "INSTANCE_CONNECTION_NAME": "my-project:europe-west1:visitors",
+        "DB_USER": "visitors-fn",
+        "DB_NAME": "postgres",
+        **env,
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return DatabaseSettings.from_env()
@@ -49,16 +58,22 @@ def test_password_auth_through_the_connector(stack, monkeypatch):
     finally:
         engine.dispose()
     assert connector.options == {"refresh_strategy": "LAZY", "ip_type": "public"}
-    (instance, driver, kwargs), = connector.calls
+    ((instance, driver, kwargs),) = connector.calls
     assert (instance, driver) == ("my-project:europe-west1:visitors", "pg8000")
-    assert kwargs == {"user": "visitors-fn", "password": "s3cret", "db": "postgres", "enable_iam_auth": False,
-                      "startup_params": {"statement_timeout": "5000", "TimeZone": "UTC"}}
+    assert kwargs == {
+        "user": "visitors-fn",
+        "password": "s3cret",
+        "db": "postgres",
+        "enable_iam_auth": False,
+        "startup_params": {"statement_timeout": "5000", "TimeZone": "UTC"},
+    }
 
 
 def test_iam_auth_sends_no_password(stack, monkeypatch):
     connector = LocalConnector(stack.database_url)
-    settings = cloud_sql_settings(monkeypatch, DB_IAM_AUTH="true", DB_PASS="ignored", DB_IP_TYPE="private",
-                                  DB_USER="fn@my-project.iam")
+    settings = cloud_sql_settings(
+        monkeypatch, DB_IAM_AUTH="true", DB_PASS="ignored", DB_IP_TYPE="private", DB_USER="fn@my-project.iam"
+    )
     engine = make_engine(settings, connector_factory=connector)
     try:
         with engine.connect() as conn:
@@ -66,7 +81,7 @@ def test_iam_auth_sends_no_password(stack, monkeypatch):
     finally:
         engine.dispose()
     assert connector.options["ip_type"] == "private"
-    (_, _, kwargs), = connector.calls
+    ((_, _, kwargs),) = connector.calls
     assert kwargs["enable_iam_auth"] is True and kwargs["password"] is None and kwargs["user"] == "fn@my-project.iam"
 
 
@@ -82,16 +97,19 @@ def test_pool_reuses_connections(stack, monkeypatch):
     assert len(connector.calls) == 1
 
 
-@pytest.mark.parametrize("env, variable", [
-    ({}, "DATABASE_URL"),
-    ({"INSTANCE_CONNECTION_NAME": "just-a-name"}, "INSTANCE_CONNECTION_NAME"),
-    ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_NAME": "d"}, "DB_USER"),
-    ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_USER": "u"}, "DB_NAME"),
-    ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_USER": "u", "DB_NAME": "d"}, "DB_PASS"),
-    ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_USER": "u", "DB_NAME": "d", "DB_IAM_AUTH": "maybe"}, "DB_IAM_AUTH"),
-    ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
-    ({"DATABASE_URL": "postgresql://x@y/z", "DB_POOL_SIZE": "many"}, "DB_POOL_SIZE"),
-])
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({}, "DATABASE_URL"),
+        ({"INSTANCE_CONNECTION_NAME": "just-a-name"}, "INSTANCE_CONNECTION_NAME"),
+        ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_NAME": "d"}, "DB_USER"),
+        ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_USER": "u"}, "DB_NAME"),
+        ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_USER": "u", "DB_NAME": "d"}, "DB_PASS"),
+        ({"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_USER": "u", "DB_NAME": "d", "DB_IAM_AUTH": "maybe"}, "DB_IAM_AUTH"),
+        ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://x@y/z", "DB_POOL_SIZE": "many"}, "DB_POOL_SIZE"),
+    ],
+)
 def test_missing_or_malformed_settings_name_the_variable(monkeypatch, env, variable):
     from shared.core.config import ConfigError
 

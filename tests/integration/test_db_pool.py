@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import text
 
 from devtools.postgres import LocalPostgres
-from shared.visitors import sessions
-from shared.web.auth import Guest, hash_guest_key
 from shared.core.config import DatabaseSettings
 from shared.core.db import make_engine, single_statement, transaction
 from shared.core.errors import DependencyUnavailable
 from shared.ops.migrate import apply_migrations
+from shared.visitors import sessions
+from shared.web.auth import Guest, hash_guest_key
 from shared.web.models import NewSession
 
 POOL_SIZE = 4

@@ -53,14 +53,22 @@ def test_the_trigger_after_the_erasure_deletes_the_object_and_records_nothing(st
     world = uploads_world
     key = new_guest_key()
     session = world.new_session(guest=key)
-    erasure.erase_caller(world.db, Guest(hash_guest_key(key)), erasure.OtherStores(world.firestore, storage_client,
-                                                                                  BUCKET))
+    erasure.erase_caller(
+        world.db, Guest(hash_guest_key(key)), erasure.OtherStores(world.firestore, storage_client, BUCKET)
+    )
     item = world.upload(session["sessionId"])
 
-    outcome = uploads.record_upload({"type": uploads.FINALIZED}, item, engine=world.db, storage_client=storage_client,
-                                    firestore_client=world.firestore)
+    outcome = uploads.record_upload(
+        {"type": uploads.FINALIZED},
+        item,
+        engine=world.db,
+        storage_client=storage_client,
+        firestore_client=world.firestore,
+    )
 
-    assert (outcome.status, outcome.reason) == ("erased", f"session {session['sessionId']} was erased; "
-                                                          "deleted the object")
+    assert (outcome.status, outcome.reason) == (
+        "erased",
+        f"session {session['sessionId']} was erased; deleted the object",
+    )
     assert world.stored(item["name"]) is None
     assert world.uploads() == {} and world.visitors() == {}

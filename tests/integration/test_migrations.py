@@ -23,12 +23,14 @@ def fresh_database(stack, engine):
 
 def schema_of(engine) -> list:
     with engine.connect() as conn:
-        return conn.execute(text(
-            "SELECT table_name, column_name, data_type, is_nullable, column_default "
-            "FROM information_schema.columns WHERE table_schema = 'public' "
-            "UNION ALL SELECT indexname, indexdef, 'index', '', '' FROM pg_indexes WHERE schemaname = 'public' "
-            "ORDER BY 1, 2"
-        )).all()
+        return conn.execute(
+            text(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default "
+                "FROM information_schema.columns WHERE table_schema = 'public' "
+                "UNION ALL SELECT indexname, indexdef, 'index', '', '' FROM pg_indexes WHERE schemaname = 'public' "
+                "ORDER BY 1, 2"
+            )
+        ).all()
 
 
 def test_applying_twice_changes_nothing(fresh_database):
@@ -59,7 +61,7 @@ def test_concurrent_runners_apply_each_file_once(fresh_database):
         barrier.wait()
         try:
             applied.append(apply_migrations(engine))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(e,)) for e in engines]
@@ -77,26 +79,36 @@ def test_concurrent_runners_apply_each_file_once(fresh_database):
 
 def test_schema_has_the_specified_objects(engine):
     with engine.connect() as conn:
-        sequence = conn.execute(text(
-            "SELECT data_type::text, start_value, increment_by, cache_size FROM pg_sequences "
-            "WHERE sequencename = 'visitor_number_seq'"
-        )).one()
+        sequence = conn.execute(
+            text(
+                "SELECT data_type::text, start_value, increment_by, cache_size FROM pg_sequences "
+                "WHERE sequencename = 'visitor_number_seq'"
+            )
+        ).one()
         assert tuple(sequence) == ("bigint", 1, 1, 1)
-        foreign_keys = conn.execute(text(
-            "SELECT tc.table_name, kcu.column_name, rc.delete_rule FROM information_schema.table_constraints tc "
-            "JOIN information_schema.key_column_usage kcu USING (constraint_name) "
-            "JOIN information_schema.referential_constraints rc USING (constraint_name) "
-            "WHERE tc.constraint_type = 'FOREIGN KEY' ORDER BY 1, 2"
-        )).all()
+        foreign_keys = conn.execute(
+            text(
+                "SELECT tc.table_name, kcu.column_name, rc.delete_rule FROM information_schema.table_constraints tc "
+                "JOIN information_schema.key_column_usage kcu USING (constraint_name) "
+                "JOIN information_schema.referential_constraints rc USING (constraint_name) "
+                "WHERE tc.constraint_type = 'FOREIGN KEY' ORDER BY 1, 2"
+            )
+        ).all()
         assert ("guests", "claimed_by", "SET NULL") in foreign_keys
         assert ("sessions", "user_id", "SET NULL") in foreign_keys
         assert ("responses", "session_id", "CASCADE") in foreign_keys
         indexes = {r.indexname for r in conn.execute(text("SELECT indexname FROM pg_indexes")).all()}
         # responses by session: 004_research.sql's index (level and time included) replaced 001's
-        assert {"sessions_visitor_number_idx", "sessions_user_id_idx", "sessions_guest_id_idx",
-                "responses_session_level_time_idx", "responses_visitor_number_idx",
-                "sessions_experiment_created_idx"} <= indexes
+        assert {
+            "sessions_visitor_number_idx",
+            "sessions_user_id_idx",
+            "sessions_guest_id_idx",
+            "responses_session_level_time_idx",
+            "responses_visitor_number_idx",
+            "sessions_experiment_created_idx",
+        } <= indexes
         assert "responses_session_id_idx" not in indexes
-        definition = conn.execute(text("SELECT indexdef FROM pg_indexes "
-                                       "WHERE indexname = 'responses_session_level_time_idx'")).scalar_one()
+        definition = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'responses_session_level_time_idx'")
+        ).scalar_one()
         assert definition.endswith("USING btree (session_id) INCLUDE (level, created_at)")

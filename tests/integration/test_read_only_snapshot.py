@@ -46,8 +46,7 @@ def test_nothing_can_be_written_in_it(one_connection, db):
 
 def test_rows_stream_through_a_server_side_cursor(one_connection, db):
     with read_only_snapshot(one_connection) as conn:
-        result = conn.execute(text("SELECT g FROM generate_series(1, 250) g"),
-                              execution_options={"yield_per": 100})
+        result = conn.execute(text("SELECT g FROM generate_series(1, 250) g"), execution_options={"yield_per": 100})
         first = result.fetchmany(1)
         cursors = conn.execute(text("SELECT count(*) FROM pg_cursors WHERE NOT is_holdable")).scalar()
         rest = [row.g for row in result]
@@ -59,8 +58,9 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(one_connection, db):
     with read_only_snapshot(one_connection) as conn:
         conn.execute(text("SELECT 1"))
     with one_connection.connect() as conn:
-        settings = conn.execute(text("SELECT current_setting('transaction_isolation'), "
-                                     "current_setting('transaction_read_only')")).one()
+        settings = conn.execute(
+            text("SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')")
+        ).one()
         conn.execute(text("INSERT INTO users (id) VALUES ('after')"))
         conn.commit()
     assert tuple(settings) == ("read committed", "off")

@@ -22,16 +22,16 @@ import uuid
 import pytest
 from sqlalchemy import event, text
 
-from shared.rights import access, erasure
-from shared.ops import backfill, maintenance
-from shared.visitors import claim_codes, registration, responses, uploads, sessions
-from shared.research import export, researchers, stats
-from shared.web.auth import Guest, User, hash_guest_key
 from shared.core.config import DatabaseSettings
 from shared.core.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
 from shared.core.errors import Conflict, ResourceExhausted
-from shared.visitors.guest_limit import Window
+from shared.ops import backfill, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
+from shared.research import export, researchers, stats
+from shared.rights import access, erasure
+from shared.visitors import claim_codes, registration, responses, sessions, uploads
+from shared.visitors.guest_limit import Window
+from shared.web.auth import Guest, User, hash_guest_key
 from shared.web.models import NewResponse, NewSession, StudyQuery
 from tests.support import new_guest_key, resume_numbering, stop_numbering
 
@@ -50,11 +50,22 @@ def fresh_database(stack, engine):
 
 def product_engine(url: str, prepared_statements: bool):
     # One connection: every statement of a run meets the same prepared statements.
-    return make_engine(DatabaseSettings(
-        url=url, instance_connection_name=None, user=None, password=None, name=None, iam_auth=False,
-        ip_type="PUBLIC", pool_size=1, max_overflow=0, pool_timeout=5, statement_timeout_ms=5000,
-        prepared_statements=prepared_statements,
-    ))
+    return make_engine(
+        DatabaseSettings(
+            url=url,
+            instance_connection_name=None,
+            user=None,
+            password=None,
+            name=None,
+            iam_auth=False,
+            ip_type="PUBLIC",
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=5,
+            statement_timeout_ms=5000,
+            prepared_statements=prepared_statements,
+        )
+    )
 
 
 def unreachable_firestore():
@@ -89,18 +100,18 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     backfill.backfill(engine)
 
     unseen = Guest(hash_guest_key(new_guest_key()))
-    registration.register(engine, new_user, unseen)               # a new number; the unseen key recorded
+    registration.register(engine, new_user, unseen)  # a new number; the unseen key recorded
     registration.register(engine, User("u-claims", None, "password"), guest)  # takes the guest's number
-    registration.register(engine, numbered_user, other_guest)     # keeps its number: a merge
+    registration.register(engine, numbered_user, other_guest)  # keeps its number: a merge
     anonymous = User("u-anonymous", None, "anonymous")
     sessions.create_session(engine, anonymous, NewSession())
-    registration.register(engine, numbered_user, anonymous)       # claims an anonymous account (SPEC §13)
+    registration.register(engine, numbered_user, anonymous)  # claims an anonymous account (SPEC §13)
     registration.register(engine, new_user, User("u-anonymous-unseen", None, "anonymous"))  # recorded as claimed
     coded, coded_anonymous = Guest(hash_guest_key(new_guest_key())), User("u-anonymous-coded", None, "anonymous")
     for visitor in (coded, coded_anonymous):
         sessions.create_session(engine, visitor, NewSession())
         claim_codes.create_claim_code(engine, visitor)
-    code = claim_codes.create_claim_code(engine, coded).code     # replaces the guest's first code
+    code = claim_codes.create_claim_code(engine, coded).code  # replaces the guest's first code
     registration.register(engine, numbered_user, claim_codes.parse_code(code))  # a guest's claim code
     sessions.get_visitor(engine, numbered_user)
     _, own = sessions.create_session(engine, numbered_user, NewSession())
@@ -115,9 +126,11 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     everything = researchers.Scope(everything=True)  # sessions without an experimentId included
     stats.study_stats(engine, stores.firestore, everything)
     for format_, table in (("zip", None), ("jsonl", "responses"), ("jsonl", "visitors")):
-        b"".join(export.export_data(engine, stores.firestore, everything, StudyQuery(format=format_, table=table)).chunks)
+        b"".join(
+            export.export_data(engine, stores.firestore, everything, StudyQuery(format=format_, table=table)).chunks
+        )
 
-    erasure.erase_caller(engine, numbered_user, stores)           # a user with a claimed guest and a merge
+    erasure.erase_caller(engine, numbered_user, stores)  # a user with a claimed guest and a merge
     with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):
         pass
     with pytest.raises(Conflict):
@@ -157,8 +170,9 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
     engine = product_engine(fresh_database, prepared_statements=False)
     admin = plain_engine(fresh_database)
     executed: list[str] = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda _conn, _cursor, sql, _params, _context, _many: executed.append(sql))
+    event.listen(
+        engine, "before_cursor_execute", lambda _conn, _cursor, sql, _params, _context, _many: executed.append(sql)
+    )
     run_on_driver = pg8000.legacy.Cursor.execute
 
     def recorded(cursor, operation, args=(), stream=None):
@@ -174,8 +188,9 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
         admin.dispose()
 
     compiled = {name: str(statement(name).compile(dialect=engine.dialect)) for name in NAMES}
-    by_text = {sql: name for name, sql in compiled.items()} | {statement_text(name): name for name in NAMES
-                                                                if statement_text(name).count("COPY (")}
+    by_text = {sql: name for name, sql in compiled.items()} | {
+        statement_text(name): name for name in NAMES if statement_text(name).count("COPY (")
+    }
     migrations = {path.read_text(encoding="utf-8") for path in migration_files()}
     unknown = [sql for sql in executed if sql not in by_text and sql not in migrations]
     assert unknown == [], "statements run that are not a file of shared/statements/"
@@ -184,11 +199,21 @@ def test_every_statement_run_is_one_whole_file_and_every_file_is_run(fresh_datab
 
 
 # What single_statement runs (db.Statements): prepared on each connection when prepared statements are on.
-SINGLE_STATEMENTS = {"sessions/create_session_guest", "sessions/create_session_guest_unnumbered", "sessions/create_session_user",
-                     "sessions/create_session_user_unnumbered", "sessions/get_visitor_guest", "sessions/get_visitor_user",
-                     "sessions/visitor_sessions_guest", "sessions/visitor_sessions_user", "responses/submit_response_guest",
-                     "responses/submit_response_user", "claim_codes/create_guest", "claim_codes/create_user",
-                     "claim_codes/try"}
+SINGLE_STATEMENTS = {
+    "sessions/create_session_guest",
+    "sessions/create_session_guest_unnumbered",
+    "sessions/create_session_user",
+    "sessions/create_session_user_unnumbered",
+    "sessions/get_visitor_guest",
+    "sessions/get_visitor_user",
+    "sessions/visitor_sessions_guest",
+    "sessions/visitor_sessions_user",
+    "responses/submit_response_guest",
+    "responses/submit_response_user",
+    "claim_codes/create_guest",
+    "claim_codes/create_user",
+    "claim_codes/try",
+}
 
 
 def test_prepared_statements_are_the_files_as_pg8000_numbers_their_parameters(fresh_database, stores):

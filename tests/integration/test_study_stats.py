@@ -9,12 +9,18 @@ from shared.research.researchers import Scope
 
 
 def session_with_levels(conn, experiment: str, levels: list[int]) -> None:
-    session = conn.execute(text("INSERT INTO sessions (id, experiment_id, visitor_number) "
-                                "VALUES (gen_random_uuid(), :e, nextval('visitor_number_seq')) RETURNING id"),
-                           {"e": experiment}).scalar_one()
+    session = conn.execute(
+        text(
+            "INSERT INTO sessions (id, experiment_id, visitor_number) "
+            "VALUES (gen_random_uuid(), :e, nextval('visitor_number_seq')) RETURNING id"
+        ),
+        {"e": experiment},
+    ).scalar_one()
     for level in levels:
-        conn.execute(text("INSERT INTO responses (id, session_id, level, data) "
-                          "VALUES (gen_random_uuid(), :s, :l, '{}')"), {"s": session, "l": level})
+        conn.execute(
+            text("INSERT INTO responses (id, session_id, level, data) VALUES (gen_random_uuid(), :s, :l, '{}')"),
+            {"s": session, "l": level},
+        )
 
 
 def test_the_funnel_over_every_range_of_levels(db, firestore):
@@ -24,13 +30,22 @@ def test_the_funnel_over_every_range_of_levels(db, firestore):
         session_with_levels(conn, "x", [62, 62])
         session_with_levels(conn, "x", [])  # no responses: in no level
         session_with_levels(conn, "y", [7])
-        conn.execute(text("INSERT INTO responses (id, session_id, level, data) "  # a response without a level
-                          "SELECT gen_random_uuid(), id, NULL, '1' FROM sessions WHERE experiment_id = 'y'"))
+        conn.execute(
+            text(
+                "INSERT INTO responses (id, session_id, level, data) "  # a response without a level
+                "SELECT gen_random_uuid(), id, NULL, '1' FROM sessions WHERE experiment_id = 'y'"
+            )
+        )
     answer = stats.study_stats(db, firestore, Scope(everything=True))
     x, y = answer["experiments"]
-    assert x["levels"] == [{"level": 0, "sessions": 3}, {"level": 5, "sessions": 3}, {"level": 62, "sessions": 3},
-                           {"level": 63, "sessions": 1}, {"level": 100, "sessions": 1},
-                           {"level": 2147483647, "sessions": 1}]
+    assert x["levels"] == [
+        {"level": 0, "sessions": 3},
+        {"level": 5, "sessions": 3},
+        {"level": 62, "sessions": 3},
+        {"level": 63, "sessions": 1},
+        {"level": 100, "sessions": 1},
+        {"level": 2147483647, "sessions": 1},
+    ]
     assert (x["sessions"], x["responses"]) == (4, 9)
     assert y["levels"] == [{"level": 7, "sessions": 1}] and y["responses"] == 2
     only_y = stats.study_stats(db, firestore, Scope(everything=False, experiments=("y",)))

@@ -2,7 +2,7 @@
 of pg8000's strptime): the same datetime as pg8000's own reader for every value PostgreSQL
 can write, through prepared statements and through SQLAlchemy alike."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pg8000.converters import timestamptz_in as pg8000_timestamptz_in
@@ -19,6 +19,7 @@ def engine(stack, monkeypatch):
     engine = make_engine(DatabaseSettings.from_env())
     yield engine
     engine.dispose()
+
 
 VALUES = [
     "2026-12-05 05:05:49.123456+00",
@@ -39,8 +40,9 @@ def test_the_products_connections_read_timestamptz_with_fromisoformat(engine):
 @pytest.mark.parametrize("value", VALUES)
 def test_each_value_postgres_writes_is_read_as_pg8000_reads_it(engine, value):
     with single_statement(engine) as conn:
-        (row,) = conn.rows(text("SELECT CAST(:v AS timestamptz) AS t, CAST(CAST(:v AS timestamptz) AS text) AS raw"),
-                           {"v": value})
+        (row,) = conn.rows(
+            text("SELECT CAST(:v AS timestamptz) AS t, CAST(CAST(:v AS timestamptz) AS text) AS raw"), {"v": value}
+        )
     assert row.t == pg8000_timestamptz_in(row.raw)
     assert row.t.tzinfo is not None and row.t.utcoffset() == timedelta(0)  # sessions run in UTC
 
@@ -48,8 +50,9 @@ def test_each_value_postgres_writes_is_read_as_pg8000_reads_it(engine, value):
 @pytest.mark.parametrize("value", ["infinity", "-infinity", "0044-03-15 12:00:00+00 BC", "12026-01-01 00:00:00+00"])
 def test_what_a_datetime_cannot_hold_is_left_to_pg8000(engine, value):
     with single_statement(engine) as conn:
-        (row,) = conn.rows(text("SELECT CAST(:v AS timestamptz) AS t, CAST(CAST(:v AS timestamptz) AS text) AS raw"),
-                           {"v": value})
+        (row,) = conn.rows(
+            text("SELECT CAST(:v AS timestamptz) AS t, CAST(CAST(:v AS timestamptz) AS text) AS raw"), {"v": value}
+        )
     assert row.t == pg8000_timestamptz_in(row.raw)
 
 
@@ -57,8 +60,8 @@ def test_sqlalchemy_results_and_the_databases_clock_agree(engine):
     with engine.connect() as conn:
         moment = conn.execute(text("SELECT now()")).scalar_one()
     assert isinstance(moment, datetime)
-    assert abs(moment - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    assert abs(moment - datetime.now(UTC)) < timedelta(minutes=5)
 
 
 def test_an_offset_other_than_utc_keeps_its_instant():
-    assert timestamptz_in("2026-12-05 10:35:49.25+05:30") == datetime(2026, 12, 5, 5, 5, 49, 250000, tzinfo=timezone.utc)
+    assert timestamptz_in("2026-12-05 10:35:49.25+05:30") == datetime(2026, 12, 5, 5, 5, 49, 250000, tzinfo=UTC)

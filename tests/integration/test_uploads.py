@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,9 +16,9 @@ from devtools.clients import FINALIZED
 from devtools.ports import free_port
 from devtools.stack import PROJECT
 from shared.core import stores
-from shared.visitors import uploads
 from shared.core.encodings import rfc3339
 from shared.core.errors import DependencyUnavailable
+from shared.visitors import uploads
 from tests.conftest import environment
 
 
@@ -45,8 +45,15 @@ def recording_storage(stack):
 
 
 def attributes(item: dict, **overrides) -> dict:
-    return {"id": "1", "type": FINALIZED, "source": f"//storage.googleapis.com/projects/_/buckets/{item['bucket']}",
-            "specversion": "1.0", "subject": f"objects/{item['name']}", "time": item["timeCreated"], **overrides}
+    return {
+        "id": "1",
+        "type": FINALIZED,
+        "source": f"//storage.googleapis.com/projects/_/buckets/{item['bucket']}",
+        "specversion": "1.0",
+        "subject": f"objects/{item['name']}",
+        "time": item["timeCreated"],
+        **overrides,
+    }
 
 
 def test_the_metadata_write_is_conditional_on_generation_and_metageneration(uploads_world, recording_storage):
@@ -57,8 +64,9 @@ def test_the_metadata_write_is_conditional_on_generation_and_metageneration(uplo
     client, session = recording_storage
     item = world.upload(world.new_session()["sessionId"], metadata={"k": "v"})
 
-    outcome = uploads.record_upload(attributes(item), item, engine=world.db, storage_client=client,
-                                    firestore_client=world.firestore)
+    outcome = uploads.record_upload(
+        attributes(item), item, engine=world.db, storage_client=client, firestore_client=world.firestore
+    )
 
     assert outcome.status == "recorded"
     (patch,) = [url for method, url in session.sent if method == "PATCH"]
@@ -69,8 +77,9 @@ def test_the_metadata_write_is_conditional_on_generation_and_metageneration(uplo
     assert read["metadata"]["k"] == "v" and read["metadata"]["visitorNumber"] == "1"
 
     session.sent.clear()
-    again = uploads.record_upload(attributes(item), item, engine=world.db, storage_client=client,
-                                  firestore_client=world.firestore)
+    again = uploads.record_upload(
+        attributes(item), item, engine=world.db, storage_client=client, firestore_client=world.firestore
+    )
     assert again.status == "duplicate"
     assert [method for method, _ in session.sent] == ["GET"]  # read, found tagged, nothing written
 
@@ -79,11 +88,14 @@ def test_metadata_a_client_forged_is_replaced(uploads_world):
     """The trigger's keys are the trigger's: values sent by a client are overwritten or removed."""
     world = uploads_world
     session = world.new_session(experiment_id=None)
-    item = world.upload(session["sessionId"], metadata={"visitorNumber": "999", "experimentId": "forged",
-                                                        "uploadedAt": "1999-01-01T00:00:00Z", "k": "v"})
+    item = world.upload(
+        session["sessionId"],
+        metadata={"visitorNumber": "999", "experimentId": "forged", "uploadedAt": "1999-01-01T00:00:00Z", "k": "v"},
+    )
 
-    outcome = uploads.record_upload(attributes(item), item, engine=world.db,
-                                    storage_client=world.bucket.client, firestore_client=world.firestore)
+    outcome = uploads.record_upload(
+        attributes(item), item, engine=world.db, storage_client=world.bucket.client, firestore_client=world.firestore
+    )
 
     assert outcome.status == "recorded"
     metadata = world.stored(item["name"])["metadata"]
@@ -96,9 +108,14 @@ def test_metadata_a_client_forged_is_replaced(uploads_world):
 def test_the_age_limit_is_a_parameter(uploads_world):
     world = uploads_world
     item = world.upload(world.new_session()["sessionId"])
-    now = datetime.now(timezone.utc)
-    deps = dict(engine=world.db, storage_client=world.bucket.client, firestore_client=world.firestore,
-                max_age_seconds=60, now=now)
+    now = datetime.now(UTC)
+    deps = dict(
+        engine=world.db,
+        storage_client=world.bucket.client,
+        firestore_client=world.firestore,
+        max_age_seconds=60,
+        now=now,
+    )
 
     old = attributes(item, time=rfc3339(now - timedelta(seconds=61)))
     outcome = uploads.record_upload(old, item, **deps)
@@ -114,8 +131,9 @@ def test_an_event_without_a_time_is_handled(uploads_world):
     item = world.upload(world.new_session()["sessionId"])
     event = {k: v for k, v in attributes(item).items() if k != "time"}
 
-    outcome = uploads.record_upload(event, item, engine=world.db, storage_client=world.bucket.client,
-                                    firestore_client=world.firestore)
+    outcome = uploads.record_upload(
+        event, item, engine=world.db, storage_client=world.bucket.client, firestore_client=world.firestore
+    )
     assert outcome.status == "recorded"
 
 
@@ -133,8 +151,9 @@ def test_a_concurrent_duplicate_is_refused_by_the_commit_itself(uploads_world):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=10) as pool:
-        results = list(pool.map(lambda _: uploads.record_in_firestore(world.firestore, event, found, stored),
-                                range(10)))
+        results = list(
+            pool.map(lambda _: uploads.record_in_firestore(world.firestore, event, found, stored), range(10))
+        )
 
     assert results.count(True) == 1
     assert world.visitors()["1"]["uploadCount"] == 1
@@ -149,7 +168,7 @@ def test_firestore_unreachable_raises_unavailable_within_the_deadline(stack, mon
     assert stores.firestore_client() is client  # made once, then reused
     event = uploads.ObjectEvent("1", None, "b", "sessions/x/y", 1)
     session = uploads.UploadSession(uuid.uuid4(), 1, None)
-    stored = uploads.StoredObject("image/png", 1, datetime.now(timezone.utc))
+    stored = uploads.StoredObject("image/png", 1, datetime.now(UTC))
 
     started = time.monotonic()
     with pytest.raises(DependencyUnavailable):
@@ -166,6 +185,7 @@ def test_storage_unreachable_raises_unavailable(uploads_world, monkeypatch):
         unreachable = storage.Client(project=PROJECT)
 
     with pytest.raises(uploads.RetryEvent):
-        uploads.record_upload(attributes(item), item, engine=world.db, storage_client=unreachable,
-                              firestore_client=world.firestore)
+        uploads.record_upload(
+            attributes(item), item, engine=world.db, storage_client=unreachable, firestore_client=world.firestore
+        )
     assert world.uploads() == {}

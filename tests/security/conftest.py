@@ -37,9 +37,11 @@ class World:
     def _session(self, **credentials) -> dict:
         session = self.api.post("create_session", {"experimentId": "sec"}, **credentials)
         assert session.status_code == 201, session.text
-        response = self.api.post("submit_response", {"sessionId": session.json()["sessionId"],
-                                                     "responseId": str(uuid.uuid4()), "data": {"a": 1}},
-                                 **credentials)
+        response = self.api.post(
+            "submit_response",
+            {"sessionId": session.json()["sessionId"], "responseId": str(uuid.uuid4()), "data": {"a": 1}},
+            **credentials,
+        )
         assert response.status_code == 201, response.text
         return session.json()
 
@@ -50,6 +52,7 @@ def world(api, auth_emulator) -> World:
 
 
 # --- ID tokens as in production: the Auth emulator off, Google's endpoints local ---
+
 
 @pytest.fixture
 def google(stack):
@@ -68,8 +71,9 @@ def production_auth(stack, db, google, monkeypatch, tmp_path):
     for name, value in stack.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS",
-                       service_account_file(tmp_path / "service-account.json", f"{google.url}/token"))
+    monkeypatch.setenv(
+        "GOOGLE_APPLICATION_CREDENTIALS", service_account_file(tmp_path / "service-account.json", f"{google.url}/token")
+    )
     google.point_firebase_admin_here(monkeypatch.setattr)
     auth.reset_firebase_app()  # the next request makes the app, and its auth client, with these settings
     yield

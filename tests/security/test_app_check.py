@@ -48,32 +48,49 @@ APP_CHECK_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.app_check)
 RESEARCH_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.callers == "researchers" and f.method == "GET")
 
 # Each visitor-facing function, as a request that would pass every other check.
-METHODS = {"create_session": "POST", "submit_response": "POST", "get_visitor": "GET", "register": "POST",
-           "create_claim_code": "POST", "delete_my_data": "POST", "export_my_data": "GET"}
+METHODS = {
+    "create_session": "POST",
+    "submit_response": "POST",
+    "get_visitor": "GET",
+    "register": "POST",
+    "create_claim_code": "POST",
+    "delete_my_data": "POST",
+    "export_my_data": "GET",
+}
 
 
-def app_check_token(key: rsa.RSAPrivateKey = SIGNING_KEY, kid: str = KID, headers: dict | None = None,
-                    **overrides) -> str:
+def app_check_token(
+    key: rsa.RSAPrivateKey = SIGNING_KEY, kid: str = KID, headers: dict | None = None, **overrides
+) -> str:
     """An App Check token as the App Check service makes it, with chosen claims."""
     now = int(time.time())
-    claims = {"iss": f"https://firebaseappcheck.googleapis.com/{PROJECT_NUMBER}",
-              "aud": [f"projects/{PROJECT_NUMBER}", f"projects/{PROJECT}"],
-              "sub": APP_ID, "iat": now, "exp": now + 3600}
+    claims = {
+        "iss": f"https://firebaseappcheck.googleapis.com/{PROJECT_NUMBER}",
+        "aud": [f"projects/{PROJECT_NUMBER}", f"projects/{PROJECT}"],
+        "sub": APP_ID,
+        "iat": now,
+        "exp": now + 3600,
+    }
     claims.update(overrides)
     claims = {name: value for name, value in claims.items() if value is not None}  # None: leave it out
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, "typ": "JWT", **(headers or {})})
 
 
 def jwk_of(key: rsa.RSAPrivateKey, kid: str) -> dict:
-    return {**jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "alg": "RS256",
-            "use": "sig"}
+    return {
+        **jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True),
+        "kid": kid,
+        "alg": "RS256",
+        "use": "sig",
+    }
 
 
 @pytest.fixture(scope="module")
 def credentials_file(tmp_path_factory) -> str:
     """Application Default Credentials: a service account of a local key (never sent anywhere)."""
-    return service_account_file(tmp_path_factory.mktemp("credentials") / "service-account.json",
-                                "http://127.0.0.1:9/token")
+    return service_account_file(
+        tmp_path_factory.mktemp("credentials") / "service-account.json", "http://127.0.0.1:9/token"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +105,12 @@ def serve(stack, credentials_file, tmp_path_factory):
     started: list[FunctionsServer] = []
 
     def start(mode: str, keys_url: str) -> FunctionsServer:
-        env = {**stack.env(), "APP_CHECK": mode, "APP_CHECK_JWKS_URL": keys_url,
-               "GOOGLE_APPLICATION_CREDENTIALS": credentials_file}
+        env = {
+            **stack.env(),
+            "APP_CHECK": mode,
+            "APP_CHECK_JWKS_URL": keys_url,
+            "GOOGLE_APPLICATION_CREDENTIALS": credentials_file,
+        }
         log = tmp_path_factory.mktemp(f"app-check-{mode}") / "functions.log"
         server = FunctionsServer(free_port(), env, log).start()
         started.append(server)
@@ -152,6 +173,7 @@ def monitor_lines(server: FunctionsServer, since: int) -> list[str]:
 
 # --- enforce -------------------------------------------------------------------
 
+
 def test_enforce_serves_a_valid_token_for_a_guest_and_for_a_user(enforcing, db, auth_emulator, keys):
     guest = new_guest_key()
     response = enforcing.post("create_session", {}, guest=guest, headers=with_app_check(app_check_token()))
@@ -171,18 +193,26 @@ def refused_kinds() -> dict:
         "missing": lambda: None,
         "empty": lambda: "",
         "expired": lambda: app_check_token(iat=now - 7200, exp=now - 3600),
-        "another project's audience": lambda: app_check_token(aud=["projects/999999999999",
-                                                                   "projects/someone-elses-project"]),
+        "another project's audience": lambda: app_check_token(
+            aud=["projects/999999999999", "projects/someone-elses-project"]
+        ),
         "audience a string": lambda: app_check_token(aud=f"projects/{PROJECT}"),
         "another issuer": lambda: app_check_token(iss=f"https://securetoken.google.com/{PROJECT}"),
         "forged (another key, same kid)": lambda: app_check_token(key=other_key),
         "unknown key id": lambda: app_check_token(key=other_key, kid="no-such-key"),
         "issued in the future": lambda: app_check_token(iat=now + 600, exp=now + 4200),
         "no subject": lambda: app_check_token(sub=None),
-        "unsigned (alg none)": lambda: jwt.encode({"iss": f"https://firebaseappcheck.googleapis.com/{PROJECT_NUMBER}",
-                                                  "aud": [f"projects/{PROJECT}"], "sub": APP_ID,
-                                                  "exp": now + 3600}, None, algorithm="none",
-                                                 headers={"kid": KID}),
+        "unsigned (alg none)": lambda: jwt.encode(
+            {
+                "iss": f"https://firebaseappcheck.googleapis.com/{PROJECT_NUMBER}",
+                "aud": [f"projects/{PROJECT}"],
+                "sub": APP_ID,
+                "exp": now + 3600,
+            },
+            None,
+            algorithm="none",
+            headers={"kid": KID},
+        ),
         "an ID token's shape": lambda: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
         "garbage": lambda: "not-a-token",
     }
@@ -194,8 +224,9 @@ def test_enforce_refuses_a_missing_or_invalid_token_naming_the_header(enforcing,
     before = snapshot(db)
 
     # A valid guest key of a guest with a session: refused all the same.
-    response = enforcing.post("create_session", {"experimentId": "sec"}, guest=world.guest_key,
-                              headers=with_app_check(token))
+    response = enforcing.post(
+        "create_session", {"experimentId": "sec"}, guest=world.guest_key, headers=with_app_check(token)
+    )
 
     error = assert_error(response, 401, "unauthenticated")
     conforms(response, 401, "unauthenticated")  # as openapi.yaml says
@@ -208,8 +239,9 @@ def test_enforce_refuses_a_missing_or_invalid_token_naming_the_header(enforcing,
 
 
 @pytest.mark.parametrize("function", APP_CHECK_FUNCTIONS)
-def test_enforce_applies_to_every_visitor_facing_function_before_anything_else(enforcing, world, db, auth_emulator,
-                                                                               function):
+def test_enforce_applies_to_every_visitor_facing_function_before_anything_else(
+    enforcing, world, db, auth_emulator, function
+):
     assert set(METHODS) == set(APP_CHECK_FUNCTIONS)
     before = snapshot(db)
     credentials = {"token": world.user.id_token} if function == "register" else {"guest": world.guest_key}
@@ -259,6 +291,7 @@ def test_no_key_server_at_all_answers_503(serve, db, world):
 
 # --- monitor -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["missing", "garbage", "expired", "forged (another key, same kid)"])
 def test_monitor_serves_and_logs_one_line_without_the_token(monitoring, monitoring_server, db, kind):
     token = refused_kinds()[kind]()
@@ -284,15 +317,19 @@ def test_monitor_logs_nothing_for_a_valid_token(monitoring, monitoring_server):
 def test_monitor_serves_when_the_keys_are_out_of_reach(serve, db):
     server = serve("monitor", f"http://127.0.0.1:{free_port()}/jwks")
     since = len(log_lines(server))
-    response = Api(server.url).post("create_session", {}, guest=new_guest_key(),
-                                    headers=with_app_check(app_check_token()))
+    response = Api(server.url).post(
+        "create_session", {}, guest=new_guest_key(), headers=with_app_check(app_check_token())
+    )
     assert response.status_code == 201, response.text
     assert len(monitor_lines(server, since)) == 1
 
 
 # --- off -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("token", [None, "garbage", "x" * 4000, app_check_token(key=rsa.generate_private_key(65537, 2048))])
+
+@pytest.mark.parametrize(
+    "token", [None, "garbage", "x" * 4000, app_check_token(key=rsa.generate_private_key(65537, 2048))]
+)
 def test_off_ignores_the_header_and_verifies_nothing(off, off_server, keys, db, token):
     fetched = keys.jwks_requests
     since = len(log_lines(off_server))
@@ -304,14 +341,20 @@ def test_off_ignores_the_header_and_verifies_nothing(off, off_server, keys, db, 
 
 # --- CORS ----------------------------------------------------------------------
 
+
 def test_a_browser_may_send_the_header(api):
-    response = api.http.options(api.url("create_session"), headers={
-        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type,x-guest-key,x-firebase-appcheck"}, timeout=10)
+    response = api.http.options(
+        api.url("create_session"),
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-guest-key,x-firebase-appcheck",
+        },
+        timeout=10,
+    )
     assert response.status_code == 204
     allowed = [h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")]
     assert "x-firebase-appcheck" in allowed
-
 
 
 # --- The page's client (public/client.js) ----------------------------------------
@@ -336,10 +379,19 @@ def test_the_pages_client_sends_the_token_it_is_given(enforcing, enforcing_serve
     if node is None:
         pytest.skip("Node.js is not installed")
     user = auth_emulator.new_user()
-    settings = {"url": enforcing_server.url, "idToken": user.id_token,
-                "appCheckToken": app_check_token() if with_token else None}
-    result = subprocess.run([node, "--input-type=module", "-e", NODE_CLIENT], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, env={"PATH": "", "CLIENT_TEST": json.dumps(settings)})
+    settings = {
+        "url": enforcing_server.url,
+        "idToken": user.id_token,
+        "appCheckToken": app_check_token() if with_token else None,
+    }
+    result = subprocess.run(
+        [node, "--input-type=module", "-e", NODE_CLIENT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "", "CLIENT_TEST": json.dumps(settings)},
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     if with_token:

@@ -29,8 +29,12 @@ GOOGLE_KEY = new_key()
 
 @pytest.fixture(scope="module")
 def google():
-    jwk = {**jwt.algorithms.RSAAlgorithm.to_jwk(APP_CHECK_KEY.public_key(), as_dict=True), "kid": KID,
-           "alg": "RS256", "use": "sig"}
+    jwk = {
+        **jwt.algorithms.RSAAlgorithm.to_jwk(APP_CHECK_KEY.public_key(), as_dict=True),
+        "kid": KID,
+        "alg": "RS256",
+        "use": "sig",
+    }
     with GoogleEndpoints({"google-key-1": certificate(GOOGLE_KEY)}, jwks=[jwk]) as endpoints:
         yield endpoints
 
@@ -39,10 +43,16 @@ def google():
 def server(stack, google, tmp_path_factory):
     port = free_port()
     workdir = tmp_path_factory.mktemp("credentials-in-logs")
-    env = {**stack.env(), "APP_CHECK": "monitor", "APP_CHECK_JWKS_URL": google.jwks_url,
-           "GOOGLE_APPLICATION_CREDENTIALS": service_account_file(workdir / "sa.json", "http://127.0.0.1:9/token"),
-           "MAINTENANCE_INVOKER": SCHEDULER, "MAINTENANCE_AUDIENCE": f"http://127.0.0.1:{port}/run_maintenance",
-           "MAINTENANCE_CERTS_URL": f"{google.url}/certs", "LOG_LEVEL": "DEBUG"}
+    env = {
+        **stack.env(),
+        "APP_CHECK": "monitor",
+        "APP_CHECK_JWKS_URL": google.jwks_url,
+        "GOOGLE_APPLICATION_CREDENTIALS": service_account_file(workdir / "sa.json", "http://127.0.0.1:9/token"),
+        "MAINTENANCE_INVOKER": SCHEDULER,
+        "MAINTENANCE_AUDIENCE": f"http://127.0.0.1:{port}/run_maintenance",
+        "MAINTENANCE_CERTS_URL": f"{google.url}/certs",
+        "LOG_LEVEL": "DEBUG",
+    }
     server = FunctionsServer(port, env, workdir / "functions.log").start()
     yield server
     server.stop()
@@ -62,14 +72,25 @@ def wrongly_signed(uid: str) -> str:
     """A JWT signed by a key nobody trusts, for another project (refused even by the Auth emulator,
     which checks no signature)."""
     now = int(time.time())
-    claims = {"iss": "https://securetoken.google.com/someone-else", "aud": "someone-else", "sub": uid,
-              "user_id": uid, "iat": now, "exp": now + 3600, "email": f"{uid}@example.com"}
-    return jwt.encode(claims, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256",
-                      headers={"kid": "unknown"})
+    claims = {
+        "iss": "https://securetoken.google.com/someone-else",
+        "aud": "someone-else",
+        "sub": uid,
+        "user_id": uid,
+        "iat": now,
+        "exp": now + 3600,
+        "email": f"{uid}@example.com",
+    }
+    return jwt.encode(
+        claims,
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        algorithm="RS256",
+        headers={"kid": "unknown"},
+    )
 
 
 def leaks(log: str, credential: str, width: int = 16) -> list[str]:
-    return [credential[i:i + width] for i in range(len(credential) - width + 1) if credential[i:i + width] in log]
+    return [credential[i : i + width] for i in range(len(credential) - width + 1) if credential[i : i + width] in log]
 
 
 def test_refused_credentials_of_every_shape_are_logged_without_their_value(server, auth_emulator, db):
@@ -81,17 +102,24 @@ def test_refused_credentials_of_every_shape_are_logged_without_their_value(serve
         "emulator refresh token": user.refresh_token,
         "truncated ID token": truncated(user.id_token),
         "wrongly signed JWT": wrongly_signed(user.uid),
-        "unsigned JWT of another project": ".".join([_b64({"alg": "none", "typ": "JWT"}),
-                                                     _b64({"aud": "x", "sub": user.uid, "exp": now + 600}), ""]),
+        "unsigned JWT of another project": ".".join(
+            [_b64({"alg": "none", "typ": "JWT"}), _b64({"aud": "x", "sub": user.uid, "exp": now + 600}), ""]
+        ),
         "truncated anonymous token": truncated(anonymous.id_token),
     }
     url = f"{server.url}/create_session"
     for name, value in credentials.items():
         answer = requests.post(url, json={}, headers={"Authorization": f"Bearer {value}"}, timeout=30)
         assert answer.status_code == 401, (name, answer.text)
-    answer = requests.post(f"{server.url}/register", json={}, timeout=30,
-                           headers={"Authorization": f"Bearer {user.id_token}",
-                                    "X-Anonymous-Token": credentials["truncated anonymous token"]})
+    answer = requests.post(
+        f"{server.url}/register",
+        json={},
+        timeout=30,
+        headers={
+            "Authorization": f"Bearer {user.id_token}",
+            "X-Anonymous-Token": credentials["truncated anonymous token"],
+        },
+    )
     assert answer.status_code == 401, answer.text
 
     short_key = secrets.token_urlsafe(18)  # 24 characters: 32 are the least
@@ -101,12 +129,16 @@ def test_refused_credentials_of_every_shape_are_logged_without_their_value(serve
     credentials.update({"short guest key": short_key, "long guest key": long_key})
 
     app_checks = {
-        "App Check, wrong key": jwt.encode({"sub": "x", "aud": [f"projects/{PROJECT}"], "exp": now + 600},
-                                           rsa.generate_private_key(public_exponent=65537, key_size=2048),
-                                           algorithm="RS256", headers={"kid": KID}),
+        "App Check, wrong key": jwt.encode(
+            {"sub": "x", "aud": [f"projects/{PROJECT}"], "exp": now + 600},
+            rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            algorithm="RS256",
+            headers={"kid": KID},
+        ),
         "App Check, malformed": secrets.token_urlsafe(150),
-        "App Check, two segments": truncated(jwt.encode({"sub": "x", "exp": now + 600}, APP_CHECK_KEY,
-                                                        algorithm="RS256", headers={"kid": KID})),
+        "App Check, two segments": truncated(
+            jwt.encode({"sub": "x", "exp": now + 600}, APP_CHECK_KEY, algorithm="RS256", headers={"kid": KID})
+        ),
     }
     for value in app_checks.values():
         answer = requests.post(url, json={}, headers={HEADER: value, "X-Guest-Key": new_guest_key()}, timeout=30)
@@ -115,8 +147,9 @@ def test_refused_credentials_of_every_shape_are_logged_without_their_value(serve
 
     oidc = {"OIDC, malformed": secrets.token_urlsafe(150), "OIDC, truncated ID token": truncated(user.id_token)}
     for value in oidc.values():
-        answer = requests.post(f"{server.url}/run_maintenance", headers={"Authorization": f"Bearer {value}"},
-                               timeout=30)
+        answer = requests.post(
+            f"{server.url}/run_maintenance", headers={"Authorization": f"Bearer {value}"}, timeout=30
+        )
         assert answer.status_code == 401, answer.text
     credentials.update(oidc)
 

@@ -14,15 +14,19 @@ from devtools.ports import free_port
 from devtools.stack import FunctionsServer
 from tests.support import assert_error, new_guest_key, rows
 
-CLOUD_RUN = {"K_SERVICE": "create-session", "K_REVISION": "create-session-00001-abc",
-             "K_CONFIGURATION": "create-session"}
+CLOUD_RUN = {
+    "K_SERVICE": "create-session",
+    "K_REVISION": "create-session-00001-abc",
+    "K_CONFIGURATION": "create-session",
+}
 
 
 @pytest.fixture(scope="module")
 def deployed(stack, tmp_path_factory):
     """The functions served as if deployed on Cloud Run, with the emulators' settings left in."""
-    server = FunctionsServer(free_port(), {**stack.env(), **CLOUD_RUN},
-                             tmp_path_factory.mktemp("deployed") / "functions.log").start()
+    server = FunctionsServer(
+        free_port(), {**stack.env(), **CLOUD_RUN}, tmp_path_factory.mktemp("deployed") / "functions.log"
+    ).start()
     yield server
     server.stop()
 
@@ -36,10 +40,15 @@ def test_an_unsigned_researcher_token_is_not_accepted_when_deployed(deployed, db
     user = auth_emulator.new_user()
     forged = auth_emulator.crafted_token(user.uid, researcher=True, email=user.email)
 
-    export = requests.get(f"{deployed.url}/export_data", params={"format": "csv"}, timeout=30,
-                          headers={"Authorization": f"Bearer {forged}"})
-    session = requests.post(f"{deployed.url}/create_session", json={}, timeout=30,
-                            headers={"Authorization": f"Bearer {forged}"})
+    export = requests.get(
+        f"{deployed.url}/export_data",
+        params={"format": "csv"},
+        timeout=30,
+        headers={"Authorization": f"Bearer {forged}"},
+    )
+    session = requests.post(
+        f"{deployed.url}/create_session", json={}, timeout=30, headers={"Authorization": f"Bearer {forged}"}
+    )
 
     for answer in (export, session):
         error = assert_error(answer, 500, "internal")
@@ -54,6 +63,7 @@ def test_an_unsigned_researcher_token_is_not_accepted_when_deployed(deployed, db
 
 def test_a_guest_is_still_served_when_deployed(deployed, db):
     # Nothing of Firebase is needed for a guest's session: the misconfiguration stops what it would weaken.
-    answer = requests.post(f"{deployed.url}/create_session", json={}, headers={"X-Guest-Key": new_guest_key()},
-                           timeout=30)
+    answer = requests.post(
+        f"{deployed.url}/create_session", json={}, headers={"X-Guest-Key": new_guest_key()}, timeout=30
+    )
     assert answer.status_code == 201, answer.text

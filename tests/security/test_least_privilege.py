@@ -29,7 +29,11 @@ INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def url_as(url: str, user: str) -> str:
-    return sqlalchemy.make_url(url).set(username=user, password="not-checked-locally").render_as_string(hide_password=False)
+    return (
+        sqlalchemy.make_url(url)
+        .set(username=user, password="not-checked-locally")
+        .render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +66,27 @@ def functions_as_member(least_privileged_functions, db) -> Api:
 
 def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     assert scalar(db, "SELECT rolcanlogin FROM pg_roles WHERE rolname = :r", r=FUNCTIONS_ROLE) is False
-    grants = {(r.table_name, r.privilege_type) for r in rows(
-        db, "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
-        r=FUNCTIONS_ROLE)}
-    assert grants == {(table, privilege) for table in TABLES + CLAIM_TABLES
-                      for privilege in ("SELECT", "INSERT", "UPDATE")} | {
-        ("erased_sessions", "SELECT")} | {  # the tombstones create_session and on_upload_finalized read
+    grants = {
+        (r.table_name, r.privilege_type)
+        for r in rows(
+            db,
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
+            r=FUNCTIONS_ROLE,
+        )
+    }
+    assert grants == {
+        (table, privilege) for table in TABLES + CLAIM_TABLES for privilege in ("SELECT", "INSERT", "UPDATE")
+    } | {("erased_sessions", "SELECT")} | {  # the tombstones create_session and on_upload_finalized read
         # The guest-creation windows (sql/006_guest_limits.sql): counted, and forgotten once over.
-        ("guest_limits", privilege) for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")}
-    sequence = rows(db, "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
-                        "has_sequence_privilege(:r, 'visitor_number_seq', 'UPDATE') AS update", r=FUNCTIONS_ROLE)[0]
+        ("guest_limits", privilege)
+        for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")
+    }
+    sequence = rows(
+        db,
+        "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
+        "has_sequence_privilege(:r, 'visitor_number_seq', 'UPDATE') AS update",
+        r=FUNCTIONS_ROLE,
+    )[0]
     assert (sequence.usage, sequence.update) == (True, False)
     assert scalar(db, "SELECT has_table_privilege(:r, 'schema_migrations', 'SELECT')", r=FUNCTIONS_ROLE) is False
 
@@ -79,15 +94,28 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
 def test_the_erasure_role_adds_deleting_rows_and_writing_the_ledger_only(db):
     assert scalar(db, "SELECT rolcanlogin FROM pg_roles WHERE rolname = :r", r=ERASURE_ROLE) is False
     assert scalar(db, "SELECT pg_has_role(:r, :f, 'MEMBER')", r=ERASURE_ROLE, f=FUNCTIONS_ROLE) is True
-    grants = {(r.table_name, r.privilege_type) for r in rows(
-        db, "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
-        r=ERASURE_ROLE)}
+    grants = {
+        (r.table_name, r.privilege_type)
+        for r in rows(
+            db,
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = :r",
+            r=ERASURE_ROLE,
+        )
+    }
     assert grants == {(table, "DELETE") for table in TABLES + CLAIM_TABLES} | {
-        (table, privilege) for table in ("erasures", "erased_sessions") for privilege in ("SELECT", "INSERT", "UPDATE")}
+        (table, privilege) for table in ("erasures", "erased_sessions") for privilege in ("SELECT", "INSERT", "UPDATE")
+    }
 
 
-@pytest.mark.parametrize("statement", ["DELETE FROM erasures", "DELETE FROM erased_sessions",
-                                       "TRUNCATE erasures CASCADE", "DELETE FROM schema_migrations"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM erasures",
+        "DELETE FROM erased_sessions",
+        "TRUNCATE erasures CASCADE",
+        "DELETE FROM schema_migrations",
+    ],
+)
 def test_the_erasure_role_may_not_rewrite_the_ledger(stack, engine, db, statement):
     user = f"visitors_erase_{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
@@ -104,8 +132,9 @@ def test_the_erasure_role_may_not_rewrite_the_ledger(stack, engine, db, statemen
             conn.exec_driver_sql(f'DROP ROLE "{user}"')
 
 
-def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functions_user, db, auth_emulator,
-                                                    firestore, bucket):
+def test_the_whole_api_runs_as_a_member_of_the_role(
+    functions_as_member, functions_user, db, auth_emulator, firestore, bucket
+):
     api = functions_as_member
     key = new_guest_key()
 
@@ -116,11 +145,17 @@ def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functio
     again = api.post("create_session", {"sessionId": session["sessionId"], "experimentId": "lp"}, guest=key)
     assert (again.status_code, again.json()) == (200, session)
     response_id = str(uuid.uuid4())
-    submitted = api.post("submit_response", {"sessionId": session["sessionId"], "responseId": response_id,
-                                             "level": 2, "data": {"answer": "ja"}}, guest=key)
+    submitted = api.post(
+        "submit_response",
+        {"sessionId": session["sessionId"], "responseId": response_id, "level": 2, "data": {"answer": "ja"}},
+        guest=key,
+    )
     assert submitted.status_code == 201, submitted.text
-    retried = api.post("submit_response", {"sessionId": session["sessionId"], "responseId": response_id,
-                                           "level": 2, "data": {"answer": "ja"}}, guest=key)
+    retried = api.post(
+        "submit_response",
+        {"sessionId": session["sessionId"], "responseId": response_id, "level": 2, "data": {"answer": "ja"}},
+        guest=key,
+    )
     assert (retried.status_code, retried.json()) == (200, submitted.json())
     visitor = api.get("get_visitor", guest=key)
     assert visitor.status_code == 200 and visitor.json()["sessions"][0]["responseCount"] == 1
@@ -155,7 +190,8 @@ def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functio
         (own.json()["sessionId"], user.uid, own.json()["visitorNumber"]),
     ]
     assert rows(db, "SELECT from_number, to_number FROM visitor_merges") == [
-        (session["visitorNumber"], own.json()["visitorNumber"])]
+        (session["visitorNumber"], own.json()["visitorNumber"])
+    ]
     assert scalar(db, "SELECT count(*) FROM responses WHERE visitor_number = :n", n=own.json()["visitorNumber"]) == 1
 
     # An anonymous account claimed with X-Anonymous-Token, another through its claim code, and a wrong code.
@@ -173,30 +209,36 @@ def test_the_whole_api_runs_as_a_member_of_the_role(functions_as_member, functio
     assert rows(db, "SELECT cardinality(failed_at) FROM claim_code_attempts") == [(1,)]
 
 
-@pytest.mark.parametrize("statement", [
-    "DELETE FROM responses",
-    "DELETE FROM guests",
-    "TRUNCATE sessions CASCADE",
-    "DROP TABLE visitor_merges",
-    "ALTER TABLE users ADD COLUMN evil TEXT",
-    "CREATE TABLE evil (id INT)",
-    "CREATE INDEX evil_idx ON sessions (experiment_id)",
-    "ALTER SEQUENCE visitor_number_seq RESTART WITH 1",
-    "SELECT setval('visitor_number_seq', 1)",
-    "SELECT * FROM schema_migrations",
-    "DELETE FROM schema_migrations",
-    "CREATE ROLE evil LOGIN",
-    "GRANT visitor_functions TO postgres",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM responses",
+        "DELETE FROM guests",
+        "TRUNCATE sessions CASCADE",
+        "DROP TABLE visitor_merges",
+        "ALTER TABLE users ADD COLUMN evil TEXT",
+        "CREATE TABLE evil (id INT)",
+        "CREATE INDEX evil_idx ON sessions (experiment_id)",
+        "ALTER SEQUENCE visitor_number_seq RESTART WITH 1",
+        "SELECT setval('visitor_number_seq', 1)",
+        "SELECT * FROM schema_migrations",
+        "DELETE FROM schema_migrations",
+        "CREATE ROLE evil LOGIN",
+        "GRANT visitor_functions TO postgres",
+    ],
+)
 def test_the_role_may_not_delete_truncate_or_change_the_schema(stack, functions_user, db, statement):
     guest = new_guest_key()
     member = plain_engine(url_as(stack.database_url, functions_user), poolclass=sqlalchemy.pool.NullPool)
     try:
         with member.begin() as conn:  # what the role may do, so there is something to delete
-            conn.execute(text(
-                "INSERT INTO guests (id, key_hash, visitor_number) "
-                "VALUES (gen_random_uuid(), sha256(convert_to(:k, 'UTF8')), nextval('visitor_number_seq'))"),
-                {"k": guest})
+            conn.execute(
+                text(
+                    "INSERT INTO guests (id, key_hash, visitor_number) "
+                    "VALUES (gen_random_uuid(), sha256(convert_to(:k, 'UTF8')), nextval('visitor_number_seq'))"
+                ),
+                {"k": guest},
+            )
         before = {table: scalar(db, f"SELECT count(*) FROM {table}") for table in TABLES}
         with pytest.raises(sqlalchemy.exc.ProgrammingError) as refused:
             with member.begin() as conn:
@@ -212,14 +254,12 @@ def test_the_role_may_not_delete_truncate_or_change_the_schema(stack, functions_
 def test_migrations_run_as_a_non_superuser_like_cloud_sqls_postgres_user(tmp_path):
     """On Cloud SQL the migrating user has CREATEROLE and CREATEDB but is not a superuser."""
     server = LocalPostgres(tmp_path / "cloudsql-like", free_port(), fast=True).start()
-    admin = plain_engine(server.url, poolclass=sqlalchemy.pool.NullPool,
-                                     isolation_level="AUTOCOMMIT")
+    admin = plain_engine(server.url, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql("CREATE ROLE migrator LOGIN CREATEROLE CREATEDB NOSUPERUSER")
             conn.exec_driver_sql("CREATE DATABASE visitors OWNER migrator")
-        migrator = plain_engine(url_as(server.url_for("visitors"), "migrator"),
-                                            poolclass=sqlalchemy.pool.NullPool)
+        migrator = plain_engine(url_as(server.url_for("visitors"), "migrator"), poolclass=sqlalchemy.pool.NullPool)
         try:
             assert scalar(migrator, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
             assert apply_migrations(migrator) == [path.name for path in migration_files()]
@@ -230,8 +270,7 @@ def test_migrations_run_as_a_non_superuser_like_cloud_sqls_postgres_user(tmp_pat
         finally:
             migrator.dispose()
 
-        member = plain_engine(url_as(server.url_for("visitors"), "fn@project.iam"),
-                                          poolclass=sqlalchemy.pool.NullPool)
+        member = plain_engine(url_as(server.url_for("visitors"), "fn@project.iam"), poolclass=sqlalchemy.pool.NullPool)
         try:
             with member.begin() as conn:
                 number = conn.execute(text("SELECT nextval('visitor_number_seq')")).scalar()
@@ -255,8 +294,12 @@ def test_migrate_command_makes_each_functions_user_a_member(stack, engine, db):
     try:
         result = subprocess.run(
             [sys.executable, "-m", "shared.migrate", *(f"--functions-user={user}" for user in users)],
-            env={"PATH": os.environ["PATH"], "DATABASE_URL": stack.database_url}, cwd=ROOT,
-            capture_output=True, text=True, timeout=60)
+            env={"PATH": os.environ["PATH"], "DATABASE_URL": stack.database_url},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         assert "schema up to date" in result.stdout
         for user in users:
@@ -296,7 +339,12 @@ def test_withdrawal_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db
 
         assert erased.status_code == 202, erased.text
         assert {k: v for k, v in erased.json().items() if k != "erasureId"} == {
-            "status": "done", "sessions": 1, "responses": 1, "uploads": 1, "objects": 1}
+            "status": "done",
+            "sessions": 1,
+            "responses": 1,
+            "uploads": 1,
+            "objects": 1,
+        }
         assert scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE usename = :u", u=erasure_user) >= 1
         assert scalar(db, "SELECT count(*) FROM sessions") == 0
         assert scalar(db, "SELECT count(*) FROM guests") == 0
@@ -304,8 +352,9 @@ def test_withdrawal_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db
         server.stop()
 
 
-def test_withdrawal_of_a_claimer_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db, auth_emulator,
-                                                                      firestore, bucket, tmp_path):
+def test_withdrawal_of_a_claimer_runs_as_a_member_of_the_erasure_role(
+    stack, erasure_user, db, auth_emulator, firestore, bucket, tmp_path
+):
     """A user that claimed an anonymous account and a guest through its code withdraws: the claimed
     accounts' rows, the codes and the count of wrong ones go too (sql/005_claims.sql's grants)."""
     env = {**stack.env(), "DATABASE_URL": url_as(stack.database_url, erasure_user)}
@@ -318,8 +367,12 @@ def test_withdrawal_of_a_claimer_runs_as_a_member_of_the_erasure_role(stack, era
         code = api.post("create_claim_code", {}, guest=key).json()["claimCode"]
         assert api.post("register", {"claimCode": "WRQNG234"}, token=user.id_token).status_code == 400
         assert api.post("register", {"claimCode": code}, token=user.id_token).status_code == 201
-        assert api.post("register", {}, token=user.id_token,
-                        headers={"X-Anonymous-Token": anonymous.id_token}).json()["migratedSessions"] == 1
+        assert (
+            api.post("register", {}, token=user.id_token, headers={"X-Anonymous-Token": anonymous.id_token}).json()[
+                "migratedSessions"
+            ]
+            == 1
+        )
 
         erased = api.post("delete_my_data", {}, token=user.id_token)
 
@@ -331,8 +384,7 @@ def test_withdrawal_of_a_claimer_runs_as_a_member_of_the_erasure_role(stack, era
         server.stop()
 
 
-def test_python_m_shared_maintenance_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db, firestore,
-                                                                           bucket):
+def test_python_m_shared_maintenance_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db, firestore, bucket):
     """The command does what run_maintenance does (SPEC §12), with no more rights than erasing has:
     an idle empty guest is erased through the ledger, an expired guest-creation window forgotten."""
     api = Api(stack.env()["FUNCTIONS_URL"])
@@ -340,16 +392,31 @@ def test_python_m_shared_maintenance_runs_as_a_member_of_the_erasure_role(stack,
     for key in (idle, active):
         assert api.post("create_session", {}, guest=key).status_code == 201
     with db.begin() as conn:
-        conn.execute(text("UPDATE sessions SET created_at = now() - interval '40 days' WHERE guest_id = "
-                          "(SELECT id FROM guests WHERE key_hash = sha256(convert_to(:k, 'UTF8')))"), {"k": idle})
-        conn.execute(text("UPDATE guests SET created_at = now() - interval '40 days' "
-                          "WHERE key_hash = sha256(convert_to(:k, 'UTF8'))"), {"k": idle})
+        conn.execute(
+            text(
+                "UPDATE sessions SET created_at = now() - interval '40 days' WHERE guest_id = "
+                "(SELECT id FROM guests WHERE key_hash = sha256(convert_to(:k, 'UTF8')))"
+            ),
+            {"k": idle},
+        )
+        conn.execute(
+            text(
+                "UPDATE guests SET created_at = now() - interval '40 days' "
+                "WHERE key_hash = sha256(convert_to(:k, 'UTF8'))"
+            ),
+            {"k": idle},
+        )
         conn.execute(text("UPDATE guest_limits SET last_at = now() - interval '2 hours'"))
-    env = {**stack.env(), "PATH": os.environ["PATH"], "GUEST_RETENTION_DAYS": "30",
-           "DATABASE_URL": url_as(stack.database_url, erasure_user)}
+    env = {
+        **stack.env(),
+        "PATH": os.environ["PATH"],
+        "GUEST_RETENTION_DAYS": "30",
+        "DATABASE_URL": url_as(stack.database_url, erasure_user),
+    }
 
-    result = subprocess.run([sys.executable, "-m", "shared.maintenance"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.maintenance"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
     assert result.returncode == 0, result.stderr
     # (The other lines on stdout are the log's JSON lines.)
@@ -361,6 +428,7 @@ def test_python_m_shared_maintenance_runs_as_a_member_of_the_erasure_role(stack,
     assert rows(db, "SELECT requested_by, sessions FROM erasures") == [("retention", 1)]
     assert scalar(db, "SELECT count(*) FROM guests") == 1
     assert scalar(db, "SELECT count(*) FROM guest_limits") == 0
-    again = subprocess.run([sys.executable, "-m", "shared.maintenance"], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "shared.maintenance"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0 and "erased 0 guest(s)" in again.stdout

@@ -39,8 +39,11 @@ def test_someone_elses_session_answers_the_same_whoever_owns_it(world, api, auth
         for answer in answers:
             assert_error(answer, 403, "permission_denied")
         assert len({shape(answer) for answer in answers}) == 1, [a.text for a in answers]
-        leaked = [world.user.uid, claimer.uid, world.guest_session["guestId"], "sec"] + \
-                 [str(s["visitorNumber"]) for s in owners] + [s["sessionId"] for s in owners]
+        leaked = (
+            [world.user.uid, claimer.uid, world.guest_session["guestId"], "sec"]
+            + [str(s["visitorNumber"]) for s in owners]
+            + [s["sessionId"] for s in owners]
+        )
         assert not any(value in answers[0].text for value in leaked)
     assert snapshot(db) == before
 
@@ -64,17 +67,20 @@ def test_403_and_404_differ_only_in_status_and_error(world, api, db):
     missing = submit(api, str(uuid.uuid4()), guest=stranger)
     assert (denied.status_code, missing.status_code) == (403, 404)
     assert sorted(denied.headers.keys()) == sorted(missing.headers.keys())
-    assert {k: v for k, v in denied.headers.items() if k not in VARYING} == \
-           {k: v for k, v in missing.headers.items() if k not in VARYING}
+    assert {k: v for k, v in denied.headers.items() if k not in VARYING} == {
+        k: v for k, v in missing.headers.items() if k not in VARYING
+    }
     assert set(denied.json()["error"]) == set(missing.json()["error"]) == {"code", "message"}
 
 
 def test_someone_elses_session_id_at_create_session_is_the_same_409_for_any_owner(world, api, auth_emulator, db):
     stranger = auth_emulator.new_user()
     before = snapshot(db, sequence=False)
-    answers = [api.post("create_session", {"sessionId": s["sessionId"]}, **credentials)
-               for s in (world.guest_session, world.user_session)
-               for credentials in ({"guest": new_guest_key()}, {"token": stranger.id_token})]
+    answers = [
+        api.post("create_session", {"sessionId": s["sessionId"]}, **credentials)
+        for s in (world.guest_session, world.user_session)
+        for credentials in ({"guest": new_guest_key()}, {"token": stranger.id_token})
+    ]
     for answer in answers:
         assert_error(answer, 409, "conflict")
     assert len({shape(answer) for answer in answers}) == 1
@@ -86,10 +92,13 @@ def test_the_guest_key_is_stored_only_as_its_sha256_and_never_echoed_or_logged(s
     key = new_guest_key()
     answers = [api.post("create_session", {"metadata": {"k": "v"}}, guest=key)]
     session_id = answers[0].json()["sessionId"]
-    answers += [submit(api, session_id, guest=key), api.get("get_visitor", guest=key),
-                api.get("export_my_data", guest=key),
-                submit(api, str(uuid.uuid4()), guest=key),
-                api.post("create_session", {"sessionId": "bad"}, guest=key)]
+    answers += [
+        submit(api, session_id, guest=key),
+        api.get("get_visitor", guest=key),
+        api.get("export_my_data", guest=key),
+        submit(api, str(uuid.uuid4()), guest=key),
+        api.post("create_session", {"sessionId": "bad"}, guest=key),
+    ]
     for answer in answers:
         assert key not in answer.text and key not in str(answer.headers)
 

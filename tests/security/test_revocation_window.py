@@ -16,9 +16,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from werkzeug.serving import make_server
-
 from google.auth import jwt
+from werkzeug.serving import make_server
 
 from devtools.google_endpoints import signed_token
 from devtools.ports import free_port
@@ -210,5 +209,4 @@ def test_a_user_not_found_is_not_kept(api, auth_emulator, google):
 def test_a_bad_setting_is_500_for_users_and_names_the_variable_in_the_log(api, auth_emulator, monkeypatch, lines):
     monkeypatch.setenv("TOKEN_REVOCATION_CHECK_SECONDS", "soon")
     assert_error(create_session(api, token_of(auth_emulator.new_user())), 500, "internal")
-    assert any("TOKEN_REVOCATION_CHECK_SECONDS='soon' is not an integer" in record.getMessage()
-               for record in lines)
+    assert any("TOKEN_REVOCATION_CHECK_SECONDS='soon' is not an integer" in record.getMessage() for record in lines)

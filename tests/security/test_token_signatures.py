@@ -77,8 +77,15 @@ def test_a_token_whose_claims_were_changed_after_signing_is_refused(client, db, 
     victim, attacker = auth_emulator.new_user(), auth_emulator.new_user()
     header, _payload, signature = signed_token(attacker.uid).split(".")
     now = int(time.time())
-    claims = {"iss": f"https://securetoken.google.com/{PROJECT}", "aud": PROJECT, "sub": victim.uid,
-              "user_id": victim.uid, "iat": now, "exp": now + 3600, "auth_time": now}
+    claims = {
+        "iss": f"https://securetoken.google.com/{PROJECT}",
+        "aud": PROJECT,
+        "sub": victim.uid,
+        "user_id": victim.uid,
+        "iat": now,
+        "exp": now + 3600,
+        "auth_time": now,
+    }
     payload = jwt._helpers.unpadded_urlsafe_b64encode(json.dumps(claims).encode()).decode()
     assert_refused(client, db, f"{header}.{payload}.{signature}")
 
@@ -93,13 +100,16 @@ def test_a_token_with_an_unknown_key_id_is_refused(client, db, auth_emulator):
     assert_refused(client, db, signed_token(user.uid, kid="no-such-key"))
 
 
-@pytest.mark.parametrize("claims", [
-    {"aud": "someone-elses-project"},
-    {"iss": "https://securetoken.google.com/someone-elses-project"},
-    {"aud": "someone-elses-project", "iss": "https://securetoken.google.com/someone-elses-project"},
-    {"iss": "https://accounts.google.com"},
-    {"sub": ""},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": "someone-elses-project"},
+        {"iss": "https://securetoken.google.com/someone-elses-project"},
+        {"aud": "someone-elses-project", "iss": "https://securetoken.google.com/someone-elses-project"},
+        {"iss": "https://accounts.google.com"},
+        {"sub": ""},
+    ],
+)
 def test_a_signed_token_for_another_project_or_issuer_is_refused(client, db, auth_emulator, claims):
     user = auth_emulator.new_user()
     assert_refused(client, db, signed_token(user.uid, **claims))
@@ -149,6 +159,7 @@ def test_certificates_out_of_reach_answer_503_not_401(client, db, auth_emulator,
 
 # --- X-Anonymous-Token (SPEC §13): the same checks as Authorization ---
 
+
 @pytest.fixture
 def register_client(production_auth):
     return create_app("register", str(ROOT / "main.py")).test_client()
@@ -159,8 +170,11 @@ def anonymous_token(uid: str, **overrides) -> str:
 
 
 def claim_with(client, user, anonymous: str):
-    return client.post("/", json={}, headers={"Authorization": f"Bearer {signed_token(user.uid, email=user.email)}",
-                                              "X-Anonymous-Token": anonymous})
+    return client.post(
+        "/",
+        json={},
+        headers={"Authorization": f"Bearer {signed_token(user.uid, email=user.email)}", "X-Anonymous-Token": anonymous},
+    )
 
 
 def test_a_correctly_signed_anonymous_token_is_claimed(register_client, db, auth_emulator):
@@ -177,10 +191,12 @@ def test_a_forged_expired_or_revoked_anonymous_token_is_refused(register_client,
     user, anonymous = auth_emulator.new_user(), auth_emulator.anonymous()
     now = int(time.time())
     token = {
-        "another key": lambda: signed_token(anonymous.uid, key=new_key(), email=None,
-                                            firebase={"identities": {}, "sign_in_provider": "anonymous"}),
-        "unknown key id": lambda: signed_token(anonymous.uid, kid="no-such-key", email=None,
-                                               firebase={"identities": {}, "sign_in_provider": "anonymous"}),
+        "another key": lambda: signed_token(
+            anonymous.uid, key=new_key(), email=None, firebase={"identities": {}, "sign_in_provider": "anonymous"}
+        ),
+        "unknown key id": lambda: signed_token(
+            anonymous.uid, kid="no-such-key", email=None, firebase={"identities": {}, "sign_in_provider": "anonymous"}
+        ),
         "expired": lambda: anonymous_token(anonymous.uid, iat=now - 7200, auth_time=now - 7200, exp=now - 3600),
         "another project": lambda: anonymous_token(anonymous.uid, aud="someone-elses-project"),
         "revoked": lambda: anonymous_token(anonymous.uid, iat=now - 5, auth_time=now - 5),

@@ -18,7 +18,8 @@ def calls(world) -> dict:
     return {
         "create_session": lambda **c: world.api.post("create_session", {"experimentId": "x"}, **c),
         "submit_response": lambda **c: world.api.post(
-            "submit_response", {"sessionId": world.user_session["sessionId"], "data": {"evil": True}}, **c),
+            "submit_response", {"sessionId": world.user_session["sessionId"], "data": {"evil": True}}, **c
+        ),
         "get_visitor": lambda **c: world.api.get("get_visitor", **c),
         "register": lambda **c: world.api.post("register", {"displayName": "Mallory"}, **c),
         "export_my_data": lambda **c: world.api.get("export_my_data", **c),
@@ -31,19 +32,33 @@ def bad_tokens(auth_emulator, uid: str) -> dict[str, str]:
         "wrong audience": auth_emulator.crafted_token(uid, aud="someone-elses-project"),
         "wrong issuer": auth_emulator.crafted_token(uid, iss="https://securetoken.google.com/someone-elses-project"),
         "wrong project": auth_emulator.crafted_token(
-            uid, aud="someone-elses-project", iss="https://securetoken.google.com/someone-elses-project"),
+            uid, aud="someone-elses-project", iss="https://securetoken.google.com/someone-elses-project"
+        ),
         "expired": auth_emulator.crafted_token(uid, iat=now - 7200, auth_time=now - 7200, exp=now - 1),
         "unknown user": auth_emulator.crafted_token("no-such-user"),
         "no subject": auth_emulator.crafted_token(uid, sub=""),
         "custom token audience": auth_emulator.crafted_token(
-            uid, aud="https://identitytoolkit.googleapis.com/google.identity.identitytoolkit.v1.IdentityToolkit"),
+            uid, aud="https://identitytoolkit.googleapis.com/google.identity.identitytoolkit.v1.IdentityToolkit"
+        ),
         "not a JWT": "not-a-jwt",
         "truncated": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0",
     }
 
 
-@pytest.mark.parametrize("kind", ["wrong audience", "wrong issuer", "wrong project", "expired", "unknown user",
-                                  "no subject", "custom token audience", "not a JWT", "truncated"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "wrong audience",
+        "wrong issuer",
+        "wrong project",
+        "expired",
+        "unknown user",
+        "no subject",
+        "custom token audience",
+        "not a JWT",
+        "truncated",
+    ],
+)
 def test_a_bad_token_is_401_everywhere_and_writes_nothing(world, db, auth_emulator, kind):
     token = bad_tokens(auth_emulator, world.user.uid)[kind]
     before = snapshot(db)
@@ -79,8 +94,9 @@ def test_an_anonymous_account_cannot_register_or_claim(world, db, auth_emulator)
     anonymous = auth_emulator.sign_up(None)
     before = snapshot(db)
     for credentials in ({"token": anonymous.id_token}, {"token": anonymous.id_token, "guest": world.guest_key}):
-        error = assert_error(world.api.post("register", {"displayName": "Anon"}, **credentials),
-                             403, "permission_denied")
+        error = assert_error(
+            world.api.post("register", {"displayName": "Anon"}, **credentials), 403, "permission_denied"
+        )
         assert "anonymous" in error["message"]
     # A registered user's token saying "anonymous" is refused the same way.
     crafted = auth_emulator.crafted_token(world.user.uid, firebase={"identities": {}, "sign_in_provider": "anonymous"})
@@ -88,10 +104,11 @@ def test_an_anonymous_account_cannot_register_or_claim(world, db, auth_emulator)
     assert snapshot(db) == before
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer  ", "bearer", "Token abc", "Basic dXNlcjpwYXNz",
-                                    "Bearer a b", "Bearer " + "A" * 8000])
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer  ", "bearer", "Token abc", "Basic dXNlcjpwYXNz", "Bearer a b", "Bearer " + "A" * 8000]
+)
 def test_a_malformed_authorization_header_is_401_and_writes_nothing(world, db, header):
     before = snapshot(db)
-    for name, call in calls(world).items():
+    for call in calls(world).values():
         assert_error(call(headers={"Authorization": header}, guest=new_guest_key()), 401, "unauthenticated")
     assert snapshot(db) == before

@@ -36,6 +36,7 @@ class Reads:
             if isinstance(state, Exception):
                 raise state
             return state
+
         return read
 
 
@@ -99,6 +100,7 @@ def test_concurrent_misses_of_one_uid_make_one_read():
 
 
 # --- VerifiedTokens ---
+
 
 def test_a_verified_token_is_kept_until_its_exp_and_only_that_exact_token():
     clock = Clock()

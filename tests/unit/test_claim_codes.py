@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from shared.visitors import claim_codes
 from shared.core import config
 from shared.core.config import ConfigError
 from shared.core.errors import InvalidArgument, ResourceExhausted
+from shared.visitors import claim_codes
 
 
 def test_a_new_code_is_eight_characters_without_look_alikes():

@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def test_main_exports_each_function_from_its_own_module_and_nothing_else():
     assert main.__all__ == list(NAMES)
-    exported = {name for name, value in vars(main).items()
-                if callable(value) and getattr(value, "__module__", "").startswith("functions.")}
+    exported = {
+        name
+        for name, value in vars(main).items()
+        if callable(value) and getattr(value, "__module__", "").startswith("functions.")
+    }
     assert exported == set(NAMES)
     for name in exported:
         assert getattr(main, name).__module__ == f"functions.{name}" == BY_NAME[name].module
@@ -65,14 +68,17 @@ def test_each_http_function_answers_its_row_s_method_only():
         assert answer.headers["Allow"] == f"{row.method}, OPTIONS"
 
 
-@pytest.mark.parametrize("row, problem", [
-    (dict(name="f", method=None), "an HTTP function answers GET or POST"),
-    (dict(name="f", method="PUT"), "an HTTP function answers GET or POST"),
-    (dict(name="f", method="GET", callers="researchers", app_check=True), "from the visitors' page only"),
-    (dict(name="f", method="GET", identity="root"), "identity='root' is not one of"),
-    (dict(name="f", method="GET", max_instances="LOTS"), "max_instances='LOTS' is not one of"),
-    (dict(name="f", method=None, kind="storage"), "only it, is called by storage events"),
-])
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        (dict(name="f", method=None), "an HTTP function answers GET or POST"),
+        (dict(name="f", method="PUT"), "an HTTP function answers GET or POST"),
+        (dict(name="f", method="GET", callers="researchers", app_check=True), "from the visitors' page only"),
+        (dict(name="f", method="GET", identity="root"), "identity='root' is not one of"),
+        (dict(name="f", method="GET", max_instances="LOTS"), "max_instances='LOTS' is not one of"),
+        (dict(name="f", method=None, kind="storage"), "only it, is called by storage events"),
+    ],
+)
 def test_a_row_that_could_not_be_deployed_as_it_says_is_refused(row, problem):
     with pytest.raises(ValueError, match=problem):
         Function(**row)

@@ -10,9 +10,9 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared.core import config
-from shared.web.auth import Guest, User
 from shared.core.config import ConfigError
 from shared.visitors.guest_limit import WINDOW_SECONDS, Window, address_hash, client_address
+from shared.web.auth import Guest, User
 
 
 @pytest.fixture(autouse=True)
@@ -28,18 +28,22 @@ def request(forwarded: str | None = None, peer: str = "127.0.0.1") -> Request:
     return Request(EnvironBuilder(headers=headers, environ_base={"REMOTE_ADDR": peer}).get_environ())
 
 
-@pytest.mark.parametrize("forwarded, expected", [
-    ("203.0.113.7", "203.0.113.7"),                         # what the front end appended, alone
-    ("10.1.2.3, 203.0.113.7", "203.0.113.7"),               # a client's own entry is on the left
-    ("1.1.1.1,2.2.2.2 ,  203.0.113.7", "203.0.113.7"),
-    ("2001:0DB8:0:0::1", "2001:db8::/64"),                   # an IPv6 address counts as its /64
-    ("2001:db8::ffff:1:2:3", "2001:db8::/64"),               # ... whichever of its 2^64 it uses
-    ("2001:db8:0:1::1", "2001:db8:0:1::/64"),                # the next /64 is another client
-    ("::ffff:203.0.113.7", "203.0.113.7"),                   # IPv4 written as IPv6 is that IPv4 address
-    ("garbage, 203.0.113.7", "203.0.113.7"),
-    ("203.0.113.7, not-an-ip", "not-an-ip"),                # the last entry is what counts, whatever it is
-    ("", "192.0.2.1"), (" , ", "192.0.2.1"),                # no entries: the socket's peer
-])
+@pytest.mark.parametrize(
+    "forwarded, expected",
+    [
+        ("203.0.113.7", "203.0.113.7"),  # what the front end appended, alone
+        ("10.1.2.3, 203.0.113.7", "203.0.113.7"),  # a client's own entry is on the left
+        ("1.1.1.1,2.2.2.2 ,  203.0.113.7", "203.0.113.7"),
+        ("2001:0DB8:0:0::1", "2001:db8::/64"),  # an IPv6 address counts as its /64
+        ("2001:db8::ffff:1:2:3", "2001:db8::/64"),  # ... whichever of its 2^64 it uses
+        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),  # the next /64 is another client
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # IPv4 written as IPv6 is that IPv4 address
+        ("garbage, 203.0.113.7", "203.0.113.7"),
+        ("203.0.113.7, not-an-ip", "not-an-ip"),  # the last entry is what counts, whatever it is
+        ("", "192.0.2.1"),
+        (" , ", "192.0.2.1"),  # no entries: the socket's peer
+    ],
+)
 def test_the_rightmost_forwarded_entry_is_the_client(forwarded, expected):
     assert client_address(request(forwarded, peer="192.0.2.1")) == expected
 
@@ -65,8 +69,11 @@ def test_the_window_of_a_request(monkeypatch):
     monkeypatch.setenv("GUEST_LIMIT_PER_HOUR", "5")
     monkeypatch.setenv("GUEST_LIMIT_KEY", "x" * 32)
     window = Window.of_request(request("203.0.113.7"), Guest(b"\0" * 32))
-    assert window.params() == {"guest_limit": 5, "address_hash": address_hash("203.0.113.7", b"x" * 32),
-                               "window_seconds": WINDOW_SECONDS}
+    assert window.params() == {
+        "guest_limit": 5,
+        "address_hash": address_hash("203.0.113.7", b"x" * 32),
+        "window_seconds": WINDOW_SECONDS,
+    }
     assert "address" not in repr(window) and window.address_hash.hex() not in repr(window)
     # Anonymous accounts count; signed-in ones never do (and need no key).
     assert Window.of_request(request("203.0.113.7"), User("u", None, "anonymous")).limit == 5

@@ -43,9 +43,13 @@ def test_a_body_at_the_limit_is_read():
 def test_a_chunked_body_without_length_is_cut_at_the_limit():
     stream = io.BytesIO(b"[" + b" " * MAX_BODY_BYTES + b"]")
     # As gunicorn hands over a chunked body: no length, the stream ends where the body does.
-    with APP.test_request_context("/", method="POST", input_stream=stream,
-                                  headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
-                                  environ_overrides={"wsgi.input_terminated": True}):
+    with APP.test_request_context(
+        "/",
+        method="POST",
+        input_stream=stream,
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    ):
         assert flask.request.content_length is None
         with pytest.raises(PayloadTooLarge) as refused:
             _read_json_body(flask.request)
@@ -65,19 +69,22 @@ def test_a_charset_other_than_utf8_is_unsupported():
     assert refused.value.message == "Send the body as UTF-8 (got charset=latin-1)."
 
 
-@pytest.mark.parametrize("data, says", [
-    (b"\xff{}", "not valid UTF-8"),
-    (b"{", "not valid JSON"),
-    (b"{'a': 1}", "not valid JSON"),
-    (b'{"a": NaN}', "NaN is not a JSON number"),
-    (b'{"a": Infinity}', "Infinity is not a JSON number"),
-    (b'[-Infinity]', "-Infinity is not a JSON number"),
-    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-    (b"[" * 70 + b"]" * 70, "nesting deeper than 64 levels"),
-    (b'{"a": "x\\u0000y"}', "NUL character"),
-    (b'{"\\u0000": 1}', "NUL character"),
-    (b'["\\ud800"]', "lone surrogate"),
-])
+@pytest.mark.parametrize(
+    "data, says",
+    [
+        (b"\xff{}", "not valid UTF-8"),
+        (b"{", "not valid JSON"),
+        (b"{'a': 1}", "not valid JSON"),
+        (b'{"a": NaN}', "NaN is not a JSON number"),
+        (b'{"a": Infinity}', "Infinity is not a JSON number"),
+        (b"[-Infinity]", "-Infinity is not a JSON number"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"[" * 70 + b"]" * 70, "nesting deeper than 64 levels"),
+        (b'{"a": "x\\u0000y"}', "NUL character"),
+        (b'{"\\u0000": 1}', "NUL character"),
+        (b'["\\ud800"]', "lone surrogate"),
+    ],
+)
 def test_invalid_json_is_refused_with_the_reason(data, says):
     with pytest.raises(InvalidJson) as refused:
         body_of(data)

@@ -86,12 +86,15 @@ def test_each_chunk_is_made_when_the_one_before_is_read(get):
     assert chunks.closed
 
 
-@pytest.mark.parametrize("error, status, code", [
-    (NotFound("Nothing is stored for you."), 404, "not_found"),
-    (GuestClaimed("Sign in."), 403, "guest_claimed"),
-    (DependencyUnavailable("Firestore is unavailable; try again shortly."), 503, "unavailable"),
-    (RuntimeError("a bug, with data: secret@example.org"), 500, "internal"),
-])
+@pytest.mark.parametrize(
+    "error, status, code",
+    [
+        (NotFound("Nothing is stored for you."), 404, "not_found"),
+        (GuestClaimed("Sign in."), 403, "guest_claimed"),
+        (DependencyUnavailable("Firestore is unavailable; try again shortly."), 503, "unavailable"),
+        (RuntimeError("a bug, with data: secret@example.org"), 500, "internal"),
+    ],
+)
 def test_an_error_before_the_first_chunk_is_an_error_answer(error, status, code):
     chunks = Chunks([b"{", b"}"], fail_at=0, error=error)
 
@@ -109,8 +112,11 @@ def test_an_error_before_the_first_chunk_is_an_error_answer(error, status, code)
 
 
 def test_an_error_after_the_first_chunk_ends_the_body_there_with_one_log_line_and_cuts_it(get, lines):
-    chunks = Chunks([b'{"sessions":[', b'{"data":"secret@example.org"}', b"]}"], fail_at=2,
-                    error=ValueError("could not encode secret@example.org"))
+    chunks = Chunks(
+        [b'{"sessions":[', b'{"data":"secret@example.org"}', b"]}"],
+        fail_at=2,
+        error=ValueError("could not encode secret@example.org"),
+    )
 
     def export_something(request, _body):
         return Streamed(chunks)
@@ -131,8 +137,10 @@ def test_an_error_after_the_first_chunk_ends_the_body_there_with_one_log_line_an
     assert chunks.closed
     (line,) = [record for record in lines if record.levelno >= logging.WARNING]
     assert line.levelno == logging.ERROR
-    assert line.getMessage() == ("export_something: the streamed answer ended early after 42 bytes (ValueError); "
-                                 "the client has an incomplete body")
+    assert line.getMessage() == (
+        "export_something: the streamed answer ended early after 42 bytes (ValueError); "
+        "the client has an incomplete body"
+    )
     assert "secret" not in line.getMessage()
 
 
@@ -149,8 +157,11 @@ def test_a_client_that_goes_away_closes_the_chunks(get):
 def test_an_empty_body_and_plain_iterables_are_streamed_too():
     empty = app_for(lambda request, _body: Streamed(iter([]), mimetype="text/csv")).test_client().get("/")
     assert (empty.status_code, empty.get_data(), empty.mimetype) == (200, b"", "text/csv")
-    listed = app_for(lambda request, _body: Streamed([b"a,b\n", b"1,2\n"], mimetype="text/csv",
-                                                     status=201)).test_client().get("/")
+    listed = (
+        app_for(lambda request, _body: Streamed([b"a,b\n", b"1,2\n"], mimetype="text/csv", status=201))
+        .test_client()
+        .get("/")
+    )
     assert (listed.status_code, listed.get_data()) == (201, b"a,b\n1,2\n")
 
 

@@ -12,19 +12,33 @@ from shared.web import models
 ROOT = Path(__file__).resolve().parents[2]
 
 ON_FIRST_USE = (
-    "pydantic", "pydantic_core", "shared.web.bodies",  # when a body is first validated (shared.web.models)
-    "sqlalchemy", "pg8000",  # when the engine is first made (shared.core.db)
+    "pydantic",
+    "pydantic_core",
+    "shared.web.bodies",  # when a body is first validated (shared.web.models)
+    "sqlalchemy",
+    "pg8000",  # when the engine is first made (shared.core.db)
     "pgserver",  # the local stack's, never the functions'
     # Firebase, Firestore, Storage, Google's auth and the Cloud SQL connector: clients on first use
     # (functions_framework itself loads google.cloud.functions).
-    "firebase_admin", "google.auth", "google.oauth2", "google.api_core", "google.cloud.firestore",
-    "google.cloud.storage", "google.cloud.sql",
-    "argparse", "shared.ops",  # the command lines (python -m shared.erasure ...: shared/ops/cli.py)
+    "firebase_admin",
+    "google.auth",
+    "google.oauth2",
+    "google.api_core",
+    "google.cloud.firestore",
+    "google.cloud.storage",
+    "google.cloud.sql",
+    "argparse",
+    "shared.ops",  # the command lines (python -m shared.erasure ...: shared/ops/cli.py)
     "concurrent.futures",  # the Storage part of an erasure
     # The shared/ modules of every function but create_session, submit_response and get_visitor
     # (functions/__init__.py).
-    "shared.rights", "shared.research", "shared.visitors.claim_codes", "shared.visitors.registration",
-    "shared.visitors.uploads", "shared.web.invoker", "shared.core.stores",
+    "shared.rights",
+    "shared.research",
+    "shared.visitors.claim_codes",
+    "shared.visitors.registration",
+    "shared.visitors.uploads",
+    "shared.web.invoker",
+    "shared.core.stores",
 )
 
 
@@ -32,8 +46,7 @@ def test_importing_main_needs_no_settings_and_leaves_these_to_first_use():
     code = "import sys, main; print('\\n'.join(sorted(sys.modules)))"
     # No settings: nothing connects or reads DATABASE_URL at import (clients are made on first use).
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            env=env)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     loaded = result.stdout.split()
     early = [name for name in loaded if any(name == lazy or name.startswith(lazy + ".") for lazy in ON_FIRST_USE)]

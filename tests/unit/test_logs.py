@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def log_lines(monkeypatch):
     """The JSON lines the functions log from now on; LOG_LEVEL is read again on first use."""
     logs.get_logger("tests")  # the handler exists once any module has asked for a logger
-    (handler,) = [h for h in logging.getLogger("visitors").handlers
-                  if isinstance(h.formatter, logs.CloudLoggingFormatter)]
+    (handler,) = [
+        h for h in logging.getLogger("visitors").handlers if isinstance(h.formatter, logs.CloudLoggingFormatter)
+    ]
     stream = io.StringIO()
     monkeypatch.setattr(handler, "stream", stream)
     monkeypatch.delenv("LOG_LEVEL", raising=False)
@@ -34,8 +35,14 @@ def log_lines(monkeypatch):
 
 def test_a_bad_log_level_does_not_stop_the_import():
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
-    result = subprocess.run([sys.executable, "-c", "import main"], cwd=ROOT, capture_output=True, text=True,
-                            env={**env, "LOG_LEVEL": "verbose"}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import main"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "LOG_LEVEL": "verbose"},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
 
@@ -55,11 +62,12 @@ def test_a_bad_log_level_is_one_error_line_at_the_first_request_and_requests_are
     # ... and logging goes on at INFO.
     logs.get_logger("tests").debug("not shown")
     logs.get_logger("tests").info("shown")
-    assert [line["message"] for line in log_lines()[len(lines):]] == ["shown"]
+    assert [line["message"] for line in log_lines()[len(lines) :]] == ["shown"]
 
 
-@pytest.mark.parametrize("value, shown", [("", ["info", "warning"]), ("debug", ["debug", "info", "warning"]),
-                                          ("Warning", ["warning"])])
+@pytest.mark.parametrize(
+    "value, shown", [("", ["info", "warning"]), ("debug", ["debug", "info", "warning"]), ("Warning", ["warning"])]
+)
 def test_the_level_is_read_on_the_first_line(monkeypatch, log_lines, value, shown):
     monkeypatch.setenv("LOG_LEVEL", value)
     log = logs.get_logger("tests")

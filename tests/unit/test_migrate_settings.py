@@ -26,4 +26,3 @@ def test_bad_settings_are_all_printed_and_nothing_runs(monkeypatch, capsys):
         "LOG_LEVEL='verbose' is not a log level: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     ]
     assert "secret" not in err
-

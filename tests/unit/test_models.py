@@ -32,11 +32,14 @@ def test_session_ids_are_uuids_in_any_case():
     assert parse(NewSession, {"sessionId": SESSION.upper()}).sessionId == uuid.UUID(SESSION)
 
 
-@pytest.mark.parametrize("value, says", [
-    ("not-a-uuid", "sessionId: must be a UUID such as"),
-    (12, "sessionId: must be a UUID string"),
-    ({"id": SESSION}, "sessionId: must be a UUID string"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("not-a-uuid", "sessionId: must be a UUID such as"),
+        (12, "sessionId: must be a UUID string"),
+        ({"id": SESSION}, "sessionId: must be a UUID string"),
+    ],
+)
 def test_a_bad_session_id_is_named(value, says):
     assert refused(NewSession, {"sessionId": value}).startswith(says)
 
@@ -60,14 +63,18 @@ def test_metadata_is_limited_by_its_encoded_size_to_the_byte():
     assert encoded_size(fits) == MAX_METADATA_BYTES
     assert parse(NewSession, {"metadata": fits}).metadata == fits
     over = {"k": fits["k"] + "x"}
-    assert refused(NewSession, {"metadata": over}) == f"metadata: must be at most {MAX_METADATA_BYTES} bytes encoded as JSON"
+    assert (
+        refused(NewSession, {"metadata": over})
+        == f"metadata: must be at most {MAX_METADATA_BYTES} bytes encoded as JSON"
+    )
     assert refused(NewSession, {"metadata": ["not", "an", "object"]}).startswith("metadata: ")
 
 
 def test_a_response_needs_its_session_and_its_data():
     assert refused(NewResponse, {"data": 1}).startswith("sessionId: ")
     assert refused(NewResponse, {"sessionId": None, "data": 1}) == (
-        "sessionId: is required (the sessionId that create_session returned)")
+        "sessionId: is required (the sessionId that create_session returned)"
+    )
     assert refused(NewResponse, {"sessionId": SESSION}) == "data: Field required"
     assert parse(NewResponse, {"sessionId": SESSION, "data": None}).data is None
 
@@ -86,7 +93,8 @@ def test_data_is_limited_by_its_encoded_size_to_the_byte():
     fits = "x" * (MAX_DATA_BYTES - 2)
     assert parse(NewResponse, {"sessionId": SESSION, "data": fits}).data == fits
     assert refused(NewResponse, {"sessionId": SESSION, "data": fits + "é"}) == (
-        f"data: must be at most {MAX_DATA_BYTES} bytes encoded as JSON")
+        f"data: must be at most {MAX_DATA_BYTES} bytes encoded as JSON"
+    )
 
 
 def test_several_problems_are_reported_together():
@@ -99,13 +107,16 @@ def test_display_names(name):
     assert parse(Registration, {"displayName": name}).displayName == name
 
 
-@pytest.mark.parametrize("name, says", [
-    ("", "displayName: String should have at least 1 character"),
-    ("A" * (DISPLAY_NAME_MAX + 1), f"displayName: String should have at most {DISPLAY_NAME_MAX} characters"),
-    ("   ", "displayName: must not be blank"),
-    ("Ada\nLovelace", "displayName: must not contain control characters (newlines, tabs, ...)"),
-    ("tab\there", "displayName: must not contain control characters (newlines, tabs, ...)"),
-    (42, "displayName: Input should be a valid string"),
-])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("", "displayName: String should have at least 1 character"),
+        ("A" * (DISPLAY_NAME_MAX + 1), f"displayName: String should have at most {DISPLAY_NAME_MAX} characters"),
+        ("   ", "displayName: must not be blank"),
+        ("Ada\nLovelace", "displayName: must not contain control characters (newlines, tabs, ...)"),
+        ("tab\there", "displayName: must not contain control characters (newlines, tabs, ...)"),
+        (42, "displayName: Input should be a valid string"),
+    ],
+)
 def test_bad_display_names_are_named(name, says):
     assert refused(Registration, {"displayName": name}) == says

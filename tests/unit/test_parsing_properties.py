@@ -26,16 +26,32 @@ def rfc3339(draw) -> str:
     month, day = draw(st.integers(0, 19)), draw(st.integers(0, 39))
     hour, minute, second = draw(st.integers(0, 29)), draw(st.integers(0, 69)), draw(st.integers(0, 69))
     fraction = draw(st.text("0123456789", max_size=9))
-    zone = draw(st.one_of(st.sampled_from(["Z", "z", "+00:00", "-00:00", "+14:00", "-14:00", "+23:59", "-23:59"]),
-                          st.builds(lambda sign, h, m: f"{sign}{h:02d}:{m:02d}", st.sampled_from("+-"),
-                                    st.integers(0, 23), st.integers(0, 59))))
+    zone = draw(
+        st.one_of(
+            st.sampled_from(["Z", "z", "+00:00", "-00:00", "+14:00", "-14:00", "+23:59", "-23:59"]),
+            st.builds(
+                lambda sign, h, m: f"{sign}{h:02d}:{m:02d}",
+                st.sampled_from("+-"),
+                st.integers(0, 23),
+                st.integers(0, 59),
+            ),
+        )
+    )
     separator = draw(st.sampled_from("Tt "))
-    return (f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}"
-            f"{'.' + fraction if fraction else ''}{zone}")
+    return (
+        f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}"
+        f"{'.' + fraction if fraction else ''}{zone}"
+    )
 
 
-EXTREMES = ["0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-14:00",
-            "9999-12-31T23:59:59.999999-00:01", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
+EXTREMES = [
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00+00:01",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59.999999-00:01",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+]
 
 
 def _query_time(value: str) -> datetime | None:
@@ -73,14 +89,22 @@ def test_the_extreme_offsets_are_refused_not_crashed():
     assert parse_time("9999-12-31T23:59:59Z") == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
-NUMBERS = st.one_of(st.integers(), st.integers(min_value=2**31 - 3, max_value=2**64),
-                    st.integers(min_value=10**4290, max_value=10**4400), st.floats(), st.booleans(), st.none(),
-                    st.text(max_size=5))
-JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                              st.text(max_size=40)),
-                    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=10), inner,
-                                                                                         max_size=5)),
-                    max_leaves=30)
+NUMBERS = st.one_of(
+    st.integers(),
+    st.integers(min_value=2**31 - 3, max_value=2**64),
+    st.integers(min_value=10**4290, max_value=10**4400),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=5),
+)
+JSON = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40)
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=10), inner, max_size=5)),
+    max_leaves=30,
+)
 
 
 def parses_or_is_invalid_argument(model, document) -> None:
