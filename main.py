@@ -1,15 +1,6 @@
-"""Entry points that Cloud Functions and functions-framework load (--target NAME).
-
-Each is a row of functions.FUNCTIONS, whose handler is defined in functions/<name>.py;
-this module only exports each under its name, served as its row says
-(functions.Function.entry_point: functions-framework's signature type and, for an HTTP
-function, shared.web.http.endpoint with the row's method and App Check), and gives the app
-that functions-framework makes for each the one error handler the product needs at that
-level (shared.web.http.framework_error). Nothing here connects to anything: clients are
-created on first use.
-
-    from main import create_session   # what functions-framework --target create_session serves
-"""
+"""Entry points that Cloud Functions and functions-framework load (--target NAME): one per row
+of functions.FUNCTIONS, served as its row says, with the product's one framework-level error
+handler. Nothing here connects to anything: clients are made on first use."""
 
 import functions_framework
 from werkzeug.exceptions import HTTPException

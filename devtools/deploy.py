@@ -1,27 +1,7 @@
-"""`make deploy`: the commands that put this folder on Google Cloud, in order.
-
-    make deploy PROJECT=my-project REGION=europe-west1 BUCKET=my-project.appspot.com \\
-                INSTANCE_CONNECTION_NAME=my-project:europe-west1:visitors [DRY_RUN=1]
-
-1. migrations, once, from this machine through the Cloud SQL Python Connector
-   (`python -m shared.migrate`, as the migrating user, whose password is read from
-   Secret Manager for this one command); it also makes the functions' database
-   user a member of visitor_functions (sql/002_roles.sql);
-2. each HTTP function (`gcloud functions deploy --gen2 --trigger-http`);
-3. the storage trigger (an Eventarc filter on the bucket, retries on);
-   (2 and 3: one command per row of functions.FUNCTIONS, made from that row alone: its
-   identity, instance cap, timeout, App Check, guest limit and whether it is private);
-4. run_maintenance's invoker, the scheduler's service account (roles/run.invoker on that
-   function only), and the Cloud Scheduler job that calls it with an OIDC token;
-5. firebase.json's Firestore and Storage rules and Hosting (`npx firebase deploy`).
-
-Settings come from the environment (make passes its command-line variables).
-Before anything runs, every problem is printed, one line each: those of the deploy's
-own settings, and those the functions would meet in the environment they are
-deployed with (shared.core.config.check). DRY_RUN=1 prints the exact commands and runs
-nothing. Passwords never appear in a command: the functions get theirs with
---set-secrets, the migration reads its own from Secret Manager when it runs.
-"""
+"""`make deploy`: the commands that put this folder on Google Cloud, in order (docs/deployment.md):
+migrations, one `gcloud functions deploy` per row of functions.FUNCTIONS, the scheduler's job, and
+`firebase deploy` of the rules and Hosting. Every problem is printed before anything runs; DRY_RUN=1
+prints the exact commands; passwords never appear in a command."""
 
 from __future__ import annotations
 

@@ -1,18 +1,6 @@
-"""Google's endpoints, stood in for by one local HTTP server, so that firebase-admin verifies
-tokens as in production (the Auth emulator OFF) with no internet: what tests/security and
-bench/registered.py share.
-
-- GET /certs: securetoken's x509 certificates (firebase-admin's `_token_gen.ID_TOKEN_CERT_URI`),
-  of a key made here; ID tokens are signed with it (signed_token), RS256 as Firebase Auth does.
-- GET /jwks: App Check's public keys (APP_CHECK_JWKS_URL), as a JWK set.
-- POST /token: Google's OAuth token endpoint, for the Admin SDK's own credentials (a
-  service-account file of a local key, service_account_file); it hands out "owner", the
-  access token the Auth emulator accepts from an admin.
-- POST /identitytoolkit.googleapis.com/v1/...: the Auth API (firebase-admin's
-  `_user_mgt.UserManager.ID_TOOLKIT_URL`), passed on to the Auth emulator, which keeps the
-  users and their validSince; every accounts:lookup (firebase-admin's get_user, the
-  revocation check) is counted, with its uid, where production would call Google.
-"""
+"""Google's token endpoints (certificates, App Check keys, OAuth, the Auth API passed on to the
+emulator) on one local server, so that firebase-admin verifies tokens as in production with no
+internet: what tests/security and bench/registered.py share (docs/testing.md)."""
 
 from __future__ import annotations
 

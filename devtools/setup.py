@@ -1,25 +1,6 @@
-"""`make setup`: everything a new Google Cloud project needs once, before the first `make deploy`.
-
-    make setup PROJECT=my-project REGION=europe-west1 [BUCKET=...] [INSTANCE=visitors] [TIER=...] [DRY_RUN=1]
-
-Needs a signed-in Cloud SDK (`gcloud auth login`, and `gcloud auth application-default login` for the
-migration of `make deploy`) and firebase-tools signed in (`npx firebase login`): signing in opens a
-browser, so it is the one step left to a person (docs/deployment.md).
-
-Every step is idempotent, so `make setup` may be run again at any time (after a failure, on a project
-made by hand, to add what a newer version needs). Each step says how:
-  - CHECK: it first asks whether its resource exists (a `describe` or `list`) and creates it only when not;
-  - SETS: the command sets a state, and setting it again changes nothing (enabling an enabled API, adding
-    an IAM binding a policy already has, setting a password to the value it has);
-  - READS: changes nothing (the first step, which stops at once when gcloud is not signed in).
-
-Each step is one shell line, printed before it runs (`+ ...`); DRY_RUN=1 prints every line and runs
-nothing. What is printed is exactly what runs (bash -o pipefail -c LINE): a check is `CHECK >/dev/null
-2>&1 || CREATE`. Passwords never appear: they are made by `openssl rand` inside the line that stores
-them in Secret Manager, and read back with `$(gcloud secrets versions access ...)`.
-tests/deploy/test_setup.py runs the dry run and passes every gcloud command it prints through the Cloud
-SDK's own argument parser, like the deploy's.
-"""
+"""`make setup`: what a new Google Cloud project needs once, before the first `make deploy`
+(docs/deployment.md). Each step is one printed shell line that checks before it creates or only
+sets a state, so it may be run again at any time; DRY_RUN=1 prints every line and runs nothing."""
 
 from __future__ import annotations
 

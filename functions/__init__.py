@@ -1,19 +1,7 @@
-"""One thin module per deployed function: parse the request, call shared/, answer.
-
-FUNCTIONS below is the one list of the deployed functions, one row each: main.py exports
-them (Function.entry_point), devtools/serve.py serves them, devtools/deploy.py deploys them
-and the contract tests check them against firebase.json and openapi.yaml. How a function is
-served and deployed (its method, App Check, identity, instance cap, timeout) is said by its
-row and nowhere else; its module, functions/<name>.py, holds only the handler of that name
-(docs/adding-a-function.md).
-
-Every instance of every function imports main.py, so every function module. All but the
-functions a visit calls over and over (create_session, submit_response, get_visitor, whose
-shared modules the others use too) import the shared/ modules that only they need when they
-are first called: the other functions' cold starts do not pay for them (bench/README.md).
-This module itself imports nothing beyond the standard library's dataclasses, so that
-devtools/deploy.py and the tests may read the rows without loading the functions.
-"""
+"""FUNCTIONS: the one list of deployed functions, one row each, which main.py exports,
+devtools/serve.py serves, devtools/deploy.py deploys and the contract tests check; each
+functions/<name>.py holds only its handler (docs/adding-a-function.md). Standard library only,
+so the rows can be read without loading the functions."""
 
 from __future__ import annotations
 
