@@ -21,7 +21,6 @@ from shared.core.errors import (
     InvalidArgument,
     InvalidJson,
     MethodNotAllowed,
-    PayloadTooLarge,
     PermissionDenied,
     ServiceError,
     Unavailable,
@@ -29,6 +28,7 @@ from shared.core.errors import (
 )
 from shared.core.logs import get_logger, reset_trace, set_trace
 from shared.web import app_check as app_check_module
+from shared.web import reading
 
 log = get_logger("http")
 
@@ -111,11 +111,7 @@ def _granted_origin(request: flask.Request) -> str | None:
 
 def _read_json_body(request: flask.Request) -> Any:
     """The request's JSON document ({} for an empty body); limits checked before parsing."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body is {request.content_length} bytes; the limit is {MAX_BODY_BYTES}.")
-    raw = _read_at_most(request.stream, MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body is over the limit of {MAX_BODY_BYTES} bytes.")
+    raw = reading.read_body(request, MAX_BODY_BYTES)
     if not raw.strip():
         return {}
     if request.mimetype != "application/json":
@@ -136,18 +132,6 @@ def _read_json_body(request: flask.Request) -> Any:
     except ValueError as error:
         raise InvalidJson(f"The request body is not valid JSON: {error}.") from None
     return document
-
-
-def _read_at_most(stream, limit: int) -> bytes:
-    """Read up to `limit` bytes; a chunked body arrives in several reads."""
-    parts, size = [], 0
-    while size < limit:
-        part = stream.read(limit - size)
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    return b"".join(parts)
 
 
 def _reject_constant(name: str):
@@ -233,6 +217,7 @@ def _serve(
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(ServiceError("Something went wrong on our side; see the service logs."))
+    reading.finish(request, MAX_BODY_BYTES)
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
