@@ -113,9 +113,14 @@ function showDownloads(experiments, scope) {
   $("downloads-step").hidden = false;
 }
 
-// An act's filters, as one line: "experimentIds: all; format: zip".
+// An act's filters, as one line: "experimentIds: all; format: zip". In this order (the database
+// keeps JSON objects' keys in an order of its own), then any other.
+const DETAILS_ORDER = ["visitorNumber", "experimentIds", "from", "to", "format", "table", "erasureId"];
+
 function describeDetails(details) {
+  const rank = (name) => (DETAILS_ORDER.includes(name) ? DETAILS_ORDER.indexOf(name) : DETAILS_ORDER.length);
   return Object.entries(details)
+    .sort(([a], [b]) => rank(a) - rank(b))
     .filter(([, value]) => value !== null && value !== undefined)
     .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.map((v) => v ?? "(none)").join(", ") : value}`)
     .join("; ");
@@ -131,6 +136,7 @@ async function showTrail() {
     return row;
   }));
   $("no-trail").hidden = actions.length > 0;
+  $("trail").hidden = actions.length === 0;
   $("trail-step").hidden = false;
 }
 
