@@ -45,6 +45,7 @@ class Settings:
     scheduler_service_account: str
     maintenance_schedule: str
     guest_limit_per_hour: str
+    session_limit_per_hour: str
     guest_limit_key_secret: str
     guest_retention_days: str | None
     trigger_service_account: str
@@ -140,6 +141,7 @@ class Settings:
             ),
             maintenance_schedule=get("MAINTENANCE_SCHEDULE", "17 * * * *"),
             guest_limit_per_hour=str(number("GUEST_LIMIT_PER_HOUR", 200, minimum=0)),
+            session_limit_per_hour=str(number("SESSION_LIMIT_PER_HOUR", 300, minimum=0)),
             guest_limit_key_secret=get("GUEST_LIMIT_KEY_SECRET", "visitors-guest-limit-key"),
             guest_retention_days=(
                 str(number("GUEST_RETENTION_DAYS", 30)) if env.get("GUEST_RETENTION_DAYS", "").strip() else None
@@ -283,8 +285,8 @@ def maintenance_env(s: Settings) -> dict[str, str]:
 
 
 def guest_limit_env(s: Settings, env: dict[str, str]) -> dict[str, str]:
-    """create_session (guest_limit in its row): the guest-creation limit too."""
-    return {**env, "GUEST_LIMIT_PER_HOUR": s.guest_limit_per_hour}
+    """create_session (guest_limit in its row): the guest-creation limit and the session limit too."""
+    return {**env, "GUEST_LIMIT_PER_HOUR": s.guest_limit_per_hour, "SESSION_LIMIT_PER_HOUR": s.session_limit_per_hour}
 
 
 def trigger_env(s: Settings) -> dict[str, str]:

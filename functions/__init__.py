@@ -105,6 +105,8 @@ FUNCTIONS = (
     # an HTTP function may run, 60 minutes (https://cloud.google.com/functions/docs/configuring/timeout).
     Function("get_study_stats", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
     Function("export_data", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES", timeout="3600s"),
+    # the researchers' trail: who exported or erased what, and when.
+    Function("get_researcher_actions", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
     # Cloud Scheduler's, private; a run erases up to shared.ops.maintenance.RETENTION_BATCH
     # guests, and the scheduler waits as long for its answer (--attempt-deadline).
     Function(

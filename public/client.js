@@ -88,6 +88,12 @@ export class Client {
     return this.call("get_study_stats", { method: "GET", query: { experimentId } });
   }
 
+  // The researchers' trail (docs/researchers.md), for `researcher: true` only: {actions: [...], limit},
+  // the latest acts (exports, erasures) newest first.
+  getResearcherActions() {
+    return this.call("get_researcher_actions", { method: "GET" });
+  }
+
   // A researcher's export (docs/researchers.md): {blob, filename}. params: format, table, experimentId
   // (a string or a list), from, to. The whole file is read into browser memory (a Blob): fine
   // for a page that saves it at once, not for an app that would stream it.

@@ -1,5 +1,6 @@
 // The researcher page (docs/researchers.md): sign in, each experiment's figures and charts
-// (get_study_stats), and the exports (export_data) saved as files.
+// (get_study_stats), the exports (export_data) saved as files, and for `researcher: true` the
+// researchers' trail (get_researcher_actions).
 
 import { loadConfig } from "./config.js";
 import { $, action as uiAction, showError } from "./ui.js";
@@ -45,7 +46,8 @@ function clearStudies() {
   $("charts").replaceChildren();
   $("export-experiment").replaceChildren($("export-experiment").options[0]);
   $("download-status").textContent = "";
-  for (const id of ["studies-step", "downloads-step", "charts-step"]) $(id).hidden = true;
+  $("trail").tBodies[0].replaceChildren();
+  for (const id of ["studies-step", "downloads-step", "charts-step", "trail-step"]) $(id).hidden = true;
 }
 
 function showTable(experiments) {
@@ -111,6 +113,33 @@ function showDownloads(experiments, scope) {
   $("downloads-step").hidden = false;
 }
 
+// An act's filters, as one line: "experimentIds: all; format: zip". In this order (the database
+// keeps JSON objects' keys in an order of its own), then any other.
+const DETAILS_ORDER = ["visitorNumber", "experimentIds", "from", "to", "format", "table", "erasureId"];
+
+function describeDetails(details) {
+  const rank = (name) => (DETAILS_ORDER.includes(name) ? DETAILS_ORDER.indexOf(name) : DETAILS_ORDER.length);
+  return Object.entries(details)
+    .sort(([a], [b]) => rank(a) - rank(b))
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([name, value]) => `${name}: ${Array.isArray(value) ? value.map((v) => v ?? "(none)").join(", ") : value}`)
+    .join("; ");
+}
+
+// The researchers' trail, under the figures: for a researcher with `researcher: true` only.
+async function showTrail() {
+  const { actions } = await api.getResearcherActions();
+  $("trail").tBodies[0].replaceChildren(...actions.map((act) => {
+    const row = document.createElement("tr");
+    row.dataset.action = act.action;
+    row.append(cell("td", utc(act.at)), cell("td", act.uid), cell("td", act.action), cell("td", describeDetails(act.details)));
+    return row;
+  }));
+  $("no-trail").hidden = actions.length > 0;
+  $("trail").hidden = actions.length === 0;
+  $("trail-step").hidden = false;
+}
+
 function describeScope(scope, experiments) {
   if (scope.every) return "This account covers every experiment.";
   const shown = new Set(experiments.map((experiment) => experiment.experimentId));
@@ -144,6 +173,7 @@ async function showStudies() {
   showDownloads(stats.experiments, scope);
   $("charts-step").hidden = stats.experiments.length === 0;
   showCharts(stats.experiments);
+  if (scope.every) await showTrail();
 }
 
 function render() {
@@ -179,6 +209,7 @@ async function download(button) {
   // Revoked a minute later, not at once: some browsers read the URL after click() returns.
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
   $("download-status").textContent = `Saved ${name} (${blob.size} bytes).`;
+  if (scope.every) await showTrail(); // the export is in the trail now
 }
 
 document.querySelectorAll("#downloads-step button[data-format]").forEach((button) => {

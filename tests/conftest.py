@@ -38,6 +38,7 @@ _ENV_NAMES = (
     "APP_CHECK_JWKS_URL",
     "GUEST_LIMIT_PER_HOUR",
     "GUEST_LIMIT_KEY",
+    "SESSION_LIMIT_PER_HOUR",
     "GUEST_RETENTION_DAYS",
     "MAINTENANCE_INVOKER",
     "MAINTENANCE_AUDIENCE",
@@ -107,7 +108,7 @@ def reset_data(engine: sqlalchemy.Engine) -> None:
         conn.execute(
             text(
                 "TRUNCATE users, guests, sessions, responses, visitor_merges, erasures, erased_sessions, "
-                "claim_codes, claim_code_attempts, guest_limits CASCADE"
+                "claim_codes, claim_code_attempts, guest_limits, researcher_actions CASCADE"
             )
         )
         conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE RESTART WITH 1"))

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-# The ledger keeps ids and numbers by design (SPEC §11): it is checked on its own.
+# The ledger keeps ids and numbers by design (SPEC §11): it is checked on its own. The researchers'
+# trail (researcher_actions) is scanned like any table: an erase_visitor row names the erased number
+# in its JSON details, by design (docs/researchers.md), which this scan does not count; no id.
 LEDGER_TABLES = {"erasures", "erased_sessions", "schema_migrations"}
 
 

@@ -281,6 +281,12 @@ def guest_limit_per_hour() -> int:
     return _int("GUEST_LIMIT_PER_HOUR", 200)
 
 
+def session_limit_per_hour() -> int:
+    """New sessions per visitor per rolling hour (SESSION_LIMIT_PER_HOUR, default 300; 0 turns the
+    limit off). docs/operations.md: generous, as one visitor's page makes a session per visit."""
+    return _int("SESSION_LIMIT_PER_HOUR", 300)
+
+
 # An HMAC key shorter than this is guessable enough to undo the hashing of addresses.
 GUEST_LIMIT_KEY_MIN_LENGTH = 32
 
@@ -468,6 +474,7 @@ _READERS = (
     app_check_mode,
     app_check_jwks_url,
     _guest_limit,
+    session_limit_per_hour,
     x_forwarded_for_trusted,
     guest_retention_days,
     maintenance_invoker,

@@ -109,6 +109,18 @@ def export_data(
     return Export(filename, MIMETYPES[query.format], _streamed(produce))
 
 
+def trail_details(scope: Scope, query: StudyQuery) -> dict:
+    """What the researchers' trail records of an export (shared.research.trail): the filters as
+    the manifest states them, the format and the table."""
+    return {
+        **scope.to_json(),
+        "from": _time(query.start),
+        "to": _time(query.end),
+        "format": query.format,
+        "table": query.table,
+    }
+
+
 def _time(moment: datetime | None) -> str | None:
     return rfc3339(moment) if moment else None
 

@@ -86,16 +86,19 @@ def erase_caller(engine: Engine, caller: Caller, stores: OtherStores) -> Erasure
     return finish_or_pending(engine, erased, stores)
 
 
-def erase_visitor_number(engine: Engine, number: int, stores: OtherStores) -> Erasure:
+def erase_visitor_number(
+    engine: Engine, number: int, stores: OtherStores, also: Callable[[Connection, Erasure], None] | None = None
+) -> Erasure:
     """erase_visitor: erase whoever holds `number` now (a merged number resolves to
-    the visitor it was merged into). NotFound if nobody does."""
+    the visitor it was merged into). NotFound if nobody does. `also(conn, erasure)` runs in
+    the transaction that deletes the rows (the researchers' trail, shared.research.trail)."""
     for _attempt in range(3):
         with transaction(engine) as conn:
             holder = conn.execute(statement("erasure/holder"), {"number": number}).first()
         if holder is None:
             raise NotFound(f"No visitor holds number {number}.")
         try:
-            erased = erase_rows(engine, Target(user_id=holder.user_id, key_hash=holder.key_hash), "researcher")
+            erased = erase_rows(engine, Target(user_id=holder.user_id, key_hash=holder.key_hash), "researcher", also)
         except (GuestClaimed, NotFound):
             continue  # claimed or erased between the lookup and the lock: look again
         return finish_or_pending(engine, erased, stores)
@@ -130,10 +133,14 @@ class NotEligible(Exception):
     and nothing is erased (retention found the visitor in use again, shared/ops/maintenance.py)."""
 
 
-def erase_rows(engine: Engine, target: Target, requested_by: str) -> Erasure:
-    """Part 1: delete the visitor's rows and write the ledger, in one transaction."""
+def erase_rows(
+    engine: Engine, target: Target, requested_by: str, also: Callable[[Connection, Erasure], None] | None = None
+) -> Erasure:
+    """Part 1: delete the visitor's rows and write the ledger (and `also`), in one transaction."""
     with transaction(engine) as conn:
         erased = erase_rows_in(conn, target, requested_by)
+        if also is not None:
+            also(conn, erased)
     log_erased(erased)
     return erased
 

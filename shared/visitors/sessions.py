@@ -66,7 +66,7 @@ class Session:
 
 
 def create_session(
-    engine: Engine, caller: Caller, new_session: NewSession, window: Window | None = None
+    engine: Engine, caller: Caller, new_session: NewSession, window: Window | None = None, session_limit: int = 0
 ) -> tuple[bool, Session]:
     """Create the caller's session (and the caller, and its number, on first sight).
 
@@ -74,13 +74,16 @@ def create_session(
     session id. Raises Conflict for someone else's id, GuestClaimed for a guest
     or an anonymous account that a registered user has claimed, ResourceExhausted
     (429) when the caller is a new visitor and `window` (the guest-creation limit of
-    its client address, shared/visitors/guest_limit.py; default: none) is full.
+    its client address, shared/visitors/guest_limit.py; default: none) is full, or when
+    the caller made `session_limit` sessions in the rolling hour (0, the default: no limit;
+    sql/008_session_limit.sql). A refusal writes nothing; a retry is never refused.
     """
     params = {
         "session_id": str(new_session.sessionId or uuid.uuid4()),
         "experiment_id": new_session.experimentId,
         "metadata": compact_json(new_session.metadata) if new_session.metadata else "{}",
         **(window or Window.off()).params(),
+        "session_limit": session_limit,
     }
     if isinstance(caller, Guest):
         params.update(key_hash=caller.key_hash, new_guest_id=str(uuid.uuid4()))
@@ -138,6 +141,14 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
             "Too many new visitors from this network in the last hour; try again later "
             "(or sign in: signed-in accounts are not limited).",
             row.retry_after or 1,
+        )
+    if row.outcome == "session_limited":
+        log.warning(
+            "refused a new session: the visitor's session limit is reached",
+            extra={"fields": {"retryAfterSeconds": row.retry_after}},
+        )
+        raise ResourceExhausted(
+            "Too many new sessions from this visitor in the last hour; try again later.", row.retry_after or 1
         )
     if row.outcome == "erased":
         # The same answer as for someone else's session id: it says nothing about whose it was.

@@ -324,7 +324,7 @@ def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
-    assert len(FEW_INSTANCES_FUNCTIONS) == 7
+    assert len(FEW_INSTANCES_FUNCTIONS) == 8  # get_researcher_actions joined the researchers' two
     assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
 
 
@@ -401,6 +401,7 @@ def test_each_function_is_deployed_as_its_row_says():
         assert ("--allow-unauthenticated" in f) == (row.kind == "http" and not row.private), row
         assert env.get("APP_CHECK") == ("monitor" if row.app_check else None), row
         assert ("GUEST_LIMIT_PER_HOUR" in env) == row.guest_limit, row
+        assert ("SESSION_LIMIT_PER_HOUR" in env) == row.guest_limit, row
     # The scheduler waits for run_maintenance as long as its row lets it run.
     (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
     (scheduled,) = [row for row in FUNCTIONS if row.callers == "scheduler"]
@@ -412,6 +413,14 @@ def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
     assert env_vars(argv)["GUEST_LIMIT_PER_HOUR"] == "1000"
     assert flags(argv)["--set-secrets"] == ["DB_PASS=visitors-db-password:latest,GUEST_LIMIT_KEY=limit-key:latest"]
     assert env_vars(deploys(printed_commands())["create_session"])["GUEST_LIMIT_PER_HOUR"] == "200"
+
+
+def test_create_session_gets_the_session_limit():
+    assert (
+        env_vars(deploys(printed_commands(SESSION_LIMIT_PER_HOUR="50"))["create_session"])["SESSION_LIMIT_PER_HOUR"]
+        == "50"
+    )
+    assert env_vars(deploys(printed_commands())["create_session"])["SESSION_LIMIT_PER_HOUR"] == "300"
 
 
 # The Cloud SDK parses every printed gcloud command, of `make deploy` and of `make setup`: a misspelt

@@ -229,6 +229,11 @@ def test_a_researcher_sees_the_study_and_downloads_it(stack, study, auth_emulato
     assert (chart(page, "b", "daily")["data"], chart(page, "b", "levels")["data"]) == (sessions, [1])
     assert chart(page, "", "levels")["labels"] == ["Level 0"]
 
+    # The researchers' trail under the figures (researcher: true): nothing done yet.
+    expect(page.locator("#trail-step")).to_be_visible()
+    expect(page.locator("#no-trail")).to_be_visible()
+    expect(page.locator("#trail tbody tr")).to_have_count(0)
+
     page.screenshot(path=str(output_dir / "research-page.png"), full_page=True)
     assert (output_dir / "research-page.png").stat().st_size > 0
 
@@ -257,6 +262,12 @@ def test_a_researcher_sees_the_study_and_downloads_it(stack, study, auth_emulato
     expect(page.locator("#download-status")).to_have_text(
         f"Saved {download.suggested_filename} ({saved.stat().st_size} bytes)."
     )
+    # The export is in the trail now: who, what, with which filters.
+    expect(page.locator("#trail tbody tr")).to_have_count(1)
+    cells = page.locator("#trail tbody tr").first.locator("td").all_text_contents()
+    assert cells[1:] == [researcher.uid, "export_data", "experimentIds: all; format: zip"], cells
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", cells[0]), cells
+    expect(page.locator("#no-trail")).to_be_hidden()
 
     # A reload keeps the sign-in (the SDK's IndexedDB) and shows the figures again.
     page.reload()
@@ -318,6 +329,7 @@ def test_a_scoped_researcher_sees_and_downloads_only_its_experiment(stack, study
     expect(page.locator("#charts article")).to_have_count(1)
     assert chart(page, "a", "levels")["data"] == [3, 2, 1]
     expect(page.locator("#export-experiment option")).to_have_text(["Every experiment this account covers", "a", "c"])
+    expect(page.locator("#trail-step")).to_be_hidden()  # the trail is for researcher: true only
     page.screenshot(path=str(output_dir / "scoped.png"), full_page=True)
 
     with page.expect_download() as downloading:

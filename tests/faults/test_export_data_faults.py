@@ -13,7 +13,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from tests.support import assert_error, new_guest_key
+from tests.support import assert_error, new_guest_key, rows
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +71,5 @@ def test_firestore_down_in_the_middle_of_a_zip_ends_it_early(stack, db, own_fire
     ended = [line for line in log.splitlines() if "the streamed answer ended early" in line]
     assert len(ended) == 1 and "export_data" in ended[0] and "DependencyUnavailable" in ended[0]
     assert key not in log and session not in ended[0]
+    # The export failed, but it was recorded before its first byte: the researchers' trail has it.
+    assert rows(db, "SELECT action, details->>'format' AS format FROM researcher_actions") == [("export_data", "zip")]

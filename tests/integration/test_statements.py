@@ -6,7 +6,7 @@ server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
 number, a merge, an anonymous account, a claim code), create_claim_code, export_my_data (a
 guest, a user), get_study_stats and export_data (zip, and the JSON Lines of the COPY tables),
-the storage trigger's
+the researchers' trail (written, read), the session limit refusing, the storage trigger's
 session lookup (live and erased), the
 backfill, and erasure (a guest, a user with a claimed guest and a merge, by
 number; finished at once, and left pending by a Firestore that cannot be
@@ -27,7 +27,7 @@ from shared.core.db import STATEMENTS_DIR, make_engine, plain_engine, statement,
 from shared.core.errors import Conflict, ResourceExhausted
 from shared.ops import backfill, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
-from shared.research import export, researchers, stats
+from shared.research import export, researchers, stats, trail
 from shared.rights import access, erasure
 from shared.visitors import claim_codes, registration, responses, sessions, uploads
 from shared.visitors.guest_limit import Window
@@ -130,13 +130,24 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
             export.export_data(engine, stores.firestore, everything, StudyQuery(format=format_, table=table)).chunks
         )
 
+    # The researchers' trail: an act on its own (an export's), one in an erasure's transaction, the latest.
+    trail.Act("r-statements", "export_data", {"experimentIds": "all"}).record(engine)
+
     erasure.erase_caller(engine, numbered_user, stores)  # a user with a claimed guest and a merge
     with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):
         pass
     with pytest.raises(Conflict):
         sessions.create_session(engine, numbered_user, NewSession(sessionId=own.session_id))
     _, guest_session = sessions.create_session(engine, other_guest, NewSession())
-    erasure.erase_visitor_number(engine, guest_session.visitor_number, stores)  # a guest, by number
+    erasure.erase_visitor_number(  # a guest, by number, recorded in the trail
+        engine,
+        guest_session.visitor_number,
+        stores,
+        lambda conn, erased: trail.Act(
+            "r-statements", "erase_visitor", {"erasureId": str(erased.erasure_id)}
+        ).record_in(conn),
+    )
+    assert [act["action"] for act in trail.latest(engine)] == ["erase_visitor", "export_data"]
     third = Guest(hash_guest_key(new_guest_key()))
     sessions.create_session(engine, third, NewSession())
     down = erasure.OtherStores(unreachable_firestore(), stores.storage, stores.bucket)
@@ -149,6 +160,11 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     sessions.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
     with pytest.raises(ResourceExhausted):
         sessions.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
+    # The session limit refusing a visitor's session (its window full), numbered and unnumbered.
+    busy = Guest(hash_guest_key(new_guest_key()))
+    sessions.create_session(engine, busy, NewSession(), session_limit=1)
+    with pytest.raises(ResourceExhausted):
+        sessions.create_session(engine, busy, NewSession(), session_limit=1)
     idle = Guest(hash_guest_key(new_guest_key()))
     sessions.create_session(engine, idle, NewSession())
     with admin.begin() as conn:
@@ -213,6 +229,7 @@ SINGLE_STATEMENTS = {
     "claim_codes/create_guest",
     "claim_codes/create_user",
     "claim_codes/try",
+    "trail/latest",
 }
 
 

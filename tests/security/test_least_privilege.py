@@ -80,6 +80,9 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
         # The guest-creation windows (sql/006_guest_limits.sql): counted, and forgotten once over.
         ("guest_limits", privilege)
         for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")
+    } | {  # the researchers' trail (sql/007_researcher_actions.sql): appended to and read, nothing more
+        ("researcher_actions", "SELECT"),
+        ("researcher_actions", "INSERT"),
     }
     sequence = rows(
         db,
@@ -114,6 +117,9 @@ def test_the_erasure_role_adds_deleting_rows_and_writing_the_ledger_only(db):
         "DELETE FROM erased_sessions",
         "TRUNCATE erasures CASCADE",
         "DELETE FROM schema_migrations",
+        "DELETE FROM researcher_actions",
+        "UPDATE researcher_actions SET uid = 'someone else'",
+        "TRUNCATE researcher_actions",
     ],
 )
 def test_the_erasure_role_may_not_rewrite_the_ledger(stack, engine, db, statement):
@@ -249,6 +255,35 @@ def test_the_role_may_not_delete_truncate_or_change_the_schema(stack, functions_
     assert {table: scalar(db, f"SELECT count(*) FROM {table}") for table in TABLES} == before
     assert scalar(db, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'evil'") == 0
     assert scalar(db, "SELECT to_regclass('evil')") is None
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE researcher_actions SET uid = 'someone else'",
+        "UPDATE researcher_actions SET details = '{}'",
+        "DELETE FROM researcher_actions",
+        "TRUNCATE researcher_actions",
+        "SELECT * FROM researcher_actions FOR UPDATE",
+        "ALTER TABLE researcher_actions DISABLE TRIGGER ALL",
+    ],
+)
+def test_the_role_may_append_to_the_researchers_trail_but_never_change_it(stack, functions_user, db, statement):
+    """sql/007_researcher_actions.sql: the functions add acts and read them; no UPDATE, no DELETE."""
+    member = plain_engine(url_as(stack.database_url, functions_user), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with member.begin() as conn:  # what the role may do: append, read
+            conn.execute(
+                text("INSERT INTO researcher_actions (uid, action, details) VALUES ('r', 'export_data', '{}')")
+            )
+            assert conn.execute(text("SELECT uid FROM researcher_actions")).scalars().all() == ["r"]
+        with pytest.raises(sqlalchemy.exc.ProgrammingError) as refused:
+            with member.begin() as conn:
+                conn.exec_driver_sql(statement)
+    finally:
+        member.dispose()
+    assert sqlstate(refused.value) == INSUFFICIENT_PRIVILEGE, refused.value
+    assert rows(db, "SELECT uid, action, details FROM researcher_actions") == [("r", "export_data", {})]
 
 
 def test_migrations_run_as_a_non_superuser_like_cloud_sqls_postgres_user(tmp_path):

@@ -8,8 +8,8 @@
 --             is never created again, and no visitor is created or numbered.
 -- No row at all: the guest was being created by a concurrent request; run it again.
 --
--- FOR SHARE on the guest row: register takes it FOR UPDATE before moving the
--- guest's sessions, so a session is either inserted before the claim (and moved
+-- FOR NO KEY UPDATE on the guest row (for the session limit below; FOR SHARE before
+-- it): register takes it FOR UPDATE before moving the guest's sessions, so a session is either inserted before the claim (and moved
 -- by it) or sees the claim and is refused. No session is left behind.
 -- `taken`: a request naming a sessionId that exists already is a retry or a
 -- conflict, and creates or numbers no visitor: a refused request changes nothing.
@@ -20,14 +20,30 @@
 -- and the one row is 'limited' with retry_after, the seconds until the address's
 -- oldest new guest leaves the rolling hour. `expired` forgets two addresses whose
 -- window is over (not this one's: a statement changes a row once).
+-- The session limit (SPEC §12; sql/008_session_limit.sql): an existing visitor's row is
+-- locked FOR NO KEY UPDATE in `found`, which so reads its newest version (and its newest
+-- session_times) even when another create_session of the visitor committed while this one
+-- waited; `session_window` is its sessions of the rolling hour. At session_limit of them
+-- (0: no limit) nothing is written or numbered, and the one row is 'session_limited' with
+-- retry_after, the seconds until enough of them leave the hour for one more. Otherwise
+-- `numbered` appends now() to the window (and numbers the visitor if it has no number).
+-- A retry of an existing sessionId (`taken`) is never counted.
 WITH erased AS (
     SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
 ), taken AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
     UNION ALL SELECT 1 FROM erased
 ), found AS (
-    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed
-    FROM guests WHERE key_hash = :key_hash FOR SHARE
+    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed, session_times
+    FROM guests WHERE key_hash = :key_hash FOR NO KEY UPDATE
+), session_window AS (
+    SELECT guest_limit_window(session_times, now() - CAST(:window_seconds AS integer) * interval '1 second') AS times
+    FROM found WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM taken)
+), session_refused AS (
+    SELECT CAST(ceil(extract(epoch FROM times[cardinality(times) - CAST(:session_limit AS integer) + 1]
+                 + CAST(:window_seconds AS integer) * interval '1 second' - now())) AS integer) AS retry_after
+    FROM session_window
+    WHERE CAST(:session_limit AS integer) > 0 AND cardinality(times) >= CAST(:session_limit AS integer)
 ), new_visitor AS (
     SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
 ), counted AS (
@@ -51,24 +67,26 @@ WITH erased AS (
           AND EXISTS (SELECT 1 FROM counted)
         ORDER BY last_at LIMIT 2 FOR UPDATE SKIP LOCKED)
 ), created AS (
-    INSERT INTO guests (id, key_hash, visitor_number)
-    SELECT CAST(:new_guest_id AS uuid), :key_hash, nextval('visitor_number_seq')
+    INSERT INTO guests (id, key_hash, visitor_number, session_times)
+    SELECT CAST(:new_guest_id AS uuid), :key_hash, nextval('visitor_number_seq'), CASE WHEN CAST(:session_limit AS integer) > 0 THEN ARRAY[now()] ELSE CAST('{}' AS timestamptz[]) END
     WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM refused)
     ON CONFLICT (key_hash) DO NOTHING
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
-    UPDATE guests SET visitor_number = nextval('visitor_number_seq')
-    WHERE key_hash = :key_hash AND visitor_number IS NULL AND claimed_by IS NULL
-      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    UPDATE guests SET visitor_number = coalesce(visitor_number, nextval('visitor_number_seq')),
+        session_times = CASE WHEN CAST(:session_limit AS integer) > 0
+                             THEN (SELECT times FROM session_window) || now() ELSE session_times END
+    WHERE key_hash = :key_hash AND claimed_by IS NULL AND (visitor_number IS NULL OR CAST(:session_limit AS integer) > 0)
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM session_refused)
     RETURNING id, visitor_number, false AS claimed
 ), visitor AS (
     SELECT * FROM numbered
     UNION ALL SELECT * FROM created
-    UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
+    UNION ALL SELECT id, visitor_number, claimed FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
 ), inserted AS (
     INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
     SELECT CAST(:session_id AS uuid), visitor_number, NULL, id, :experiment_id, CAST(:metadata AS jsonb)
-    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased)
+    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased) AND NOT EXISTS (SELECT 1 FROM session_refused)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
 )
@@ -86,3 +104,5 @@ UNION ALL
 SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased
 UNION ALL
 SELECT 'limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM refused
+UNION ALL
+SELECT 'session_limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM session_refused

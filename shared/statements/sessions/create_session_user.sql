@@ -3,7 +3,8 @@
 -- the session, and say what happened (outcomes as in create_session_guest.sql;
 -- 'claimed': an anonymous account whose data a signed-in account claimed, SPEC §13).
 --
--- FOR SHARE on the user row: register may give the user a number at the same
+-- FOR NO KEY UPDATE on the user row (for the session limit below; FOR SHARE before
+-- it): register may give the user a number at the same
 -- moment; the session waits for it and takes that number. And register takes an
 -- anonymous account's row FOR UPDATE before it claims it (register_lock_anonymous.sql),
 -- so a session is either inserted before the claim (and moved by it) or sees the
@@ -16,13 +17,29 @@
 -- and the one row is 'limited' with retry_after, the seconds until the address's
 -- oldest new guest leaves the rolling hour. `expired` forgets two addresses whose
 -- window is over (not this one's: a statement changes a row once).
+-- The session limit (SPEC §12; sql/008_session_limit.sql): an existing visitor's row is
+-- locked FOR NO KEY UPDATE in `found`, which so reads its newest version (and its newest
+-- session_times) even when another create_session of the visitor committed while this one
+-- waited; `session_window` is its sessions of the rolling hour. At session_limit of them
+-- (0: no limit) nothing is written or numbered, and the one row is 'session_limited' with
+-- retry_after, the seconds until enough of them leave the hour for one more. Otherwise
+-- `numbered` appends now() to the window (and numbers the visitor if it has no number).
+-- A retry of an existing sessionId (`taken`) is never counted.
 WITH erased AS (
     SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
 ), taken AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
     UNION ALL SELECT 1 FROM erased
 ), found AS (
-    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed FROM users WHERE id = :user_id FOR SHARE
+    SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed, session_times FROM users WHERE id = :user_id FOR NO KEY UPDATE
+), session_window AS (
+    SELECT guest_limit_window(session_times, now() - CAST(:window_seconds AS integer) * interval '1 second') AS times
+    FROM found WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM taken)
+), session_refused AS (
+    SELECT CAST(ceil(extract(epoch FROM times[cardinality(times) - CAST(:session_limit AS integer) + 1]
+                 + CAST(:window_seconds AS integer) * interval '1 second' - now())) AS integer) AS retry_after
+    FROM session_window
+    WHERE CAST(:session_limit AS integer) > 0 AND cardinality(times) >= CAST(:session_limit AS integer)
 ), new_visitor AS (
     SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
 ), counted AS (
@@ -46,24 +63,26 @@ WITH erased AS (
           AND EXISTS (SELECT 1 FROM counted)
         ORDER BY last_at LIMIT 2 FOR UPDATE SKIP LOCKED)
 ), created AS (
-    INSERT INTO users (id, email, visitor_number)
-    SELECT :user_id, :email, nextval('visitor_number_seq')
+    INSERT INTO users (id, email, visitor_number, session_times)
+    SELECT :user_id, :email, nextval('visitor_number_seq'), CASE WHEN CAST(:session_limit AS integer) > 0 THEN ARRAY[now()] ELSE CAST('{}' AS timestamptz[]) END
     WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM refused)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
-    UPDATE users SET visitor_number = nextval('visitor_number_seq'), updated_at = now()
-    WHERE id = :user_id AND visitor_number IS NULL AND claimed_by IS NULL
-      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    UPDATE users SET visitor_number = coalesce(visitor_number, nextval('visitor_number_seq')), updated_at = now(),
+        session_times = CASE WHEN CAST(:session_limit AS integer) > 0
+                             THEN (SELECT times FROM session_window) || now() ELSE session_times END
+    WHERE id = :user_id AND claimed_by IS NULL AND (visitor_number IS NULL OR CAST(:session_limit AS integer) > 0)
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM session_refused)
     RETURNING id, visitor_number, false AS claimed
 ), visitor AS (
     SELECT * FROM numbered
     UNION ALL SELECT * FROM created
-    UNION ALL SELECT * FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
+    UNION ALL SELECT id, visitor_number, claimed FROM found WHERE NOT EXISTS (SELECT 1 FROM numbered)
 ), inserted AS (
     INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
     SELECT CAST(:session_id AS uuid), visitor_number, id, NULL::uuid, :experiment_id, CAST(:metadata AS jsonb)
-    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased)
+    FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased) AND NOT EXISTS (SELECT 1 FROM session_refused)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
 )
@@ -81,3 +100,5 @@ UNION ALL
 SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased
 UNION ALL
 SELECT 'limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM refused
+UNION ALL
+SELECT 'session_limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM session_refused
