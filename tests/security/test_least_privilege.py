@@ -25,6 +25,7 @@ from tests.uploads_support import UploadsWorld
 
 TABLES = ("users", "guests", "sessions", "responses", "visitor_merges")
 CLAIM_TABLES = ("claim_codes", "claim_code_attempts")  # sql/005_claims.sql
+UPLOAD_TABLES = ("uploads",)  # sql/009_uploads.sql: recorded and renumbered by the functions, deleted with erasures
 INSUFFICIENT_PRIVILEGE = "42501"
 
 
@@ -75,7 +76,9 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
         )
     }
     assert grants == {
-        (table, privilege) for table in TABLES + CLAIM_TABLES for privilege in ("SELECT", "INSERT", "UPDATE")
+        (table, privilege)
+        for table in TABLES + CLAIM_TABLES + UPLOAD_TABLES
+        for privilege in ("SELECT", "INSERT", "UPDATE")
     } | {("erased_sessions", "SELECT")} | {  # the tombstones create_session and on_upload_finalized read
         # The guest-creation windows (sql/006_guest_limits.sql): counted, and forgotten once over.
         ("guest_limits", privilege)
@@ -105,7 +108,7 @@ def test_the_erasure_role_adds_deleting_rows_and_writing_the_ledger_only(db):
             r=ERASURE_ROLE,
         )
     }
-    assert grants == {(table, "DELETE") for table in TABLES + CLAIM_TABLES} | {
+    assert grants == {(table, "DELETE") for table in TABLES + CLAIM_TABLES + UPLOAD_TABLES} | {
         (table, privilege) for table in ("erasures", "erased_sessions") for privilege in ("SELECT", "INSERT", "UPDATE")
     }
 
