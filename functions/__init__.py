@@ -108,8 +108,9 @@ FUNCTIONS = (
     Function("submit_response", "POST", app_check=True),
     Function("get_visitor", "GET", app_check=True),
     Function("register", "POST", app_check=True),
-    # before each upload: the ticket that lets the storage trigger record it.
-    Function("create_upload_ticket", "POST", app_check=True, upload_tickets=True),
+    # once per uploaded file, one short read: the capped instances of the rarely called ones
+    # serve it (MAX_INSTANCES' would take the default plan over its connection budget).
+    Function("create_upload_ticket", "POST", app_check=True, max_instances="RIGHTS_MAX_INSTANCES", upload_tickets=True),
     # participants' rights: once in a visitor's life; the erasing ones with their own identity.
     Function("delete_my_data", "POST", app_check=True, identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),
     Function("erase_visitor", "POST", callers="researchers", identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),

@@ -217,6 +217,8 @@ SINGLE_STATEMENTS = {
     "claim_codes/create_guest",
     "claim_codes/create_user",
     "claim_codes/try",
+    "uploads/ticket_owner_guest",
+    "uploads/ticket_owner_user",
 }
 
 
