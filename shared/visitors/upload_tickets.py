@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,18 +51,18 @@ def sign(key: bytes, session_id: uuid.UUID | str, name: str, expires_at: datetim
     return f"{VERSION}.{expires}.{_mac(key, str(session_id).lower(), name, expires)}"
 
 
-def problem(key: bytes, object_name: str, metadata: Any, time_created: datetime | None) -> str | None:
+def problem(key: bytes, object_path: str, metadata: Any, time_created: datetime | None) -> str | None:
     """Why the object's uploadTicket does not let it in, or None when the ticket was issued for
     this object's session and name and the object was created before the ticket expired."""
-    ticket = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    ticket = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
     if ticket is None:
         return f"no {METADATA_KEY} in its metadata"
     match = TICKET.fullmatch(ticket) if isinstance(ticket, str) else None
     if match is None:
         return f"its {METADATA_KEY} is not a ticket"
-    parts = object_name.split("/")
+    parts = object_path.split("/")
     if len(parts) != 3 or parts[0] != "sessions":
-        return f"no ticket is issued for {object_name!r}: not sessions/{{sessionId}}/{{name}}"
+        return f"no ticket is issued for {object_path!r}: not sessions/{{sessionId}}/{{name}}"
     expires = int(match["expires"])
     if not hmac.compare_digest(match["mac"], _mac(key, parts[1], parts[2], expires)):
         return f"its {METADATA_KEY} was not issued for this session and name"
