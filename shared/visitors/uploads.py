@@ -196,6 +196,10 @@ def _record_upload(
     except (Refused, UnknownSession) as refused:
         if isinstance(refused, UnknownSession) and tickets.mode != "enforce":
             return Outcome("ignored", refused.reason, warn=True)
+        if isinstance(refused, Refused) and already_recorded(firestore_client, event):
+            # A redelivery (or make dev's bridge after a restart) once the key changed: its ticket
+            # verified when it was recorded, and the recorded upload stays.
+            return Outcome("duplicate", f"{refused.reason}, but it was recorded before; left as it is", event.upload_id)
         deleted = _delete_generation(storage_client, event)
         return Outcome(
             "refused",
@@ -443,6 +447,19 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
         return _transaction(firestore_client, record)
     except exceptions.AlreadyExists:
         return False  # a concurrent delivery of the same event committed first
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
+        raise failures.unavailable(
+            "Firestore", error, "Firestore is unavailable; the event will be retried."
+        ) from error
+
+
+def already_recorded(firestore_client, event: ObjectEvent) -> bool:
+    """Whether `uploads/{uploadId}` exists: the object was let in by an earlier delivery."""
+    from google.api_core import exceptions
+
+    ref = firestore_client.collection("uploads").document(event.upload_id)
+    try:
+        return ref.get(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS).exists
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
         raise failures.unavailable(
             "Firestore", error, "Firestore is unavailable; the event will be retried."

@@ -279,3 +279,21 @@ def test_enforce_without_a_key_fails_with_one_line_and_the_event_is_retried(serv
     assert world.deliver(item).status_code >= 500  # redelivered once the key is set
     assert world.stored(item["name"]) is not None and world.uploads() == {}
     assert "UPLOAD_TICKET_KEY is not set" in server.log_path.read_text()
+
+
+def test_a_recorded_upload_redelivered_after_the_key_changed_is_left_as_it_is(uploads_world, served_with):
+    """Its ticket verified when it was recorded: a redelivery (Eventarc's, or make dev's bridge after a
+    restart, which makes a new key) neither deletes it nor records it again."""
+    world = uploads_world
+    item = world.upload(world.new_session()["sessionId"], "kept.png")
+    assert world.deliver(item).ok
+    rekeyed, server = served_with(UPLOAD_TICKET_KEY="another key, as long as a real one is long")
+
+    assert rekeyed.deliver(item).ok
+
+    assert world.stored(item["name"]) is not None
+    assert len(world.uploads()) == 1 and world.visitors()["1"]["uploadCount"] == 1
+    assert "recorded before; left as it is" in server.log_path.read_text()
+    # Not recorded before: refused and deleted.
+    fresh = world.upload(item["name"].split("/")[1], "fresh.png")
+    assert rekeyed.deliver(fresh).ok and world.stored(fresh["name"]) is None
