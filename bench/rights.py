@@ -93,6 +93,7 @@ def bench_withdrawal(stack: Stack, engine) -> None:
     """Each store's part of one erasure, timed on its own (shared.erasure's three parts)."""
     from google.cloud import firestore, storage
 
+    from bench.uploads import upload_ticket
     from devtools.clients import StorageEvents
     from shared.rights import erasure
     from shared.web.auth import hash_guest_key
@@ -116,6 +117,7 @@ def bench_withdrawal(stack: Stack, engine) -> None:
     events = StorageEvents(f"{env['FUNCTIONS_URL']}/on_upload_finalized")
     for session_id in session_ids:
         blob = bucket.blob(f"sessions/{session_id}/answer.txt")
+        blob.metadata = {"uploadTicket": upload_ticket(env["FUNCTIONS_URL"], key, session_id, "answer.txt")}
         blob.upload_from_string(b"x" * 100, content_type="text/plain")
         assert events.deliver(dict(blob._properties)).status_code < 300
 

@@ -16,6 +16,18 @@ from devtools.stack import BUCKET, PROJECT, Stack
 # --- on_upload_finalized: first vs duplicate ---------------------------------------------
 
 
+def upload_ticket(functions_url: str, guest_key: str, session_id: str, name: str) -> str:
+    """create_upload_ticket's ticket for sessions/{session_id}/{name}, as the page asks before an upload."""
+    answer = requests.post(
+        f"{functions_url}/create_upload_ticket",
+        json={"sessionId": session_id, "name": name},
+        headers={"X-Guest-Key": guest_key},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["ticket"]
+
+
 def bench_uploads(stack: Stack, n: int = 40) -> None:
     from google.cloud import storage
 
@@ -25,15 +37,14 @@ def bench_uploads(stack: Stack, n: int = 40) -> None:
     os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
     bucket = storage.Client(project=PROJECT).bucket(BUCKET)
     functions = env["FUNCTIONS_URL"]
+    key = secrets.token_urlsafe(32)
     session = requests.post(
-        f"{functions}/create_session",
-        json={"experimentId": "bench"},
-        headers={"X-Guest-Key": secrets.token_urlsafe(32)},
-        timeout=30,
+        f"{functions}/create_session", json={"experimentId": "bench"}, headers={"X-Guest-Key": key}, timeout=30
     ).json()
     items = []
     for i in range(n + 1):
         blob = bucket.blob(f"sessions/{session['sessionId']}/file-{i}.txt")
+        blob.metadata = {"uploadTicket": upload_ticket(functions, key, session["sessionId"], f"file-{i}.txt")}
         blob.upload_from_string(b"x" * 100, content_type="text/plain")
         items.append(dict(blob._properties))
     events = StorageEvents(f"{functions}/on_upload_finalized")

@@ -47,6 +47,9 @@ class Settings:
     guest_limit_per_hour: str
     session_limit_per_hour: str
     guest_limit_key_secret: str
+    upload_tickets: str
+    upload_ticket_ttl_seconds: str
+    upload_ticket_key_secret: str
     guest_retention_days: str | None
     trigger_service_account: str
     trigger_location: str | None
@@ -143,6 +146,11 @@ class Settings:
             guest_limit_per_hour=str(number("GUEST_LIMIT_PER_HOUR", 200, minimum=0)),
             session_limit_per_hour=str(number("SESSION_LIMIT_PER_HOUR", 300, minimum=0)),
             guest_limit_key_secret=get("GUEST_LIMIT_KEY_SECRET", "visitors-guest-limit-key"),
+            # Upload tickets (docs/design/upload-tickets.md): the trigger's mode, their lifetime, and
+            # the secret they are signed with; the modes are checked with the functions' settings.
+            upload_tickets=get("UPLOAD_TICKETS", "enforce").lower(),
+            upload_ticket_ttl_seconds=str(number("UPLOAD_TICKET_TTL_SECONDS", 3600)),
+            upload_ticket_key_secret=get("UPLOAD_TICKET_KEY_SECRET", "visitors-upload-ticket-key"),
             guest_retention_days=(
                 str(number("GUEST_RETENTION_DAYS", 30)) if env.get("GUEST_RETENTION_DAYS", "").strip() else None
             ),
@@ -289,6 +297,11 @@ def guest_limit_env(s: Settings, env: dict[str, str]) -> dict[str, str]:
     return {**env, "GUEST_LIMIT_PER_HOUR": s.guest_limit_per_hour, "SESSION_LIMIT_PER_HOUR": s.session_limit_per_hour}
 
 
+def upload_tickets_env(s: Settings, env: dict[str, str]) -> dict[str, str]:
+    """create_upload_ticket and the trigger (upload_tickets in their rows): the tickets' settings too."""
+    return {**env, "UPLOAD_TICKETS": s.upload_tickets, "UPLOAD_TICKET_TTL_SECONDS": s.upload_ticket_ttl_seconds}
+
+
 def trigger_env(s: Settings) -> dict[str, str]:
     return function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
 
@@ -324,12 +337,17 @@ def env_of(s: Settings, function: Function) -> dict[str, str]:
     env = IDENTITY_ENV[function.identity](s)
     if function.guest_limit:
         env = guest_limit_env(s, env)
+    if function.upload_tickets:
+        env = upload_tickets_env(s, env)
     return with_app_check(s, function, env)
 
 
 def secrets_of(s: Settings, function: Function) -> dict[str, str]:
     """--set-secrets beyond the database password (name -> secret)."""
-    return {"GUEST_LIMIT_KEY": s.guest_limit_key_secret} if function.guest_limit else {}
+    secrets = {"GUEST_LIMIT_KEY": s.guest_limit_key_secret} if function.guest_limit else {}
+    if function.upload_tickets:
+        secrets["UPLOAD_TICKET_KEY"] = s.upload_ticket_key_secret
+    return secrets
 
 
 def deploy_function(
@@ -391,11 +409,14 @@ def functions_problems(s: Settings) -> list[str]:
     """What the deployed functions would fail on: config.check() of the environment each gets."""
     # DB_PASS is not in that environment: --set-secrets gives it to the functions when they start.
     secrets = {} if s.db_iam_auth else {"DB_PASS": "from Secret Manager"}
-    limit_key = {"GUEST_LIMIT_KEY": "from Secret Manager, at least 32 characters long"}
+    # The keys --set-secrets gives (secrets_of), stood in for by text of a valid length.
+    placeholder = "from Secret Manager, at least 32 characters long"
     lines = [
         line
         for function in FUNCTIONS
-        for line in config.check({**env_of(s, function), **secrets, **(limit_key if function.guest_limit else {})})
+        for line in config.check(
+            {**env_of(s, function), **secrets, **{name: placeholder for name in secrets_of(s, function)}}
+        )
     ]
     return list(dict.fromkeys(lines))
 

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if os.environ.get("GUEST_LIMIT_KEY"):
         stack.guest_limit_key = os.environ["GUEST_LIMIT_KEY"]
+    # A key of one's own keeps the page's upload tickets valid across restarts of make dev.
+    if os.environ.get("UPLOAD_TICKET_KEY"):
+        stack.upload_ticket_key = os.environ["UPLOAD_TICKET_KEY"]
     # Ctrl-C (SIGINT), a closed terminal and `kill` all stop everything, also while
     # starting; set explicitly, since a shell running `make dev &` ignores SIGINT.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

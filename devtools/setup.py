@@ -66,6 +66,7 @@ SECRETS = (
     ("visitors-db-password", 30),
     ("visitors-db-erasure-password", 30),
     ("visitors-guest-limit-key", 32),
+    ("visitors-upload-ticket-key", 32),
 )
 SECRET_READERS = (
     ("visitors-functions", "visitors-db-password"),
@@ -73,6 +74,9 @@ SECRET_READERS = (
     ("visitors-erasure", "visitors-db-erasure-password"),
     ("visitors-maintenance", "visitors-db-erasure-password"),
     ("visitors-functions", "visitors-guest-limit-key"),
+    # create_upload_ticket signs upload tickets, the storage trigger verifies them.
+    ("visitors-functions", "visitors-upload-ticket-key"),
+    ("visitors-uploads", "visitors-upload-ticket-key"),
 )
 # The IAM database users (DB_IAM_AUTH=true) of the accounts that log in to PostgreSQL.
 IAM_DB_USERS = ("visitors-functions", "visitors-uploads", "visitors-erasure", "visitors-maintenance")

@@ -356,6 +356,8 @@ class Stack:
     guest_limit_per_hour: str = ""
     # The HMAC key of client addresses: a random one per stack (a dev and test secret only).
     guest_limit_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The key upload tickets are signed with: a random one per stack too (a dev and test secret only).
+    upload_ticket_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     postgres: LocalPostgres | None = None
     auth: AuthEmulator | None = None
     firestore: FirestoreEmulator | None = None
@@ -381,6 +383,7 @@ class Stack:
             "ALLOWED_ORIGINS": self.allowed_origins,
             "FUNCTIONS_URL": f"http://127.0.0.1:{self.ports['functions']}",
             "GUEST_LIMIT_KEY": self.guest_limit_key,
+            "UPLOAD_TICKET_KEY": self.upload_ticket_key,
             **({"GUEST_LIMIT_PER_HOUR": self.guest_limit_per_hour} if self.guest_limit_per_hour else {}),
         }
 

@@ -39,6 +39,7 @@ class Function:
     max_instances: str = "MAX_INSTANCES"  # one of INSTANCE_CAPS
     timeout: str = "60s"  # --timeout
     guest_limit: bool = False  # gets GUEST_LIMIT_PER_HOUR and the key client addresses are hashed with
+    upload_tickets: bool = False  # signs or verifies upload tickets: gets UPLOAD_TICKET_KEY and UPLOAD_TICKETS*
     kind: str = "http"  # one of KINDS: "storage" is a CloudEvent of the uploads bucket (--retry)
 
     def __post_init__(self) -> None:
@@ -95,6 +96,9 @@ FUNCTIONS = (
     Function("submit_response", "POST", app_check=True),
     Function("get_visitor", "GET", app_check=True),
     Function("register", "POST", app_check=True),
+    # once per uploaded file, one short read: the capped instances of the rarely called ones
+    # serve it (MAX_INSTANCES' would take the default plan over its connection budget).
+    Function("create_upload_ticket", "POST", app_check=True, max_instances="RIGHTS_MAX_INSTANCES", upload_tickets=True),
     # participants' rights: once in a visitor's life; the erasing ones with their own identity.
     Function("delete_my_data", "POST", app_check=True, identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),
     Function("erase_visitor", "POST", callers="researchers", identity="erasure", max_instances="RIGHTS_MAX_INSTANCES"),
@@ -126,6 +130,7 @@ FUNCTIONS = (
         identity="uploads",
         max_instances="TRIGGER_MAX_INSTANCES",
         timeout="120s",
+        upload_tickets=True,
     ),
 )
 

@@ -77,6 +77,13 @@ export class Client {
     return result;
   }
 
+  // Before each upload: {ticket, expiresAt, path} for the file `name` in one of the caller's
+  // sessions. Upload to `path` with the ticket in the object's custom metadata as uploadTicket
+  // (Storage.upload): the storage trigger deletes an upload without a valid one (docs/api.md).
+  createUploadTicket({ sessionId, name }) {
+    return this.call("create_upload_ticket", { method: "POST", body: { sessionId, name } });
+  }
+
   // A code that lets a signed-in user on another device claim this guest or anonymous account:
   // {claimCode, expiresAt}. A new code replaces the last one.
   createClaimCode() {

@@ -1,5 +1,6 @@
-// Uploads with the Firebase JS SDK's firebase/storage (uploadBytes), and waiting for the
-// metadata that on_upload_finalized writes on the object (getMetadata's customMetadata).
+// Uploads with the Firebase JS SDK's firebase/storage (uploadBytes), each with its upload ticket
+// (create_upload_ticket) in the object's custom metadata, and waiting for the metadata that
+// on_upload_finalized writes on the object (getMetadata's customMetadata).
 // The same code runs in production and in dev, where connectStorageEmulator points the SDK at
 // the dev server (config.storageEmulatorHost), which serves the Firebase Storage API on top of
 // the stack's Storage emulator (devtools/firebase_storage.py). A signed-in user's ID token goes
@@ -19,9 +20,14 @@ export class Storage {
     }
   }
 
-  async upload(name, file) {
+  // name: the ticket's path (sessions/{sessionId}/{fileName}); ticket: its ticket, which
+  // storage.rules require and the storage trigger verifies (without it the file is deleted).
+  async upload(name, file, ticket) {
     try {
-      await uploadBytes(ref(this.storage, name), file, { contentType: file.type || "application/octet-stream" });
+      await uploadBytes(ref(this.storage, name), file, {
+        contentType: file.type || "application/octet-stream",
+        customMetadata: { uploadTicket: ticket },
+      });
     } catch (error) {
       throw storageError("The upload failed", error);
     }

@@ -39,6 +39,9 @@ _ENV_NAMES = (
     "GUEST_LIMIT_PER_HOUR",
     "GUEST_LIMIT_KEY",
     "SESSION_LIMIT_PER_HOUR",
+    "UPLOAD_TICKETS",
+    "UPLOAD_TICKET_KEY",
+    "UPLOAD_TICKET_TTL_SECONDS",
     "GUEST_RETENTION_DAYS",
     "MAINTENANCE_INVOKER",
     "MAINTENANCE_AUDIENCE",
@@ -204,7 +207,16 @@ def storage_events(stack) -> StorageEvents:
 
 
 @pytest.fixture
-def uploads_world(api, db, firestore, bucket, storage_events):
+def uploads_world(stack, api, db, firestore, bucket, storage_events):
     """Everything an upload test needs, each part clean: sessions over HTTP, the
-    database, Firestore, the bucket, and finalized events to on_upload_finalized."""
-    return UploadsWorld(api, db, firestore, bucket, storage_events)
+    database, Firestore, the bucket, and finalized events to on_upload_finalized
+    (objects carry upload tickets: UploadsWorld.upload)."""
+    return UploadsWorld(api, db, firestore, bucket, storage_events, ticket_key=stack.upload_ticket_key)
+
+
+@pytest.fixture
+def ticket_check(stack):
+    """What on_upload_finalized passes to shared.visitors.uploads, for tests that call it in process."""
+    from shared.visitors.uploads import TicketCheck
+
+    return TicketCheck("enforce", stack.upload_ticket_key.encode())

@@ -317,6 +317,58 @@ def _guest_limit() -> None:
         guest_limit_key()
 
 
+UPLOAD_TICKETS_MODES = ("enforce", "monitor", "off")
+
+
+def upload_tickets_mode() -> str:
+    """What the storage trigger does with an object under sessions/ whose uploadTicket does not
+    verify (UPLOAD_TICKETS, docs/design/upload-tickets.md): enforce (default: deletes it, records
+    nothing), monitor (tags and records it, and logs a warning) or off (tickets are not read)."""
+    raw = _text("UPLOAD_TICKETS").lower()
+    if not raw:
+        return "enforce"
+    if raw not in UPLOAD_TICKETS_MODES:
+        raise ConfigError(f"UPLOAD_TICKETS={raw!r} is not a mode: use one of {', '.join(UPLOAD_TICKETS_MODES)}")
+    return raw
+
+
+def upload_ticket_ttl_seconds() -> int:
+    """How long an upload ticket from create_upload_ticket lasts: the object must be created
+    before it expires (UPLOAD_TICKET_TTL_SECONDS, default 3600)."""
+    return _int("UPLOAD_TICKET_TTL_SECONDS", 3600, minimum=1)
+
+
+# As GUEST_LIMIT_KEY's: a shorter HMAC key could be guessed, and tickets forged with it.
+UPLOAD_TICKET_KEY_MIN_LENGTH = 32
+
+
+def upload_ticket_key() -> bytes:
+    """The secret upload tickets are signed with (UPLOAD_TICKET_KEY, HMAC-SHA256): needed by
+    create_upload_ticket, and by the storage trigger unless UPLOAD_TICKETS=off."""
+    raw = _get("UPLOAD_TICKET_KEY")
+    if not raw:
+        raise ConfigError(
+            "UPLOAD_TICKET_KEY is not set: upload tickets are signed with it; set it to a random "
+            "secret of at least 32 characters (or UPLOAD_TICKETS=off on the storage trigger)"
+        )
+    if len(raw) < UPLOAD_TICKET_KEY_MIN_LENGTH:
+        raise ConfigError(
+            f"UPLOAD_TICKET_KEY is too short: use a random secret of at least "
+            f"{UPLOAD_TICKET_KEY_MIN_LENGTH} characters, such as `openssl rand -base64 32`"
+        )
+    return raw.encode("utf-8")
+
+
+def _upload_tickets() -> None:
+    """UPLOAD_TICKETS, UPLOAD_TICKET_TTL_SECONDS, and UPLOAD_TICKET_KEY when it is set (for check():
+    the commands need no key; create_upload_ticket and the trigger fail at first use without one,
+    and `make deploy` gives it from Secret Manager)."""
+    upload_tickets_mode()
+    upload_ticket_ttl_seconds()
+    if _get("UPLOAD_TICKET_KEY"):
+        upload_ticket_key()
+
+
 def x_forwarded_for_trusted() -> bool:
     """Whether X-Forwarded-For was written by a front end that appends the client's address to it:
     always where deployed (Google's front end, deployed()); elsewhere only with X_FORWARDED_FOR_TRUSTED=true
@@ -475,6 +527,7 @@ _READERS = (
     app_check_jwks_url,
     _guest_limit,
     session_limit_per_hour,
+    _upload_tickets,
     x_forwarded_for_trusted,
     guest_retention_days,
     maintenance_invoker,

@@ -1,5 +1,5 @@
-"""Uploads: what happens when a file lands in Cloud Storage under sessions/{sessionId}/:
-tag it, record it in Firestore, exactly once per generation (docs/design/uploads.md)."""
+"""Uploads: what happens when a file lands in Cloud Storage under sessions/{sessionId}/: check
+its upload ticket, tag it, record it in Firestore, exactly once per generation (docs/design/uploads.md)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from shared.core.encodings import rfc3339
 from shared.core.errors import DependencyUnavailable
 from shared.core.logs import get_logger
 from shared.core.stores import DEPENDENCY_DEADLINE_SECONDS, delete_object, firestore_retry, storage_call, storage_retry
+from shared.visitors import upload_tickets
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 log = get_logger("uploads")
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+SESSIONS_PREFIX = "sessions/"  # what the tickets guard: every object under it (UPLOAD_TICKETS)
 
 # A session id in a path is matched in its canonical lower-case spelling only, the one
 # erasure deletes (sessions/{id}/, shared/rights/erasure.py); any other spelling is outside.
@@ -53,6 +55,31 @@ class Erased(Ignored):
     deleted, nothing is recorded, and the event is acknowledged."""
 
 
+class UnknownSession(Ignored):
+    """No session has the object's session id (and none was erased): acknowledged; with
+    UPLOAD_TICKETS=enforce the object is deleted too."""
+
+
+class Refused(Ignored):
+    """An object under sessions/ without a valid upload ticket, with UPLOAD_TICKETS=enforce: the
+    object is deleted, nothing is recorded, and the event is acknowledged."""
+
+
+@dataclass(frozen=True)
+class TicketCheck:
+    """What the trigger does with upload tickets: UPLOAD_TICKETS's mode (enforce, monitor, off)
+    and the key they are signed with (UPLOAD_TICKET_KEY; None with off)."""
+
+    mode: str
+    key: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("enforce", "monitor", "off"):
+            raise ValueError(f"UPLOAD_TICKETS mode {self.mode!r}")
+        if self.mode != "off" and not self.key:
+            raise ValueError(f"UPLOAD_TICKETS={self.mode} needs the key")
+
+
 class RetryEvent(Exception):
     """The event could not be handled now (a dependency is unavailable, or the object
     kept changing): the trigger raises it so that the platform delivers the event again."""
@@ -67,6 +94,9 @@ class ObjectEvent:
     bucket: str
     name: str
     generation: int
+    # The object's custom metadata and timeCreated, as the event gives them (the upload ticket's).
+    metadata: Mapping[str, Any] | None = None
+    time_created: datetime | None = None
 
     @property
     def upload_id(self) -> str:
@@ -92,7 +122,8 @@ class StoredObject:
 @dataclass(frozen=True)
 class Outcome:
     """What one delivery did: `recorded` (the first time), `duplicate` (already recorded:
-    nothing changed), `erased` (an object of an erased session: deleted) or `ignored`
+    nothing changed), `erased` (an object of an erased session: deleted), `refused` (no valid
+    upload ticket, or an unknown session, with UPLOAD_TICKETS=enforce: deleted) or `ignored`
     (acknowledged, nothing written)."""
 
     status: str
@@ -118,6 +149,7 @@ def record_upload(
     engine: Engine,
     storage_client,
     firestore_client,
+    tickets: TicketCheck,
     max_age_seconds: int = 86400,
     expected_bucket: str | None = None,
     now: datetime | None = None,
@@ -131,6 +163,7 @@ def record_upload(
             engine,
             storage_client,
             firestore_client,
+            tickets,
             max_age_seconds,
             expected_bucket,
             now or datetime.now(UTC),
@@ -140,11 +173,12 @@ def record_upload(
 
 
 def _record_upload(
-    attributes, data, engine, storage_client, firestore_client, max_age_seconds, expected_bucket, now
+    attributes, data, engine, storage_client, firestore_client, tickets, max_age_seconds, expected_bucket, now
 ) -> Outcome:
     try:
         event = parse_event(attributes, data, expected_bucket)
         _check_age(event, max_age_seconds, now)
+        check_ticket(event, tickets)
         with locked_session(engine, session_id_of(event.name)) as session:
             stored = tag_object(storage_client, event, session)
             if session.visitor_number is None:
@@ -158,6 +192,20 @@ def _record_upload(
         deleted = _delete_generation(storage_client, event)
         return Outcome(
             "erased", f"{erased.reason}; {'deleted the object' if deleted else 'the object was gone'}", event.upload_id
+        )
+    except (Refused, UnknownSession) as refused:
+        if isinstance(refused, UnknownSession) and tickets.mode != "enforce":
+            return Outcome("ignored", refused.reason, warn=True)
+        if isinstance(refused, Refused) and already_recorded(firestore_client, event):
+            # A redelivery (or make dev's bridge after a restart) once the key changed: its ticket
+            # verified when it was recorded, and the recorded upload stays.
+            return Outcome("duplicate", f"{refused.reason}, but it was recorded before; left as it is", event.upload_id)
+        deleted = _delete_generation(storage_client, event)
+        return Outcome(
+            "refused",
+            f"{refused.reason}; {'deleted the object' if deleted else 'the object was gone'}",
+            event.upload_id,
+            warn=True,
         )
     except Ignored as ignored:
         return Outcome("ignored", ignored.reason, warn=not isinstance(ignored, Unrelated))
@@ -195,7 +243,17 @@ def parse_event(attributes: Mapping[str, Any], data: Any, expected_bucket: str |
         time = parse_time(str(attributes["time"]))
         if time is None:
             raise Ignored(f"event time {attributes['time']!r} is not an RFC 3339 time in range")
-    return ObjectEvent(attributes.get("id"), time, bucket, name, int(generation))
+    metadata = data.get("metadata")
+    created = data.get("timeCreated")
+    return ObjectEvent(
+        attributes.get("id"),
+        time,
+        bucket,
+        name,
+        int(generation),
+        metadata if isinstance(metadata, Mapping) else None,
+        parse_time(created) if isinstance(created, str) else None,
+    )
 
 
 def parse_time(value: str) -> datetime | None:
@@ -220,6 +278,25 @@ def _check_age(event: ObjectEvent, max_age_seconds: int, now: datetime) -> None:
         age = (now - event.time).total_seconds()
         if age > max_age_seconds:
             raise Ignored(f"event is {age:.0f} s old, older than UPLOAD_EVENT_MAX_AGE_SECONDS={max_age_seconds}")
+
+
+def check_ticket(event: ObjectEvent, tickets: TicketCheck) -> None:
+    """Refused when an object under sessions/ has no valid upload ticket and UPLOAD_TICKETS is
+    enforce; a warning with monitor; nothing with off (docs/design/upload-tickets.md)."""
+    if tickets.mode == "off" or not event.name.startswith(SESSIONS_PREFIX):
+        return
+    assert tickets.key is not None  # TicketCheck.__post_init__
+    problem = upload_tickets.problem(tickets.key, event.name, event.metadata, event.time_created)
+    if problem is None:
+        return
+    reason = f"gs://{event.bucket}/{event.name} has no valid upload ticket: {problem}"
+    if tickets.mode == "enforce":
+        raise Refused(reason)
+    log.warning(
+        "%s; tagged anyway (UPLOAD_TICKETS=monitor)",
+        reason,
+        extra={"fields": {"uploadId": event.upload_id, "uploadTickets": "monitor"}},
+    )
 
 
 def session_id_of(name: str) -> uuid.UUID:
@@ -248,7 +325,7 @@ def locked_session(engine: Engine, session_id: uuid.UUID) -> Iterator[UploadSess
         if row is None:
             if conn.execute(statement("uploads/erased_session"), {"session_id": str(session_id)}).first():
                 raise Erased(f"session {session_id} was erased")
-            raise Ignored(f"no session {session_id}")
+            raise UnknownSession(f"no session {session_id}")
         yield UploadSession(row.id, row.visitor_number, row.experiment_id)
 
 
@@ -370,6 +447,19 @@ def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSes
         return _transaction(firestore_client, record)
     except exceptions.AlreadyExists:
         return False  # a concurrent delivery of the same event committed first
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
+        raise failures.unavailable(
+            "Firestore", error, "Firestore is unavailable; the event will be retried."
+        ) from error
+
+
+def already_recorded(firestore_client, event: ObjectEvent) -> bool:
+    """Whether `uploads/{uploadId}` exists: the object was let in by an earlier delivery."""
+    from google.api_core import exceptions
+
+    ref = firestore_client.collection("uploads").document(event.upload_id)
+    try:
+        return ref.get(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS).exists
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
         raise failures.unavailable(
             "Firestore", error, "Firestore is unavailable; the event will be retried."

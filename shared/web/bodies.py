@@ -16,6 +16,7 @@ from shared.web.limits import (
     MAX_METADATA_BYTES,
     MAX_VISITOR_NUMBER,
     encoded_size,
+    upload_name_problem,
 )
 
 ExperimentId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
@@ -111,6 +112,28 @@ class Registration(Body):
 
 class NewClaimCode(Body):
     """create_claim_code's body: nothing (an empty body is {}); any field is refused."""
+
+
+class UploadTicketRequest(Body):
+    """create_upload_ticket's body: the session to upload into, and the file's name in it."""
+
+    sessionId: UUID
+    name: StrictStr
+
+    @field_validator("sessionId", mode="before")
+    @classmethod
+    def _session_uuid(cls, value):
+        if value is None:
+            raise ValueError("is required (the sessionId that create_session returned)")
+        return _parse_uuid(value)
+
+    @field_validator("name")
+    @classmethod
+    def _one_segment(cls, value):
+        problem = upload_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class VisitorToErase(Body):

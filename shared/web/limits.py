@@ -14,6 +14,27 @@ DISPLAY_NAME_MAX = 100
 CLAIM_CODE_MAX = 32  # 8 characters, with room for the spaces and dashes a person may type
 # visitor_number_seq is a BIGINT sequence starting at 1.
 MAX_VISITOR_NUMBER = 2**63 - 1
+# An upload ticket's file name: one path segment of at most this many characters, counted in UTF-16
+# code units (as many as Python's characters, or more), so that storage.rules' fileName.size() <= 200
+# holds however the rules count.
+UPLOAD_NAME_MAX = 200
+
+
+def upload_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an upload ticket's file name (sessions/{sessionId}/{name}), or None."""
+    import unicodedata
+
+    if not name:
+        return f"must be 1 to {UPLOAD_NAME_MAX} characters"
+    if len(name.encode("utf-16-le")) // 2 > UPLOAD_NAME_MAX:
+        return f"must be at most {UPLOAD_NAME_MAX} characters"
+    if "/" in name:
+        return "must be one path segment: no '/'"
+    if name in (".", ".."):
+        return "must not be '.' or '..'"
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return "must not contain control characters (newlines, tabs, ...)"
+    return None
 
 
 def encoded_size(value: Any) -> int:

@@ -18,7 +18,16 @@ if TYPE_CHECKING:
     )
 
 # The names of shared.web.bodies that this module gives (__getattr__).
-BODIES = ("Body", "ExperimentId", "NewSession", "NewResponse", "Registration", "NewClaimCode", "VisitorToErase")
+BODIES = (
+    "Body",
+    "ExperimentId",
+    "NewSession",
+    "NewResponse",
+    "Registration",
+    "NewClaimCode",
+    "UploadTicketRequest",
+    "VisitorToErase",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -49,6 +49,7 @@ _SECURED = {
     "register",
     "export_my_data",
     "create_claim_code",
+    "create_upload_ticket",
     "get_study_stats",
     "export_data",
 }
@@ -125,7 +126,7 @@ def before_call(context, case, kwargs):
         if _pick(case, "origin", [True, False]):
             case.headers = {**(case.headers or {}), "Origin": os.environ["FUZZ_ALLOWED_ORIGIN"]}
     if (
-        operation == "submit_response"
+        operation in ("submit_response", "create_upload_ticket")
         and isinstance(case.body, dict)
         and not _is_negative(case, ParameterLocation.BODY)
     ):

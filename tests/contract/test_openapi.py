@@ -4,6 +4,7 @@ status, headers and body of each one)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from devtools.ports import free_port
 from devtools.stack import ROOT, FunctionsServer
 from functions import BY_NAME, HTTP
 from shared.core import errors
-from shared.visitors import claim_codes, guest_limit
+from shared.visitors import claim_codes, guest_limit, upload_tickets
 from shared.web import http, limits, models
 from shared.web.auth import GUEST_KEY_PATTERN
 from tests.conftest import ALLOWED_ORIGIN
@@ -92,12 +93,16 @@ def test_it_states_the_limits_the_code_enforces():
     experiment = TypeAdapter(models.ExperimentId).json_schema()
     assert {name: schema("ExperimentId")[name] for name in experiment} == experiment
     assert schema("GuestKey")["pattern"] == f"^{GUEST_KEY_PATTERN.pattern}$"
+    assert schema("UploadTicketRequest")["properties"]["name"]["maxLength"] == limits.UPLOAD_NAME_MAX
+    unnamed = re.sub(r"\(\?P<\w+>([^)]*)\)", r"\1", upload_tickets.TICKET.pattern)  # (?P<expires>...) -> ...
+    assert schema("UploadTicket")["properties"]["ticket"]["pattern"] == f"^{unnamed}$"
     # Unknown fields are refused by every body model, and so by the document.
     for name, model in (
         ("NewSession", models.NewSession),
         ("NewResponse", models.NewResponse),
         ("Registration", models.Registration),
         ("NewClaimCode", models.NewClaimCode),
+        ("UploadTicketRequest", models.UploadTicketRequest),
     ):
         assert schema(name)["additionalProperties"] is False and model.model_config["extra"] == "forbid"
         assert set(schema(name)["properties"]) == set(model.model_fields)
@@ -269,6 +274,27 @@ def test_submit_response_answers_conform(api, db):
     conforms(api.post("submit_response", {"sessionId": session, "data": 1}), 401, "unauthenticated")
     conforms(api.get("submit_response", guest=key), 405, "method_not_allowed")
     assert [r.level for r in rows(db, "SELECT level FROM responses ORDER BY created_at")] == [3, None]
+
+
+def test_create_upload_ticket_answers_conform(api, db, auth_emulator):
+    key, other = new_guest_key(), new_guest_key()
+    session = api.post("create_session", {}, guest=key).json()["sessionId"]
+    others = api.post("create_session", {}, guest=other).json()["sessionId"]
+
+    made = conforms(api.post("create_upload_ticket", {"sessionId": session, "name": "a b é.png"}, guest=key), 201)
+    assert made["path"] == f"sessions/{session}/a b é.png"
+    conforms(
+        api.post("create_upload_ticket", {"sessionId": others, "name": "a.png"}, guest=key), 403, "permission_denied"
+    )
+    conforms(
+        api.post("create_upload_ticket", {"sessionId": str(uuid.uuid4()), "name": "a.png"}, guest=key), 404, "not_found"
+    )
+    for bad in ({"sessionId": session}, {"sessionId": session, "name": "a/b"}, {"sessionId": session, "name": ".."}):
+        conforms(api.post("create_upload_ticket", bad, guest=key), 400, "invalid_argument")
+    conforms(api.post("create_upload_ticket", {"sessionId": session, "name": "a.png"}), 401, "unauthenticated")
+    conforms(api.get("create_upload_ticket", guest=key), 405, "method_not_allowed")
+    assert api.post("delete_my_data", {}, guest=key).json()["status"] == "done"
+    conforms(api.post("create_upload_ticket", {"sessionId": session, "name": "a.png"}, guest=key), 404, "not_found")
 
 
 def test_get_visitor_answers_conform(api, db, auth_emulator):

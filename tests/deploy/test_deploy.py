@@ -27,6 +27,7 @@ RESEARCH_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.callers == "researcher
 APP_CHECK_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.app_check)
 # The functions that erase, and so log in as a member of visitor_erasure.
 ERASING = tuple(f.name for f in FUNCTIONS if f.identity in ("erasure", "maintenance"))
+TICKETED = tuple(f.name for f in FUNCTIONS if f.upload_tickets)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -145,8 +146,9 @@ def test_secrets_come_from_secret_manager_never_inline():
     for name, argv in deploys(commands).items():
         secret = "visitors-db-erasure-password" if name in ERASING else "visitors-db-password"
         limit_key = ",GUEST_LIMIT_KEY=visitors-guest-limit-key:latest" if name == "create_session" else ""
-        assert flags(argv)["--set-secrets"] == [f"DB_PASS={secret}:latest{limit_key}"]
-        assert "DB_PASS" not in env_vars(argv) and "GUEST_LIMIT_KEY" not in env_vars(argv)
+        ticket_key = ",UPLOAD_TICKET_KEY=visitors-upload-ticket-key:latest" if name in TICKETED else ""
+        assert flags(argv)["--set-secrets"] == [f"DB_PASS={secret}:latest{limit_key}{ticket_key}"]
+        assert not {"DB_PASS", "GUEST_LIMIT_KEY", "UPLOAD_TICKET_KEY"} & set(env_vars(argv))
     printed = "\n".join(shlex.join(argv) for argv in commands)
     assert sentinel not in printed
     assert printed.count("DB_PASS") == len(deploys(commands)) + 1  # --set-secrets, and the migration's $(...)
@@ -223,9 +225,11 @@ def test_iam_database_auth_sends_no_password_at_all():
     commands = printed_commands(DB_IAM_AUTH="true")
     deployed = deploys(commands)
     for name, argv in deployed.items():
-        assert flags(argv).get("--set-secrets", []) == (
-            ["GUEST_LIMIT_KEY=visitors-guest-limit-key:latest"] if name == "create_session" else []
-        )
+        secrets = {
+            "create_session": ["GUEST_LIMIT_KEY=visitors-guest-limit-key:latest"],
+            **{ticketed: ["UPLOAD_TICKET_KEY=visitors-upload-ticket-key:latest"] for ticketed in TICKETED},
+        }
+        assert flags(argv).get("--set-secrets", []) == secrets.get(name, [])
         env = env_vars(argv)
         assert env["DB_IAM_AUTH"] == "true"
         # Each service account is its own database user, and each joins visitor_functions.
@@ -320,11 +324,11 @@ def test_the_functions_settings_are_checked_as_deployed_with_the_password_from_s
 
 def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     # 4 visitor functions x 5 instances x 3 + the rarely-called ones (rights, create_claim_code,
-    # researchers, run_maintenance) x 1 x 3 + the trigger's 5.
+    # create_upload_ticket, researchers, run_maintenance) x 1 x 3 + the trigger's 5.
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
-    assert len(FEW_INSTANCES_FUNCTIONS) == 8  # get_researcher_actions joined the researchers' two
+    assert len(FEW_INSTANCES_FUNCTIONS) == 9  # get_researcher_actions and create_upload_ticket joined
     assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
 
 
@@ -402,6 +406,7 @@ def test_each_function_is_deployed_as_its_row_says():
         assert env.get("APP_CHECK") == ("monitor" if row.app_check else None), row
         assert ("GUEST_LIMIT_PER_HOUR" in env) == row.guest_limit, row
         assert ("SESSION_LIMIT_PER_HOUR" in env) == row.guest_limit, row
+        assert ("UPLOAD_TICKETS" in env) == ("UPLOAD_TICKET_TTL_SECONDS" in env) == row.upload_tickets, row
     # The scheduler waits for run_maintenance as long as its row lets it run.
     (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
     (scheduled,) = [row for row in FUNCTIONS if row.callers == "scheduler"]
@@ -421,6 +426,25 @@ def test_create_session_gets_the_session_limit():
         == "50"
     )
     assert env_vars(deploys(printed_commands())["create_session"])["SESSION_LIMIT_PER_HOUR"] == "300"
+
+
+def test_upload_tickets_sign_and_verify_with_one_key_from_secret_manager():
+    """create_upload_ticket signs and the trigger verifies: both get the key, the mode and the lifetime."""
+    assert set(TICKETED) == {"create_upload_ticket", "on_upload_finalized"}
+    deployed = deploys(
+        printed_commands(UPLOAD_TICKETS="monitor", UPLOAD_TICKET_TTL_SECONDS="600", UPLOAD_TICKET_KEY_SECRET="t-key")
+    )
+    for name in TICKETED:
+        assert flags(deployed[name])["--set-secrets"][0].endswith(",UPLOAD_TICKET_KEY=t-key:latest")
+        env = env_vars(deployed[name])
+        assert (env["UPLOAD_TICKETS"], env["UPLOAD_TICKET_TTL_SECONDS"]) == ("monitor", "600")
+    defaults = env_vars(deploys(printed_commands())["on_upload_finalized"])
+    assert (defaults["UPLOAD_TICKETS"], defaults["UPLOAD_TICKET_TTL_SECONDS"]) == ("enforce", "3600")
+
+
+def test_a_bad_upload_tickets_mode_is_refused_before_anything_runs():
+    _, problems = deploy.problems({**SETTINGS, "UPLOAD_TICKETS": "sometimes"})
+    assert any(line.startswith("UPLOAD_TICKETS='sometimes' is not a mode") for line in problems), problems
 
 
 # The Cloud SDK parses every printed gcloud command, of `make deploy` and of `make setup`: a misspelt

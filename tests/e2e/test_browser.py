@@ -23,6 +23,7 @@ import requests
 
 from devtools.ports import free_port, wait_until
 from devtools.stack import BUCKET, PROJECT, ROOT, FunctionsServer
+from shared.visitors import upload_tickets
 from tests.support import rows
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -151,6 +152,12 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
         f"{stack.storage.url}/storage/v1/b/{BUCKET}/o/{name}", params={"alt": "media"}, timeout=10
     )
     assert stored_object.text == "hello from the browser\n"
+    # It asked create_upload_ticket first and uploaded with that ticket in the object's metadata,
+    # which the trigger verified (under UPLOAD_TICKETS=enforce it would have deleted the file).
+    assert any(url.endswith("/create_upload_ticket") for url in requested), requested
+    metadata = requests.get(f"{stack.storage.url}/storage/v1/b/{BUCKET}/o/{name}", timeout=10).json()["metadata"]
+    assert upload_tickets.TICKET.fullmatch(metadata["uploadTicket"]) and metadata["visitorNumber"] == "1"
+    expect(page.locator('#upload-metadata dd[data-key="uploadTicket"]')).to_have_count(0)  # the page's own key
 
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill("correct-horse")

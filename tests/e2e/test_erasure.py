@@ -318,9 +318,10 @@ def test_an_upload_finalized_after_the_erasure_leaves_no_object_and_no_document(
     key = new_guest_key()
     session = world.new_session(guest=key)
     early = world.upload(session["sessionId"], "early.png")
+    late_ticket = world.ticket(session["sessionId"], "late.png")  # asked for before the erasure
     assert withdraw(world.api, guest=key).json()["status"] == "done"
 
-    late = world.upload(session["sessionId"], "late.png")  # finished after the erasure
+    late = world.upload(session["sessionId"], "late.png", ticket=late_ticket)  # finished after the erasure
     first = world.deliver(late)
     again = world.deliver(late)  # delivered again, as Eventarc may
     stale = world.deliver(early)  # the early object's event, delivered late

@@ -149,6 +149,7 @@ def test_retention_erases_exactly_the_empty_old_unclaimed_guests_through_the_led
     with_response = guest(api)
     api.post("submit_response", {"sessionId": with_response[1][0]["sessionId"], "data": 1}, guest=with_response[0])
     with_upload = guest(api)
+    world.owners[with_upload[1][0]["sessionId"]] = with_upload[0]  # its ticket from create_upload_ticket
     assert world.deliver(world.upload(with_upload[1][0]["sessionId"])).status_code < 300
     claimed = guest(api)
     assert api.post("register", {}, guest=claimed[0], token=auth_emulator.new_user().id_token).status_code == 201

@@ -15,11 +15,13 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from devtools.ports import wait_until
-from devtools.stack import BUCKET
+from devtools.clients import StorageEvents
+from devtools.ports import free_port, wait_until
+from devtools.stack import BUCKET, FunctionsServer
+from shared.visitors import upload_tickets
 from shared.visitors.uploads import upload_id
 from tests.support import new_guest_key, scalar
-from tests.uploads_support import parse_time
+from tests.uploads_support import SIGNED, parse_time
 
 
 def rfc3339(moment: datetime) -> str:
@@ -46,6 +48,7 @@ def test_uploaded_object_is_tagged_and_recorded(uploads_world):
     assert stored["metadata"] == {
         "origin": "camera",
         "lang": "de",  # the object's own keys are kept
+        "uploadTicket": item["metadata"]["uploadTicket"],
         "visitorNumber": "1",
         "sessionId": session["sessionId"],
         "experimentId": "study-7",
@@ -76,7 +79,7 @@ def test_a_session_without_experiment_gets_no_experiment_key(uploads_world):
 
     assert world.deliver(item).ok
 
-    assert set(world.stored(item["name"])["metadata"]) == {"visitorNumber", "sessionId", "uploadedAt"}
+    assert set(world.stored(item["name"])["metadata"]) == {"visitorNumber", "sessionId", "uploadedAt", "uploadTicket"}
     (upload,) = world.uploads().values()
     assert upload["experimentId"] is None and upload["visitorNumber"] == 1
 
@@ -150,11 +153,17 @@ def test_two_hundred_uploads_of_ten_visitors_are_each_counted(uploads_world):
 
 
 def assert_nothing_written(world, item: dict | None = None, metadata: dict | None = None):
+    """Nothing recorded; the object, if still there, has `metadata` beside its upload ticket."""
     assert world.uploads() == {}
     assert world.visitors() == {}
     if item is not None:
         stored = world.stored(item["name"])
-        assert stored is None or stored.get("metadata") == metadata
+        assert stored is None or without_ticket(stored.get("metadata")) == metadata
+
+
+def without_ticket(metadata: dict | None) -> dict | None:
+    rest = {key: value for key, value in (metadata or {}).items() if key != upload_tickets.METADATA_KEY}
+    return rest or None
 
 
 def test_object_outside_sessions_is_acknowledged(uploads_world):
@@ -162,9 +171,7 @@ def test_object_outside_sessions_is_acknowledged(uploads_world):
     session = world.new_session()
     names = [
         "avatars/me.png",
-        f"sessions/{session['sessionId']}",
         f"session/{session['sessionId']}/a.png",
-        "sessions/not-a-uuid/a.png",
         f"public/sessions/{session['sessionId']}/a.png",
     ]
     for name in names:
@@ -174,21 +181,47 @@ def test_object_outside_sessions_is_acknowledged(uploads_world):
         assert_nothing_written(world, item, {"k": "v"})
 
 
+@pytest.mark.parametrize("tickets", ["monitor", "off"])
+def test_object_under_sessions_but_of_no_session_is_acknowledged_untouched_when_not_enforcing(
+    uploads_world, stack, tmp_path, tickets
+):
+    """With UPLOAD_TICKETS=enforce such objects are deleted (tests/e2e/test_upload_tickets.py)."""
+    world = uploads_world
+    session = world.new_session()
+    server = FunctionsServer(free_port(), {**stack.env(), "UPLOAD_TICKETS": tickets}, tmp_path / "f.log").start()
+    try:
+        events = StorageEvents(f"{server.url}/on_upload_finalized")
+        for name in (f"sessions/{session['sessionId']}", "sessions/not-a-uuid/a.png"):
+            item = world.upload(session["sessionId"], name=name, metadata={"k": "v"})
+            response = events.deliver(item)
+            assert 200 <= response.status_code < 300, (name, response.text)
+            assert_nothing_written(world, item, {"k": "v"})
+    finally:
+        server.stop()
+
+
 def test_a_session_id_is_matched_in_its_lower_case_spelling_only(uploads_world, stack):
     """SPEC §5: delete_my_data deletes sessions/{id}/ in the id's canonical (lower-case) spelling, so
-    an object under another spelling is not the session's: acknowledged and logged, never recorded
-    nor tagged (it would otherwise be counted for the visitor and survive their withdrawal)."""
+    an object under another spelling is not the session's: never recorded nor tagged (it would
+    otherwise be counted for the visitor and survive their withdrawal); no ticket names it, so it
+    is deleted and logged (UPLOAD_TICKETS=enforce), even with the lower-case spelling's ticket."""
     world = uploads_world
     session = world.new_session()
     spellings = [session["sessionId"].upper(), session["sessionId"][:8].upper() + session["sessionId"][8:]]
     log = stack.workdir / "functions.log"
     for spelling in spellings:
         before = log.stat().st_size
-        item = world.upload(session["sessionId"], name=f"sessions/{spelling}/a.png", metadata={"k": "v"})
+        item = world.upload(
+            session["sessionId"],
+            name=f"sessions/{spelling}/a.png",
+            metadata={"k": "v"},
+            ticket=world.ticket(session["sessionId"], "a.png"),
+        )
         response = world.deliver(item)
         assert 200 <= response.status_code < 300, (spelling, response.text)
-        assert_nothing_written(world, item, {"k": "v"})
-        assert "acknowledged without action" in log.read_bytes()[before:].decode()
+        assert_nothing_written(world, item, None)
+        assert world.stored(item["name"]) is None
+        assert "upload refused" in log.read_bytes()[before:].decode()
 
     lower = world.upload(session["sessionId"], "a.png")
     assert world.deliver(lower).ok
@@ -196,13 +229,14 @@ def test_a_session_id_is_matched_in_its_lower_case_spelling_only(uploads_world, 
     assert len(world.uploads()) == 1
 
 
-def test_unknown_session_is_acknowledged(uploads_world):
+def test_unknown_session_is_acknowledged_and_its_object_deleted(uploads_world):
     world = uploads_world
     world.new_session()
-    item = world.upload(str(uuid.uuid4()))
+    item = world.upload(str(uuid.uuid4()), ticket=SIGNED)  # no ticket can be asked for: signed here
 
     assert world.deliver(item).ok
     assert_nothing_written(world, item, None)
+    assert world.stored(item["name"]) is None
 
 
 def test_deleted_object_is_acknowledged(uploads_world):
@@ -311,7 +345,7 @@ def test_session_without_a_visitor_number_is_recorded_without_one(uploads_world)
 
     assert world.deliver(item).ok
 
-    metadata = world.stored(item["name"])["metadata"]
+    metadata = without_ticket(world.stored(item["name"])["metadata"])
     assert metadata == {
         "k": "v",
         "sessionId": session["sessionId"],
@@ -385,7 +419,7 @@ def test_database_unavailable_fails_and_redelivery_completes_once(uploads_world,
     try:
         response = world.deliver(item)
         assert response.status_code >= 500
-        assert world.uploads() == {} and world.stored(item["name"]).get("metadata") is None
+        assert world.uploads() == {} and set(world.stored(item["name"])["metadata"]) == {"uploadTicket"}  # not tagged
     finally:
         stack.postgres.start()
         engine.dispose()  # the tests' own pool held connections to the stopped server

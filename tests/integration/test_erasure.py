@@ -49,14 +49,17 @@ def test_an_upload_in_flight_is_waited_for_and_then_erased(stack, uploads_world,
     assert everything_left(world.db, stack.firestore, storage_client, BUCKET, traces) == []
 
 
-def test_the_trigger_after_the_erasure_deletes_the_object_and_records_nothing(stack, uploads_world, storage_client):
+def test_the_trigger_after_the_erasure_deletes_the_object_and_records_nothing(
+    ticket_check, stack, uploads_world, storage_client
+):
     world = uploads_world
     key = new_guest_key()
     session = world.new_session(guest=key)
+    ticket = world.ticket(session["sessionId"], "photo.png")  # asked for before the erasure
     erasure.erase_caller(
         world.db, Guest(hash_guest_key(key)), erasure.OtherStores(world.firestore, storage_client, BUCKET)
     )
-    item = world.upload(session["sessionId"])
+    item = world.upload(session["sessionId"], "photo.png", ticket=ticket)
 
     outcome = uploads.record_upload(
         {"type": uploads.FINALIZED},
@@ -64,6 +67,7 @@ def test_the_trigger_after_the_erasure_deletes_the_object_and_records_nothing(st
         engine=world.db,
         storage_client=storage_client,
         firestore_client=world.firestore,
+        tickets=ticket_check,
     )
 
     assert (outcome.status, outcome.reason) == (

@@ -29,7 +29,7 @@ from shared.ops import backfill, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
 from shared.research import export, researchers, stats, trail
 from shared.rights import access, erasure
-from shared.visitors import claim_codes, registration, responses, sessions, uploads
+from shared.visitors import claim_codes, registration, responses, sessions, upload_tickets, uploads
 from shared.visitors.guest_limit import Window
 from shared.web.auth import Guest, User, hash_guest_key
 from shared.web.models import NewResponse, NewSession, StudyQuery
@@ -118,6 +118,10 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
     with uploads.locked_session(engine, own.session_id):
         pass
+    guest_with_session = Guest(hash_guest_key(new_guest_key()))
+    _, guest_own = sessions.create_session(engine, guest_with_session, NewSession())
+    for owner, owned in ((numbered_user, own), (guest_with_session, guest_own)):  # upload tickets
+        upload_tickets.create_upload_ticket(engine, owner, owned.session_id, "a.png", key=b"k" * 32, ttl_seconds=60)
     exporter = Guest(hash_guest_key(new_guest_key()))
     _, exported = sessions.create_session(engine, exporter, NewSession())
     responses.submit_response(engine, exporter, NewResponse(sessionId=exported.session_id, data="x"))
@@ -230,6 +234,8 @@ SINGLE_STATEMENTS = {
     "claim_codes/create_user",
     "claim_codes/try",
     "trail/latest",
+    "uploads/ticket_owner_guest",
+    "uploads/ticket_owner_user",
 }
 
 

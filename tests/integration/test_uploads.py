@@ -56,7 +56,9 @@ def attributes(item: dict, **overrides) -> dict:
     }
 
 
-def test_the_metadata_write_is_conditional_on_generation_and_metageneration(uploads_world, recording_storage):
+def test_the_metadata_write_is_conditional_on_generation_and_metageneration(
+    ticket_check, uploads_world, recording_storage
+):
     """Cloud Storage refuses the write (412) if the generation was replaced or the
     metadata changed since it was read. The emulator does not enforce these
     conditions, so this checks that they are sent."""
@@ -65,7 +67,12 @@ def test_the_metadata_write_is_conditional_on_generation_and_metageneration(uplo
     item = world.upload(world.new_session()["sessionId"], metadata={"k": "v"})
 
     outcome = uploads.record_upload(
-        attributes(item), item, engine=world.db, storage_client=client, firestore_client=world.firestore
+        attributes(item),
+        item,
+        engine=world.db,
+        storage_client=client,
+        firestore_client=world.firestore,
+        tickets=ticket_check,
     )
 
     assert outcome.status == "recorded"
@@ -78,13 +85,18 @@ def test_the_metadata_write_is_conditional_on_generation_and_metageneration(uplo
 
     session.sent.clear()
     again = uploads.record_upload(
-        attributes(item), item, engine=world.db, storage_client=client, firestore_client=world.firestore
+        attributes(item),
+        item,
+        engine=world.db,
+        storage_client=client,
+        firestore_client=world.firestore,
+        tickets=ticket_check,
     )
     assert again.status == "duplicate"
     assert [method for method, _ in session.sent] == ["GET"]  # read, found tagged, nothing written
 
 
-def test_metadata_a_client_forged_is_replaced(uploads_world):
+def test_metadata_a_client_forged_is_replaced(ticket_check, uploads_world):
     """The trigger's keys are the trigger's: values sent by a client are overwritten or removed."""
     world = uploads_world
     session = world.new_session(experiment_id=None)
@@ -94,7 +106,12 @@ def test_metadata_a_client_forged_is_replaced(uploads_world):
     )
 
     outcome = uploads.record_upload(
-        attributes(item), item, engine=world.db, storage_client=world.bucket.client, firestore_client=world.firestore
+        attributes(item),
+        item,
+        engine=world.db,
+        storage_client=world.bucket.client,
+        firestore_client=world.firestore,
+        tickets=ticket_check,
     )
 
     assert outcome.status == "recorded"
@@ -105,7 +122,7 @@ def test_metadata_a_client_forged_is_replaced(uploads_world):
     assert metadata.get("experimentId") is None
 
 
-def test_the_age_limit_is_a_parameter(uploads_world):
+def test_the_age_limit_is_a_parameter(ticket_check, uploads_world):
     world = uploads_world
     item = world.upload(world.new_session()["sessionId"])
     now = datetime.now(UTC)
@@ -113,6 +130,7 @@ def test_the_age_limit_is_a_parameter(uploads_world):
         engine=world.db,
         storage_client=world.bucket.client,
         firestore_client=world.firestore,
+        tickets=ticket_check,
         max_age_seconds=60,
         now=now,
     )
@@ -126,13 +144,18 @@ def test_the_age_limit_is_a_parameter(uploads_world):
     assert uploads.record_upload(recent, item, **deps).status == "recorded"
 
 
-def test_an_event_without_a_time_is_handled(uploads_world):
+def test_an_event_without_a_time_is_handled(ticket_check, uploads_world):
     world = uploads_world
     item = world.upload(world.new_session()["sessionId"])
     event = {k: v for k, v in attributes(item).items() if k != "time"}
 
     outcome = uploads.record_upload(
-        event, item, engine=world.db, storage_client=world.bucket.client, firestore_client=world.firestore
+        event,
+        item,
+        engine=world.db,
+        storage_client=world.bucket.client,
+        firestore_client=world.firestore,
+        tickets=ticket_check,
     )
     assert outcome.status == "recorded"
 
@@ -176,7 +199,7 @@ def test_firestore_unreachable_raises_unavailable_within_the_deadline(stack, mon
     assert time.monotonic() - started < stores.DEPENDENCY_DEADLINE_SECONDS + 5
 
 
-def test_storage_unreachable_raises_unavailable(uploads_world, monkeypatch):
+def test_storage_unreachable_raises_unavailable(ticket_check, uploads_world, monkeypatch):
     from google.cloud import storage
 
     world = uploads_world
@@ -186,6 +209,11 @@ def test_storage_unreachable_raises_unavailable(uploads_world, monkeypatch):
 
     with pytest.raises(uploads.RetryEvent):
         uploads.record_upload(
-            attributes(item), item, engine=world.db, storage_client=unreachable, firestore_client=world.firestore
+            attributes(item),
+            item,
+            engine=world.db,
+            storage_client=unreachable,
+            firestore_client=world.firestore,
+            tickets=ticket_check,
         )
     assert world.uploads() == {}

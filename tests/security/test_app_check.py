@@ -54,6 +54,7 @@ METHODS = {
     "get_visitor": "GET",
     "register": "POST",
     "create_claim_code": "POST",
+    "create_upload_ticket": "POST",
     "delete_my_data": "POST",
     "export_my_data": "GET",
 }

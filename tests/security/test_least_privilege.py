@@ -181,7 +181,11 @@ def test_the_whole_api_runs_as_a_member_of_the_role(
 
     # An upload of the user's session, tagged and recorded by the storage trigger.
     world = UploadsWorld(api, db, firestore, bucket, StorageEvents(api.url("on_upload_finalized")))
-    item = world.upload(own.json()["sessionId"])
+    ticket = api.post(
+        "create_upload_ticket", {"sessionId": own.json()["sessionId"], "name": "photo.png"}, token=user.id_token
+    )
+    assert ticket.status_code == 201, ticket.text
+    item = world.upload(own.json()["sessionId"], "photo.png", ticket=ticket.json()["ticket"])
     assert world.deliver(item).status_code < 300
     assert world.stored(item["name"])["metadata"]["visitorNumber"] == str(own.json()["visitorNumber"])
     assert len(world.uploads()) == 1
@@ -371,6 +375,7 @@ def test_withdrawal_runs_as_a_member_of_the_erasure_role(stack, erasure_user, db
         session = api.post("create_session", {}, guest=key).json()
         api.post("submit_response", {"sessionId": session["sessionId"], "data": 1}, guest=key)
         world = UploadsWorld(api, db, firestore, bucket, StorageEvents(api.url("on_upload_finalized")))
+        world.owners[session["sessionId"]] = key  # its ticket from create_upload_ticket
         assert world.deliver(world.upload(session["sessionId"])).status_code < 300
 
         erased = api.post("delete_my_data", {}, guest=key)
