@@ -44,6 +44,10 @@ ACCOUNTS = (
     "visitors-scheduler",
 )
 # The project roles of each (the IAM table); the bucket's and the secrets' are granted on them below.
+# The custom role of the functions that verify ID tokens (made by a step below, granted in PROJECT_ROLES).
+TOKEN_CHECKER_ID = "visitorsTokenChecker"
+TOKEN_CHECKER = f"projects/{{project}}/roles/{TOKEN_CHECKER_ID}"
+TOKEN_CHECKER_PERMISSIONS = ("firebaseauth.users.get",)
 PROJECT_ROLES = (
     *(
         (who, "roles/cloudsql.client")
@@ -53,8 +57,12 @@ PROJECT_ROLES = (
         (who, "roles/cloudsql.instanceUser")
         for who in ("visitors-functions", "visitors-uploads", "visitors-erasure", "visitors-maintenance")
     ),
-    ("visitors-functions", "roles/firebaseauth.viewer"),
-    ("visitors-erasure", "roles/firebaseauth.viewer"),
+    # Checking that an ID token is not revoked reads the user (firebase-admin's get_user): the one
+    # permission firebaseauth.users.get, in a role of the project's own rather than
+    # roles/firebaseauth.viewer, which also reads the providers' configs and the Firebase apps
+    # (https://cloud.google.com/iam/docs/roles-permissions/firebaseauth).
+    ("visitors-functions", TOKEN_CHECKER),
+    ("visitors-erasure", TOKEN_CHECKER),
     ("visitors-functions", "roles/datastore.viewer"),
     *((who, "roles/datastore.user") for who in ("visitors-uploads", "visitors-erasure", "visitors-maintenance")),
     ("visitors-events", "roles/eventarc.eventReceiver"),
@@ -362,9 +370,30 @@ def steps(s: Settings) -> list[Step]:
                 check=["gcloud", "iam", "service-accounts", "describe", account(s, name), p],
             )
         )
+    # https://cloud.google.com/sdk/gcloud/reference/iam/roles/create
+    out.append(
+        Step(
+            f"the role {TOKEN_CHECKER_ID} ({', '.join(TOKEN_CHECKER_PERMISSIONS)}: the revocation check of ID tokens)",
+            [
+                [
+                    "gcloud",
+                    "iam",
+                    "roles",
+                    "create",
+                    TOKEN_CHECKER_ID,
+                    p,
+                    "--title=Visitors token checker",
+                    f"--permissions={','.join(TOKEN_CHECKER_PERMISSIONS)}",
+                    "--stage=GA",
+                ]
+            ],
+            check=["gcloud", "iam", "roles", "describe", TOKEN_CHECKER_ID, p],
+        )
+    )
     # https://cloud.google.com/sdk/gcloud/reference/projects/add-iam-policy-binding: a binding the policy has
     # already is left as it is.
-    for name, role in PROJECT_ROLES:
+    for name, project_role in PROJECT_ROLES:
+        role = project_role.format(project=s.project)
         out.append(
             Step(
                 f"{role} to {name}",

@@ -16,6 +16,7 @@ CREATES = (
     ("gcloud", "sql", "databases", "create"),
     ("gcloud", "secrets", "create"),
     ("gcloud", "iam", "service-accounts", "create"),
+    ("gcloud", "iam", "roles", "create"),
     ("gcloud", "sql", "users", "create"),
     ("npx", "firebase", "projects:addfirebase"),
     ("npx", "firebase", "apps:create"),
@@ -124,3 +125,25 @@ def test_the_deploy_it_ends_with_is_one_make_deploy_accepts():
     assert variables["TRIGGER_LOCATION"] == "europe-west1"  # the bucket setup made, in the region
     deployed = make_deploy(DRY_RUN="1", **variables)
     assert deployed.returncode == 0, deployed.stderr
+
+
+def test_token_checking_needs_one_permission_and_no_broader_auth_role():
+    """The revocation check reads users (firebaseauth.users.get): a project role with that one permission,
+    granted to the two identities that verify ID tokens, instead of roles/firebaseauth.viewer."""
+    lines = printed_setup()
+    (line,) = [line for line in lines if "roles" in line and "create" in line and "iam" in line]
+    check, create = line[: line.index("||")], line[line.index("||") + 1 :]
+    assert check[:5] == ["gcloud", "iam", "roles", "describe", "visitorsTokenChecker"]
+    assert create[:5] == ["gcloud", "iam", "roles", "create", "visitorsTokenChecker"]
+    assert [a for a in create if a.startswith("--permissions=")] == ["--permissions=firebaseauth.users.get"]
+    granted = {
+        (next(a for a in line if a.startswith("--member=")), next(a for a in line if a.startswith("--role=")))
+        for line in lines
+        if "add-iam-policy-binding" in line and "projects" in line
+    }
+    checker = "--role=projects/acme-study/roles/visitorsTokenChecker"
+    assert {member for member, role in granted if role == checker} == {
+        "--member=serviceAccount:visitors-functions@acme-study.iam.gserviceaccount.com",
+        "--member=serviceAccount:visitors-erasure@acme-study.iam.gserviceaccount.com",
+    }
+    assert not [role for _, role in granted if "firebaseauth" in role]
