@@ -287,25 +287,32 @@ def session_limit_per_hour() -> int:
     return _int("SESSION_LIMIT_PER_HOUR", 300)
 
 
-# An HMAC key shorter than this is guessable enough to undo the hashing of addresses.
-GUEST_LIMIT_KEY_MIN_LENGTH = 32
+# An HMAC key shorter than this could be guessed: addresses unhashed, upload tickets forged.
+SECRET_KEY_MIN_LENGTH = 32
+
+
+def _secret_key(name: str, what: str, otherwise: str) -> bytes:
+    """An HMAC-SHA256 key from the environment; ConfigError naming `name` when it is missing or short."""
+    raw = _get(name)
+    if not raw:
+        raise ConfigError(
+            f"{name} is not set: {what}; set it to a random secret of at least "
+            f"{SECRET_KEY_MIN_LENGTH} characters ({otherwise})"
+        )
+    if len(raw) < SECRET_KEY_MIN_LENGTH:
+        raise ConfigError(
+            f"{name} is too short: use a random secret of at least "
+            f"{SECRET_KEY_MIN_LENGTH} characters, such as `openssl rand -base64 32`"
+        )
+    return raw.encode("utf-8")
 
 
 def guest_limit_key() -> bytes:
     """The secret that client addresses are hashed with (GUEST_LIMIT_KEY, HMAC-SHA256), so that
     the database holds no address. Needed while the guest-creation limit is on."""
-    raw = _get("GUEST_LIMIT_KEY")
-    if not raw:
-        raise ConfigError(
-            "GUEST_LIMIT_KEY is not set: the guest-creation limit hashes client addresses with it; "
-            "set it to a random secret of at least 32 characters (or GUEST_LIMIT_PER_HOUR=0)"
-        )
-    if len(raw) < GUEST_LIMIT_KEY_MIN_LENGTH:
-        raise ConfigError(
-            f"GUEST_LIMIT_KEY is too short: use a random secret of at least "
-            f"{GUEST_LIMIT_KEY_MIN_LENGTH} characters, such as `openssl rand -base64 32`"
-        )
-    return raw.encode("utf-8")
+    return _secret_key(
+        "GUEST_LIMIT_KEY", "the guest-creation limit hashes client addresses with it", "or GUEST_LIMIT_PER_HOUR=0"
+    )
 
 
 def _guest_limit() -> None:
@@ -338,25 +345,12 @@ def upload_ticket_ttl_seconds() -> int:
     return _int("UPLOAD_TICKET_TTL_SECONDS", 3600, minimum=1)
 
 
-# As GUEST_LIMIT_KEY's: a shorter HMAC key could be guessed, and tickets forged with it.
-UPLOAD_TICKET_KEY_MIN_LENGTH = 32
-
-
 def upload_ticket_key() -> bytes:
     """The secret upload tickets are signed with (UPLOAD_TICKET_KEY, HMAC-SHA256): needed by
     create_upload_ticket, and by the storage trigger unless UPLOAD_TICKETS=off."""
-    raw = _get("UPLOAD_TICKET_KEY")
-    if not raw:
-        raise ConfigError(
-            "UPLOAD_TICKET_KEY is not set: upload tickets are signed with it; set it to a random "
-            "secret of at least 32 characters (or UPLOAD_TICKETS=off on the storage trigger)"
-        )
-    if len(raw) < UPLOAD_TICKET_KEY_MIN_LENGTH:
-        raise ConfigError(
-            f"UPLOAD_TICKET_KEY is too short: use a random secret of at least "
-            f"{UPLOAD_TICKET_KEY_MIN_LENGTH} characters, such as `openssl rand -base64 32`"
-        )
-    return raw.encode("utf-8")
+    return _secret_key(
+        "UPLOAD_TICKET_KEY", "upload tickets are signed with it", "or UPLOAD_TICKETS=off on the storage trigger"
+    )
 
 
 def _upload_tickets() -> None:

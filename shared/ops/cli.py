@@ -206,6 +206,7 @@ def _refuse_bad_settings(problems: list[str]) -> None:
 def run(name: str, argv: list[str] | None = None) -> int:
     """Run one command; every failure becomes one line on stderr and its rung of the ladder."""
     import sqlalchemy
+    from firebase_admin.exceptions import FirebaseError
     from google.auth.exceptions import DefaultCredentialsError
 
     from shared.core import failures
@@ -236,15 +237,9 @@ def run(name: str, argv: list[str] | None = None) -> int:
     except sqlalchemy.exc.SQLAlchemyError as error:
         print(f"{name} failed: {failures.one_line(error)}", file=sys.stderr)
         return UNFINISHED
-    except _firebase_error() as error:
+    except FirebaseError as error:
         print(f"Firebase Authentication refused: {error}", file=sys.stderr)
         return UNFINISHED
-
-
-def _firebase_error() -> type[Exception]:
-    from firebase_admin import exceptions
-
-    return exceptions.FirebaseError
 
 
 def main(argv: list[str] | None = None) -> int:

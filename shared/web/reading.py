@@ -130,8 +130,12 @@ class _Watchdog:
             if self._pid != os.getpid():  # first use in this process (gunicorn forks its workers)
                 self._pid, self._due = os.getpid(), []
                 threading.Thread(target=self._run, name="body-deadlines", daemon=True).start()
+            # Deadlines only grow: a new one is never due before those queued, so the thread needs
+            # waking only when it waits on none (not once per request).
+            idle = not self._due
             heapq.heappush(self._due, (watch.at, next(self._order), watch))
-            self._wake.notify()
+            if idle:
+                self._wake.notify()
         return watch
 
     def done(self, watch: _Watch) -> None:
