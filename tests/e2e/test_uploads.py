@@ -217,6 +217,7 @@ def test_a_session_id_is_matched_in_its_lower_case_spelling_only(uploads_world, 
             metadata={"k": "v"},
             ticket=world.ticket(session["sessionId"], "a.png"),
         )
+        assert item["name"] == f"sessions/{spelling}/a.png"  # as the emulator stored it
         response = world.deliver(item)
         assert 200 <= response.status_code < 300, (spelling, response.text)
         assert_nothing_written(world, item, None)
