@@ -32,8 +32,12 @@ class UploadsWorld:
     # The guest key of each session new_session made: its tickets come from create_upload_ticket.
     owners: dict[str, str] = field(default_factory=dict)
 
-    def new_session(self, guest: str | None = None, experiment_id: str | None = "study-1") -> dict:
-        body = {"experimentId": experiment_id} if experiment_id else {}
+    def new_session(
+        self, guest: str | None = None, experiment_id: str | None = "study-1", session_id: str | None = None
+    ) -> dict:
+        body: dict[str, str] = {"experimentId": experiment_id} if experiment_id else {}
+        if session_id:
+            body["sessionId"] = session_id
         guest = guest or new_guest_key()
         response = self.api.post("create_session", body, guest=guest)
         assert response.status_code == 201, response.text
