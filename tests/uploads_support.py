@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
+import sqlalchemy
 
 from devtools.clients import StorageEvents
 from shared.visitors import upload_tickets
@@ -95,6 +96,12 @@ class UploadsWorld:
 
     def uploads(self) -> dict[str, dict]:
         return {doc.id: doc.to_dict() for doc in self.firestore.collection("uploads").stream()}
+
+    def rows(self) -> dict[str, dict]:
+        """The `uploads` rows in PostgreSQL, by uploadId (SPEC §16)."""
+        with self.db.connect() as conn:
+            found = conn.execute(sqlalchemy.text("SELECT * FROM uploads ORDER BY id")).mappings().all()
+        return {row["id"]: dict(row) for row in found}
 
     def visitors(self) -> dict[str, dict]:
         return {doc.id: doc.to_dict() for doc in self.firestore.collection("visitors").stream()}

@@ -24,9 +24,7 @@ def _make_firestore_client():
     from google.cloud import firestore
 
     config.refuse_dev_settings_when_deployed()  # FIRESTORE_EMULATOR_HOST is for dev and tests only
-    client = firestore.Client(project=config.project_id())
-    _bound_retries(client)
-    return client
+    return firestore.Client(project=config.project_id())
 
 
 # STORAGE_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST are honoured by the libraries.
@@ -58,21 +56,6 @@ def firestore_retry():
             exceptions.ServiceUnavailable, exceptions.ResourceExhausted, exceptions.InternalServerError
         ),
     )
-
-
-def _bound_retries(client) -> None:
-    """Give up on an unavailable Firestore after DEPENDENCY_DEADLINE_SECONDS, so that the
-    platform redelivers the event sooner (docs/design/uploads.md)."""
-    from google.api_core import gapic_v1
-
-    transport = client._firestore_api._transport
-    for rpc in (transport.begin_transaction, transport.commit, transport.rollback):
-        transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
-            rpc,
-            default_retry=firestore_retry(),
-            default_timeout=DEPENDENCY_DEADLINE_SECONDS,
-            client_info=gapic_v1.client_info.ClientInfo(),
-        )
 
 
 def reset_clients() -> None:

@@ -15,19 +15,21 @@ log = get_logger("backfill")
 DEFAULT_BATCH = 100
 
 # shared/statements/backfill/*.sql for each kind of visitor, run in this order in
-# one transaction per batch: pick (lock), number, fill sessions, fill responses.
+# one transaction per batch: pick (lock), number, fill sessions, fill responses, fill uploads.
 _STATEMENTS = {
     "guests": (
         "backfill/pick_guests",
         "backfill/number_guests",
         "backfill/fill_guest_sessions",
         "backfill/fill_guest_responses",
+        "backfill/fill_guest_uploads",
     ),
     "users": (
         "backfill/pick_users",
         "backfill/number_users",
         "backfill/fill_user_sessions",
         "backfill/fill_user_responses",
+        "backfill/fill_user_uploads",
     ),
 }
 
@@ -76,7 +78,7 @@ def backfill(engine: Engine, batch: int = DEFAULT_BATCH) -> Summary:
 
 def _backfill_batch(engine: Engine, kind: str, batch: int, summary: Summary) -> bool:
     """One transaction over up to `batch` visitors of one kind; False when none was left to pick."""
-    pick, number, fill_sessions, fill_responses = _STATEMENTS[kind]
+    pick, number, fill_sessions, fill_responses, fill_uploads = _STATEMENTS[kind]
     with transaction(engine) as conn:
         picked = conn.execute(statement(pick), {"batch": batch}).all()
         if not picked:
@@ -85,6 +87,7 @@ def _backfill_batch(engine: Engine, kind: str, batch: int, summary: Summary) -> 
         numbered = conn.execute(statement(number), {"ids": ids}).all()
         sessions = conn.execute(statement(fill_sessions), {"ids": ids}).rowcount
         responses = conn.execute(statement(fill_responses), {"ids": ids}).rowcount
+        conn.execute(statement(fill_uploads), {"ids": ids})
     if kind == "guests":
         summary.guests_numbered += len(numbered)
     else:

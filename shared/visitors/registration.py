@@ -146,6 +146,7 @@ def _register(
             conn.execute(statement("registration/number_own_sessions"), {"user_id": user.uid, "number": number})
         if claimed is not None or (had_number is None and number is not None):
             conn.execute(statement("registration/renumber_responses"), {"user_id": user.uid})
+            conn.execute(statement("registration/renumber_uploads"), {"user_id": user.uid})
 
     result = Registered(
         created=row.created,

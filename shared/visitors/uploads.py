@@ -1,12 +1,13 @@
 """Uploads: what happens when a file lands in Cloud Storage under sessions/{sessionId}/: check
-its upload ticket, tag it, record it in Firestore, exactly once per generation (docs/design/uploads.md)."""
+its upload ticket, tag it, record it in PostgreSQL and Firestore, exactly once per generation
+(docs/design/uploads.md)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from shared.core.stores import DEPENDENCY_DEADLINE_SECONDS, delete_object, fires
 from shared.visitors import upload_tickets
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 log = get_logger("uploads")
 
@@ -179,7 +180,7 @@ def _record_upload(
         event = parse_event(attributes, data, expected_bucket)
         _check_age(event, max_age_seconds, now)
         check_ticket(event, tickets)
-        with locked_session(engine, session_id_of(event.name)) as session:
+        with locked_session(engine, session_id_of(event.name)) as (conn, session):
             stored = tag_object(storage_client, event, session)
             if session.visitor_number is None:
                 log.warning(
@@ -187,7 +188,11 @@ def _record_upload(
                     session.session_id,
                     extra={"fields": {"sessionId": str(session.session_id), "uploadId": event.upload_id}},
                 )
-            created = record_in_firestore(firestore_client, event, session, stored)
+            created = record_in_postgres(conn, event, session, stored)
+            if created:
+                # Before PostgreSQL commits: a failure here rolls the row back and the redelivery
+                # writes both again, so a row is never without its Firestore documents.
+                record_in_firestore(firestore_client, event, session, stored, latest_upload(conn, session))
     except Erased as erased:
         deleted = _delete_generation(storage_client, event)
         return Outcome(
@@ -196,7 +201,7 @@ def _record_upload(
     except (Refused, UnknownSession) as refused:
         if isinstance(refused, UnknownSession) and tickets.mode != "enforce":
             return Outcome("ignored", refused.reason, warn=True)
-        if isinstance(refused, Refused) and already_recorded(firestore_client, event):
+        if isinstance(refused, Refused) and already_recorded(engine, event):
             # A redelivery (or make dev's bridge after a restart) once the key changed: its ticket
             # verified when it was recorded, and the recorded upload stays.
             return Outcome("duplicate", f"{refused.reason}, but it was recorded before; left as it is", event.upload_id)
@@ -312,11 +317,12 @@ def session_id_of(name: str) -> uuid.UUID:
 
 
 @contextmanager
-def locked_session(engine: Engine, session_id: uuid.UUID) -> Iterator[UploadSession]:
-    """The session, held FOR SHARE while the block records its upload.
+def locked_session(engine: Engine, session_id: uuid.UUID) -> Iterator[tuple[Connection, UploadSession]]:
+    """The session, held FOR SHARE in a transaction while the block records its upload; the
+    transaction commits when the block ends.
 
     An erasure of the session waits for the block to end (and its Firestore part
-    then deletes what the block wrote). Ignored if there is no such session;
+    then deletes what the block wrote). UnknownSession if there is no such session;
     Erased if it was erased (its tombstone). DependencyUnavailable if the
     database is down.
     """
@@ -326,7 +332,42 @@ def locked_session(engine: Engine, session_id: uuid.UUID) -> Iterator[UploadSess
             if conn.execute(statement("uploads/erased_session"), {"session_id": str(session_id)}).first():
                 raise Erased(f"session {session_id} was erased")
             raise UnknownSession(f"no session {session_id}")
-        yield UploadSession(row.id, row.visitor_number, row.experiment_id)
+        yield conn, UploadSession(row.id, row.visitor_number, row.experiment_id)
+
+
+def record_in_postgres(conn: Connection, event: ObjectEvent, session: UploadSession, stored: StoredObject) -> bool:
+    """The upload's row in `uploads`, once per uploadId: True when this delivery inserted it."""
+    row = conn.execute(
+        statement("uploads/record"),
+        {
+            "id": event.upload_id,
+            "session_id": str(session.session_id),
+            "visitor_number": session.visitor_number,
+            "bucket": event.bucket,
+            "name": event.name,
+            "generation": event.generation,
+            "content_type": stored.content_type,
+            "size": stored.size,
+            "uploaded_at": stored.time_created,
+        },
+    ).first()
+    return row is not None
+
+
+def latest_upload(conn: Connection, session: UploadSession) -> datetime | None:
+    """The visitor's latest upload time, read under a lock per visitor number, so that the
+    Firestore writes of one visitor's uploads happen in the order their rows commit (each
+    writes what all the committed rows say, and the last writer sees them all)."""
+    if session.visitor_number is None:
+        return None
+    conn.execute(statement("uploads/lock_visitor"), {"visitor_number": session.visitor_number})
+    return conn.execute(statement("uploads/latest"), {"visitor_number": session.visitor_number}).scalar_one()
+
+
+def already_recorded(engine: Engine, event: ObjectEvent) -> bool:
+    """Whether the upload has its row: the object was let in by an earlier delivery."""
+    with transaction(engine) as conn:
+        return conn.execute(statement("uploads/recorded"), {"id": event.upload_id}).first() is not None
 
 
 # --- Storage ----------------------------------------------------------------
@@ -396,88 +437,46 @@ def _stored(blob) -> StoredObject:
 # --- Firestore --------------------------------------------------------------
 
 
-def record_in_firestore(firestore_client, event: ObjectEvent, session: UploadSession, stored: StoredObject) -> bool:
-    """Record the upload and count it for its visitor, once: True the first time.
-
-    One transaction reads `uploads/{uploadId}` and stops if it exists; otherwise
-    it creates it and increments `visitors/{n}.uploadCount`. The upload is
-    written with create() (the commit fails if the document exists) and first in
-    the commit, so a duplicate is refused even by a server whose transactions do
-    not isolate concurrent readers (the local emulator's do not).
-    """
+def record_in_firestore(
+    firestore_client, event: ObjectEvent, session: UploadSession, stored: StoredObject, last_upload_at: datetime | None
+) -> bool:
+    """Write `uploads/{uploadId}` and count it in `visitors/{n}`, in one batch that reads
+    nothing: True the first time. The upload is written with create(), so the batch fails
+    as a whole when it exists, and the count is raised exactly once whatever the retries.
+    `lastUploadAt` is PostgreSQL's (latest_upload), so a late redelivery cannot move it back."""
     from google.api_core import exceptions
     from google.cloud import firestore
 
     number = session.visitor_number
-    upload_ref = firestore_client.collection("uploads").document(event.upload_id)
-    visitor_ref = firestore_client.collection("visitors").document(str(number)) if number is not None else None
-    upload = {
-        "bucket": event.bucket,
-        "name": event.name,
-        # A string: generations exceed 2^53, which JavaScript clients would round.
-        "generation": str(event.generation),
-        "contentType": stored.content_type,
-        "size": stored.size,
-        "sessionId": str(session.session_id),
-        "visitorNumber": number,
-        "experimentId": session.experiment_id,
-        "uploadedAt": stored.time_created,
-        "recordedAt": firestore.SERVER_TIMESTAMP,
-    }
-
-    def record(tx) -> bool:
-        refs = [upload_ref] + ([visitor_ref] if visitor_ref else [])
-        snapshots = {
-            snapshot.reference.path: snapshot
-            for snapshot in tx.get_all(refs, retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
-        }
-        if snapshots[upload_ref.path].exists:
-            return False
-        tx.create(upload_ref, upload)
-        if visitor_ref is not None:
-            visitor = snapshots[visitor_ref.path].to_dict() or {}
-            change: dict[str, Any] = {"visitorNumber": number, "uploadCount": firestore.Increment(1)}
-            last = visitor.get("lastUploadAt")
-            if last is None or last < stored.time_created:  # a late redelivery does not move it back
-                change["lastUploadAt"] = stored.time_created
-            tx.set(visitor_ref, change, merge=True)
-        return True
-
+    batch = firestore_client.batch()
+    batch.create(
+        firestore_client.collection("uploads").document(event.upload_id),
+        {
+            "bucket": event.bucket,
+            "name": event.name,
+            # A string: generations exceed 2^53, which JavaScript clients would round.
+            "generation": str(event.generation),
+            "contentType": stored.content_type,
+            "size": stored.size,
+            "sessionId": str(session.session_id),
+            "visitorNumber": number,
+            "experimentId": session.experiment_id,
+            "uploadedAt": stored.time_created,
+            "recordedAt": firestore.SERVER_TIMESTAMP,
+        },
+    )
+    if number is not None:
+        batch.set(
+            firestore_client.collection("visitors").document(str(number)),
+            {"visitorNumber": number, "uploadCount": firestore.Increment(1), "lastUploadAt": last_upload_at},
+            merge=True,
+        )
     try:
-        return _transaction(firestore_client, record)
+        batch.commit(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)
     except exceptions.AlreadyExists:
-        return False  # a concurrent delivery of the same event committed first
+        return False  # an earlier delivery wrote both (and its PostgreSQL part did not commit)
     except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
         raise failures.unavailable(
             "Firestore", error, "Firestore is unavailable; the event will be retried."
         ) from error
-
-
-def already_recorded(firestore_client, event: ObjectEvent) -> bool:
-    """Whether `uploads/{uploadId}` exists: the object was let in by an earlier delivery."""
-    from google.api_core import exceptions
-
-    ref = firestore_client.collection("uploads").document(event.upload_id)
-    try:
-        return ref.get(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS).exists
-    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        raise failures.unavailable(
-            "Firestore", error, "Firestore is unavailable; the event will be retried."
-        ) from error
-
-
-def _transaction(firestore_client, work: Callable):
-    """Run work(transaction) in a Firestore transaction (retried on ABORTED)."""
-    from google.api_core import exceptions
-    from google.cloud import firestore
-
-    try:
-        return firestore.transactional(work)(firestore_client.transaction())
-    except ValueError as error:
-        # The library reports a failed begin (its rollback of a transaction that
-        # never began raises ValueError) and exhausted ABORTED retries as
-        # ValueError; the Firestore error underneath is what happened.
-        underlying = error.__cause__ or error.__context__
-        if isinstance(underlying, (exceptions.GoogleAPICallError, exceptions.RetryError)):
-            raise underlying from None
-        raise
+    return True

@@ -8,6 +8,7 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from devtools.ports import free_port, wait_until
 from devtools.stack import BUCKET, FunctionsServer
 from shared.visitors import upload_tickets
 from shared.visitors.uploads import upload_id
-from tests.support import new_guest_key, scalar
+from tests.support import new_guest_key, register, scalar
 from tests.uploads_support import SIGNED, parse_time
 
 
@@ -70,6 +71,19 @@ def test_uploaded_object_is_tagged_and_recorded(uploads_world):
         "uploadedAt": created,
     }
     assert world.visitors() == {"1": {"visitorNumber": 1, "uploadCount": 1, "lastUploadAt": created}}
+    (row,) = world.rows().values()
+    assert row.pop("recorded_at") >= created
+    assert row == {
+        "id": upload_id(BUCKET, item["name"], int(item["generation"])),
+        "session_id": uuid.UUID(session["sessionId"]),
+        "visitor_number": 1,
+        "bucket": BUCKET,
+        "name": item["name"],
+        "generation": int(item["generation"]),
+        "content_type": "application/pdf",
+        "size": len(b"%PDF-1.7 ..."),
+        "uploaded_at": created,
+    }
 
 
 def test_a_session_without_experiment_gets_no_experiment_key(uploads_world):
@@ -103,18 +117,19 @@ def test_the_same_event_five_times_changes_nothing_after_the_first(uploads_world
     assert world.visitors()["1"]["uploadCount"] == 1
 
 
-def test_the_same_event_twenty_times_at_once_counts_once(uploads_world):
+def test_the_same_event_fifty_times_at_once_counts_once(uploads_world):
     world = uploads_world
     session = world.new_session()
     earlier = world.upload(session["sessionId"], "earlier.png")
     assert world.deliver(earlier).ok
     item = world.upload(session["sessionId"], "burst.png")
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        statuses = list(pool.map(lambda _: world.deliver(item).status_code, range(20)))
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(lambda _: world.deliver(item).status_code, range(50)))
 
     assert all(200 <= status < 300 for status in statuses), statuses
     assert len(world.uploads()) == 2
+    assert sorted(row["name"] for row in world.rows().values()) == sorted([earlier["name"], item["name"]])
     visitor = world.visitors()["1"]
     assert visitor["uploadCount"] == 2  # raised by one for the burst
     assert visitor["lastUploadAt"] == parse_time(item["timeCreated"])
@@ -145,6 +160,11 @@ def test_two_hundred_uploads_of_ten_visitors_are_each_counted(uploads_world):
     assert all(200 <= status < 300 for status in statuses)
     assert len(world.uploads()) == 200
     assert {number: visitor["uploadCount"] for number, visitor in world.visitors().items()} == expected
+    rows = world.rows()
+    assert set(rows) == set(world.uploads())
+    assert Counter(str(row["visitor_number"]) for row in rows.values()) == expected
+    latest = {str(n): max(r["uploaded_at"] for r in rows.values() if r["visitor_number"] == n) for n in range(1, 11)}
+    assert {number: visitor["lastUploadAt"] for number, visitor in world.visitors().items()} == latest
     for item in rng.sample(items, 10):
         assert world.stored(item["name"])["metadata"]["sessionId"] in item["name"]
 
@@ -360,6 +380,7 @@ def test_session_without_a_visitor_number_is_recorded_without_one(uploads_world)
     assert upload["visitorNumber"] is None and upload["sessionId"] == session["sessionId"]
     assert world.visitors() == {}
     assert world.deliver(item).ok and len(world.uploads()) == 1
+    assert [row["visitor_number"] for row in world.rows().values()] == [None]
 
 
 def test_an_old_redelivery_does_not_move_last_upload_back(uploads_world):
@@ -404,6 +425,7 @@ def test_firestore_unavailable_fails_and_redelivery_completes_once(uploads_world
         failed_after = time.monotonic() - started
         assert response.status_code >= 500
         assert failed_after < 15, f"took {failed_after:.1f} s to give up"
+        assert world.rows() == {}  # PostgreSQL commits last: its row went back with the failure
     finally:
         stack.firestore.start()  # an emulator keeps documents in memory: it is back, and empty
 
@@ -412,6 +434,7 @@ def test_firestore_unavailable_fails_and_redelivery_completes_once(uploads_world
     (upload,) = world.uploads().values()
     assert upload["visitorNumber"] == 1
     assert world.visitors()["1"]["uploadCount"] == 1
+    assert [row["visitor_number"] for row in world.rows().values()] == [1]
     assert world.stored(item["name"])["metadata"]["visitorNumber"] == "1"
 
 
@@ -431,7 +454,7 @@ def test_database_unavailable_fails_and_redelivery_completes_once(uploads_world,
     redeliver_until_accepted(world, item)
     assert world.deliver(item).ok
     assert world.visitors()["1"]["uploadCount"] == 1
-    assert len(world.uploads()) == 1
+    assert len(world.uploads()) == 1 and len(world.rows()) == 1
     assert scalar(engine, "SELECT count(*) FROM sessions") == 1  # it is back, with its data
 
 
@@ -473,3 +496,29 @@ def test_dev_bridge_delivers_new_objects_within_seconds(uploads_world, stack):
     finally:
         bridge.stop()
     assert world.visitors()["1"]["uploadCount"] == 3
+
+
+# --- The row's number follows the session's ----------------------------------
+
+
+def test_an_uploads_number_follows_its_session_into_an_account(uploads_world, auth_emulator):
+    """SPEC §16: register (a merge of guest #1 into user #2) and backfill renumber the rows as
+    they renumber responses; the object keeps the number it was tagged with (SPEC §5)."""
+    world = uploads_world
+    key = new_guest_key()
+    session = world.new_session(guest=key)  # guest: number 1
+    item = world.upload(session["sessionId"])
+    assert world.deliver(item).ok
+    user = auth_emulator.new_user()
+    assert world.api.post("create_session", {}, token=user.id_token).status_code == 201  # user: number 2
+
+    answer = register(world.api, user, key)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["mergedFromVisitorNumber"] == 1
+    assert [row["visitor_number"] for row in world.rows().values()] == [2]
+    ticket = world.signed_ticket(session["sessionId"], "later.png")
+    later = world.upload(session["sessionId"], "later.png", ticket=ticket)
+    assert world.deliver(later).ok
+    assert sorted(row["visitor_number"] for row in world.rows().values()) == [2, 2]
+    assert world.stored(later["name"])["metadata"]["visitorNumber"] == "2"

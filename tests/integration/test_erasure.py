@@ -27,11 +27,13 @@ def test_an_upload_in_flight_is_waited_for_and_then_erased(stack, uploads_world,
 
     def record_slowly():
         # What on_upload_finalized does, paused while it holds the session.
-        with uploads.locked_session(world.db, uuid.UUID(session["sessionId"])) as found:
+        with uploads.locked_session(world.db, uuid.UUID(session["sessionId"])) as (conn, found):
             holding.set()
             assert release.wait(30)
             stored = uploads.tag_object(storage_client, event, found)
-            return uploads.record_in_firestore(world.firestore, event, found, stored)
+            uploads.record_in_postgres(conn, event, found, stored)
+            latest = uploads.latest_upload(conn, found)
+            return uploads.record_in_firestore(world.firestore, event, found, stored, latest)
 
     with ThreadPoolExecutor(2) as pool:
         recording = pool.submit(record_slowly)
@@ -44,6 +46,7 @@ def test_an_upload_in_flight_is_waited_for_and_then_erased(stack, uploads_world,
         erased = erasing.result(30)
 
     assert (erased.status, erased.sessions, erased.uploads, erased.objects) == ("done", 1, 1, 1)
+    assert world.rows() == {}  # the row recorded while the erasure waited went with its session
     traces = Traces()
     traces.add_session(session)
     assert everything_left(world.db, stack.firestore, storage_client, BUCKET, traces) == []
@@ -75,4 +78,4 @@ def test_the_trigger_after_the_erasure_deletes_the_object_and_records_nothing(
         f"session {session['sessionId']} was erased; deleted the object",
     )
     assert world.stored(item["name"]) is None
-    assert world.uploads() == {} and world.visitors() == {}
+    assert world.uploads() == {} and world.visitors() == {} and world.rows() == {}

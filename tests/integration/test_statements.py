@@ -18,6 +18,7 @@ must have run.
 
 import re
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, text
@@ -116,8 +117,12 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     sessions.get_visitor(engine, numbered_user)
     _, own = sessions.create_session(engine, numbered_user, NewSession())
     responses.submit_response(engine, numbered_user, NewResponse(sessionId=own.session_id, data=[1]))
-    with uploads.locked_session(engine, own.session_id):
-        pass
+    with uploads.locked_session(engine, own.session_id) as (conn, held):
+        upload = uploads.ObjectEvent(None, None, "b", f"sessions/{own.session_id}/a.png", 1)
+        stored = uploads.StoredObject("image/png", 1, datetime.now(UTC))
+        assert uploads.record_in_postgres(conn, upload, held, stored)
+        assert uploads.latest_upload(conn, held) == stored.time_created
+    assert uploads.already_recorded(engine, upload)
     guest_with_session = Guest(hash_guest_key(new_guest_key()))
     _, guest_own = sessions.create_session(engine, guest_with_session, NewSession())
     for owner, owned in ((numbered_user, own), (guest_with_session, guest_own)):  # upload tickets

@@ -167,7 +167,7 @@ def test_a_concurrent_duplicate_is_refused_by_the_commit_itself(uploads_world):
     session = world.new_session()
     item = world.upload(session["sessionId"])
     event = uploads.parse_event(attributes(item), item)
-    with uploads.locked_session(world.db, uuid.UUID(session["sessionId"])) as found:
+    with uploads.locked_session(world.db, uuid.UUID(session["sessionId"])) as (_, found):
         pass
     stored = uploads.tag_object(world.bucket.client, event, found)
 
@@ -175,7 +175,7 @@ def test_a_concurrent_duplicate_is_refused_by_the_commit_itself(uploads_world):
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(
-            pool.map(lambda _: uploads.record_in_firestore(world.firestore, event, found, stored), range(10))
+            pool.map(lambda _: uploads.record_in_firestore(world.firestore, event, found, stored, None), range(10))
         )
 
     assert results.count(True) == 1
@@ -195,7 +195,7 @@ def test_firestore_unreachable_raises_unavailable_within_the_deadline(stack, mon
 
     started = time.monotonic()
     with pytest.raises(DependencyUnavailable):
-        uploads.record_in_firestore(client, event, session, stored)
+        uploads.record_in_firestore(client, event, session, stored, None)
     assert time.monotonic() - started < stores.DEPENDENCY_DEADLINE_SECONDS + 5
 
 
