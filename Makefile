@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test lint install bundle migrate backfill erasures maintenance researcher export clean bench deploy setup fuzz
+.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads erasures maintenance researcher export clean bench deploy setup fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -88,6 +88,12 @@ migrate: $(PY_OK)
 # migrate; safe to run while the functions serve traffic, and to run again.
 backfill: $(PY_OK)
 	$(PY) -m shared.backfill
+
+# Once, when upgrading to a release with table `uploads` (docs/deployment.md): bring the uploads
+# that Firestore recorded before it into PostgreSQL. Same settings as backfill, plus the Firestore
+# emulator or project; safe beside the functions' traffic, and to run again (it imports each once).
+import-uploads: $(PY_OK)
+	$(PY) -m shared.import_uploads
 
 # Finish every pending withdrawal (docs/participants-rights.md): the Firestore and Storage parts of erasures
 # that could not finish when they were asked for. Same settings as backfill, plus STORAGE_BUCKET

@@ -29,7 +29,7 @@
 const fs = require("node:fs");
 const http = require("node:http");
 const net = require("node:net");
-const { FirestoreServer } = require("@firestore-emulator/server");
+const { FirestoreServer, FirestoreStateDocument } = require("@firestore-emulator/server");
 const { Document } = require("@firestore-emulator/proto/dist/google/firestore/v1/document");
 const { Write } = require("@firestore-emulator/proto/dist/google/firestore/v1/write");
 
@@ -95,6 +95,45 @@ function restDocument(document) {
     updateTime: rfc3339(object.update_time),
   };
 }
+
+// --- Queries by document name -------------------------------------------------
+//
+// Firestore orders and filters by a document's name as by a field, `__name__`
+// (FieldPath.documentId(); a page of a collection: where __name__ > the last one,
+// ordered by __name__). The emulator knows fields only: a filter on `__name__`
+// matched no document and an order by it kept the order of writing. Here a
+// document's `__name__` is its reference, compared segment by segment as
+// Firestore compares references (within one collection: by document id).
+
+class DocumentName {
+  constructor(value) {
+    this.type = "reference_value";
+    this.value = value;
+  }
+
+  compare(other) {
+    if (!other || other.type !== "reference_value") return NaN; // not comparable: no match
+    const mine = this.value.split("/");
+    const theirs = other.value.split("/");
+    for (let i = 0; i < Math.min(mine.length, theirs.length); i++) {
+      if (mine[i] !== theirs[i]) return mine[i] < theirs[i] ? -1 : 1;
+    }
+    return mine.length - theirs.length;
+  }
+
+  eq(other) { return this.compare(other) === 0; }
+  lt(other) { return this.compare(other) < 0; }
+  lte(other) { return this.compare(other) <= 0; }
+  gt(other) { return this.compare(other) > 0; }
+  gte(other) { return this.compare(other) >= 0; }
+  toJSON() { return { type: this.type, value: this.value }; }
+  toV1ValueObject() { return { reference_value: this.value }; }
+}
+
+const fieldOf = FirestoreStateDocument.prototype.getField;
+FirestoreStateDocument.prototype.getField = function getField(path) {
+  return path === "__name__" ? new DocumentName(this.getPath()) : fieldOf.call(this, path);
+};
 
 // --- --data-file: every existing document, as its gRPC Document in base64 ---
 

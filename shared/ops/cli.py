@@ -64,6 +64,19 @@ def backfill(argv: list[str]) -> int:
     return DONE
 
 
+def import_uploads(argv: list[str]) -> int:
+    """Bring the uploads Firestore recorded before table `uploads` existed into PostgreSQL, once."""
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.core.stores import firestore_client
+    from shared.ops.import_uploads import import_uploads as run_import
+
+    _parser("import_uploads", import_uploads).parse_args(argv)
+    _refuse_bad_settings(config.check())
+    print(run_import(get_engine(), firestore_client()).line())
+    return DONE
+
+
 def erasure(argv: list[str]) -> int:
     """Finish every pending withdrawal (resume), or say how many are pending (status)."""
     from shared.core import config
@@ -185,7 +198,8 @@ def export(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    command.__name__: command for command in (migrate, backfill, erasure, maintenance, researchers, export)
+    command.__name__: command
+    for command in (migrate, backfill, import_uploads, erasure, maintenance, researchers, export)
 }
 
 

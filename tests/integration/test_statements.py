@@ -8,7 +8,7 @@ number, a merge, an anonymous account, a claim code), create_claim_code, export_
 guest, a user), get_study_stats and export_data (zip, and the JSON Lines of the COPY tables),
 the researchers' trail (written, read), the session limit refusing, the storage trigger's
 session lookup (live and erased), the
-backfill, and erasure (a guest, a user with a claimed guest and a merge, by
+backfill, the one-time import of Firestore's uploads, and erasure (a guest, a user with a claimed guest and a merge, by
 number; finished at once, and left pending by a Firestore that cannot be
 reached, then resumed). Every
 statement PostgreSQL received is recorded from SQLAlchemy's before_cursor_execute;
@@ -26,7 +26,7 @@ from sqlalchemy import event, text
 from shared.core.config import DatabaseSettings
 from shared.core.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
 from shared.core.errors import Conflict, ResourceExhausted
-from shared.ops import backfill, maintenance
+from shared.ops import backfill, import_uploads, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
 from shared.research import export, researchers, stats, trail
 from shared.rights import access, erasure
@@ -123,6 +123,22 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
         assert uploads.record_in_postgres(conn, upload, held, stored)
         assert uploads.latest_upload(conn, held) == stored.time_created
     assert uploads.already_recorded(engine, upload)
+    # An upload Firestore recorded before table uploads existed, brought in by the one-time import.
+    name = f"sessions/{own.session_id}/old.png"
+    stores.firestore.collection("uploads").document(uploads.upload_id(stores.bucket, name, 1)).set(
+        {
+            "bucket": stores.bucket,
+            "name": name,
+            "generation": "1",
+            "contentType": None,
+            "size": 1,
+            "sessionId": str(own.session_id),
+            "visitorNumber": None,
+            "uploadedAt": datetime.now(UTC),
+            "recordedAt": None,
+        }
+    )
+    assert import_uploads.import_uploads(engine, stores.firestore).imported == 1
     guest_with_session = Guest(hash_guest_key(new_guest_key()))
     _, guest_own = sessions.create_session(engine, guest_with_session, NewSession())
     for owner, owned in ((numbered_user, own), (guest_with_session, guest_own)):  # upload tickets
