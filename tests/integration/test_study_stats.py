@@ -1,5 +1,5 @@
-"""shared.research.stats against the stack's PostgreSQL and Firestore emulator: the level funnel at
-the edges of how study_stats_totals.sql carries levels (bits for 0-62, an array above),
+"""shared.research.stats against the stack's PostgreSQL: the level funnel at the edges of how
+the study counters carry levels (bits for 0-62, an array above; sql/010_study_counters.sql),
 and a scope's sessions only."""
 
 from sqlalchemy import text
