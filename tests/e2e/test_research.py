@@ -95,28 +95,7 @@ def seed(world, auth_emulator, db) -> Study:
     assert world.deliver(item).status_code < 300
     [upload] = [doc for doc in world.firestore.collection("uploads").stream()]
     study.upload_id = upload.id
-    recorded = upload.to_dict()
-    with db.begin() as conn:  # the row the trigger records in PostgreSQL (SPEC §16); a no-op once it does
-        from sqlalchemy import text
-
-        conn.execute(
-            text(
-                "INSERT INTO uploads (id, session_id, visitor_number, bucket, name, generation, content_type, size, "
-                "uploaded_at) VALUES (:id, CAST(:session AS uuid), :number, :bucket, :name, :generation, :type, "
-                ":size, CAST(:at AS timestamptz)) ON CONFLICT (id) DO NOTHING"
-            ),
-            {
-                "id": upload.id,
-                "session": recorded["sessionId"],
-                "number": recorded["visitorNumber"],
-                "bucket": recorded["bucket"],
-                "name": recorded["name"],
-                "generation": int(recorded["generation"]),
-                "type": recorded.get("contentType"),
-                "size": int(recorded.get("size") or 0),
-                "at": recorded["uploadedAt"],
-            },
-        )
+    world.record_rows()  # until the trigger records its row in PostgreSQL (SPEC §16)
     with db.begin() as conn:  # spread the sessions and their responses over days
         from sqlalchemy import text
 
