@@ -20,6 +20,7 @@ from bench.http_load import bench_guest_limit, bench_http
 from bench.profiling import profile_create_session
 from bench.registered import bench_registered
 from bench.research import bench_research
+from bench.responses import bench_submit_response
 from bench.rights import bench_register, bench_withdrawal
 from bench.uploads import bench_uploads
 
@@ -52,6 +53,7 @@ def main() -> int:
             ("register 1000x10", lambda: bench_register(stack, engine)),
             ("on_upload_finalized", lambda: bench_uploads(stack)),
             ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
+            ("submit_response, counters on vs off", lambda: bench_submit_response(engine)),
             ("researchers at 1M responses", lambda: bench_research(stack, engine)),
             ("profile of create_session", profile_create_session),
         ]

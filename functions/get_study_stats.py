@@ -7,10 +7,9 @@ from shared.web.models import parse_query
 
 
 def get_study_stats(request, _body):
-    from shared.core import stores
     from shared.research import researchers, stats  # on first call, not by import main (functions/__init__.py)
 
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     found = researchers.researcher(user_from_header(request, fresh=True))
     query = parse_query(request.args, export=False)
-    return 200, stats.study_stats(get_engine(), stores.firestore_client(), researchers.scope(found, query.experiments))
+    return 200, stats.study_stats(get_engine(), researchers.scope(found, query.experiments))

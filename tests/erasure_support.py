@@ -53,7 +53,10 @@ def rows_left(db, traces: Traces) -> list[str]:
                 ),
                 {"t": table},
             ).all()
-            number_columns = [c.column_name for c in columns if c.data_type == "bigint"]
+            # visitor numbers (visitor_number, from_number, ...), not counts (session_counts.responses)
+            number_columns = [
+                c.column_name for c in columns if c.data_type == "bigint" and c.column_name.endswith("number")
+            ]
             for row in conn.execute(text(f'SELECT t.*, row_to_json(t)::text AS "_json" FROM "{table}" t')):
                 values = row._mapping
                 as_text = values["_json"]

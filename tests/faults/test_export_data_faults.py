@@ -1,5 +1,6 @@
 """export_data and get_study_stats with a Firestore emulator of the test's own, which it
-stops: before the request, the answer is the ordinary 503; in the middle of a zip (after
+stops: before the request, export_data's answer is the ordinary 503 (get_study_stats, which reads
+PostgreSQL alone, still answers 200); in the middle of a zip (after
 responses.csv and visitors' COPY, at the sessions table, which needs Firestore), the
 download ends early, as a zip that no unzip tool accepts and an HTTP body that every client
 reports as cut short, with one ERROR log line that names no data."""
@@ -30,7 +31,9 @@ def test_firestore_down_before_the_request_is_503(stack, db, own_firestore, func
     headers = {"Authorization": f"Bearer {auth_emulator.researcher(True).id_token}"}
     assert requests.get(f"{server.url}/get_study_stats", headers=headers, timeout=60).status_code == 200
     own_firestore.stop()
-    for path in ("get_study_stats", "export_data?format=csv&table=sessions", "export_data?format=jsonl&table=uploads"):
+    # statistics come from PostgreSQL alone (uploads too, SPEC §16): still served
+    assert requests.get(f"{server.url}/get_study_stats", headers=headers, timeout=60).status_code == 200
+    for path in ("export_data?format=csv&table=sessions", "export_data?format=jsonl&table=uploads"):
         refused = requests.get(f"{server.url}/{path}", headers=headers, timeout=60)
         error = assert_error(refused, 503, "unavailable")
         assert "Firestore" in error["message"] and "Content-Disposition" not in refused.headers

@@ -149,7 +149,7 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     for caller in (exporter, numbered_user):
         b"".join(access.export_my_data(engine, stores.firestore, caller))
     everything = researchers.Scope(everything=True)  # sessions without an experimentId included
-    stats.study_stats(engine, stores.firestore, everything)
+    stats.study_stats(engine, everything)
     for format_, table in (("zip", None), ("jsonl", "responses"), ("jsonl", "visitors")):
         b"".join(
             export.export_data(engine, stores.firestore, everything, StudyQuery(format=format_, table=table)).chunks

@@ -1,5 +1,5 @@
-"""shared.research.stats against the stack's PostgreSQL and Firestore emulator: the level funnel at
-the edges of how study_stats_totals.sql carries levels (bits for 0-62, an array above),
+"""shared.research.stats against the stack's PostgreSQL: the level funnel at the edges of how
+the study counters carry levels (bits for 0-62, an array above; sql/010_study_counters.sql),
 and a scope's sessions only."""
 
 from sqlalchemy import text
@@ -23,7 +23,7 @@ def session_with_levels(conn, experiment: str, levels: list[int]) -> None:
         )
 
 
-def test_the_funnel_over_every_range_of_levels(db, firestore):
+def test_the_funnel_over_every_range_of_levels(db):
     with db.begin() as conn:
         session_with_levels(conn, "x", [0, 5, 62])
         session_with_levels(conn, "x", [0, 63, 100, 2147483647])
@@ -36,7 +36,7 @@ def test_the_funnel_over_every_range_of_levels(db, firestore):
                 "SELECT gen_random_uuid(), id, NULL, '1' FROM sessions WHERE experiment_id = 'y'"
             )
         )
-    answer = stats.study_stats(db, firestore, Scope(everything=True))
+    answer = stats.study_stats(db, Scope(everything=True))
     x, y = answer["experiments"]
     assert x["levels"] == [
         {"level": 0, "sessions": 3},
@@ -48,6 +48,6 @@ def test_the_funnel_over_every_range_of_levels(db, firestore):
     ]
     assert (x["sessions"], x["responses"]) == (4, 9)
     assert y["levels"] == [{"level": 7, "sessions": 1}] and y["responses"] == 2
-    only_y = stats.study_stats(db, firestore, Scope(everything=False, experiments=("y",)))
+    only_y = stats.study_stats(db, Scope(everything=False, experiments=("y",)))
     assert [e["experimentId"] for e in only_y["experiments"]] == ["y"]
     assert only_y["experiments"][0] == y

@@ -86,6 +86,9 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     } | {  # the researchers' trail (sql/007_researcher_actions.sql): appended to and read, nothing more
         ("researcher_actions", "SELECT"),
         ("researcher_actions", "INSERT"),
+    } | {  # the study counters (sql/010_study_counters.sql): read by get_study_stats, written by triggers only
+        ("session_counts", "SELECT"),
+        ("session_days", "SELECT"),
     }
     sequence = rows(
         db,
