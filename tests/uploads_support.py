@@ -106,32 +106,6 @@ class UploadsWorld:
     def visitors(self) -> dict[str, dict]:
         return {doc.id: doc.to_dict() for doc in self.firestore.collection("visitors").stream()}
 
-    def record_rows(self) -> None:
-        """An `uploads` row (SPEC §16) for every Firestore upload, as the trigger records them:
-        once per uploadId, so nothing changes where the trigger has recorded it already."""
-        from sqlalchemy import text
-
-        with self.db.begin() as conn:
-            for upload_id, doc in self.uploads().items():
-                conn.execute(
-                    text(
-                        "INSERT INTO uploads (id, session_id, visitor_number, bucket, name, generation, content_type, "
-                        "size, uploaded_at) VALUES (:id, CAST(:session AS uuid), :number, :bucket, :name, :generation, "
-                        ":type, :size, CAST(:at AS timestamptz)) ON CONFLICT (id) DO NOTHING"
-                    ),
-                    {
-                        "id": upload_id,
-                        "session": doc["sessionId"],
-                        "number": doc["visitorNumber"],
-                        "bucket": doc["bucket"],
-                        "name": doc["name"],
-                        "generation": int(doc["generation"]),
-                        "type": doc.get("contentType"),
-                        "size": int(doc.get("size") or 0),
-                        "at": doc["uploadedAt"],
-                    },
-                )
-
 
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)

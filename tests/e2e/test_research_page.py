@@ -113,7 +113,6 @@ def study(uploads_world, auth_emulator, db) -> Study:
     session(fourth, None, [0])
     delivered = world.deliver(world.upload(s1, "drawing.png"))
     assert 200 <= delivered.status_code < 300, delivered.text
-    world.record_rows()  # until the trigger records its row in PostgreSQL (SPEC §16)
     user = auth_emulator.new_user()
     registered = register(api, user, second)
     assert registered.status_code in (200, 201), registered.text
