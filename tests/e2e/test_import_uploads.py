@@ -245,7 +245,9 @@ def test_a_run_killed_in_the_middle_then_run_again_imports_each_upload_once(stac
         documents |= old_trigger_documents(firestore, session, 90)  # 360: a page of 300 and one of 60
     blocked = sorted(documents)[PAGE_SIZE]  # the second page's first upload
     # A transaction that inserts the second page's first row and waits: the command's second
-    # page waits for it (ON CONFLICT), after its first page committed.
+    # page waits for it (ON CONFLICT), after its first page committed. Under a session of its own:
+    # the row's counters (sql/010) then hold nothing that the first page's sessions need.
+    elsewhere = new_session(api)["sessionId"]
     holder = db.connect()
     holding = holder.begin()
     holder.execute(
@@ -253,7 +255,7 @@ def test_a_run_killed_in_the_middle_then_run_again_imports_each_upload_once(stac
             "INSERT INTO uploads (id, session_id, bucket, name, generation, uploaded_at) "
             "VALUES (:id, CAST(:session AS uuid), 'b', 'n', 1, now())"
         ),
-        {"id": blocked, "session": documents[blocked]["sessionId"]},
+        {"id": blocked, "session": elsewhere},
     )
     try:
         process = start_command(command_env(stack))
