@@ -10,7 +10,6 @@ from shared.web.models import parse_query
 
 
 def export_data(request, _body):
-    from shared.core import stores
     from shared.research import export, researchers, trail  # on first call, not by import main (functions/__init__.py)
 
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
@@ -18,7 +17,7 @@ def export_data(request, _body):
     query = parse_query(request.args, export=True)
     scope = researchers.scope(found, query.experiments)
     trail.Act(found.uid, "export_data", export.trail_details(scope, query)).record(get_engine())
-    made = export.export_data(get_engine(), stores.firestore_client(), scope, query)
+    made = export.export_data(get_engine(), scope, query)
     return Streamed(
         made.chunks, mimetype=made.mimetype, headers={"Content-Disposition": f'attachment; filename="{made.filename}"'}
     )

@@ -11,9 +11,8 @@ DOWNLOAD = {"Content-Disposition": 'attachment; filename="my-data.json"'}
 
 
 def export_my_data(request, _body):
-    from shared.core import stores
     from shared.rights import access  # on first call, not by import main (functions/__init__.py)
 
     # fresh: the answer is everything stored of the caller, so no revoked token may have it.
     caller = identify(request, fresh=True)
-    return Streamed(access.export_my_data(get_engine(), stores.firestore_client(), caller), headers=DOWNLOAD)
+    return Streamed(access.export_my_data(get_engine(), caller), headers=DOWNLOAD)

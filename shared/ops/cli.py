@@ -160,7 +160,6 @@ def export(argv: list[str]) -> int:
 
     from shared.core import config
     from shared.core.db import get_engine
-    from shared.core.stores import firestore_client
     from shared.research import researchers as roles
     from shared.research.export import export_data
     from shared.web.models import parse_query
@@ -187,7 +186,7 @@ def export(argv: list[str]) -> int:
     query = parse_query(MultiDict(pairs), export=True)
     # Run next to the database, by whoever may read it: a researcher of every experiment.
     scope = roles.scope(roles.Researcher(uid="", experiments=None), query.experiments)
-    made = export_data(get_engine(), firestore_client(), scope, query)
+    made = export_data(get_engine(), scope, query)
     target = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
     with target:
         for chunk in made.chunks:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.core import failures
 from shared.core.db import statement, transaction
 from shared.core.errors import GuestClaimed, NotFound
 from shared.core.logs import get_logger
@@ -19,10 +18,9 @@ if TYPE_CHECKING:
 log = get_logger("maintenance")
 
 # Guests a run erases at most, so that one run ends well within the function's timeout
-# (each erasure is a transaction, a Firestore query and its Firestore and Storage parts);
+# (each erasure is a transaction and its Firestore and Storage parts);
 # the next run goes on where this one stopped.
 RETENTION_BATCH = 500
-_IN_FILTER_MAX = 30  # Firestore: at most 30 values in an `in` filter
 
 
 @dataclass
@@ -84,11 +82,11 @@ def apply_retention(engine: Engine, stores: erasure.OtherStores, days: int, batc
                     break
                 tried.append(str(guest.id))
 
-                def still_empty(conn, session_ids, guest_id=str(guest.id)) -> bool:
+                def still_empty(conn, _session_ids, guest_id=str(guest.id)) -> bool:
                     row = conn.execute(
                         statement("maintenance/retention_still_empty"), {"guest_id": guest_id, "days": days}
                     ).one()
-                    return row.still_empty and not has_uploads(stores.firestore, session_ids)
+                    return row.still_empty
 
                 made = erasure.erase_rows_in(
                     conn, erasure.Target(key_hash=bytes(guest.key_hash)), "retention", still_eligible=still_empty
@@ -101,27 +99,6 @@ def apply_retention(engine: Engine, stores: erasure.OtherStores, days: int, batc
         if erasure.finish_or_pending(engine, made, stores).status == "pending":
             done.pending += 1
     return done
-
-
-def has_uploads(client, session_ids: list[str]) -> bool:
-    """Whether any of these sessions has an `uploads` document in Firestore.
-    DependencyUnavailable if Firestore is unavailable (then nothing is erased)."""
-    from google.api_core import exceptions
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    from shared.core.stores import DEPENDENCY_DEADLINE_SECONDS, firestore_retry
-
-    try:
-        for start in range(0, len(session_ids), _IN_FILTER_MAX):
-            chunk = session_ids[start : start + _IN_FILTER_MAX]
-            query = client.collection("uploads").where(filter=FieldFilter("sessionId", "in", chunk)).limit(1)
-            if any(True for _ in query.stream(retry=firestore_retry(), timeout=DEPENDENCY_DEADLINE_SECONDS)):
-                return True
-    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        raise failures.unavailable(
-            "Firestore", error, "Firestore is unavailable; retention waits for the next run."
-        ) from error
-    return False
 
 
 def forget_expired_windows(engine: Engine) -> int:

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import contextvars
-import csv
 import hashlib
-import io
 import queue
 import threading
 import time
@@ -19,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from shared.core.db import read_only_snapshot, statement, statement_text
 from shared.core.encodings import compact_json, rfc3339
 from shared.research.researchers import Scope
-from shared.rights.access import upload_documents
 from shared.web.models import StudyQuery
 
 if TYPE_CHECKING:
@@ -54,8 +51,6 @@ COLUMNS = {
     ),
 }
 MIMETYPES = {"zip": "application/zip", "csv": "text/csv", "jsonl": "application/x-ndjson"}
-# Firestore's `in` filter takes at most 30 values: one uploads query per batch of sessions.
-SESSIONS_PER_BATCH = 30
 CHUNK_BYTES = 64 * 1024
 QUEUE_CHUNKS = 16
 # The longest a statement of an export may run: Cloud Run's longest request (60 minutes).
@@ -72,9 +67,7 @@ class Export:
     chunks: Iterator[bytes]
 
 
-def export_data(
-    engine: Engine, firestore_client, scope: Scope, query: StudyQuery, now: datetime | None = None
-) -> Export:
+def export_data(engine: Engine, scope: Scope, query: StudyQuery, now: datetime | None = None) -> Export:
     now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     filters = {**scope.to_json(), "from": _time(query.start), "to": _time(query.end)}
@@ -94,7 +87,7 @@ def export_data(
     def produce(out: _Chunks) -> None:
         with read_only_snapshot(engine) as conn:
             conn.execute(statement("export/settings"), settings)
-            tables = _Tables(conn, firestore_client)
+            tables = _Tables(conn)
             if query.format == "zip":
                 _write_zip(
                     tables, out, {"exportedAt": rfc3339(now), "schemaVersion": SCHEMA_VERSION, "filters": filters}
@@ -148,121 +141,32 @@ def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
 
 
 class _Tables:
-    """The tables of one export, each written as csv or jsonl to a binary sink."""
+    """The tables of one export, each written as csv or jsonl to a binary sink by COPY."""
 
-    def __init__(self, conn: Connection, firestore_client):
+    def __init__(self, conn: Connection):
         self.conn = conn
-        self.firestore_client = firestore_client
 
     def write(self, table: str, format_: str, sink) -> None:
-        if table in ("responses", "visitors"):
-            self._copy(f"export/{table}_{format_}", sink if format_ == "csv" else _Unescaped(sink))
-        else:
-            self._from_sessions(table, format_, sink)
-
-    def _copy(self, name: str, sink) -> None:
         """COPY ... TO STDOUT into sink, with pg8000's own cursor (SQLAlchemy has no
         way to pass COPY a stream), in the same transaction. A COPY stopped midway
         (the client went away, the sink failed) leaves the connection in the middle
         of the protocol: it is closed, never pooled again."""
         cursor: Any = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(statement_text(name), stream=sink)
+            cursor.execute(
+                statement_text(f"export/{table}_{format_}"), stream=sink if format_ == "csv" else _Unescaped(sink)
+            )
         except BaseException:
             self.conn.invalidate()
             raise
         cursor.close()
 
-    def _from_sessions(self, table: str, format_: str, sink) -> None:
-        rows = _Rows(sink, format_, COLUMNS[table])
-        sessions = self.conn.execute(statement("export/sessions"), execution_options={"yield_per": SESSIONS_PER_BATCH})
-        for batch in sessions.partitions(SESSIONS_PER_BATCH):
-            uploads = upload_documents(self.firestore_client, [session.session_id for session in batch])
-            for session in batch:
-                found = uploads.get(session.session_id, [])
-                if table == "sessions":
-                    rows.write(
-                        (
-                            session.session_id,
-                            _number(session.visitor_number),
-                            session.experiment_id,
-                            session.registered,
-                            session.created_at,
-                            session.response_count,
-                            session.max_level,
-                            len(found),
-                        ),
-                        json_text={"metadata": session.metadata},
-                    )
-                    continue
-                for upload_id, upload in found:
-                    uploaded = upload.get("uploadedAt")
-                    rows.write(
-                        (
-                            upload_id,
-                            session.session_id,
-                            _number(session.visitor_number),
-                            session.experiment_id,
-                            upload.get("name"),
-                            upload.get("contentType"),
-                            upload.get("size"),
-                            rfc3339(uploaded) if uploaded else None,
-                            f"gs://{upload.get('bucket')}/{upload.get('name')}",
-                        )
-                    )
-        rows.close()
-
-
-def _number(text: str | None) -> int | None:
-    return None if text is None else int(text)
-
-
-class _Rows:
-    """Rows written here (sessions, uploads) in the format COPY writes the others."""
-
-    def __init__(self, sink, format_: str, columns: tuple[str, ...]):
-        self.sink, self.format, self.columns = sink, format_, columns
-        self.text = io.StringIO()
-        self.csv = csv.writer(self.text, lineterminator="\n")
-        if format_ == "csv":
-            self._line(lambda: self.csv.writerow(columns))
-
-    def write(self, values: tuple, json_text: dict[str, str] | None = None) -> None:
-        """One row: values in column order, then columns whose value is JSON text."""
-        json_text = json_text or {}
-        if self.format == "csv":
-            self._line(lambda: self.csv.writerow([_cell(v) for v in (*values, *json_text.values())]))
-        else:
-            plain = compact_json(dict(zip(self.columns, values)))[:-1]
-            members = "".join(f",{compact_json(name)}:{text}" for name, text in json_text.items())
-            self._line(lambda: self.text.write(plain + members + "}\n"))
-
-    def _line(self, write: Callable[[], Any]) -> None:
-        write()
-        if self.text.tell() >= CHUNK_BYTES:
-            self.close()
-
-    def close(self) -> None:
-        """Hand on what is written so far (also the end of a batch)."""
-        if self.text.tell():
-            self.sink.write(self.text.getvalue().encode("utf-8"))
-            self.text.seek(0)
-            self.text.truncate()
-
-
-def _cell(value):
-    """A CSV cell as csv_text (sql/004_research.sql) makes it: see the module's docstring."""
-    if value is True or value is False:
-        return "true" if value else "false"  # as the COPY statements write them (boolean::text)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
 
 class _Counted:
     """A zip entry's bytes, counted and hashed for the manifest. Its rows are its lines
     but the header: no cell can hold a raw line break (JSON text escapes them,
-    experimentIds cannot have them, Cloud Storage refuses them in object names)."""
+    experimentIds cannot have them, Cloud Storage refuses them in object names and
+    content types)."""
 
     def __init__(self, entry):
         self.entry = entry

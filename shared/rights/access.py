@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from shared.core import failures
 from shared.core.db import read_only_snapshot, statement
 from shared.core.encodings import compact_json, rfc3339
 from shared.core.errors import GuestClaimed, NotFound
@@ -15,58 +14,49 @@ from shared.web.auth import Caller, Guest, User
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-# Firestore's `in` filter takes at most 30 values: one uploads query per batch of sessions.
-SESSIONS_PER_BATCH = 30
-# Rows per FETCH of the responses cursor. What the export holds at once is about this
-# many responses (each at most 64 KiB of data) and one batch of sessions (each at most
-# 16 KiB of metadata) with their uploads, whatever the size of the whole document.
-RESPONSES_PER_FETCH = 100
-# The JSON text is handed on once this much is made (and at the end of each batch).
+# Rows per FETCH of each cursor. What the export holds at once is about this many sessions
+# (each at most 16 KiB of metadata), responses (each at most 64 KiB of data) and uploads,
+# whatever the size of the whole document.
+ROWS_PER_FETCH = 100
+# The JSON text is handed on once this much is made.
 CHUNK_BYTES = 64 * 1024
-# A Firestore query that cannot be answered within this many seconds answers 503.
-FIRESTORE_DEADLINE_SECONDS = 5.0
 
-# shared/statements/: each kind of caller's sessions, and their responses in the same order.
+# shared/statements/: each kind of caller's sessions, and their responses and uploads in the same order.
 _SESSIONS = {User: "access/sessions_user", Guest: "access/sessions_guest"}
 _RESPONSES = {User: "access/responses_user", Guest: "access/responses_guest"}
+_UPLOADS = {User: "access/uploads_user", Guest: "access/uploads_guest"}
 
 
-def export_my_data(engine: Engine, firestore_client, caller: Caller) -> Iterator[bytes]:
+def export_my_data(engine: Engine, caller: Caller) -> Iterator[bytes]:
     """The caller's own data as UTF-8 JSON text, in chunks (a generator: nothing runs
-    until the first chunk is asked for).
+    until the first chunk is asked for), every part of it from one snapshot.
 
     Raises, before the first chunk: NotFound for a caller with nothing stored,
     GuestClaimed for a guest that a user has claimed, DependencyUnavailable when
-    PostgreSQL or Firestore is down. After it, any error ends the text early.
+    PostgreSQL is down. After it, any error ends the text early.
     """
     out = _Chunks(CHUNK_BYTES)
     with read_only_snapshot(engine) as conn:
         visitor, scope = _visitor(conn, caller)
         out.write("{" + _members(visitor) + ',"sessions":[')
-        sessions = conn.execute(
-            statement(_SESSIONS[type(caller)]), scope, execution_options={"yield_per": SESSIONS_PER_BATCH}
-        )
-        responses = _Grouped(
-            conn.execute(
-                statement(_RESPONSES[type(caller)]), scope, execution_options={"yield_per": RESPONSES_PER_FETCH}
+
+        def rows(statements: dict) -> Any:
+            return conn.execute(
+                statement(statements[type(caller)]), scope, execution_options={"yield_per": ROWS_PER_FETCH}
             )
-        )
-        separator = ""
-        for batch in sessions.partitions(SESSIONS_PER_BATCH):
-            uploads = uploads_of_sessions(firestore_client, [str(session.id) for session in batch])
-            for session in batch:
-                out.write(separator + "{" + _members(_session_json(session)) + ',"responses":[')
-                separator = ","
-                for n, response in enumerate(responses.of(session.id)):
-                    out.write(("," if n else "") + compact_json(_response_json(response)))
-                    yield from out.full()
-                out.write('],"uploads":' + compact_json(uploads.get(str(session.id), [])) + "}")
+
+        responses, uploads = _Grouped(rows(_RESPONSES)), _Grouped(rows(_UPLOADS))
+        for n, session in enumerate(rows(_SESSIONS)):
+            out.write(("," if n else "") + "{" + _members(_session_json(session)) + ',"responses":[')
+            for m, response in enumerate(responses.of(session.id)):
+                out.write(("," if m else "") + compact_json(_response_json(response)))
                 yield from out.full()
-            yield from out.everything()  # this batch is sent before the next one's uploads are read
-        if responses.left:
-            # The two statements' orders disagree, so a response was not written. Never
+            out.write('],"uploads":' + compact_json([_upload_json(upload) for upload in uploads.of(session.id)]) + "}")
+            yield from out.full()
+        if responses.left or uploads.left:
+            # The statements' orders disagree, so a response or an upload was not written. Never
             # expected; better a document that does not parse than one that omits data.
-            raise RuntimeError("export_my_data: a response did not follow its session")
+            raise RuntimeError("export_my_data: a response or an upload did not follow its session")
         out.write("]}")
         yield from out.everything()
 
@@ -121,82 +111,18 @@ def _response_json(row) -> dict[str, Any]:
     return {"responseId": str(row.id), "level": row.level, "data": row.data, "createdAt": rfc3339(row.created_at)}
 
 
-def _members(fields: dict[str, Any]) -> str:
-    """An object's members as JSON text without its braces, so that more can follow."""
-    return ",".join(f"{compact_json(name)}:{compact_json(value)}" for name, value in fields.items())
-
-
-def uploads_of_sessions(firestore_client, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The uploads of these sessions (at most SESSIONS_PER_BATCH) as export_my_data
-    shows them, by sessionId, each list in the order the files were uploaded."""
+def _upload_json(row) -> dict[str, Any]:
     return {
-        session_id: [
-            {
-                "name": document.get("name"),
-                "contentType": document.get("contentType"),
-                "size": document.get("size"),
-                "uploadedAt": rfc3339(document["uploadedAt"]) if document.get("uploadedAt") else None,
-            }
-            for _upload_id, document in documents
-        ]
-        for session_id, documents in upload_documents(firestore_client, session_ids).items()
+        "name": row.name,
+        "contentType": row.content_type,
+        "size": row.size,
+        "uploadedAt": rfc3339(row.uploaded_at),
     }
 
 
-def upload_documents(firestore_client, session_ids: list[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """The `uploads` documents (id, fields) of these sessions (at most SESSIONS_PER_BATCH),
-    by sessionId, each list in the order the files were uploaded. DependencyUnavailable
-    if Firestore is down.
-
-    Sorted here rather than by the query: ordering an `in` query on another field
-    would need a composite index in Firestore."""
-    from google.api_core import exceptions
-    from google.cloud.firestore import FieldFilter
-
-    if not session_ids:
-        return {}
-    assert len(session_ids) <= SESSIONS_PER_BATCH
-    query = firestore_client.collection("uploads").where(filter=FieldFilter("sessionId", "in", session_ids))
-    try:
-        documents = [
-            (snapshot.id, snapshot.to_dict())
-            for snapshot in query.stream(retry=_firestore_retry(), timeout=FIRESTORE_DEADLINE_SECONDS)
-        ]
-    except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
-        raise failures.unavailable("Firestore", error, "Firestore is unavailable; try again shortly.") from error
-    by_session: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for upload_id, document in sorted(documents, key=lambda item: _upload_order(item[1])):
-        by_session.setdefault(document.get("sessionId"), []).append((upload_id, document))
-    return by_session
-
-
-def _upload_order(document: dict[str, Any]):
-    uploaded = document.get("uploadedAt")
-    return (
-        uploaded is None,
-        uploaded.timestamp() if uploaded else 0.0,
-        document.get("name") or "",
-        document.get("generation") or "",
-    )
-
-
-def _firestore_retry():
-    """Firestore's transient errors retried for FIRESTORE_DEADLINE_SECONDS at most."""
-    from google.api_core import exceptions
-    from google.api_core import retry as retries
-
-    return retries.Retry(
-        initial=0.1,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=FIRESTORE_DEADLINE_SECONDS,
-        predicate=retries.if_exception_type(
-            exceptions.ServiceUnavailable,
-            exceptions.ResourceExhausted,
-            exceptions.InternalServerError,
-            exceptions.DeadlineExceeded,
-        ),
-    )
+def _members(fields: dict[str, Any]) -> str:
+    """An object's members as JSON text without its braces, so that more can follow."""
+    return ",".join(f"{compact_json(name)}:{compact_json(value)}" for name, value in fields.items())
 
 
 class _Grouped:

@@ -40,7 +40,7 @@ class Erasure:
     completed_at: datetime | None
     sessions: int
     responses: int
-    uploads: int | None  # None until the Firestore part is done
+    uploads: int | None  # rows of `uploads` deleted by part 1 (None: a ledger row from before they were)
     objects: int | None  # None until the Storage part is done
     attempts: int
 
@@ -180,6 +180,7 @@ def erase_rows_in(
     numbers = sorted(own | merged)
 
     responses = conn.execute(statement("erasure/delete_responses"), {"session_ids": session_ids}).rowcount
+    uploads = conn.execute(statement("erasure/delete_uploads"), {"session_ids": session_ids}).rowcount
     sessions = conn.execute(statement("erasure/delete_sessions"), {"session_ids": session_ids}).rowcount
     conn.execute(statement("erasure/delete_merges"), {"numbers": numbers, "user_id": target.user_id})
     conn.execute(statement("erasure/delete_guests"), {"guest_ids": guest_ids})
@@ -198,10 +199,11 @@ def erase_rows_in(
             "requested_by": requested_by,
             "sessions": sessions,
             "responses": responses,
+            "uploads": uploads,
         },
     ).scalar_one()
     conn.execute(statement("erasure/tombstones"), {"erasure_id": str(erasure_id), "session_ids": session_ids})
-    return Erasure(erasure_id, number, requested_by, requested_at, None, sessions, responses, None, None, 0)
+    return Erasure(erasure_id, number, requested_by, requested_at, None, sessions, responses, uploads, None, 0)
 
 
 def log_erased(erased: Erasure) -> None:
@@ -215,6 +217,7 @@ def log_erased(erased: Erasure) -> None:
                 "requestedBy": erased.requested_by,
                 "sessions": erased.sessions,
                 "responses": erased.responses,
+                "uploads": erased.uploads,
             }
         },
     )
@@ -262,12 +265,12 @@ def _finish_locked(conn: Connection, row, stores: OtherStores) -> None:
     if row.firestore_erased_at is None:
         numbers = [n for n in [row.visitor_number, *row.merged_numbers] if n is not None]
         try:
-            uploads = erase_firestore(stores.firestore, session_ids, numbers)
+            documents = erase_firestore(stores.firestore, session_ids, numbers)
         except DependencyUnavailable:
             failed = True
         else:
-            conn.execute(statement("erasure/firestore_done"), {"erasure_id": str(row.id), "uploads": uploads})
-            log.info("erased the uploads documents", extra={"fields": {**fields, "uploads": uploads}})
+            conn.execute(statement("erasure/firestore_done"), {"erasure_id": str(row.id), "uploads": documents})
+            log.info("erased the uploads documents", extra={"fields": {**fields, "uploadDocuments": documents}})
     if row.storage_erased_at is None:
         try:
             objects = erase_storage(stores.storage, stores.bucket, session_ids)

@@ -177,7 +177,8 @@ def _owned_by(session: Session, caller: Caller, caller_guest_id) -> bool:
 
 
 def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
-    """The caller's number, ids and sessions (newest first, with response counts).
+    """The caller's number, ids and sessions (newest first, with response counts and the
+    uploads recorded so far).
 
     Reads only; under READ COMMITTED each statement sees its own snapshot inside
     a transaction or not, so none is opened."""
@@ -204,6 +205,7 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
             "experimentId": r.experiment_id,
             "createdAt": rfc3339(r.created_at),
             "responseCount": r.response_count,
+            "uploads": r.uploads,
         }
         for r in sessions
     ]

@@ -1,6 +1,6 @@
 """export_my_data over HTTP (gunicorn): the caller's own data as one JSON document,
-compared field by field with the rows in PostgreSQL and the `uploads` documents in
-Firestore read directly (and with what the test sent), never with another answer of
+compared field by field with the rows in PostgreSQL read directly, its uploads those of
+the `uploads` table (SPEC §16), and with what the test sent, never with another answer of
 the product; whose data it holds; and its refusals."""
 
 from __future__ import annotations
@@ -37,14 +37,13 @@ def export(api, **credentials):
     return answer, answer.json()
 
 
-def expected_document(db, firestore, where: str, **params) -> list[dict]:
-    """The sessions of `where` (a condition on sessions s), from the tables and the
-    Firestore documents: what the export must hold, in its order."""
-    uploads = [document.to_dict() for document in firestore.collection("uploads").stream()]
+def expected_document(db, where: str, **params) -> list[dict]:
+    """The sessions of `where` (a condition on sessions s), from the tables: what the export
+    must hold, in its order."""
     sessions = []
     for s in rows(db, f"SELECT * FROM sessions s WHERE {where} ORDER BY s.created_at DESC", **params):
         responses = rows(db, "SELECT * FROM responses WHERE session_id = :s ORDER BY created_at", s=s.id)
-        mine = sorted((u for u in uploads if u["sessionId"] == str(s.id)), key=lambda u: u["uploadedAt"])
+        mine = rows(db, "SELECT * FROM uploads WHERE session_id = :s ORDER BY uploaded_at, name", s=s.id)
         sessions.append(
             {
                 "sessionId": str(s.id),
@@ -56,12 +55,7 @@ def expected_document(db, firestore, where: str, **params) -> list[dict]:
                     for r in responses
                 ],
                 "uploads": [
-                    {
-                        "name": u["name"],
-                        "contentType": u["contentType"],
-                        "size": u["size"],
-                        "uploadedAt": utc(u["uploadedAt"]),
-                    }
+                    {"name": u.name, "contentType": u.content_type, "size": u.size, "uploadedAt": utc(u.uploaded_at)}
                     for u in mine
                 ],
             }
@@ -104,6 +98,10 @@ def test_a_guests_export_is_what_was_stored_field_by_field(uploads_world, db, fi
     other = new_session(api, "study-1", {"other": True}, guest=other_key)
     other_response = respond(api, other["sessionId"], 1, {"secret": "not yours"}, guest=other_key)
     upload(world, other["sessionId"], "other.png", b"\x89PNG", "image/png")
+    # The uploads come from PostgreSQL's rows (SPEC §16): without their Firestore documents they stay.
+    assert len(world.rows()) == 4
+    for recorded in firestore.collection("uploads").stream():
+        recorded.reference.delete()
 
     answer, document = export(api, guest=key)
 
@@ -122,7 +120,7 @@ def test_a_guests_export_is_what_was_stored_field_by_field(uploads_world, db, fi
         str(guest.id),
     )
     assert (document["email"], document["displayName"]) == (None, None)
-    assert document["sessions"] == expected_document(db, firestore, "s.guest_id = :g AND s.user_id IS NULL", g=guest.id)
+    assert document["sessions"] == expected_document(db, "s.guest_id = :g AND s.user_id IS NULL", g=guest.id)
 
     # And what the test itself sent and uploaded: newest session first, responses in order.
     assert [s["sessionId"] for s in document["sessions"]] == [second["sessionId"], first["sessionId"]]
@@ -187,7 +185,7 @@ def test_a_user_who_claimed_a_guest_exports_both_and_nobody_elses(uploads_world,
         "email": user.email,
         "displayName": "Ada",
     }
-    assert document["sessions"] == expected_document(db, firestore, "s.user_id = :u", u=user.uid)
+    assert document["sessions"] == expected_document(db, "s.user_id = :u", u=user.uid)
     assert [s["sessionId"] for s in document["sessions"]] == [
         after["sessionId"],
         own["sessionId"],

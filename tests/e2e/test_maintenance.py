@@ -167,10 +167,15 @@ def test_retention_erases_exactly_the_empty_old_unclaimed_guests_through_the_led
     }
     erased_numbers = sorted(made[0]["visitorNumber"] for _, made in empty)
 
+    # Its upload is a row of PostgreSQL's `uploads` (SPEC §16), which retention asks: without the
+    # Firestore documents the guest is kept all the same, and never even picked (kept: 0).
+    assert len(world.rows()) == 1
+    for recorded in firestore.collection("uploads").stream():
+        recorded.reference.delete()
+
     answer = run(maintenance)
 
-    # The guest with an upload looks empty to PostgreSQL; Firestore's uploads keep it (kept: 1).
-    assert answer["retention"] == {"days": DAYS, "erased": 3, "pending": 0, "kept": 1, "more": False}
+    assert answer["retention"] == {"days": DAYS, "erased": 3, "pending": 0, "kept": 0, "more": False}
     ledger = rows(
         db,
         "SELECT visitor_number, requested_by, sessions, responses, uploads, objects, completed_at "
@@ -184,13 +189,13 @@ def test_retention_erases_exactly_the_empty_old_unclaimed_guests_through_the_led
     assert {str(r.session_id) for r in rows(db, "SELECT session_id FROM erased_sessions")} == erased_sessions
     assert {str(r.id) for r in rows(db, "SELECT id FROM sessions")} == kept_sessions
     assert scalar(db, "SELECT count(*) FROM guests") == 5
-    assert len(world.uploads()) == 1  # the guest with an upload keeps it
+    assert len(world.rows()) == 1 and world.stored(next(iter(world.rows().values()))["name"])  # kept, and its file
 
     # A number is retired: the erased guests' keys start new visitors with new numbers.
     again = api.post("create_session", {}, guest=empty[0][0]).json()
     assert again["visitorNumber"] not in erased_numbers
     # Running it again erases nothing more.
-    assert run(maintenance)["retention"] == {"days": DAYS, "erased": 0, "pending": 0, "kept": 1, "more": False}
+    assert run(maintenance)["retention"] == {"days": DAYS, "erased": 0, "pending": 0, "kept": 0, "more": False}
     assert scalar(db, "SELECT count(*) FROM erasures") == 3
 
 

@@ -147,13 +147,11 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     _, exported = sessions.create_session(engine, exporter, NewSession())
     responses.submit_response(engine, exporter, NewResponse(sessionId=exported.session_id, data="x"))
     for caller in (exporter, numbered_user):
-        b"".join(access.export_my_data(engine, stores.firestore, caller))
+        b"".join(access.export_my_data(engine, caller))
     everything = researchers.Scope(everything=True)  # sessions without an experimentId included
     stats.study_stats(engine, everything)
-    for format_, table in (("zip", None), ("jsonl", "responses"), ("jsonl", "visitors")):
-        b"".join(
-            export.export_data(engine, stores.firestore, everything, StudyQuery(format=format_, table=table)).chunks
-        )
+    for format_, table in (("zip", None), *(("jsonl", table) for table in export.TABLES)):
+        b"".join(export.export_data(engine, everything, StudyQuery(format=format_, table=table)).chunks)
 
     # The researchers' trail: an act on its own (an export's), one in an erasure's transaction, the latest.
     trail.Act("r-statements", "export_data", {"experimentIds": "all"}).record(engine)

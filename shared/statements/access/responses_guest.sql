@@ -1,4 +1,4 @@
--- export_my_data: a guest's responses, session by session in export_my_data_sessions_guest's order, oldest first in each.
+-- export_my_data: a guest's responses, session by session in sessions_guest.sql's order, oldest first in each.
 SELECT r.session_id, r.id, r.level, r.data, r.created_at
 FROM responses r
 JOIN sessions s ON s.id = r.session_id

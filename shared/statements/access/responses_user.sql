@@ -1,4 +1,4 @@
--- export_my_data: a user's responses, session by session in export_my_data_sessions_user's order, oldest first in each.
+-- export_my_data: a user's responses, session by session in sessions_user.sql's order, oldest first in each.
 SELECT r.session_id, r.id, r.level, r.data, r.created_at
 FROM responses r
 JOIN sessions s ON s.id = r.session_id

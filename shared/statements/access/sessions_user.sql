@@ -1,5 +1,5 @@
 -- export_my_data: a user's sessions (its own and those of the guests it claimed), newest first.
--- The order is export_my_data_responses_user's, which the export walks beside this one.
+-- The order is responses_user.sql's and uploads_user.sql's, which the export walks beside this one.
 SELECT s.id, s.experiment_id, s.metadata, s.created_at
 FROM sessions s
 WHERE s.user_id = :user_id

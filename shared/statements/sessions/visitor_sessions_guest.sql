@@ -1,6 +1,11 @@
--- get_visitor: a guest's sessions, newest first (none once a user has claimed the guest).
+-- get_visitor: a guest's sessions, newest first (none once a user has claimed the guest), each
+-- with its recorded uploads (rows of `uploads`) in the order the files were made.
 SELECT s.id, s.experiment_id, s.created_at,
-       (SELECT count(*) FROM responses r WHERE r.session_id = s.id) AS response_count
+       (SELECT count(*) FROM responses r WHERE r.session_id = s.id) AS response_count,
+       (SELECT coalesce(json_agg(json_build_object('name', u.name, 'contentType', u.content_type, 'size', u.size,
+                                                   'uploadedAt', utc_text(u.uploaded_at))
+                                 ORDER BY u.uploaded_at, u.name, u.generation), '[]')
+        FROM uploads u WHERE u.session_id = s.id) AS uploads
 FROM sessions s
 WHERE s.guest_id = :guest_id AND s.user_id IS NULL
 ORDER BY s.created_at DESC, s.id
