@@ -103,7 +103,17 @@ def test_a_guest_withdraws_and_nothing_of_it_is_left_in_any_store(uploads_world,
     sessions = used_site(world, traces, guest=key)
     used_site(world, bystander, guest=bystander_key, sessions=1)
     traces.ids.add(sessions[0]["guestId"])
-    before = {"sessions": scalar(world.db, "SELECT count(*) FROM sessions"), "uploads": len(world.uploads())}
+    # Its count is the rows of `uploads` that the erasure removes, not the Firestore documents it
+    # finds (SPEC §16): one document gone by hand does not change it.
+    mine = {i for i, row in world.rows().items() if row["visitor_number"] == sessions[0]["visitorNumber"]}
+    assert len(mine) == 4
+    stray = next(d for d in world.firestore.collection("uploads").stream() if d.id in mine)
+    stray.reference.delete()
+    before = {
+        "sessions": scalar(world.db, "SELECT count(*) FROM sessions"),
+        "uploads": len(world.uploads()),
+        "rows": len(world.rows()),
+    }
 
     answer = withdraw(world.api, guest=key)
 
@@ -121,7 +131,8 @@ def test_a_guest_withdraws_and_nothing_of_it_is_left_in_any_store(uploads_world,
     assert everything_left(world.db, stack.firestore, storage_client, BUCKET, traces) == []
     # The bystander's data is all there.
     assert scalar(world.db, "SELECT count(*) FROM sessions") == before["sessions"] - 2
-    assert len(world.uploads()) == before["uploads"] - 4
+    assert len(world.uploads()) == before["uploads"] - 3
+    assert len(world.rows()) == before["rows"] - 4 and not mine & set(world.rows())
     assert len(everything_left(world.db, stack.firestore, storage_client, BUCKET, bystander)) > 0
     assert set(world.visitors()) == {str(n) for n in bystander.numbers}
     # The ledger: counts and times, and a tombstone per session.

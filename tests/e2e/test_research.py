@@ -12,14 +12,18 @@ import csv
 import hashlib
 import io
 import json
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import requests
+from sqlalchemy import text
 
+from devtools.stack import BUCKET
 from shared.ops import cli
+from shared.visitors.uploads import upload_id
 from tests.support import assert_error, new_guest_key, register, rows, scalar
 
 TODAY = datetime.now(UTC).date()
@@ -96,8 +100,6 @@ def seed(world, auth_emulator, db) -> Study:
     [upload] = [doc for doc in world.firestore.collection("uploads").stream()]
     study.upload_id = upload.id
     with db.begin() as conn:  # spread the sessions and their responses over days
-        from sqlalchemy import text
-
         for name, days in DAYS_AGO.items():
             conn.execute(
                 text("UPDATE sessions SET created_at = :t WHERE id = :id"),
@@ -580,8 +582,6 @@ def test_an_export_is_one_snapshot_while_rows_are_written(uploads_world, auth_em
     api, key = uploads_world.api, new_guest_key()
     old = api.post("create_session", {"experimentId": "a"}, guest=key).json()["sessionId"]
     with db.begin() as conn:
-        from sqlalchemy import text
-
         # random text (md5 of random numbers): the zip cannot shrink it much, so it is far
         # larger than the export's queue and the sockets' buffers
         conn.execute(
@@ -626,6 +626,98 @@ def test_an_export_is_one_snapshot_while_rows_are_written(uploads_world, auth_em
     assert counts[old] == 60000
     assert sum(counts.values()) == len(responses)
     assert scalar(db, "SELECT count(*) FROM responses") == len(responses) + 6
+
+
+def test_the_four_tables_agree_in_one_snapshot_while_uploads_and_responses_are_written(
+    uploads_world, auth_emulator, db
+):
+    """A writer thread keeps delivering upload events (to old sessions and new ones) and
+    submitting responses while a zip is made for a slow client. Every table of the zip is of one
+    snapshot: each upload's session is in sessions.csv with that upload counted, each session's
+    counts are its rows, each visitor's sessions are its rows, and nothing the writer began after
+    the export's first bytes is in it, while everything it finished before the request is."""
+    world, key = uploads_world, new_guest_key()
+    old = [world.new_session(guest=key, experiment_id="a")["sessionId"] for _ in range(2)]
+    with db.begin() as conn:  # far more than the export's queue and the sockets' buffers hold
+        conn.execute(
+            text(
+                "INSERT INTO responses (id, session_id, visitor_number, level, data) "
+                "SELECT gen_random_uuid(), s.id, s.visitor_number, 0, "
+                "       to_jsonb(md5(random()::text) || md5(random()::text) || md5(random()::text)"
+                "                || md5(random()::text) || md5(random()::text) || md5(random()::text)) "
+                "FROM sessions s, generate_series(1, 30000) WHERE s.id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": old},
+        )
+    phase = {"now": "before"}  # before the request, during its download, after its first bytes
+    written: list[tuple[str, str, str, str]] = []  # (phase when begun, phase when done, kind, id)
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            began = phase["now"]
+            session = old[n % 2] if n % 3 else world.new_session(guest=key, experiment_id="a")["sessionId"]
+            item = world.upload(session, f"file-{n}.png", b"\x89PNG %d" % n, "image/png")
+            assert world.deliver(item).status_code < 300
+            written.append((began, phase["now"], "upload", upload_id_of(item)))
+            answer = world.api.post("submit_response", {"sessionId": session, "data": f"w{n}"}, guest=key)
+            assert answer.status_code == 201, answer.text
+            written.append((began, phase["now"], "response", answer.json()["responseId"]))
+            n += 1
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(written) < count and time.monotonic() < deadline and writer.is_alive():
+            time.sleep(0.01)
+        assert len(written) >= count, "the writer stopped"
+
+    token = auth_emulator.researcher(True).id_token
+    writer = threading.Thread(target=write, name="writer", daemon=True)
+    writer.start()
+    try:
+        wait_for(6)
+        phase["now"] = "during"
+        with requests.get(
+            world.api.url("export_data"), headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=120
+        ) as answer:
+            assert answer.status_code == 200
+            first = answer.raw.read(64 * 1024)  # the export's snapshot is taken, and it waits for this client
+            phase["now"] = "after"
+            wait_for(len(written) + 12)  # uploads and responses to old and new sessions meanwhile
+            content = first + answer.raw.read()
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    tables = {
+        t: csv_as_json(t, archive.read(f"{t}.csv").decode()) for t in ("responses", "sessions", "visitors", "uploads")
+    }
+    manifest = json.loads(archive.read("manifest.json"))
+    assert {name: f["rows"] for name, f in manifest["files"].items()} == {f"{t}.csv": len(r) for t, r in tables.items()}
+
+    sessions = {s["sessionId"]: s for s in tables["sessions"]}
+    uploads, responses = tables["uploads"], tables["responses"]
+    for upload in uploads:  # each upload's session is there, with its number
+        assert sessions[upload["sessionId"]]["visitorNumber"] == upload["visitorNumber"]
+        assert upload["experimentId"] == "a" and upload["gsUri"].endswith("/" + upload["name"])
+    for response in responses:
+        assert sessions[response["sessionId"]]["visitorNumber"] == response["visitorNumber"]
+    for session_id, session in sessions.items():  # each session's counts are its rows
+        assert session["uploadCount"] == sum(u["sessionId"] == session_id for u in uploads)
+        assert session["responseCount"] == sum(r["sessionId"] == session_id for r in responses)
+    for visitor in tables["visitors"]:
+        assert visitor["sessionCount"] == sum(s["visitorNumber"] == visitor["visitorNumber"] for s in sessions.values())
+    in_zip = {"upload": {u["uploadId"] for u in uploads}, "response": {r["responseId"] for r in responses}}
+    assert all(item in in_zip[kind] for _, done, kind, item in written if done == "before")
+    assert not any(item in in_zip[kind] for began, _, kind, item in written if began == "after")
+    later = [item for began, _, kind, item in written if began == "after" and kind == "upload"]
+    assert later and set(later) <= set(world.rows())  # ...which were recorded all the same
+    assert len(uploads) < scalar(db, "SELECT count(*) FROM uploads")
+
+
+def upload_id_of(item: dict) -> str:
+    return upload_id(BUCKET, item["name"], int(item["generation"]))
 
 
 def test_the_command_writes_the_bytes_the_function_answers(uploads_world, auth_emulator, db, stack, tmp_path):

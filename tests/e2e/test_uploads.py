@@ -86,6 +86,40 @@ def test_uploaded_object_is_tagged_and_recorded(uploads_world):
     }
 
 
+def test_get_visitor_lists_an_upload_once_its_event_was_handled_and_not_before(uploads_world):
+    world, key = uploads_world, new_guest_key()
+    older = world.new_session(guest=key)["sessionId"]
+    newer = world.new_session(guest=key)["sessionId"]
+
+    def uploads_by_session() -> dict[str, list]:
+        answer = world.api.get("get_visitor", guest=key)
+        assert answer.status_code == 200, answer.text
+        return {s["sessionId"]: s["uploads"] for s in answer.json()["sessions"]}
+
+    first = world.upload(older, "first.png", b"\x89PNG 1", "image/png")
+    second = world.upload(older, "second.txt", b"hello", "text/plain")
+    # In the bucket, but their events not handled yet: nothing is recorded, nothing listed.
+    assert uploads_by_session() == {newer: [], older: []}
+
+    assert world.deliver(second).ok
+    assert uploads_by_session() == {
+        newer: [],
+        older: [
+            {
+                "name": f"sessions/{older}/second.txt",
+                "contentType": "text/plain",
+                "size": 5,
+                "uploadedAt": rfc3339(parse_time(second["timeCreated"])),
+            }
+        ],
+    }
+    assert world.deliver(first).ok and world.deliver(first).ok  # a redelivery lists it once
+    listed = uploads_by_session()
+    # In the order the files were made, whatever order their events came in; the ticket's path is the name.
+    assert [u["name"] for u in listed[older]] == [first["name"], second["name"]] and listed[newer] == []
+    assert listed[older][0]["size"] == len(b"\x89PNG 1") and listed[older][0]["contentType"] == "image/png"
+
+
 def test_a_session_without_experiment_gets_no_experiment_key(uploads_world):
     world = uploads_world
     session = world.new_session(experiment_id=None)

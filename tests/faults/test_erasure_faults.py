@@ -106,7 +106,7 @@ def test_firestore_down_during_withdrawal_leaves_it_pending_and_resume_completes
         "status": "pending",
         "sessions": 2,
         "responses": 2,
-        "uploads": None,
+        "uploads": 4,  # the rows its PostgreSQL part deleted (SPEC §16): known without Firestore
         "objects": 4,
     }
     assert scalar(world.db, "SELECT count(*) FROM sessions") == 0  # the SQL part is done
