@@ -63,7 +63,8 @@ PROJECT_ROLES = (
     # (https://cloud.google.com/iam/docs/roles-permissions/firebaseauth).
     ("visitors-functions", TOKEN_CHECKER),
     ("visitors-erasure", TOKEN_CHECKER),
-    ("visitors-functions", "roles/datastore.viewer"),
+    # Firestore: only the identities that write it. visitors-functions reads none of it (uploads
+    # are read from PostgreSQL, SPEC §16), so it has no Firestore role at all.
     *((who, "roles/datastore.user") for who in ("visitors-uploads", "visitors-erasure", "visitors-maintenance")),
     ("visitors-events", "roles/eventarc.eventReceiver"),
 )

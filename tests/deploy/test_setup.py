@@ -147,3 +147,17 @@ def test_token_checking_needs_one_permission_and_no_broader_auth_role():
         "--member=serviceAccount:visitors-erasure@acme-study.iam.gserviceaccount.com",
     }
     assert not [role for _, role in granted if "firebaseauth" in role]
+
+
+def test_only_the_identities_that_write_firestore_get_a_firestore_role():
+    """visitors-functions reads no Firestore (uploads come from PostgreSQL, SPEC §16): no datastore
+    role; the trigger, erasure and maintenance write it (roles/datastore.user)."""
+    granted = {
+        (next(a for a in line if a.startswith("--member=")), next(a for a in line if a.startswith("--role=")))
+        for line in printed_setup()
+        if "add-iam-policy-binding" in line and "projects" in line
+    }
+    account = "--member=serviceAccount:visitors-{}@acme-study.iam.gserviceaccount.com"
+    assert {(member, role) for member, role in granted if "datastore" in role} == {
+        (account.format(who), "--role=roles/datastore.user") for who in ("uploads", "erasure", "maintenance")
+    }
