@@ -134,7 +134,7 @@ def bench_research(stack: Stack, engine) -> None:
         n=total,
     )
     row(
-        "export_data zip (4 tables, 1M responses, 100k sessions: 3,334 Firestore queries)",
+        "export_data zip (4 tables, each by COPY, 1M responses, 100k sessions)",
         1,
         [zip_s],
         None,

@@ -23,33 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 SCHEMA_VERSION = 1
+# The tables (SPEC §10), in the zip's order; each is COPY'd by shared/statements/export/{table}_{format}.sql.
 TABLES = ("responses", "sessions", "visitors", "uploads")
-COLUMNS = {
-    "responses": ("responseId", "sessionId", "visitorNumber", "experimentId", "level", "createdAt", "data"),
-    "sessions": (
-        "sessionId",
-        "visitorNumber",
-        "experimentId",
-        "registered",
-        "createdAt",
-        "responseCount",
-        "maxLevel",
-        "uploadCount",
-        "metadata",
-    ),
-    "visitors": ("visitorNumber", "registered", "firstSessionAt", "sessionCount", "mergedFromVisitorNumbers"),
-    "uploads": (
-        "uploadId",
-        "sessionId",
-        "visitorNumber",
-        "experimentId",
-        "name",
-        "contentType",
-        "size",
-        "uploadedAt",
-        "gsUri",
-    ),
-}
 MIMETYPES = {"zip": "application/zip", "csv": "text/csv", "jsonl": "application/x-ndjson"}
 CHUNK_BYTES = 64 * 1024
 QUEUE_CHUNKS = 16
