@@ -79,3 +79,29 @@ def test_the_trigger_after_the_erasure_deletes_the_object_and_records_nothing(
     )
     assert world.stored(item["name"]) is None
     assert world.uploads() == {} and world.visitors() == {} and world.rows() == {}
+
+
+def test_retention_with_firestore_down_erases_the_rows_and_leaves_the_rest_pending(
+    stack, uploads_world, storage_client
+):
+    """Which guests have uploads is read from PostgreSQL (SPEC §16): retention no longer needs
+    Firestore to choose, so an idle guest's rows go at once and its Firestore part waits for resume."""
+    from shared.ops import maintenance
+    from tests.e2e.test_maintenance import age
+    from tests.integration.test_statements import unreachable_firestore
+
+    world = uploads_world
+    idle, with_upload = new_guest_key(), new_guest_key()
+    world.new_session(guest=idle)
+    kept = world.new_session(guest=with_upload)["sessionId"]
+    assert world.deliver(world.upload(kept)).status_code < 300
+    for key in (idle, with_upload):
+        age(world.db, key)
+    down = erasure.OtherStores(unreachable_firestore(), storage_client, BUCKET)
+
+    done = maintenance.apply_retention(world.db, down, days=30)
+
+    assert (done.erased, done.pending, done.kept) == (1, 1, 0)
+    assert [row["session_id"] for row in world.rows().values()] == [uuid.UUID(kept)]
+    up = erasure.OtherStores(world.firestore, storage_client, BUCKET)
+    assert erasure.resume(world.db, up).completed == 1
