@@ -125,6 +125,7 @@ def test_get_visitor_lists_sessions_newest_first(api, db):
         "experimentId": "b",
         "createdAt": second["createdAt"],
         "responseCount": 0,
+        "uploads": [],
     }
 
 
