@@ -100,7 +100,7 @@ import-uploads: $(PY_OK)
 # determines; ARGS="--min-age 0" also looks at uploads of the last ten minutes. Same settings as
 # `make erasures`; against `make dev`, load .local/dev.env first. Safe beside traffic and to run again.
 audit: $(PY_OK)
-	$(PY) -m shared.audit $(ARGS)
+	$(PY) -m shared.audit$(if $(strip $(ARGS)), $(ARGS))
 
 # Finish every pending withdrawal (docs/participants-rights.md): the Firestore and Storage parts of erasures
 # that could not finish when they were asked for. Same settings as backfill, plus STORAGE_BUCKET
