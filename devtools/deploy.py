@@ -513,7 +513,7 @@ def sizing_of(s: Settings, function: Function) -> list[str]:
 
 
 SCHEDULER_JOB = "visitors-maintenance"
-# The daily consistency audit (SPEC §16): the same function with ?task=audit, on its own schedule.
+# The daily consistency audit (docs/design/audit.md): the same function with ?task=audit, on its own schedule.
 AUDIT_JOB = "visitors-audit"
 STORAGE_RULES_TARGET = "uploads"  # firebase.json's storage deploy target
 

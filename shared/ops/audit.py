@@ -1,4 +1,4 @@
-"""The consistency audit (`python -m shared.audit`, SPEC §16): count each kind of disagreement
+"""The consistency audit (`python -m shared.audit`): count each kind of disagreement
 between PostgreSQL, the bucket and Firestore, and with `--repair` mend what PostgreSQL
 determines (docs/design/audit.md)."""
 
@@ -39,7 +39,7 @@ KINDS = (
     "erased_object",
     "unknown_session_object",
 )
-# What --repair may not mend (SPEC §16): an object of a session that never existed (reported, never
+# What --repair may not mend: an object of a session that never existed (reported, never
 # deleted), a row whose object is gone (nothing to derive it from), and an object without a row
 # whose upload ticket does not verify.
 UNMENDABLE = ("row_without_object", "unknown_session_object")
@@ -443,7 +443,7 @@ def _agrees(key: str, have: Any, want: str | None, row_number: int | None, resol
 
 
 def _document(row: _Row, bucket: str) -> dict[str, Any]:
-    """The Firestore `uploads/{id}` document of a row (SPEC §5), as record_in_firestore writes it."""
+    """The Firestore `uploads/{id}` document of a row, as record_in_firestore writes it."""
     return {
         "bucket": bucket,
         "name": row.name,
