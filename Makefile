@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads erasures maintenance researcher export clean bench deploy setup fuzz
+.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -94,6 +94,13 @@ backfill: $(PY_OK)
 # emulator or project; safe beside the functions' traffic, and to run again (it imports each once).
 import-uploads: $(PY_OK)
 	$(PY) -m shared.import_uploads
+
+# Check that PostgreSQL, the bucket and Firestore agree (docs/operations.md): one line per kind of
+# disagreement with its count, exit 1 when any. make audit ARGS="--repair" mends what PostgreSQL
+# determines; ARGS="--min-age 0" also looks at uploads of the last ten minutes. Same settings as
+# `make erasures`; against `make dev`, load .local/dev.env first. Safe beside traffic and to run again.
+audit: $(PY_OK)
+	$(PY) -m shared.audit$(if $(strip $(ARGS)), $(ARGS))
 
 # Finish every pending withdrawal (docs/participants-rights.md): the Firestore and Storage parts of erasures
 # that could not finish when they were asked for. Same settings as backfill, plus STORAGE_BUCKET

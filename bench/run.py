@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.audit import bench_audit
 from bench.cold_start import bench_first_201, bench_import
 from bench.database import bench_db, bench_sequence
 from bench.harness import bench_only, report, run_sections, serve, start_stack, stop_stack
@@ -55,6 +56,7 @@ def main() -> int:
             ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
             ("submit_response, counters on vs off", lambda: bench_submit_response(engine)),
             ("researchers at 1M responses", lambda: bench_research(stack, engine)),
+            ("audit at 10k uploads", lambda: bench_audit(stack)),
             ("profile of create_session", profile_create_session),
         ]
         failed = run_sections(sections, only)

@@ -44,6 +44,7 @@ class Settings:
     maintenance_db_user: str
     scheduler_service_account: str
     maintenance_schedule: str
+    audit_schedule: str
     guest_limit_per_hour: str
     session_limit_per_hour: str
     guest_limit_key_secret: str
@@ -143,6 +144,7 @@ class Settings:
                 "SCHEDULER_SERVICE_ACCOUNT", f"visitors-scheduler@{project}.iam.gserviceaccount.com"
             ),
             maintenance_schedule=get("MAINTENANCE_SCHEDULE", "17 * * * *"),
+            audit_schedule=get("AUDIT_SCHEDULE", "43 3 * * *"),
             guest_limit_per_hour=str(number("GUEST_LIMIT_PER_HOUR", 200, minimum=0)),
             session_limit_per_hour=str(number("SESSION_LIMIT_PER_HOUR", 300, minimum=0)),
             guest_limit_key_secret=get("GUEST_LIMIT_KEY_SECRET", "visitors-guest-limit-key"),
@@ -511,31 +513,41 @@ def sizing_of(s: Settings, function: Function) -> list[str]:
 
 
 SCHEDULER_JOB = "visitors-maintenance"
+# The daily consistency audit (docs/design/audit.md): the same function with ?task=audit, on its own schedule.
+AUDIT_JOB = "visitors-audit"
 STORAGE_RULES_TARGET = "uploads"  # firebase.json's storage deploy target
 
 
 def scheduler_commands(s: Settings) -> list[Command]:
-    """The scheduler's account may invoke run_maintenance and nothing else, and the job calls it.
+    """The scheduler's account may invoke run_maintenance and nothing else, and two jobs call it:
+    the maintenance run (hourly) and the audit (daily, ?task=audit).
 
     `gcloud functions add-invoker-policy-binding` grants roles/run.invoker on the function's
     Cloud Run service only (https://cloud.google.com/sdk/gcloud/reference/functions/add-invoker-policy-binding).
-    The job sends a Google-signed OIDC token of that account with the function's URL as audience
+    A job sends a Google-signed OIDC token of that account with the function's URL as audience
     (`--oidc-service-account-email`, `--oidc-token-audience`:
     https://cloud.google.com/sdk/gcloud/reference/scheduler/jobs/create/http); POST, as the
-    function answers. A second deploy finds the job made: then it is updated with the same flags."""
+    function answers. A second deploy finds a job made: then it is updated with the same flags."""
     url = maintenance_url(s)
-    job = [
-        SCHEDULER_JOB,
-        f"--project={s.project}",
-        f"--location={s.region}",
-        f"--schedule={s.maintenance_schedule}",
-        "--time-zone=Etc/UTC",
-        f"--uri={url}",
-        "--http-method=POST",
-        f"--oidc-service-account-email={s.scheduler_service_account}",
-        f"--oidc-token-audience={url}",
-        f"--attempt-deadline={SCHEDULED.timeout}",
-    ]
+
+    def job(name: str, schedule: str, uri: str) -> Command:
+        flags = [
+            name,
+            f"--project={s.project}",
+            f"--location={s.region}",
+            f"--schedule={schedule}",
+            "--time-zone=Etc/UTC",
+            f"--uri={uri}",
+            "--http-method=POST",
+            f"--oidc-service-account-email={s.scheduler_service_account}",
+            f"--oidc-token-audience={url}",
+            f"--attempt-deadline={SCHEDULED.timeout}",
+        ]
+        return Command(
+            ["gcloud", "scheduler", "jobs", "create", "http", *flags],
+            fallback=["gcloud", "scheduler", "jobs", "update", "http", *flags],
+        )
+
     return [
         Command(
             [
@@ -548,10 +560,8 @@ def scheduler_commands(s: Settings) -> list[Command]:
                 f"--member=serviceAccount:{s.scheduler_service_account}",
             ]
         ),
-        Command(
-            ["gcloud", "scheduler", "jobs", "create", "http", *job],
-            fallback=["gcloud", "scheduler", "jobs", "update", "http", *job],
-        ),
+        job(SCHEDULER_JOB, s.maintenance_schedule, url),
+        job(AUDIT_JOB, s.audit_schedule, f"{url}?task=audit"),
     ]
 
 

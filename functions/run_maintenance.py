@@ -1,9 +1,13 @@
 """run_maintenance: POST, by Cloud Scheduler only (deployed private); resumes pending
 erasures, applies retention (GUEST_RETENTION_DAYS) and forgets expired guest-creation
-windows, and answers what it did."""
+windows, and answers what it did. With ?task=audit (the daily job) it runs the consistency
+audit without repair instead, and answers its figures."""
 
 from shared.core import config
 from shared.core.db import get_engine
+from shared.core.errors import InvalidArgument
+
+TASKS = ("audit",)
 
 
 def run_maintenance(request, _body):
@@ -12,5 +16,15 @@ def run_maintenance(request, _body):
     from shared.web.invoker import require_invoker
 
     require_invoker(request)
+    task = request.args.get("task")
+    if set(request.args) - {"task"} or (task is not None and task not in TASKS):
+        raise InvalidArgument("run_maintenance takes one query parameter, task=audit, or none.")
+    if task == "audit":
+        from shared.core.stores import firestore_client, storage_client
+
+        figures = maintenance.daily_audit(
+            get_engine(), storage_client(), firestore_client(), config.required_storage_bucket()
+        )
+        return 200, {"audit": figures}
     report = maintenance.run(get_engine(), erasure.OtherStores.of_instance(), config.guest_retention_days())
     return 200, report.to_json()

@@ -3,7 +3,7 @@
 
     0  done
     1  ran, but did not finish: a store was unavailable or refused, or work is still pending
-       (running it again later is safe)
+       (running it again later is safe); for audit, disagreements were found (left)
     2  did not start: wrong arguments or settings; nothing was done
 """
 
@@ -123,6 +123,50 @@ def maintenance(argv: list[str]) -> int:
     return UNFINISHED if (report.resumed.still_pending or report.retention.pending) else DONE
 
 
+def audit(argv: list[str]) -> int:
+    """Check that PostgreSQL, the bucket and Firestore agree: one line per kind of disagreement
+    with its count; exit 1 when any is found (with --repair: when any it may mend is left)."""
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.core.stores import firestore_client, storage_client
+    from shared.ops.audit import MIN_AGE_SECONDS, Audit
+    from shared.visitors.uploads import TicketCheck
+
+    parser = _parser("audit", audit)
+    parser.add_argument(
+        "--repair", action="store_true", help="mend what PostgreSQL determines (docs/operations.md), nothing else"
+    )
+    parser.add_argument(
+        "--min-age",
+        type=_seconds,
+        default=MIN_AGE_SECONDS,
+        metavar="SECONDS",
+        help=f"skip objects and rows younger than this, in flight (default {MIN_AGE_SECONDS})",
+    )
+    args = parser.parse_args(argv)
+    _refuse_bad_settings(config.check())
+    # Tickets are read only to record a missing row (--repair): the check needs no key.
+    mode = config.upload_tickets_mode() if args.repair else "off"
+    tickets = TicketCheck(mode, None if mode == "off" else config.upload_ticket_key())
+    report = Audit(
+        get_engine(),
+        storage_client(),
+        firestore_client(),
+        config.required_storage_bucket(),
+        tickets,
+        repair=args.repair,
+        min_age_seconds=args.min_age,
+    ).run()
+    print("\n".join(report.lines()))
+    return UNFINISHED if report.left() else DONE
+
+
+def _seconds(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds")
+    return int(value)
+
+
 def researchers(argv: list[str]) -> int:
     """Grant, revoke and list the researcher claim of Firebase users."""
     from firebase_admin import exceptions
@@ -198,7 +242,7 @@ def export(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     command.__name__: command
-    for command in (migrate, backfill, import_uploads, erasure, maintenance, researchers, export)
+    for command in (migrate, backfill, import_uploads, erasure, maintenance, audit, researchers, export)
 }
 
 

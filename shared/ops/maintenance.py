@@ -1,5 +1,6 @@
 """What run_maintenance does on Cloud Scheduler's schedule (and `make maintenance` once):
-resume pending erasures, retention, forget expired windows (docs/design/maintenance.md)."""
+resume pending erasures, retention, forget expired windows; and, on its daily job, the
+consistency audit without repair (docs/design/maintenance.md)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,20 @@ def run(
     report = Report(resumed, retention, expired)
     log.info("maintenance run", extra={"fields": report.to_json()})
     return report
+
+
+def daily_audit(engine: Engine, storage_client, firestore_client, bucket: str) -> dict[str, Any]:
+    """The consistency audit without --repair (run_maintenance?task=audit, Cloud Scheduler's daily
+    job): its figures, also logged. It mends nothing, so it needs no upload ticket key; a
+    disagreement is for an operator to look at and mend with `make audit ARGS=--repair`."""
+    from shared.ops.audit import Audit
+    from shared.visitors.uploads import TicketCheck
+
+    report = Audit(engine, storage_client, firestore_client, bucket, TicketCheck("off")).run()
+    figures = {"found": report.found, "checked": report.checked, "disagreements": report.left()}
+    if report.left():
+        log.warning("the audit found disagreements between the stores", extra={"fields": figures})
+    return figures
 
 
 def apply_retention(engine: Engine, stores: erasure.OtherStores, days: int, batch: int = RETENTION_BATCH) -> Retention:

@@ -370,7 +370,7 @@ def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_sch
     (binding,) = [a for a in commands if a[:3] == ["gcloud", "functions", "add-invoker-policy-binding"]]
     assert binding[3] == "run_maintenance"
     assert flags(binding)["--member"] == ["serviceAccount:visitors-scheduler@acme-study.iam.gserviceaccount.com"]
-    (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
+    (job,) = [a for a in commands if a[:6] == ["gcloud", "scheduler", "jobs", "create", "http", "visitors-maintenance"]]
     create, update = job[: job.index("||")], job[job.index("||") + 1 :]
     assert update[:5] == ["gcloud", "scheduler", "jobs", "update", "http"] and update[5:] == create[5:]
     j = flags(create)
@@ -381,6 +381,21 @@ def test_run_maintenance_is_private_with_its_own_identity_and_invoked_by_the_sch
     # After the function exists (the binding needs it), before Firebase.
     order = [commands.index(argv), commands.index(binding), commands.index(job), len(commands) - 1]
     assert order == sorted(order)
+
+
+def test_the_audit_runs_daily_as_its_own_job_calling_run_maintenance_with_task_audit():
+    commands = printed_commands()
+    url = "https://europe-west1-acme-study.cloudfunctions.net/run_maintenance"
+    (job,) = [a for a in commands if a[:6] == ["gcloud", "scheduler", "jobs", "create", "http", "visitors-audit"]]
+    create, update = job[: job.index("||")], job[job.index("||") + 1 :]
+    assert update[:6] == ["gcloud", "scheduler", "jobs", "update", "http", "visitors-audit"]
+    assert update[6:] == create[6:]
+    j = flags(create)
+    assert (j["--uri"], j["--oidc-token-audience"], j["--http-method"]) == ([f"{url}?task=audit"], [url], ["POST"])
+    assert j["--oidc-service-account-email"] == ["visitors-scheduler@acme-study.iam.gserviceaccount.com"]
+    assert j["--schedule"] == ["43 3 * * *"] and j["--time-zone"] == ["Etc/UTC"]
+    (moved,) = [a for a in printed_commands(AUDIT_SCHEDULE="5 1 * * *") if "visitors-audit" in a]
+    assert flags(moved[: moved.index("||")])["--schedule"] == ["5 1 * * *"]
 
 
 def test_each_function_is_deployed_as_its_row_says():
@@ -413,9 +428,9 @@ def test_each_function_is_deployed_as_its_row_says():
         assert ("SESSION_LIMIT_PER_HOUR" in env) == row.guest_limit, row
         assert ("UPLOAD_TICKETS" in env) == ("UPLOAD_TICKET_TTL_SECONDS" in env) == row.upload_tickets, row
     # The scheduler waits for run_maintenance as long as its row lets it run.
-    (job,) = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
+    jobs = [a for a in commands if a[:5] == ["gcloud", "scheduler", "jobs", "create", "http"]]
     (scheduled,) = [row for row in FUNCTIONS if row.callers == "scheduler"]
-    assert flags(job[: job.index("||")])["--attempt-deadline"] == [scheduled.timeout]
+    assert [flags(job[: job.index("||")])["--attempt-deadline"] for job in jobs] == [[scheduled.timeout]] * 2
 
 
 def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():

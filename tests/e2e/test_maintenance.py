@@ -234,3 +234,28 @@ def test_a_pending_erasure_is_resumed(maintenance, api, db, firestore, bucket):
     assert answer["erasures"] == {"completed": 1, "stillPending": 0}
     assert rows(db, "SELECT id FROM erasures WHERE completed_at IS NOT NULL") == [(erased.erasure_id,)]
     assert run(maintenance)["erasures"] == {"completed": 0, "stillPending": 0}
+
+
+# --- The daily audit (run_maintenance?task=audit, SPEC §16) -------------------------------
+
+
+def call_audit(server, token: str, query: str = "task=audit") -> requests.Response:
+    return requests.post(f"{server.audience}?{query}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+def test_the_daily_job_runs_the_audit_without_repair_and_answers_its_figures(maintenance, uploads_world):
+    world = uploads_world
+    session = world.new_session()
+    for name in ("a.png", "b.png"):
+        assert world.deliver(world.upload(session["sessionId"], name)).ok
+    counter = world.firestore.collection("visitors").document(str(session["visitorNumber"]))
+    counter.update({"uploadCount": 5})
+    world.upload(session["sessionId"], "in-flight.png")  # younger than the default --min-age: skipped
+
+    answer = conforms(call_audit(maintenance, oidc_token(maintenance.audience)), 200)["audit"]
+
+    assert answer["disagreements"] == 1 and answer["found"]["counter_mismatch"] == 1
+    assert answer["checked"]["objects"] == 0  # all three are younger than 600 s
+    assert counter.get().to_dict()["uploadCount"] == 5  # reported, not mended
+    assert_error(call_audit(maintenance, oidc_token(maintenance.audience), "task=repair"), 400, "invalid_argument")
+    assert call_audit(maintenance, "not-a-token").status_code == 401
