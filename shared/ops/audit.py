@@ -18,7 +18,6 @@ from shared.core.stores import (
     DEPENDENCY_DEADLINE_SECONDS,
     delete_object,
     firestore_retry,
-    storage_call,
     storage_retry,
 )
 from shared.visitors import upload_tickets, uploads
@@ -270,19 +269,7 @@ class Audit:
         self.report.found["metadata_mismatch"] += 1
         if not self.report.repair:
             return
-        from google.api_core import exceptions
-
-        blob.metadata = {**current, **{k: v for k, v in wanted.items() if v is not None or k in current}}
-        try:
-            storage_call(
-                "tag",
-                blob.patch,
-                if_generation_match=row.generation,
-                if_metageneration_match=blob.metageneration,
-                retry=storage_retry(),
-                timeout=DEPENDENCY_DEADLINE_SECONDS,
-            )
-        except (exceptions.PreconditionFailed, exceptions.NotFound):
+        if not uploads.write_tags(blob, wanted, row.generation):
             return  # replaced, deleted or re-tagged meanwhile: the next run looks again
         self.report.mended["metadata_mismatch"] += 1
 

@@ -386,7 +386,6 @@ def object_metadata(session: UploadSession, time_created: datetime) -> dict[str,
 def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> StoredObject:
     """Write the session's metadata on the event's generation, keeping the object's other keys;
     a replaced object is left alone (docs/design/uploads.md)."""
-    from google.api_core import exceptions
 
     bucket = storage_client.bucket(event.bucket)
     for _ in range(_TAG_ATTEMPTS):
@@ -404,25 +403,34 @@ def tag_object(storage_client, event: ObjectEvent, session: UploadSession) -> St
         current = dict(blob.metadata or {})
         if all(current.get(key) == value for key, value in wanted.items()):
             return _stored(blob)
-        # Cloud Storage merges custom metadata keys on PATCH (None deletes one);
-        # sending the whole map keeps the other keys on servers that replace it.
-        blob.metadata = {
-            **current,
-            **{key: value for key, value in wanted.items() if value is not None or key in current},
-        }
-        try:
-            storage_call(
-                "tag",
-                blob.patch,
-                if_generation_match=event.generation,
-                if_metageneration_match=blob.metageneration,
-                retry=storage_retry(),
-                timeout=DEPENDENCY_DEADLINE_SECONDS,
-            )
-        except (exceptions.PreconditionFailed, exceptions.NotFound):
-            continue  # replaced, deleted, or re-tagged meanwhile: read again
-        return _stored(blob)
+        if write_tags(blob, wanted, event.generation):
+            return _stored(blob)
+        # replaced, deleted, or re-tagged meanwhile: read again
     raise RetryEvent(f"the metadata of gs://{event.bucket}/{event.name} kept changing; try again later")
+
+
+def write_tags(blob, wanted: Mapping[str, str | None], generation: int) -> bool:
+    """Write `wanted` (None: remove the key) on this generation as read, keeping the object's other
+    keys; False if it was replaced, deleted or changed since it was read (Cloud Storage's
+    preconditions), for the caller to read again."""
+    from google.api_core import exceptions
+
+    current = dict(blob.metadata or {})
+    # Cloud Storage merges custom metadata keys on PATCH (None deletes one);
+    # sending the whole map keeps the other keys on servers that replace it.
+    blob.metadata = {**current, **{key: value for key, value in wanted.items() if value is not None or key in current}}
+    try:
+        storage_call(
+            "tag",
+            blob.patch,
+            if_generation_match=generation,
+            if_metageneration_match=blob.metageneration,
+            retry=storage_retry(),
+            timeout=DEPENDENCY_DEADLINE_SECONDS,
+        )
+    except (exceptions.PreconditionFailed, exceptions.NotFound):
+        return False
+    return True
 
 
 def _delete_generation(storage_client, event: ObjectEvent) -> bool:
