@@ -89,7 +89,7 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     } | {  # the study counters (sql/010_study_counters.sql): read by get_study_stats, written by triggers only
         ("session_counts", "SELECT"),
         ("session_days", "SELECT"),
-    }
+    } | {("session_owner_numbers", "SELECT")}  # the audit's view of each session's owner (sql/011)
     sequence = rows(
         db,
         "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
