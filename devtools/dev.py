@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     # A key of one's own keeps the page's upload tickets valid across restarts of make dev.
     if os.environ.get("UPLOAD_TICKET_KEY"):
         stack.upload_ticket_key = os.environ["UPLOAD_TICKET_KEY"]
+    # The same for the participation ledger: who took part in a study is known across restarts.
+    if os.environ.get("PARTICIPANT_KEY"):
+        stack.participant_key = os.environ["PARTICIPANT_KEY"]
     # Ctrl-C (SIGINT), a closed terminal and `kill` all stop everything, also while
     # starting; set explicitly, since a shell running `make dev &` ignores SIGINT.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

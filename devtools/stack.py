@@ -358,6 +358,8 @@ class Stack:
     guest_limit_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # The key upload tickets are signed with: a random one per stack too (a dev and test secret only).
     upload_ticket_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The key a study's participants are hashed with in the participation ledger (a dev and test secret).
+    participant_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     postgres: LocalPostgres | None = None
     auth: AuthEmulator | None = None
     firestore: FirestoreEmulator | None = None
@@ -384,6 +386,7 @@ class Stack:
             "FUNCTIONS_URL": f"http://127.0.0.1:{self.ports['functions']}",
             "GUEST_LIMIT_KEY": self.guest_limit_key,
             "UPLOAD_TICKET_KEY": self.upload_ticket_key,
+            "PARTICIPANT_KEY": self.participant_key,
             **({"GUEST_LIMIT_PER_HOUR": self.guest_limit_per_hour} if self.guest_limit_per_hour else {}),
         }
 

@@ -324,6 +324,23 @@ def _guest_limit() -> None:
         guest_limit_key()
 
 
+def participant_key() -> bytes:
+    """The secret a study's participants are hashed with in the participation ledger
+    (PARTICIPANT_KEY, HMAC-SHA256; sql/012_studies.sql): already_participated outlives a
+    withdrawal without the ledger holding anything readable. Needed by create_session and
+    complete_session for configured experiments; changing it forgets who took part."""
+    return _secret_key(
+        "PARTICIPANT_KEY",
+        "the participation ledger hashes a study's participants with it",
+        "keep it for as long as the studies run",
+    )
+
+
+def _participant_key() -> None:
+    if _get("PARTICIPANT_KEY"):
+        participant_key()
+
+
 UPLOAD_TICKETS_MODES = ("enforce", "monitor", "off")
 
 
@@ -522,6 +539,7 @@ _READERS = (
     _guest_limit,
     session_limit_per_hour,
     _upload_tickets,
+    _participant_key,
     x_forwarded_for_trusted,
     guest_retention_days,
     maintenance_invoker,

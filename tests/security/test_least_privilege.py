@@ -26,6 +26,8 @@ from tests.uploads_support import UploadsWorld
 TABLES = ("users", "guests", "sessions", "responses", "visitor_merges")
 CLAIM_TABLES = ("claim_codes", "claim_code_attempts")  # sql/005_claims.sql
 UPLOAD_TABLES = ("uploads",)  # sql/009_uploads.sql: recorded and renumbered by the functions, deleted with erasures
+# sql/012_studies.sql: configured, assigned, started and delivered by the functions, deleted with erasures
+STUDY_TABLES = ("experiments", "assignments", "session_participants", "completion_deliveries")
 INSUFFICIENT_PRIVILEGE = "42501"
 
 
@@ -77,7 +79,7 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     }
     assert grants == {
         (table, privilege)
-        for table in TABLES + CLAIM_TABLES + UPLOAD_TABLES
+        for table in TABLES + CLAIM_TABLES + UPLOAD_TABLES + STUDY_TABLES
         for privilege in ("SELECT", "INSERT", "UPDATE")
     } | {("erased_sessions", "SELECT")} | {  # the tombstones create_session and on_upload_finalized read
         # The guest-creation windows (sql/006_guest_limits.sql): counted, and forgotten once over.
@@ -89,7 +91,11 @@ def test_the_role_is_nologin_and_has_exactly_the_needed_grants(db):
     } | {  # the study counters (sql/010_study_counters.sql): read by get_study_stats, written by triggers only
         ("session_counts", "SELECT"),
         ("session_days", "SELECT"),
-    } | {("session_owner_numbers", "SELECT")}  # the audit's view of each session's owner (sql/011)
+    } | {("session_owner_numbers", "SELECT")} | {  # the audit's view of each session's owner (sql/011)
+        # who completed a study, as keyed hashes (sql/012): appended to and read, never erased
+        ("participation_ledger", "SELECT"),
+        ("participation_ledger", "INSERT"),
+    }
     sequence = rows(
         db,
         "SELECT has_sequence_privilege(:r, 'visitor_number_seq', 'USAGE') AS usage, "
@@ -111,7 +117,9 @@ def test_the_erasure_role_adds_deleting_rows_and_writing_the_ledger_only(db):
             r=ERASURE_ROLE,
         )
     }
-    assert grants == {(table, "DELETE") for table in TABLES + CLAIM_TABLES + UPLOAD_TABLES} | {
+    assert grants == {
+        (table, "DELETE") for table in TABLES + CLAIM_TABLES + UPLOAD_TABLES + STUDY_TABLES if table != "experiments"
+    } | {
         (table, privilege) for table in ("erasures", "erased_sessions") for privilege in ("SELECT", "INSERT", "UPDATE")
     }
 

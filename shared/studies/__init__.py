@@ -1,0 +1,1 @@
+"""Studies (SPEC §14): configured experiments, admission and conditions, completion, platforms."""
