@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
+.PHONY: dev dev-reset test lint install bundle client migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -19,7 +19,7 @@ dev: install bundle
 dev-reset: $(PY_OK)
 	$(PY) -m devtools.dev --reset
 
-test: install browser bundle lint
+test: install browser bundle client lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Style, checked rather than hoped for: ruff's lint and format, and mypy (pyproject.toml).
@@ -51,6 +51,28 @@ bundle: $(BUNDLE)
 
 $(BUNDLE): $(NODE_OK) $(wildcard public/*.js)
 	npm run --silent build
+
+# The client package (client/, SPEC §15): its dev dependencies (esbuild, typescript) from its own
+# lockfile, type-checked, built into client/dist/ (git-ignored; also npm pack's prepack); and the
+# jsPsych 8 and 7.3 that tests/e2e/test_client*.py run it in (client/test/, a lockfile of its own).
+CLIENT_OK := client/node_modules/.installed
+CLIENT_TEST_OK := client/test/node_modules/.installed
+CLIENT_DIST := client/dist/index.js client/dist/visitor-sessions.min.js client/dist/index.d.ts
+
+$(CLIENT_OK): client/package.json client/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed (npm not found)"; exit 1; }
+	cd client && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CLIENT_TEST_OK): client/test/package.json client/test/package-lock.json
+	cd client/test && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CLIENT_DIST) &: $(CLIENT_OK) client/build.mjs client/tsconfig.json $(wildcard client/src/*.ts)
+	cd client && npm run --silent build
+
+client: $(CLIENT_DIST) $(CLIENT_TEST_OK)
+	cd client && npm run --silent typecheck
 
 # Chromium for tests/e2e/test_browser.py: Debian's package, driven by the playwright pip package
 # (never a browser download). Installed with apt when missing and we are root on a Debian-like
@@ -160,4 +182,4 @@ bench: install $(BENCH_OK)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache public/build test-results
+	rm -rf $(VENV) node_modules .local .pytest_cache public/build test-results client/node_modules client/test/node_modules client/dist
