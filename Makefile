@@ -178,7 +178,7 @@ $(BENCH_OK): $(PY_OK) bench/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-bench: install $(BENCH_OK)
+bench: install $(BENCH_OK) $(CLIENT_DIST)
 	$(PY) -m bench
 
 clean:

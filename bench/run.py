@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from bench.audit import bench_audit
+from bench.client_outbox import bench_client_outbox
 from bench.cold_start import bench_first_201, bench_import
 from bench.database import bench_db, bench_sequence
 from bench.harness import bench_only, report, run_sections, serve, start_stack, stop_stack
@@ -57,6 +58,7 @@ def main() -> int:
             ("submit_response, counters on vs off", lambda: bench_submit_response(engine)),
             ("researchers at 1M responses", lambda: bench_research(stack, engine)),
             ("audit at 10k uploads", lambda: bench_audit(stack)),
+            ("client outbox", lambda: bench_client_outbox(stack)),
             ("profile of create_session", profile_create_session),
         ]
         failed = run_sections(sections, only)
