@@ -48,6 +48,8 @@ export interface Status {
   waitingSince: number | null;
   /** The last failure, or a response the server refused (set aside), or the error that stopped the study. */
   lastError: { code: string; message: string } | null;
+  /** Responses the server refused (400) and that were set aside: never sent again. */
+  rejected: number;
   /** True once a 403/404 (session claimed, withdrawn) stopped the study: nothing more is sent. */
   stopped: boolean;
 }
@@ -155,8 +157,11 @@ export class Study extends EventTarget {
   }
 
   status(): Status {
+    let rejected = 0;
+    for (const item of this.items.values()) if (item.rejected) rejected++;
     return {
       pending: this.pending(),
+      rejected,
       durable: this.store.durable,
       waitingSince: this.waitingSince,
       lastError: this.lastError,
@@ -269,8 +274,10 @@ export class Study extends EventTarget {
         for (const item of batch) item.sent = 1;
         await this.save(batch);
         failures = 0;
-        this.waitingSince = null;
-        this.lastError = null;
+        if (this.waitingSince !== null) {
+          this.waitingSince = null;
+          this.lastError = null; // the wait is over; a response set aside stays reported
+        }
       } catch (error) {
         const failure = asApiError(error);
         const index = failure.details.index;
