@@ -106,7 +106,30 @@ def _granted_origin(request: flask.Request) -> str | None:
     if not origin:
         return None
     allowed = config.allowed_origins()
-    return origin if (origin.rstrip("/") in allowed or "*" in allowed) else None
+    if origin.rstrip("/") in allowed or "*" in allowed:
+        return origin
+    _log_refused_origin(origin)
+    return None
+
+
+# The origins this instance has refused and logged: a study's page on an origin left out of
+# ALLOWED_ORIGINS fails in the browser with a bare "network error", so the log says once per
+# origin which setting to change (bounded: a caller may send any Origin it likes).
+_refused_origins: set[str] = set()
+_REFUSED_ORIGINS_KEPT = 256
+
+
+def _log_refused_origin(origin: str) -> None:
+    origin = origin[:200]
+    if origin in _refused_origins or len(_refused_origins) >= _REFUSED_ORIGINS_KEPT:
+        return
+    _refused_origins.add(origin)
+    log.warning(
+        "refused a browser's requests from origin %s: add it to ALLOWED_ORIGINS (comma-separated) "
+        "to let its pages call the API (logged once per origin and instance)",
+        origin,
+        extra={"fields": {"origin": origin}},
+    )
 
 
 def _read_json_body(request: flask.Request) -> Any:

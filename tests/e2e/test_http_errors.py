@@ -1,6 +1,7 @@
 """Every error a client can cause: SPEC's shape and status, and nothing stored."""
 
 import time
+import uuid
 
 import pytest
 import requests
@@ -210,6 +211,27 @@ def test_cors_preflight_from_another_origin_gets_no_grant(api, db):
     assert_error(response, 403, "permission_denied")
     actual = api.post("create_session", {}, guest=new_guest_key(), headers={"Origin": "https://evil.example.com"})
     assert "Access-Control-Allow-Origin" not in actual.headers
+
+
+def test_a_refused_origin_is_logged_once_with_the_setting_to_change(stack, api, db):
+    """A study's page on an origin left out of ALLOWED_ORIGINS sees only a network error in the
+    browser: the functions' log names the origin and ALLOWED_ORIGINS, once per origin."""
+    origin = f"https://study-{uuid.uuid4().hex[:8]}.github.io"
+    log_path = stack.functions.log_path
+    before = log_path.stat().st_size
+    for _ in range(3):
+        requests.options(
+            api.url("create_session"),
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+            timeout=30,
+        )
+        api.post("create_session", {}, guest=new_guest_key(), headers={"Origin": origin})
+    with log_path.open("rb") as log:
+        log.seek(before)
+        logged = [line for line in log.read().decode().splitlines() if origin in line]
+    # once per origin and instance (each gunicorn worker is one)
+    assert 1 <= len(logged) <= stack.workers
+    assert "ALLOWED_ORIGINS" in logged[0] and '"severity": "WARNING"' in logged[0]
 
 
 def test_unknown_function_path(api, db):
