@@ -344,8 +344,10 @@ export class Study extends EventTarget {
       try {
         const answer = await api.call("complete_session", { sessionId: this.sessionId, outcome, responseCount });
         this.completion = { redirectUrl: answer.redirectUrl ?? null, completionCode: answer.completionCode ?? null };
-        this.waitingSince = null;
-        this.lastError = null;
+        if (this.waitingSince !== null) {
+          this.waitingSince = null;
+          this.lastError = null;
+        }
         if (this.place) await this.store.putPlace({ ...this.place, completed: true });
         await this.store.deleteItems(this.sessionId);
         this.emit();

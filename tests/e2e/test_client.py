@@ -55,10 +55,13 @@ STUDY = """<!doctype html><html><head><meta charset="utf-8"><title>study</title>
 <script src="/jspsych/VERSION/plugin/index.browser.min.js"></script>
 <script src="/client/visitor-sessions.min.js"></script></head><body><script>
 const jsPsych = initJsPsych({
-  extensions: [{type: VisitorSessions.JsPsychExtension, params: {functionsUrl: FUNCTIONS, experimentId: EXPERIMENT}}],
+  extensions: [
+    {type: VisitorSessions.JsPsychExtension, params: {functionsUrl: FUNCTIONS, experimentId: EXPERIMENT, PARAMS}},
+  ],
+  on_finish: () => { document.title = "finished"; },
 });
-jsPsych.run(Array.from({length: TRIALS}, (_, i) => ({
-  type: jsPsychHtmlKeyboardResponse, stimulus: `<p class="trial">Trial ${i}</p>`, choices: [" "],
+jsPsych.RUN(Array.from({length: TRIALS}, (_, i) => ({
+  type: jsPsychHtmlKeyboardResponse, stimulus: `<p class="trial">Trial ${i}</p>`, choices: [" "], data: DATA,
 })));
 </script></body></html>"""
 
@@ -385,12 +388,19 @@ def test_a_page_on_an_origin_not_allowed_hears_about_allowed_origins(db, context
 # --- jsPsych ---------------------------------------------------------------------------------
 
 
-def study_page(version: int, functions: str, experiment_id: str, trials: int) -> str:
+def study_page(
+    version: int, functions: str, experiment_id: str, trials: int, params: str = "", run: str = "run", data: str = "{}"
+) -> str:
+    """STUDY for jsPsych `version`; `params`: more of the extension's params (JavaScript); `run`:
+    jsPsych's run or simulate; `data`: each trial's data parameter (JavaScript)."""
     return (
         STUDY.replace("VERSION", str(version))
         .replace("FUNCTIONS", json.dumps(functions))
         .replace("EXPERIMENT", json.dumps(experiment_id))
+        .replace("PARAMS", params)
+        .replace("RUN", run)
         .replace("TRIALS", str(trials))
+        .replace("DATA", data)
     )
 
 
@@ -573,3 +583,55 @@ VisitorSessions.start({{functionsUrl: {json.dumps(functions)}, experimentId: "in
         SERVED.pop("/installed/")
     assert sorted(r.data["how"] for r in rows(db, "SELECT data FROM responses")) == ["module", "script"]
     assert Path(package / "dist" / "visitor-sessions.min.js").stat().st_size < 64 * 1024
+
+
+@in_chromium
+def test_an_mturk_preview_runs_the_study_and_calls_nothing(db, context, origin, functions):
+    from playwright.sync_api import expect
+
+    origin.pages["/preview.html"] = study_page(8, functions, "mturk-preview", 2)
+    called: list[str] = []
+    context.on("request", lambda request: called.append(request.url) if request.url.startswith(functions) else None)
+    page = context.new_page()
+    page.goto(f"{origin.url}/preview.html?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=h1&turkSubmitTo=x")
+    for index in range(2):
+        expect(page.locator(".trial")).to_have_text(f"Trial {index}")
+        page.keyboard.press("Space")
+    page.wait_for_function("document.title === 'finished'")
+    assert page.evaluate("jsPsych.extensions['visitor-sessions'].started.then((study) => study.preview)") is True
+    assert called == []
+    assert scalar(db, "SELECT count(*) FROM sessions") == 0
+
+
+@in_chromium
+def test_enabled_false_lets_jspsych_simulate_without_a_call(db, context, origin, functions):
+    origin.pages["/simulate.html"] = study_page(8, functions, "simulated", 5, params="enabled: false", run="simulate")
+    called: list[str] = []
+    context.on("request", lambda request: called.append(request.url) if request.url.startswith(functions) else None)
+    page = context.new_page()
+    page.goto(f"{origin.url}/simulate.html")
+    page.wait_for_function("document.title === 'finished'")
+    assert page.evaluate("jsPsych.data.get().count()") == 5
+    assert called == []
+    assert scalar(db, "SELECT count(*) FROM sessions") == 0
+
+
+@in_chromium
+def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted(db, context, origin, functions):
+    from playwright.sync_api import expect
+
+    origin.pages["/large.html"] = study_page(
+        8, functions, "large-trials", 2, params="redirect: false", data="{blob: 'x'.repeat(70000), small: i}"
+    )
+    page = context.new_page()
+    page.goto(f"{origin.url}/large.html")
+    for index in range(2):
+        expect(page.locator(".trial")).to_have_text(f"Trial {index}")
+        page.keyboard.press("Space")
+    expect(page.locator(".visitor-sessions-saved")).to_be_visible()
+    stored_rows = rows(db, "SELECT data FROM responses ORDER BY (data->>'trial_index')::int")
+    assert [r.data["blob"] for r in stored_rows] == [{"omitted": "too large", "bytes": 70002}] * 2
+    assert [(r.data["small"], r.data["attempt"]) for r in stored_rows] == [(0, 1), (1, 1)]
+    assert page.evaluate("jsPsych.extensions['visitor-sessions'].started.then((s) => s.status().lastError.code)") == (
+        "too_large"
+    )
