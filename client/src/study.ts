@@ -122,6 +122,7 @@ export class Study extends EventTarget {
   private waitingSince: number | null = null;
   private lastError: { code: string; message: string } | null = null;
   private stoppedBy: ApiError | null = null;
+  private leaving = false;
 
   /** @internal Made by start(). */
   constructor(
@@ -317,8 +318,13 @@ export class Study extends EventTarget {
 
   /** On visibilitychange to hidden and on pagehide: a best-effort keepalive send of what is pending. */
   private sendOnLeaving = (event: Event): void => {
-    if (event.type === "visibilitychange" && document.visibilityState !== "hidden") return;
-    if (this.stoppedBy || !this.api) return;
+    if (event.type === "visibilitychange" && document.visibilityState !== "hidden") {
+      this.leaving = false; // back: the next hiding may send again
+      return;
+    }
+    // Closing a tab fires both events: one send, as the browser's keepalive budget is 64 KiB for all.
+    if (this.leaving || this.stoppedBy || !this.api) return;
+    this.leaving = true;
     const batch = this.nextBatch(KEEPALIVE_BYTES);
     if (!batch.length || batch[0].bytes + 300 > KEEPALIVE_BYTES) return;
     const responses = batch.map(({ responseId, level, data }) => (level === null ? { responseId, data } : { responseId, level, data }));

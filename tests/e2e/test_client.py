@@ -21,7 +21,7 @@ import sqlalchemy
 from sqlalchemy import text
 
 from devtools.ports import free_port
-from devtools.stack import ROOT, FunctionsServer
+from devtools.stack import BUCKET, ROOT, FunctionsServer
 from shared.studies.config import parse_config
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, in_chromium
 from tests.support import rows, scalar
@@ -635,3 +635,86 @@ def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted(db, cont
     assert page.evaluate("jsPsych.extensions['visitor-sessions'].started.then((s) => s.status().lastError.code)") == (
         "too_large"
     )
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+FIREBASE_ENTRY = """export { initializeApp } from "firebase/app";
+export { getStorage, connectStorageEmulator, ref, uploadBytes } from "firebase/storage";
+"""
+
+
+@pytest.fixture(scope="module")
+def firebase_storage_sdk(tmp_path_factory) -> bytes:
+    """The Firebase JS SDK's app and storage parts (the root's node_modules, as the page's bundle
+    takes them), bundled for a <script> tag as the global FirebaseSdk."""
+    work = tmp_path_factory.mktemp("firebase-sdk")
+    subprocess.run(  # the entry on stdin: esbuild resolves its imports from cwd, the repository
+        [
+            str(ROOT / "node_modules" / ".bin" / "esbuild"),
+            "--bundle",
+            "--format=iife",
+            "--global-name=FirebaseSdk",
+            f"--outfile={work / 'sdk.js'}",
+            "--log-level=warning",
+        ],
+        input=FIREBASE_ENTRY,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    return (work / "sdk.js").read_bytes()
+
+
+@in_chromium
+def test_an_upload_resolves_once_recorded_and_complete_waits_for_it(
+    stack, db, bucket, firestore, context, functions, firebase_storage_sdk
+):
+    """The page on the functions' own origin (as make dev serves pages), where the dev server also
+    speaks the Firebase Storage API the SDK uploads through; the storage trigger fed by the bridge."""
+    bridge = stack.event_bridge(interval=0.2).start()
+    page_path = f"{functions}/client-test/"
+    files = {
+        "upload.html": ("text/html", BLANK.replace('src="/client/', 'src="').replace("</head>", UPLOAD_HEAD).encode()),
+        "visitor-sessions.min.js": ("text/javascript", (DIST / "visitor-sessions.min.js").read_bytes()),
+        "sdk.js": ("text/javascript", firebase_storage_sdk),
+    }
+    context.route(
+        f"{page_path}*",
+        lambda route: route.fulfill(
+            status=200,
+            content_type=files[route.request.url[len(page_path) :]][0],
+            body=files[route.request.url[len(page_path) :]][1],
+        ),
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{page_path}upload.html")
+        configure(db, "uploads-study")
+        session = start(page, functions, "uploads-study")
+        port = functions.rsplit(":", 1)[1]
+        result = page.evaluate(
+            """async ({bucket, port}) => {
+            const {initializeApp, getStorage, connectStorageEmulator, ref, uploadBytes} = FirebaseSdk;
+            const app = initializeApp({apiKey: "demo-api-key", projectId: "demo-visitors", storageBucket: bucket});
+            const storage = getStorage(app);
+            connectStorageEmulator(storage, "127.0.0.1", Number(port));
+            await study.record({before: "upload"}, {key: "a"});
+            const file = new Blob(["hello"], {type: "text/plain"});
+            const uploaded = study.upload(file, "notes.txt", {storage: {storage, ref, uploadBytes}});
+            const completion = await study.complete();  // waits for the upload in flight
+            return {upload: await uploaded, completion};
+        }""",
+            {"bucket": BUCKET, "port": port},
+        )
+    finally:
+        bridge.stop()
+    assert result["upload"]["name"] in ("notes.txt", f"sessions/{session['sessionId']}/notes.txt")
+    assert result["upload"]["size"] == 5
+    assert result["completion"] == {"redirectUrl": None, "completionCode": None}
+    recorded = rows(db, "SELECT session_id::text AS session, name FROM uploads")
+    assert [r.session for r in recorded] == [session["sessionId"]]
+    assert scalar(db, "SELECT outcome FROM sessions") == "completed"
+
+
+UPLOAD_HEAD = '<script src="sdk.js"></script></head>'
