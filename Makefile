@@ -9,9 +9,9 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test lint install bundle client migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
+.PHONY: dev dev-reset test lint install bundle client example migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
 
-dev: install bundle
+dev: install bundle example
 	$(PY) -m devtools.dev
 
 # Wipe what `make dev` keeps under .local/ across restarts: PostgreSQL's data, the Auth
@@ -19,7 +19,7 @@ dev: install bundle
 dev-reset: $(PY_OK)
 	$(PY) -m devtools.dev --reset
 
-test: install browser bundle client lint
+test: install browser bundle client example lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Style, checked rather than hoped for: ruff's lint and format, and mypy (pyproject.toml).
@@ -73,6 +73,20 @@ $(CLIENT_DIST) &: $(CLIENT_OK) client/build.mjs client/tsconfig.json $(wildcard 
 
 client: $(CLIENT_DIST) $(CLIENT_TEST_OK)
 	cd client && npm run --silent typecheck
+
+# examples/jspsych/ (docs/study-pages.md): a jsPsych study on the package, bundled by esbuild into
+# examples/jspsych/public/build/ (git-ignored), served by make dev at /examples/jspsych/.
+EXAMPLE_OK := examples/jspsych/node_modules/.installed
+EXAMPLE := examples/jspsych/public/build/study.js
+
+$(EXAMPLE_OK): examples/jspsych/package.json examples/jspsych/package-lock.json
+	cd examples/jspsych && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(EXAMPLE): $(EXAMPLE_OK) $(CLIENT_DIST) $(wildcard examples/jspsych/src/*.js)
+	cd examples/jspsych && npm run --silent build
+
+example: $(EXAMPLE)
 
 # Chromium for tests/e2e/test_browser.py: Debian's package, driven by the playwright pip package
 # (never a browser download). Installed with apt when missing and we are root on a Debian-like
@@ -182,4 +196,4 @@ bench: install $(BENCH_OK) $(CLIENT_DIST)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache public/build test-results client/node_modules client/test/node_modules client/dist
+	rm -rf $(VENV) node_modules .local .pytest_cache public/build test-results client/node_modules client/test/node_modules client/dist examples/jspsych/node_modules examples/jspsych/public/build

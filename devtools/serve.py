@@ -1,5 +1,6 @@
-"""Every function of main.py on one port, at /<function_name> and /api/<function_name>, and
-the pages of public/ at /; run with gunicorn: `devtools.serve:app` (docs/design/emulators.md)."""
+"""Every function of main.py on one port, at /<function_name> and /api/<function_name>, the
+pages of public/ at / and the example study at /examples/jspsych/; run with gunicorn:
+`devtools.serve:app` (docs/design/emulators.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from functions import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "public"
+EXAMPLE = ROOT / "examples" / "jspsych" / "public"  # the example study (docs/study-pages.md)
 
 
 def page_config(environ) -> dict:
@@ -70,7 +72,7 @@ def _page_app(missing: bytes):
     def not_found(environ, start_response):
         return answer(start_response, 404, missing)
 
-    files = SharedDataMiddleware(not_found, {"/": str(PUBLIC)}, cache_timeout=0)
+    files = SharedDataMiddleware(not_found, {"/": str(PUBLIC), "/examples/jspsych": str(EXAMPLE)}, cache_timeout=0)
 
     def page(environ, start_response):
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
@@ -81,6 +83,8 @@ def _page_app(missing: bytes):
             return answer(start_response, 200, body)
         if path in ("", "/"):
             environ["PATH_INFO"] = "/index.html"
+        elif path == "/examples/jspsych/":
+            environ["PATH_INFO"] = path + "index.html"
         return files(environ, start_response)
 
     return page

@@ -718,3 +718,43 @@ def test_an_upload_resolves_once_recorded_and_complete_waits_for_it(
 
 
 UPLOAD_HEAD = '<script src="sdk.js"></script></head>'
+
+
+# --- the example study ----------------------------------------------------------------------
+
+EXAMPLE = ROOT / "examples" / "jspsych"
+
+
+@in_chromium
+def test_the_example_study_runs_under_the_dev_server_and_redirects_to_prolific(db, context, functions):
+    """examples/jspsych/ as docs/study-pages.md runs it: its experiment.json configured, the page at
+    /examples/jspsych/ of the functions' server (devtools.serve, as make dev), Prolific's parameters."""
+    from playwright.sync_api import expect
+
+    if not (EXAMPLE / "public" / "build" / "study.js").exists():
+        pytest.fail("examples/jspsych/public/build is missing: run the tests with `make test` (or `make example`)")
+    document = json.loads((EXAMPLE / "experiment.json").read_text())
+    configure(db, document.pop("experimentId"), **document)
+    redirected: list[str] = []
+
+    def prolific(route):
+        redirected.append(route.request.url)
+        route.fulfill(status=200, body="Prolific")
+
+    context.route(f"{PROLIFIC}*", prolific)
+    page = context.new_page()
+    page.goto(f"{functions}/examples/jspsych/?PROLIFIC_PID=demo-participant&STUDY_ID=demo-study&SESSION_ID=demo-1")
+    page.get_by_role("button", name="Start").click()
+    for _ in range(6):
+        expect(page.locator(".word")).to_be_visible()
+        page.keyboard.press("r")
+    expect(page.locator("#saving")).to_have_text("All answers saved")
+    page.get_by_role("button", name="Finish").click()
+    page.wait_for_url(f"{PROLIFIC}*")
+
+    assert redirected == [f"{PROLIFIC}?cc=EXAMPLE1"]
+    (session,) = rows(db, "SELECT condition, outcome FROM sessions")
+    assert session.outcome == "completed" and session.condition in ("congruent", "incongruent")
+    stored_rows = rows(db, "SELECT data FROM responses ORDER BY created_at")
+    assert len(stored_rows) == 8  # the instructions, six words, the end
+    assert {r.data["condition"] for r in stored_rows} == {session.condition}
