@@ -466,8 +466,12 @@ def installed(tmp_path_factory):
     work = tmp_path_factory.mktemp("installed")
     npm = shutil.which("npm")
     assert npm, "npm is needed"
+    # A copy of client/ without its build (the prepack makes it), beside its dev dependencies.
+    source = work / "client"
+    shutil.copytree(CLIENT, source, ignore=shutil.ignore_patterns("node_modules", "dist", "test", "*.tgz"))
+    (source / "node_modules").symlink_to(CLIENT / "node_modules")
     packed = subprocess.run(
-        [npm, "pack", "--pack-destination", str(work), "--json"], cwd=CLIENT, check=True, capture_output=True, text=True
+        [npm, "pack", "--pack-destination", str(work), "--json"], cwd=source, check=True, capture_output=True, text=True
     )
     tarball = json.loads(packed.stdout)[0]["filename"]
     consumer = work / "consumer"
