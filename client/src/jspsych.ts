@@ -137,6 +137,11 @@ export class JsPsychExtension {
     const outcome = this.params.outcome ? this.params.outcome(data) : typeof last?.outcome === "string" ? last.outcome : "completed";
     try {
       await study.complete({ outcome });
+    } catch (error) {
+      // Refused for good (the session was withdrawn, or a 400): say so rather than "Saving…" forever.
+      const message = `Your answers could not all be saved (${(error as Error).message}). Please tell the researcher.`;
+      if (display) display.innerHTML = `<p class="visitor-sessions-failed">${escapeHtml(message)}</p>`;
+      throw error;
     } finally {
       study.removeEventListener("status", show);
     }

@@ -473,7 +473,7 @@ export async function start(options: StartOptions): Promise<Study> {
     answer = await create(resumed ? known!.sessionId : randomUuid());
   } catch (error) {
     // The stored session is no longer this caller's (another guest key, a claim): a new one.
-    if (!(resumed && error instanceof ApiError && [403, 404, 409].includes(error.status) && error.code === "conflict")) throw error;
+    if (!(resumed && error instanceof ApiError && error.code === "conflict")) throw error;
     resumed = false;
     answer = await create(randomUuid());
   }
