@@ -21,7 +21,9 @@ import sqlalchemy
 from sqlalchemy import text
 
 from devtools.ports import free_port
-from devtools.stack import BUCKET, ROOT, FunctionsServer
+from devtools.postgres import LocalPostgres
+from devtools.stack import BUCKET, ROOT, FunctionsServer, migrate
+from shared.core.db import plain_engine
 from shared.studies.config import parse_config
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, in_chromium
 from tests.support import rows, scalar
@@ -762,3 +764,43 @@ def test_the_example_study_runs_under_the_dev_server_and_redirects_to_prolific(d
     stored_rows = rows(db, "SELECT data FROM responses ORDER BY created_at")
     assert len(stored_rows) == 8  # the instructions, six words, the end
     assert {r.data["condition"] for r in stored_rows} == {session.condition}
+
+
+# --- a fault in the middle ------------------------------------------------------------------
+
+
+@in_chromium
+def test_the_database_stopped_for_10_s_in_the_middle_of_a_study_loses_nothing(stack, tmp_path, context, origin):
+    """A PostgreSQL and a functions server of this test alone, so that stopping it harms no other."""
+    postgres = LocalPostgres(tmp_path / "pg", fast=True).start()
+    migrate(postgres.url)
+    server = FunctionsServer(
+        free_port(),
+        {**stack.env(), "DATABASE_URL": postgres.url, "ALLOWED_ORIGINS": origin.url},
+        tmp_path / "functions.log",
+    ).start()
+    reader = plain_engine(postgres.url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        page = open_blank(context, origin)
+        session = start(page, server.url, "database-stopped")
+        record = "async ([from, to]) => { for (let i = from; i < to; i++) await study.record({i}, {key: `k${i}`}); }"
+        page.evaluate(record, [0, 10])
+        page.evaluate("study.flush()")
+        postgres.stop()
+        stopped = time.monotonic()
+        page.evaluate(record, [10, 20])  # resolves at once: the trials are in the outbox
+        page.wait_for_function("statuses.some((s) => s.waitingSince !== null && s.lastError?.code === 'unavailable')")
+        assert page.evaluate("study.pending()") == 10
+        time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))  # the outage the issue names: 10 s
+        postgres.start()
+        page.evaluate("study.flush()")
+        status = page.evaluate("study.status()")
+        assert (status["pending"], status["waitingSince"], status["lastError"]) == (0, None, None)
+        stored_rows = rows(
+            reader, "SELECT data FROM responses WHERE session_id = CAST(:id AS uuid)", id=session["sessionId"]
+        )
+        assert sorted(r.data["i"] for r in stored_rows) == list(range(20))
+    finally:
+        reader.dispose()
+        server.stop()
+        postgres.destroy()
