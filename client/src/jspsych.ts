@@ -2,7 +2,9 @@
 // a Study, and the completion redirect only once the server holds them all (SPEC §15).
 //
 // What jsPsych does that shapes this (read from the packages' dist/index.js, jsPsych 8.3.0 and
-// 7.3.4, and https://www.jspsych.org/latest/developers/extension-development/):
+// 7.3.4; the interface is jsPsych's src/modules/extensions.ts: static info {name, version, data},
+// initialize(params): Promise<void>, on_start, on_load, on_finish(params) → data to add; and
+// https://www.jspsych.org/latest/developers/extension-development/):
 // - An extension's per-trial hooks (on_start, on_load, on_finish) run only for trials that list it
 //   in their `extensions`; so the extension instead wraps the experiment-wide callbacks of the
 //   instance's init settings: `jsPsych.getInitSettings()` is the very options object jsPsych reads
