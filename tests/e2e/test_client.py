@@ -501,7 +501,11 @@ def test_the_packed_package_holds_its_builds_and_imports_by_name(installed):
             "import * as c from '@visitor-sessions/client'; console.log(JSON.stringify(["
             "typeof c.start, typeof c.fromUrl, typeof c.JsPsychExtension, "
             "c.uuidV5('6ba7b810-9dad-11d1-80b4-00c04fd430c8', 'python.org'),"
-            "c.fromUrl('https://x.org/?PROLIFIC_PID=p&STUDY_ID=s&SESSION_ID=x')]))",
+            "c.fromUrl('https://x.org/?PROLIFIC_PID=p&STUDY_ID=s&SESSION_ID=x'),"
+            "c.fromUrl('https://x.org/?workerId=w&assignmentId=a&hitId=h&turkSubmitTo=https%3A%2F%2Fwww.mturk.com'),"
+            "c.fromUrl('https://x.org/?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=h'),"
+            "c.fromUrl('https://x.org/?survey_code=123', {sonaParameter: 'survey_code'}),"
+            "c.fromUrl('https://x.org/?survey_code=123')]))",
         ],
         cwd=installed,
         check=True,
@@ -514,6 +518,10 @@ def test_the_packed_package_holds_its_builds_and_imports_by_name(installed):
         "function",
         "886313e1-3b8a-5372-9b90-0c9aee199e5d",  # uuid.uuid5(uuid.NAMESPACE_DNS, "python.org")
         {"participantId": "p", "studyId": "s", "submissionId": "x"},
+        {"participantId": "w", "assignmentId": "a", "hitId": "h", "turkSubmitTo": "https://www.mturk.com"},
+        {"preview": True},
+        {"participantId": "123"},
+        None,  # SONA's code is read only under the parameter the page names
     ]
 
 
