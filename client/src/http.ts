@@ -76,19 +76,31 @@ export class Api {
     return headers;
   }
 
-  /** POST (with a body) or GET one function; a 401 fetches the ID token again and retries once. */
-  async call<T = any>(name: string, body?: unknown): Promise<T> {
+  /**
+   * POST (with a body) or GET one function; a 401 fetches the ID token again and retries once.
+   * `query`: GET parameters (a list repeats the parameter); `headers`: more request headers.
+   */
+  async call<T = any>(name: string, body?: unknown, options: CallOptions = {}): Promise<T> {
+    return (await this.request(name, body, options, false)) as T;
+  }
+
+  /** A function that answers a file (export_data): its Blob and the file name it suggests. */
+  async download(name: string, query: Query = {}): Promise<{ blob: Blob; filename: string | null }> {
+    return (await this.request(name, undefined, { query }, true)) as { blob: Blob; filename: string | null };
+  }
+
+  private async request(name: string, body: unknown, options: CallOptions, file: boolean): Promise<unknown> {
     try {
-      return await this.once<T>(name, body, false);
+      return await this.once(name, body, options, file, false);
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 401 && this.credentials.getIdToken)) throw error;
-      return this.once<T>(name, body, true);
+      return this.once(name, body, options, file, true);
     }
   }
 
-  private async once<T>(name: string, body: unknown, refresh: boolean): Promise<T> {
-    const headers = await this.headers(refresh);
-    const url = `${this.base}/${name}`;
+  private async once(name: string, body: unknown, options: CallOptions, file: boolean, refresh: boolean): Promise<unknown> {
+    const headers = { ...(await this.headers(refresh)), ...options.headers };
+    const url = `${this.base}/${name}${queryString(options.query)}`;
     let response: Response;
     try {
       response = await fetch(url, {
@@ -99,13 +111,17 @@ export class Api {
     } catch (error) {
       throw new ApiError("network", networkMessage(name, url, error));
     }
+    if (response.ok && file) {
+      const disposition = /filename="([^"]+)"|filename=([^;\s]+)/i.exec(response.headers.get("Content-Disposition") || "");
+      return { blob: await response.blob(), filename: disposition ? disposition[1] || disposition[2] : null };
+    }
     let payload: any = null;
     try {
       payload = await response.json();
     } catch {
       payload = null;
     }
-    if (response.ok) return payload as T;
+    if (response.ok) return payload;
     const { code, message, ...details } = (payload && payload.error) || {};
     const seconds = Number.parseFloat(response.headers.get("Retry-After") || "");
     throw new ApiError(
@@ -116,6 +132,25 @@ export class Api {
       Number.isFinite(seconds) ? seconds : null,
     );
   }
+}
+
+export type Query = Record<string, string | number | boolean | null | undefined | (string | number)[]>;
+
+export interface CallOptions {
+  query?: Query;
+  headers?: Record<string, string>;
+}
+
+/** "?a=1&b=x&b=y" from {a: 1, b: ["x", "y"]}; undefined, null and "" are left out. */
+function queryString(query: Query = {}): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    for (const item of [value].flat()) {
+      if (item !== undefined && item !== null && item !== "") params.append(key, String(item));
+    }
+  }
+  const text = params.toString();
+  return text ? `?${text}` : "";
 }
 
 /** What most likely stopped a request that got no answer at all. */
