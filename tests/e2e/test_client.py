@@ -812,3 +812,27 @@ def test_the_database_stopped_for_10_s_in_the_middle_of_a_study_loses_nothing(st
         reader.dispose()
         server.stop()
         postgres.destroy()
+
+
+@in_chromium
+def test_api_calls_other_functions_with_the_same_credentials(db, context, origin, functions):
+    page = open_blank(context, origin)
+    session = start(page, functions, "api-calls")
+    answer = page.evaluate(
+        """async (url) => {
+        await study.record({a: 1}, {key: 'a'});
+        await study.flush();
+        const api = new VisitorSessions.Api(url, {});
+        const visitor = await api.call("get_visitor", undefined, {query: {unused: ["x", "y"]}});
+        let refused = null;
+        try {
+          await api.call("submit_response", {sessionId: study.sessionId, responses: []});
+        } catch (error) {
+          refused = {name: error.name, code: error.code, status: error.status};
+        }
+        return {sessions: visitor.sessions.map((s) => [s.sessionId, s.responseCount]), refused};
+    }""",
+        functions,
+    )
+    assert answer["sessions"] == [[session["sessionId"], 1]]
+    assert answer["refused"] == {"name": "ApiError", "code": "invalid_argument", "status": 400}
