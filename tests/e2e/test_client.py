@@ -836,3 +836,16 @@ def test_api_calls_other_functions_with_the_same_credentials(db, context, origin
     )
     assert answer["sessions"] == [[session["sessionId"], 1]]
     assert answer["refused"] == {"name": "ApiError", "code": "invalid_argument", "status": 400}
+
+
+@in_chromium
+def test_without_indexeddb_the_outbox_lives_in_memory_and_says_so(db, context, origin, functions):
+    """As in a third-party iframe or a private mode where the browser refuses IndexedDB."""
+    context.add_init_script(
+        "Object.defineProperty(window, 'indexedDB', {get() { throw new DOMException('refused', 'SecurityError'); }});"
+    )
+    page = open_blank(context, origin)
+    session = start(page, functions, "no-indexeddb")
+    assert session["durable"] is False
+    page.evaluate("async () => { await study.record({n: 1}, {key: 'a'}); await study.flush(); }")
+    assert stored(db, session["sessionId"]) == 1
