@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test lint install bundle client example migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
+.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
 
 dev: install bundle example
 	$(PY) -m devtools.dev
@@ -55,9 +55,11 @@ $(BUNDLE): $(NODE_OK) $(wildcard public/*.js)
 # The client package (client/, SPEC §15): its dev dependencies (esbuild, typescript) from its own
 # lockfile, type-checked, built into client/dist/ (git-ignored; also npm pack's prepack); and the
 # jsPsych 8 and 7.3 that tests/e2e/test_client*.py run it in (client/test/, a lockfile of its own).
+.PHONY: client example
+
 CLIENT_OK := client/node_modules/.installed
 CLIENT_TEST_OK := client/test/node_modules/.installed
-CLIENT_DIST := client/dist/index.js client/dist/visitor-sessions.min.js client/dist/index.d.ts
+CLIENT_DIST := client/dist/.built
 
 $(CLIENT_OK): client/package.json client/package-lock.json
 	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed (npm not found)"; exit 1; }
@@ -68,8 +70,9 @@ $(CLIENT_TEST_OK): client/test/package.json client/test/package-lock.json
 	cd client/test && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(CLIENT_DIST) &: $(CLIENT_OK) client/build.mjs client/tsconfig.json $(wildcard client/src/*.ts)
+$(CLIENT_DIST): $(CLIENT_OK) client/build.mjs client/tsconfig.json $(wildcard client/src/*.ts)
 	cd client && npm run --silent build
+	touch $@
 
 client: $(CLIENT_DIST) $(CLIENT_TEST_OK)
 	cd client && npm run --silent typecheck
