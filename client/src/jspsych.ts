@@ -45,7 +45,8 @@ export class JsPsychExtension {
 
   /** The study, once started (for a "Saving…" indicator: its "status" event). */
   started: Promise<Study> | null = null;
-  private buffer: Record<string, unknown>[] = [];
+  /** Trials finished before the study started: jsPsych's data object and its copy as it was then. */
+  private buffer: [Record<string, unknown>, Record<string, unknown>][] = [];
   private study: Study | null = null;
   private refused = false;
   private params: ExtensionParams = {};
@@ -70,7 +71,10 @@ export class JsPsychExtension {
     this.started.then(
       (study) => {
         this.study = study;
-        for (const data of this.buffer.splice(0)) this.recordTrial(data);
+        for (const [data, copy] of this.buffer.splice(0)) {
+          data.attempt = study.attempt;
+          this.recordTrial(copy);
+        }
       },
       (error) => this.refuse(error),
     );
@@ -105,7 +109,7 @@ export class JsPsychExtension {
       data.attempt = this.study.attempt; // also in jsPsych's own data
       this.recordTrial(copy);
     } else {
-      this.buffer.push(copy);
+      this.buffer.push([data, copy]);
     }
   }
 
@@ -124,7 +128,7 @@ export class JsPsychExtension {
     if (!study || study.preview) return;
     const display: HTMLElement | null = this.jsPsych.getDisplayElement?.() ?? null;
     const show = () => {
-      const { pending, waitingSince, lastError } = study.status();
+      const { pending, waitingSince } = study.status();
       if (!display) return;
       display.innerHTML =
         `<p class="visitor-sessions-saving">Saving your answers… please keep this page open.</p>` +
