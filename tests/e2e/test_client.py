@@ -631,11 +631,18 @@ def test_enabled_false_lets_jspsych_simulate_without_a_call(db, context, origin,
 
 
 @in_chromium
-def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted(db, context, origin, functions):
+def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted_and_the_outcome_is_the_pages(
+    db, context, origin, functions
+):
     from playwright.sync_api import expect
 
     origin.pages["/large.html"] = study_page(
-        8, functions, "large-trials", 2, params="redirect: false", data="{blob: 'x'.repeat(70000), small: i}"
+        8,
+        functions,
+        "large-trials",
+        2,
+        params="redirect: false, outcome: (data) => `screened_${data.count()}`",
+        data="{blob: 'x'.repeat(70000), small: i}",
     )
     page = context.new_page()
     page.goto(f"{origin.url}/large.html")
@@ -646,6 +653,7 @@ def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted(db, cont
     stored_rows = rows(db, "SELECT data FROM responses ORDER BY (data->>'trial_index')::int")
     assert [r.data["blob"] for r in stored_rows] == [{"omitted": "too large", "bytes": 70002}] * 2
     assert [(r.data["small"], r.data["attempt"]) for r in stored_rows] == [(0, 1), (1, 1)]
+    assert scalar(db, "SELECT outcome FROM sessions") == "screened_2"  # params.outcome(jsPsych's data)
     assert page.evaluate("jsPsych.extensions['visitor-sessions'].started.then((s) => s.status().lastError.code)") == (
         "too_large"
     )
