@@ -857,3 +857,59 @@ def test_without_indexeddb_the_outbox_lives_in_memory_and_says_so(db, context, o
     assert session["durable"] is False
     page.evaluate("async () => { await study.record({n: 1}, {key: 'a'}); await study.flush(); }")
     assert stored(db, session["sessionId"]) == 1
+
+
+def serve_on_the_functions_origin(context, functions: str, pages: dict[str, bytes]) -> None:
+    """SERVED and `pages` (path -> bytes) at the functions' own URL, as make dev serves pages beside
+    them: there the dev server also speaks the Firebase Storage API that the SDK uploads through."""
+
+    def fulfill(route):
+        path = route.request.url[len(functions) :].split("?", 1)[0]
+        if path in pages:
+            return route.fulfill(status=200, content_type="text/html", body=pages[path])
+        for prefix, directory in sorted(SERVED.items(), key=lambda item: -len(item[0])):
+            if path.startswith(prefix) and (directory / path[len(prefix) :]).is_file():
+                file = directory / path[len(prefix) :]
+                kind = "text/css" if file.suffix == ".css" else "text/javascript"
+                return route.fulfill(status=200, content_type=kind, body=file.read_bytes())
+        route.continue_()
+
+    for prefix in (*SERVED, *pages):
+        context.route(f"{functions}{prefix}*", fulfill)
+
+
+@in_chromium
+def test_a_trial_over_the_limit_is_uploaded_when_the_page_passes_storage(
+    stack, db, bucket, firestore, context, functions, firebase_storage_sdk
+):
+    from playwright.sync_api import expect
+
+    storage = (
+        "storage: (() => { const {initializeApp, getStorage, connectStorageEmulator, ref, uploadBytes} = FirebaseSdk;"
+        f" const storage = getStorage(initializeApp({{projectId: 'demo-visitors', storageBucket: '{BUCKET}',"
+        " apiKey: 'demo-api-key'}));"
+        f" connectStorageEmulator(storage, '127.0.0.1', {functions.rsplit(':', 1)[1]});"
+        " return {storage, ref, uploadBytes}; })(), redirect: false"
+    )
+    page_html = study_page(8, functions, "large-uploaded", 1, params=storage, data="{blob: 'x'.repeat(70000)}")
+    page_html = page_html.replace("</head>", '<script src="/firebase-sdk.js"></script></head>')
+    serve_on_the_functions_origin(context, functions, {"/large-uploaded.html": page_html.encode()})
+    context.route(
+        f"{functions}/firebase-sdk.js",
+        lambda route: route.fulfill(status=200, content_type="text/javascript", body=firebase_storage_sdk),
+    )
+    bridge = stack.event_bridge(interval=0.2).start()
+    try:
+        page = context.new_page()
+        page.goto(f"{functions}/large-uploaded.html")
+        expect(page.locator(".trial")).to_have_text("Trial 0")
+        page.keyboard.press("Space")
+        expect(page.locator(".visitor-sessions-saved")).to_be_visible()  # complete() waited for the upload
+    finally:
+        bridge.stop()
+    (stored_row,) = rows(db, "SELECT data FROM responses")
+    name = "trial-1-0-blob.json"
+    assert stored_row.data["blob"] == {"omitted": "uploaded", "bytes": 70002, "upload": name}
+    assert [r.name.rsplit("/", 1)[-1] for r in rows(db, "SELECT name FROM uploads")] == [name]
+    (blob,) = bucket.list_blobs(prefix="sessions/")
+    assert json.loads(blob.download_as_bytes()) == "x" * 70000
