@@ -6,18 +6,22 @@ They are turned into HTTP answers in exactly one place, shared.web.http.
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.core import config
 
 
 class ServiceError(Exception):
-    """Root of every error a client may see."""
+    """Root of every error a client may see. `fields` are more members of the error object,
+    where SPEC §4 names them (`index` of a refused batch item, `stored` for `incomplete`)."""
 
     code = "internal"
     status = 500
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, **fields: Any):
         super().__init__(message)
         self.message = message
+        self.fields = fields
 
     def headers(self) -> dict[str, str]:
         """Headers the answer carries besides the JSON body."""

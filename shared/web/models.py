@@ -23,6 +23,8 @@ BODIES = (
     "ExperimentId",
     "NewSession",
     "NewResponse",
+    "NewResponses",
+    "ResponseItem",
     "Registration",
     "NewClaimCode",
     "UploadTicketRequest",
