@@ -341,3 +341,22 @@ def test_exports_list_a_sessions_responses_in_the_order_they_were_stored(api, db
     assert mine.status_code == 200, mine.text
     by_session = {s["sessionId"]: [r["responseId"] for r in s["responses"]] for s in mine.json()["sessions"]}
     assert by_session == {first["sessionId"]: expected[:60], second["sessionId"]: expected[60:]}
+
+
+def test_the_batch_form_is_as_openapi_yaml_says(api, db):
+    from shared.web import bodies
+    from tests.contract.test_openapi import conforms, schema
+
+    for name, model in (("NewResponses", bodies.NewResponses), ("ResponseItem", bodies.ResponseItem)):
+        assert set(schema(name)["properties"]) == set(model.model_fields)
+        assert set(schema(name)["required"]) == {f for f, info in model.model_fields.items() if info.is_required()}
+    assert schema("NewResponses")["properties"]["responses"]["maxItems"] == bodies.MAX_BATCH_RESPONSES
+    key = new_guest_key()
+    first, second = new_session(api, guest=key), new_session(api, guest=key)
+    batch = items(3)
+    conforms(send_batch(api, first["sessionId"], batch, guest=key), 201)
+    conforms(send_batch(api, first["sessionId"], batch, guest=key), 200)
+    assert conforms(send_batch(api, first["sessionId"], [*items(1), {}], guest=key), 400)["error"]["index"] == 1
+    assert conforms(send_batch(api, second["sessionId"], batch[1:], guest=key), 409)["error"]["index"] == 0
+    complete(db, first["sessionId"])
+    conforms(send_batch(api, first["sessionId"], items(1), guest=key), 409, "conflict")
