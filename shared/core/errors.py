@@ -12,8 +12,7 @@ from shared.core import config
 
 
 class ServiceError(Exception):
-    """Root of every error a client may see. `fields` are more members of the error object,
-    where SPEC §4 names them (`index` of a refused batch item, `stored` for `incomplete`)."""
+    """Root of every error a client may see."""
 
     code = "internal"
     status = 500
@@ -21,11 +20,16 @@ class ServiceError(Exception):
     def __init__(self, message: str, **fields: Any):
         super().__init__(message)
         self.message = message
-        self.fields = fields
+        self._fields = fields
 
     def headers(self) -> dict[str, str]:
         """Headers the answer carries besides the JSON body."""
         return {}
+
+    def fields(self) -> dict[str, object]:
+        """Fields the error object carries besides code and message, where SPEC §4 names them
+        (`index` of a refused batch item: InvalidArgument(message, index=3))."""
+        return dict(self._fields)
 
 
 class InvalidArgument(ServiceError):

@@ -70,7 +70,7 @@ def _with_headers(response: flask.Response, headers: Mapping[str, str] | None) -
 
 
 def error_response(error: ServiceError) -> flask.Response:
-    body = {"code": error.code, "message": error.message, **error.fields}
+    body = {"code": error.code, "message": error.message, **error.fields()}
     return json_response(error.status, {"error": body}, error.headers())
 
 
