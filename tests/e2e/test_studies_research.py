@@ -479,3 +479,21 @@ def test_an_erasure_by_number_of_a_platform_participant(api, db, auth_emulator):
     assert erased.status_code == 202, erased.text
     assert scalar(db, "SELECT count(*) FROM session_participants") == 0
     assert scalar(db, "SELECT count(*) FROM assignments") == 0
+
+
+def test_the_study_answers_conform_to_openapi(api, db, auth_emulator):
+    from tests.contract.test_openapi import conforms
+
+    key = new_guest_key()
+    mine = new_session(api, key, "stroop")
+    seed_stroop(api, db)
+    assign(db, "stroop", "congruent", [mine], participant="PIDCONFORMS")
+    configure(db, quiet("quiet"))
+    researcher = auth_emulator.researcher(True).id_token
+    answer = conforms(api.get("get_study_stats", token=researcher), 200)
+    assert [e["experimentId"] for e in answer["experiments"]] == ["quiet", "stroop"]
+    for params in ("?includeTest=true&participantIds=true", "?format=jsonl&table=sessions&participantIds=false"):
+        conforms(api.get(f"export_data{params}", token=researcher), 200)
+    conforms(api.get("export_data?participantIds=1", token=researcher), 400, "invalid_argument")
+    exported = conforms(api.get("export_my_data", guest=key), 200)
+    assert exported["sessions"][0]["participant"]["participantId"] == "PIDCONFORMS"
