@@ -108,44 +108,50 @@ WITH tests AS (
     SELECT e.id AS experiment_id, e.config, coalesce((e.config ->> 'leaseMinutes')::integer, 60) AS lease_minutes
     FROM experiments e
     WHERE CAST(:everything AS boolean) OR e.id = ANY (CAST(:experiments AS text[]))
-), statuses AS (
-    -- each session of a configured experiment, test runs apart, excluded ones without a status
-    SELECT s.experiment_id, s.test, s.condition, s.assignment_id, s.outcome,
-           CASE WHEN s.outcome = 'excluded' THEN 'excluded'
-                ELSE session_status(s.completed_at, greatest(s.created_at, c.last_response_at), e.lease_minutes,
-                                    CAST(:now AS timestamptz))
-           END AS status
+), participants AS (
+    -- each participant (assignment; NULL for sessions without one) of a configured experiment, by
+    -- condition, with its sessions by status as of `now` and whether it holds a place; test runs and
+    -- excluded sessions are counted in `completions` only. Grouped by hashing, never sorted.
+    SELECT s.experiment_id, s.condition, s.assignment_id,
+           count(*) FILTER (WHERE x.status = 'started') AS started,
+           count(*) FILTER (WHERE x.status = 'completed') AS completed,
+           count(*) FILTER (WHERE x.status = 'abandoned') AS abandoned,
+           bool_or(x.status = 'started' OR s.outcome = 'completed') AS holds
     FROM configured e
     JOIN sessions s ON s.experiment_id = e.experiment_id
     LEFT JOIN session_counts c ON c.session_id = s.id
+    CROSS JOIN LATERAL (
+        SELECT session_status(s.completed_at, greatest(s.created_at, c.last_response_at), e.lease_minutes,
+                              CAST(:now AS timestamptz)) AS status
+    ) x
+    WHERE NOT s.test AND s.outcome IS DISTINCT FROM 'excluded'
+    GROUP BY s.experiment_id, s.condition, s.assignment_id
 ), study AS (
-    SELECT experiment_id, count(*) FILTER (WHERE test) AS test_sessions,
-           count(*) FILTER (WHERE NOT test AND status = 'excluded') AS excluded,
-           count(*) FILTER (WHERE NOT test AND status = 'started') AS started,
-           count(*) FILTER (WHERE NOT test AND status = 'completed') AS completed,
-           count(*) FILTER (WHERE NOT test AND status = 'abandoned') AS abandoned
-    FROM statuses
+    SELECT experiment_id, sum(started) AS started, sum(completed) AS completed, sum(abandoned) AS abandoned
+    FROM participants
     GROUP BY experiment_id
 ), per_condition AS (
     SELECT experiment_id,
            jsonb_object_agg(condition, jsonb_build_object(
                'places', places, 'started', started, 'completed', completed, 'abandoned', abandoned)) AS conditions
-    FROM (SELECT experiment_id, condition,
-                 count(DISTINCT assignment_id) FILTER (
-                     WHERE status = 'started' OR (status = 'completed' AND outcome = 'completed')) AS places,
-                 count(*) FILTER (WHERE status = 'started') AS started,
-                 count(*) FILTER (WHERE status = 'completed') AS completed,
-                 count(*) FILTER (WHERE status = 'abandoned') AS abandoned
-          FROM statuses
-          WHERE NOT test AND status <> 'excluded' AND condition IS NOT NULL
+    FROM (SELECT experiment_id, condition, count(*) FILTER (WHERE holds AND assignment_id IS NOT NULL) AS places,
+                 sum(started) AS started, sum(completed) AS completed, sum(abandoned) AS abandoned
+          FROM participants
+          WHERE condition IS NOT NULL
           GROUP BY experiment_id, condition) c
     GROUP BY experiment_id
+), completions AS (
+    -- the configured experiments' completed sessions by outcome, and their test runs
+    SELECT s.experiment_id, s.test, s.outcome, count(*) AS sessions
+    FROM configured e
+    JOIN sessions s ON s.experiment_id = e.experiment_id
+    WHERE s.test OR s.completed_at IS NOT NULL
+    GROUP BY s.experiment_id, s.test, s.outcome
 ), outcomes AS (
-    SELECT experiment_id, jsonb_object_agg(outcome, sessions) AS outcomes
-    FROM (SELECT experiment_id, outcome, count(*) AS sessions
-          FROM statuses
-          WHERE NOT test AND status = 'completed'
-          GROUP BY experiment_id, outcome) o
+    SELECT experiment_id, sum(sessions) FILTER (WHERE test) AS test_sessions,
+           sum(sessions) FILTER (WHERE NOT test AND outcome = 'excluded') AS excluded,
+           jsonb_object_agg(outcome, sessions) FILTER (WHERE NOT test AND outcome <> 'excluded') AS outcomes
+    FROM completions
     GROUP BY experiment_id
 ), deliveries AS (
     SELECT d.experiment_id, count(*) FILTER (WHERE d.delivered_at IS NOT NULL) AS delivered,
@@ -166,7 +172,7 @@ SELECT l.experiment_id, coalesce(l.visitors, 0) AS visitors, coalesce(l.register
        l.first_session_at, l.last_session_at,
        c.low_levels, high.levels AS high_levels, highest.levels AS highest_levels, highest.sessions AS highest_sessions,
        daily.days, daily.day_new_visitors, daily.day_sessions, daily.day_responses,
-       l.config, study.test_sessions, study.excluded, study.started, study.completed, study.abandoned,
+       l.config, outcomes.test_sessions, outcomes.excluded, study.started, study.completed, study.abandoned,
        per_condition.conditions, outcomes.outcomes,
        deliveries.delivered, deliveries.pending, deliveries.failed
 FROM listed l
