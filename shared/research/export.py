@@ -89,15 +89,16 @@ def export_data(engine: Engine, scope: Scope, query: StudyQuery, now: datetime |
 
 def trail_details(scope: Scope, query: StudyQuery) -> dict:
     """What the researchers' trail records of an export (shared.research.trail): the filters as
-    the manifest states them, the format and the table, and whether participant ids were in it."""
+    the manifest states them, the format and the table; `includeTest` and `participantIds` (an
+    export of personal data) as true when asked for, absent otherwise."""
+    asked = {"includeTest": query.include_test, "participantIds": query.participant_ids}
     return {
         **scope.to_json(),
         "from": _time(query.start),
         "to": _time(query.end),
-        "includeTest": query.include_test,
         "format": query.format,
         "table": query.table,
-        "participantIds": query.participant_ids,
+        **{name: True for name, value in asked.items() if value},
     }
 
 

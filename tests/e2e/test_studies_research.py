@@ -333,6 +333,8 @@ def test_the_sessions_study_columns_test_runs_and_participant_ids(api, db, auth_
         "test": True,
     }
     assert items[s["p2"]]["test"] is False and len(items) == 9
+    [act] = rows(db, "SELECT details FROM researcher_actions ORDER BY id DESC LIMIT 1")
+    assert act.details["includeTest"] is True and "participantIds" not in act.details
 
     # participantIds=true: the ids column, and participants.csv; the trail records it.
     archive = zipfile.ZipFile(io.BytesIO(export(api, researcher.id_token, participantIds="true").content))
@@ -360,7 +362,7 @@ def test_the_sessions_study_columns_test_runs_and_participant_ids(api, db, auth_
         assert all(secret.encode() not in archive.read(name) for name in archive.namelist())
     [act] = rows(db, "SELECT uid, details FROM researcher_actions ORDER BY id DESC LIMIT 1")
     assert act.uid == researcher.uid and act.details["participantIds"] is True
-    assert act.details["includeTest"] is False
+    assert "includeTest" not in act.details  # recorded when asked for only
     ids = export(api, researcher.id_token, format="jsonl", table="sessions", participantIds="true")
     assert {json.loads(line)["participantId"] for line in ids.text.splitlines()} >= {"PIDP1", "PIDP6"}
 
