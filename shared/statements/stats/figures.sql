@@ -18,7 +18,9 @@
 -- condition, the places each condition holds (participants, by their assignment, with a session
 -- completed with outcome `completed` or started), its outcomes, and its Prolific deliveries.
 -- Excluded sessions are counted apart, in no status. Only the configured experiments' sessions are
--- read again for them (by sessions_experiment_created_idx), with their counters' latest response.
+-- read again for them, once, with their counters' latest response, and grouped two ways in one
+-- hashed pass (by_session): at 100k configured sessions that pass costs about as much as the rest
+-- of the statement (docs/design/researchers.md); an experiment without a configuration costs nothing.
 WITH tests AS (
     SELECT s.id, s.experiment_id
     FROM sessions s
@@ -108,27 +110,30 @@ WITH tests AS (
     SELECT e.id AS experiment_id, e.config, coalesce((e.config ->> 'leaseMinutes')::integer, 60) AS lease_minutes
     FROM experiments e
     WHERE CAST(:everything AS boolean) OR e.id = ANY (CAST(:experiments AS text[]))
-), participants AS (
-    -- each participant (assignment; NULL for sessions without one) of a configured experiment, by
-    -- condition, with its sessions by status as of `now` and whether it holds a place; test runs and
-    -- excluded sessions are counted in `completions` only. Grouped by hashing, never sorted.
-    SELECT s.experiment_id, s.condition, s.assignment_id,
-           count(*) FILTER (WHERE x.status = 'started') AS started,
-           count(*) FILTER (WHERE x.status = 'completed') AS completed,
-           count(*) FILTER (WHERE x.status = 'abandoned') AS abandoned,
-           bool_or(x.status = 'started' OR s.outcome = 'completed') AS holds
+), by_session AS (
+    -- one pass over the configured experiments' sessions, grouped two ways at once (hashed): by
+    -- participant (experiment, condition, assignment; NULL for sessions without one), with its
+    -- sessions by status as of `now` and whether it holds a place, test runs and excluded sessions
+    -- left out; and by (experiment, test, outcome)
+    SELECT s.experiment_id, s.condition, s.assignment_id, s.test, s.outcome,
+           grouping(s.condition, s.assignment_id) = 0 AS by_participant, count(*) AS sessions,
+           count(*) FILTER (WHERE x.counted AND x.status = 'started') AS started,
+           count(*) FILTER (WHERE x.counted AND x.status = 'completed') AS completed,
+           count(*) FILTER (WHERE x.counted AND x.status = 'abandoned') AS abandoned,
+           coalesce(bool_or(x.counted AND (x.status = 'started' OR s.outcome = 'completed')), false) AS holds
     FROM configured e
     JOIN sessions s ON s.experiment_id = e.experiment_id
     LEFT JOIN session_counts c ON c.session_id = s.id
     CROSS JOIN LATERAL (
-        SELECT session_status(s.completed_at, greatest(s.created_at, c.last_response_at), e.lease_minutes,
+        SELECT NOT s.test AND s.outcome IS DISTINCT FROM 'excluded' AS counted,
+               session_status(s.completed_at, greatest(s.created_at, c.last_response_at), e.lease_minutes,
                               CAST(:now AS timestamptz)) AS status
     ) x
-    WHERE NOT s.test AND s.outcome IS DISTINCT FROM 'excluded'
-    GROUP BY s.experiment_id, s.condition, s.assignment_id
+    GROUP BY GROUPING SETS ((s.experiment_id, s.condition, s.assignment_id), (s.experiment_id, s.test, s.outcome))
 ), study AS (
     SELECT experiment_id, sum(started) AS started, sum(completed) AS completed, sum(abandoned) AS abandoned
-    FROM participants
+    FROM by_session
+    WHERE by_participant
     GROUP BY experiment_id
 ), per_condition AS (
     SELECT experiment_id,
@@ -136,22 +141,16 @@ WITH tests AS (
                'places', places, 'started', started, 'completed', completed, 'abandoned', abandoned)) AS conditions
     FROM (SELECT experiment_id, condition, count(*) FILTER (WHERE holds AND assignment_id IS NOT NULL) AS places,
                  sum(started) AS started, sum(completed) AS completed, sum(abandoned) AS abandoned
-          FROM participants
-          WHERE condition IS NOT NULL
+          FROM by_session
+          WHERE by_participant AND condition IS NOT NULL
           GROUP BY experiment_id, condition) c
     GROUP BY experiment_id
-), completions AS (
-    -- the configured experiments' completed sessions by outcome, and their test runs
-    SELECT s.experiment_id, s.test, s.outcome, count(*) AS sessions
-    FROM configured e
-    JOIN sessions s ON s.experiment_id = e.experiment_id
-    WHERE s.test OR s.completed_at IS NOT NULL
-    GROUP BY s.experiment_id, s.test, s.outcome
 ), outcomes AS (
     SELECT experiment_id, sum(sessions) FILTER (WHERE test) AS test_sessions,
            sum(sessions) FILTER (WHERE NOT test AND outcome = 'excluded') AS excluded,
            jsonb_object_agg(outcome, sessions) FILTER (WHERE NOT test AND outcome <> 'excluded') AS outcomes
-    FROM completions
+    FROM by_session
+    WHERE NOT by_participant
     GROUP BY experiment_id
 ), deliveries AS (
     SELECT d.experiment_id, count(*) FILTER (WHERE d.delivered_at IS NOT NULL) AS delivered,
