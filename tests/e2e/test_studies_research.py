@@ -51,8 +51,8 @@ def quiet(experiment_id: str) -> dict:
     return {"experimentId": experiment_id, "active": False, "conditions": [{"name": "only", "quota": 5}]}
 
 
-def new_session(api, key: str, experiment: str | None) -> str:
-    answer = api.post("create_session", {"experimentId": experiment}, guest=key)
+def new_session(api, key: str | None, experiment: str | None, token: str | None = None) -> str:
+    answer = api.post("create_session", {"experimentId": experiment}, guest=key, token=token)
     assert answer.status_code == 201, answer.text
     return answer.json()["sessionId"]
 
@@ -470,13 +470,23 @@ def test_withdrawal_erases_platform_ids_and_assignments_and_frees_the_place(api,
         assert participant not in logged
 
 
-def test_an_erasure_by_number_of_a_platform_participant(api, db, auth_emulator):
-    """erase_visitor (a researcher) erases the same: no platform id, no assignment left."""
-    key = new_guest_key()
-    answer = api.post("create_session", {"experimentId": "stroop"}, guest=key)
+def test_an_erasure_by_number_of_a_signed_in_platform_participant(api, db, auth_emulator):
+    """erase_visitor (a researcher) erases the same for a user: its platform ids, the platform
+    participant's assignment, and the user's own assignment (which goes with its users row)."""
+    user = auth_emulator.new_user()
+    answer = api.post("create_session", {"experimentId": "stroop"}, token=user.id_token)
     session, number = answer.json()["sessionId"], answer.json()["visitorNumber"]
+    owned = new_session(api, None, "owned", token=user.id_token)
     configure(db, STROOP)
+    configure(db, {"experimentId": "owned", "conditions": [{"name": "a"}]})
     assign(db, "stroop", "congruent", [session], participant="PIDBYNUMBER")
+    with db.begin() as conn:
+        conn.execute(
+            text("INSERT INTO assignments (experiment_id, user_id, condition) VALUES ('owned', :u, 'a')"),
+            {"u": user.uid},
+        )
+        conn.execute(text("UPDATE sessions SET assignment_id = lastval() WHERE id = :s"), {"s": owned})
+    assert scalar(db, "SELECT count(*) FROM assignments") == 2
     erased = api.post("erase_visitor", {"visitorNumber": number}, token=auth_emulator.researcher(True).id_token)
     assert erased.status_code == 202, erased.text
     assert scalar(db, "SELECT count(*) FROM session_participants") == 0
