@@ -289,7 +289,8 @@ def table(archive: zipfile.ZipFile, name: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(archive.read(name).decode())))
 
 
-def test_the_sessions_study_columns_test_runs_and_participant_ids(api, db, auth_emulator):
+def test_the_sessions_study_columns_test_runs_and_participant_ids(api, db, auth_emulator, stack):
+    logged_before = stack.functions.log_path.stat().st_size
     s = seed_stroop(api, db)
     plain = new_session(api, new_guest_key(), None)  # a session of no experiment: platform none, status started
     researcher = auth_emulator.researcher(["stroop"])
@@ -380,6 +381,9 @@ def test_the_sessions_study_columns_test_runs_and_participant_ids(api, db, auth_
         assert_error(export(api, researcher.id_token, **bad), 400, "invalid_argument")
     responses_with_ids = export(api, researcher.id_token, format="csv", table="responses", participantIds="true")
     assert_error(responses_with_ids, 400, "invalid_argument")
+    logged = stack.functions.log_path.read_bytes()[logged_before:]
+    assert logged  # the functions' lines of this test, none with a participant id
+    assert not any(f"PID{n.upper()}".encode() in logged for n in ("p1", "p2", "p3", "p4", "p5", "p6", "p7"))
 
 
 # --- export_my_data and withdrawal -----------------------------------------------------------
