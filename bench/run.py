@@ -24,6 +24,7 @@ from bench.registered import bench_registered
 from bench.research import bench_research
 from bench.responses import bench_submit_response
 from bench.rights import bench_register, bench_withdrawal
+from bench.studies_batches import bench_studies_batches
 from bench.uploads import bench_uploads
 
 
@@ -56,6 +57,7 @@ def main() -> int:
             ("on_upload_finalized", lambda: bench_uploads(stack)),
             ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
             ("submit_response, counters on vs off", lambda: bench_submit_response(engine)),
+            ("studies: submit_response batches", lambda: bench_studies_batches(stack)),
             ("researchers at 1M responses", lambda: bench_research(stack, engine)),
             ("audit at 10k uploads", lambda: bench_audit(stack)),
             ("client outbox", lambda: bench_client_outbox(stack)),

@@ -6,6 +6,8 @@ They are turned into HTTP answers in exactly one place, shared.web.http.
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.core import config
 
 
@@ -15,13 +17,19 @@ class ServiceError(Exception):
     code = "internal"
     status = 500
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, **fields: Any):
         super().__init__(message)
         self.message = message
+        self._fields = fields
 
     def headers(self) -> dict[str, str]:
         """Headers the answer carries besides the JSON body."""
         return {}
+
+    def fields(self) -> dict[str, object]:
+        """Fields the error object carries besides code and message, where SPEC §4 names them
+        (`index` of a refused batch item: InvalidArgument(message, index=3))."""
+        return dict(self._fields)
 
 
 class InvalidArgument(ServiceError):

@@ -220,11 +220,22 @@ def export(argv: list[str]) -> int:
     parser.add_argument("--to", dest="end", help="sessions created before this RFC 3339 time")
     parser.add_argument("--format", default="zip", help="zip (default), csv or jsonl")
     parser.add_argument("--table", help="for csv and jsonl: responses (default), sessions, visitors or uploads")
+    parser.add_argument("--include-test", action="store_true", help="researchers' test runs too")
+    parser.add_argument(
+        "--participant-ids", action="store_true", help="the sessions' platform participant ids (and participants.csv)"
+    )
     args = parser.parse_args(argv)
     _refuse_bad_settings(config.check())
     pairs = [("experimentId", e) for e in args.experiment] + [
         (name, value)
-        for name, value in (("from", args.start), ("to", args.end), ("format", args.format), ("table", args.table))
+        for name, value in (
+            ("from", args.start),
+            ("to", args.end),
+            ("format", args.format),
+            ("table", args.table),
+            ("includeTest", "true" if args.include_test else None),
+            ("participantIds", "true" if args.participant_ids else None),
+        )
         if value is not None
     ]
     query = parse_query(MultiDict(pairs), export=True)

@@ -91,6 +91,45 @@ class NewResponse(Body):
         return _at_most(value, MAX_DATA_BYTES)
 
 
+# submit_response's batch form (SPEC §14.6): at most this many responses in one request.
+MAX_BATCH_RESPONSES = 500
+
+
+class ResponseItem(Body):
+    """One response of the batch form: as NewResponse without its sessionId, with the
+    responseId required, so that a batch sent again stores none of its items twice."""
+
+    responseId: UUID
+    level: Annotated[int, Field(ge=0, le=MAX_LEVEL)] | None = None
+    data: Any  # required; any JSON value, null included
+
+    @field_validator("responseId", mode="before")
+    @classmethod
+    def _response_uuid(cls, value):
+        if value is None:
+            raise ValueError("is required in each item of responses (a new UUID per response, the same on a retry)")
+        return _parse_uuid(value)
+
+    @field_validator("data")
+    @classmethod
+    def _data_size(cls, value):
+        return _at_most(value, MAX_DATA_BYTES)
+
+
+class NewResponses(Body):
+    """submit_response's batch form: 1 to MAX_BATCH_RESPONSES responses of one session."""
+
+    sessionId: UUID
+    responses: Annotated[list[ResponseItem], Field(min_length=1, max_length=MAX_BATCH_RESPONSES)]
+
+    @field_validator("sessionId", mode="before")
+    @classmethod
+    def _session_uuid(cls, value):
+        if value is None:
+            raise ValueError("is required (the sessionId that create_session returned)")
+        return _parse_uuid(value)
+
+
 class Registration(Body):
     displayName: Annotated[StrictStr, Field(min_length=1, max_length=DISPLAY_NAME_MAX)] | None = None
     # A claim code from create_claim_code (docs/api.md); its characters are checked by shared.visitors.claim_codes.

@@ -177,6 +177,9 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     stats.study_stats(engine, everything)
     for format_, table in (("zip", None), *(("jsonl", table) for table in export.TABLES)):
         b"".join(export.export_data(engine, everything, StudyQuery(format=format_, table=table)).chunks)
+    for format_, table in (("zip", None), ("jsonl", "sessions")):  # with participant ids (SPEC §14.7)
+        query = StudyQuery(format=format_, table=table, include_test=True, participant_ids=True)
+        b"".join(export.export_data(engine, everything, query).chunks)
 
     # The researchers' trail: an act on its own (an export's), one in an erasure's transaction, the latest.
     trail.Act("r-statements", "export_data", {"experimentIds": "all"}).record(engine)
