@@ -23,6 +23,10 @@ class ServiceError(Exception):
         """Headers the answer carries besides the JSON body."""
         return {}
 
+    def fields(self) -> dict[str, object]:
+        """Fields the error object carries besides code and message, where SPEC §4 names them."""
+        return {}
+
 
 class InvalidArgument(ServiceError):
     code, status = "invalid_argument", 400
@@ -61,6 +65,19 @@ class MethodNotAllowed(ServiceError):
 
 class Conflict(ServiceError):
     code, status = "conflict", 409
+
+
+class Incomplete(ServiceError):
+    """complete_session before the server holds the responses the client recorded (SPEC §14.4)."""
+
+    code, status = "incomplete", 409
+
+    def __init__(self, message: str, stored: int):
+        super().__init__(message)
+        self.stored = stored
+
+    def fields(self) -> dict[str, object]:
+        return {"stored": self.stored}
 
 
 class PayloadTooLarge(ServiceError):
