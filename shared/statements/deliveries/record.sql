@@ -1,5 +1,5 @@
 -- What one attempt of a delivery gave (shared/studies/deliveries.py): delivered, failed, or
--- another attempt after :wait_seconds; attempts counted, the reason of the last failure kept.
+-- another attempt after a wait; attempts counted, the reason of the last failure kept.
 UPDATE completion_deliveries
 SET attempts = attempts + 1,
     delivered_at = CASE WHEN :result = 'delivered' THEN now() END,
