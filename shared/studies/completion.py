@@ -39,6 +39,8 @@ class Completion(Body):
     @field_validator("sessionId", mode="before")
     @classmethod
     def _session_uuid(cls, value):
+        if isinstance(value, uuid.UUID):
+            return value
         if not isinstance(value, str):
             raise ValueError("is required: the sessionId that create_session returned")
         try:
