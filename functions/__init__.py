@@ -96,8 +96,16 @@ FUNCTIONS = (
     # a visit calls these over and over.
     Function("create_session", "POST", app_check=True, guest_limit=True, participant_key=True),
     Function("submit_response", "POST", app_check=True),
-    # once per session, at its end (SPEC §14.4); may make one Prolific delivery (§14.5).
-    Function("complete_session", "POST", app_check=True, participant_key=True, prolific=True),
+    # once per session, at its end (SPEC §14.4), with the capped instances of the rarely called
+    # ones: a few short transactions each, and a Prolific call (§14.5) made holding no connection.
+    Function(
+        "complete_session",
+        "POST",
+        app_check=True,
+        max_instances="RIGHTS_MAX_INSTANCES",
+        participant_key=True,
+        prolific=True,
+    ),
     Function("get_visitor", "GET", app_check=True),
     Function("register", "POST", app_check=True),
     # once per uploaded file, one short read: the capped instances of the rarely called ones

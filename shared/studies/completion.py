@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = get_logger("completion")
 
 EXCLUDED = "excluded"  # set by researchers only (SPEC §14.4)
+# complete_session's answer, in this order (a repeat answers the stored one: jsonb keeps no order).
+ANSWER_FIELDS = ("sessionId", "outcome", "completedAt", "completionCode", "redirectUrl")
 
 
 class Completion(Body):
@@ -86,7 +88,7 @@ def complete_session(engine: Engine, caller: Caller, completion: Completion, pro
                     f"This session was completed with outcome {session.outcome}; it cannot be completed again "
                     "with another outcome."
                 )
-            return Completed(False, dict(session.completion))
+            return Completed(False, {field: session.completion.get(field) for field in ANSWER_FIELDS})
         if context.stored < completion.responseCount:
             raise Incomplete(
                 f"The server holds {context.stored} of the {completion.responseCount} responses of this session: "

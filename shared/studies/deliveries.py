@@ -25,7 +25,7 @@ from shared.core.db import statement, transaction
 from shared.core.logs import get_logger
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 log = get_logger("deliveries")
 
@@ -42,6 +42,9 @@ GIVE_UP_AFTER = timedelta(days=7)
 # A run of the deliveries task stops taking new deliveries after this long, well within the
 # minute between two runs of its Cloud Scheduler job.
 RUN_BUDGET_SECONDS = 45.0
+# A claimed delivery is not due again for this long: longer than any one call, so that a run
+# that dies during its call leaves the delivery to a later run, and only then.
+LEASE_SECONDS = 120
 # A 4xx whose body says the submission is no longer waiting for this completion.
 ALREADY_DONE = re.compile(r"already|awaiting[ _-]?review|approved", re.IGNORECASE)
 # The HTTP statuses after which the same call may succeed later.
@@ -107,10 +110,12 @@ def attempt_first(engine: Engine, prolific: Prolific, session_id: uuid.UUID) -> 
     or None when the deliveries task is making it. Never raises for Prolific's failures."""
     try:
         with transaction(engine) as conn:
-            row = conn.execute(statement("deliveries/claim_session"), {"session_id": str(session_id)}).first()
-            if row is None:
-                return None
-            return _attempt(conn, prolific, row, FIRST_ATTEMPT_TIMEOUT)
+            row = conn.execute(
+                statement("deliveries/claim_session"), {"session_id": str(session_id), "lease_seconds": LEASE_SECONDS}
+            ).first()
+        if row is None:
+            return None
+        return _attempt(engine, prolific, row, FIRST_ATTEMPT_TIMEOUT)
     except Exception as error:  # the completion is committed: its answer stands, the task retries
         log.warning(
             "Prolific delivery not attempted now (%s); the deliveries task will",
@@ -140,8 +145,8 @@ class Run:
 
 
 def deliver_due(engine: Engine, prolific: Prolific | None, budget_seconds: float = RUN_BUDGET_SECONDS) -> Run:
-    """The deliveries task: attempt every delivery that is due, one transaction each, each row
-    claimed FOR UPDATE SKIP LOCKED; then delete the finished deliveries of erased sessions."""
+    """The deliveries task: attempt every delivery that is due, each claimed (FOR UPDATE SKIP
+    LOCKED, then a lease) before its call; then delete the finished deliveries of erased sessions."""
     import time
 
     done = Run()
@@ -152,10 +157,10 @@ def deliver_due(engine: Engine, prolific: Prolific | None, budget_seconds: float
         deadline = time.monotonic() + budget_seconds
         while time.monotonic() < deadline:
             with transaction(engine) as conn:
-                row = conn.execute(statement("deliveries/claim_due")).first()
-                if row is None:
-                    break
-                result = _attempt(conn, prolific, row, RETRY_TIMEOUT)
+                row = conn.execute(statement("deliveries/claim_due"), {"lease_seconds": LEASE_SECONDS}).first()
+            if row is None:
+                break
+            result = _attempt(engine, prolific, row, RETRY_TIMEOUT)
             done.delivered += result == "delivered"
             done.retrying += result == "retry"
             done.failed += result == "failed"
@@ -179,8 +184,8 @@ def _warn_if_waiting(engine: Engine) -> None:
         )
 
 
-def _attempt(conn: Connection, prolific: Prolific, row, timeout: tuple[float, float]) -> str:
-    """One attempt at a claimed delivery, recorded on its row (still locked by `conn`)."""
+def _attempt(engine: Engine, prolific: Prolific, row, timeout: tuple[float, float]) -> str:
+    """One attempt at a claimed delivery (no connection held during the call), recorded on its row."""
     attempt = transition(prolific, row.submission_id, row.completion_code, timeout)
     attempts = row.attempts + 1
     result, error = attempt.result, attempt.error
@@ -201,15 +206,16 @@ def _attempt(conn: Connection, prolific: Prolific, row, timeout: tuple[float, fl
         log.error("Prolific delivery failed: %s", _status(error), extra={"fields": fields})
     else:
         log.info("Prolific delivery delivered", extra={"fields": fields})
-    conn.execute(
-        statement("deliveries/record"),
-        {
-            "session_id": str(row.session_id),
-            "result": result,
-            "wait_seconds": wait_seconds(attempts),
-            "error": error,
-        },
-    )
+    with transaction(engine) as conn:
+        conn.execute(
+            statement("deliveries/record"),
+            {
+                "session_id": str(row.session_id),
+                "result": result,
+                "wait_seconds": wait_seconds(attempts),
+                "error": error,
+            },
+        )
     return result
 
 
