@@ -76,11 +76,7 @@ def complete_session(engine: Engine, caller: Caller, completion: Completion, pro
     Incomplete (fewer responses stored than responseCount; nothing changes)."""
     with transaction(engine) as conn:
         session = _lock(conn, caller, completion.sessionId)
-        context = conn.execute(
-            statement("completion/context"),
-            {"session_id": str(session.id), "experiment_id": session.experiment_id},
-        ).one()
-        config = _config(session.experiment_id, context.config)
+        config = _config(session.experiment_id, session.config)
         _check_outcome(config, completion.outcome)
         if session.completed_at is not None:
             if session.outcome != completion.outcome:
@@ -89,31 +85,37 @@ def complete_session(engine: Engine, caller: Caller, completion: Completion, pro
                     "with another outcome."
                 )
             return Completed(False, {field: session.completion.get(field) for field in ANSWER_FIELDS})
-        if context.stored < completion.responseCount:
-            raise Incomplete(
-                f"The server holds {context.stored} of the {completion.responseCount} responses of this session: "
-                "send the missing ones (a retry of a stored responseId is safe), then complete it again.",
-                stored=context.stored,
-            )
-        body = _answer(session, context, config, completion.outcome)
-        conn.execute(
+        body = _answer(session, config, completion.outcome)
+        studied = config is not None and not session.test
+        server_code, undelivered = (
+            _server_code(session, config, completion.outcome, prolific_token)
+            if config is not None and studied
+            else (None, None)
+        )
+        done = conn.execute(
             statement("completion/complete"),
             {
                 "session_id": str(session.id),
-                "completed_at": context.completed_at,
+                "response_count": completion.responseCount,
+                "completed_at": session.now,
                 "outcome": completion.outcome,
                 "completion": compact_json(body),
+                "participant_hash": _participant_hash(session) if studied else None,
+                "submission_id": session.submission_id,
+                "server_code": server_code,
             },
-        )
-        delivery = None
-        if config is not None and not session.test:
-            _record_participation(conn, session, context)
-            delivery = _record_delivery(conn, session, context, config, completion.outcome, prolific_token)
-    log.info(
-        "completed session",
-        extra={"fields": {"sessionId": str(session.id), "visitorNumber": session.visitor_number}},
-    )
-    return Completed(True, body, delivery)
+        ).one()
+        if not done.completed:
+            raise Incomplete(
+                f"The server holds {done.stored} of the {completion.responseCount} responses of this session: "
+                "send the missing ones (a retry of a stored responseId is safe), then complete it again.",
+                stored=done.stored,
+            )
+    fields = {"sessionId": str(session.id), "experimentId": session.experiment_id}
+    log.info("completed session", extra={"fields": {**fields, "visitorNumber": session.visitor_number}})
+    if undelivered:
+        log.warning("no Prolific delivery for a completed session: %s", undelivered, extra={"fields": fields})
+    return Completed(True, body, session.id if server_code is not None else None)
 
 
 def _lock(conn: Connection, caller: Caller, session_id: uuid.UUID):
@@ -148,37 +150,37 @@ def _check_outcome(config: ExperimentConfig | None, outcome: str) -> None:
         raise InvalidArgument(f"outcome: this experiment's outcomes are {known}.")
 
 
-def _answer(session, context, config: ExperimentConfig | None, outcome: str) -> dict[str, Any]:
+def _answer(session, config: ExperimentConfig | None, outcome: str) -> dict[str, Any]:
     """complete_session's answer: the outcome's code and where to send the participant."""
     code, redirect = None, None
     if config is not None:
         given = config.outcomes.get(outcome)
         code = given.code if given else None
-        redirect = _redirect_url(session, context, config, outcome, code)
+        redirect = _redirect_url(session, config, outcome, code)
     return {
         "sessionId": str(session.id),
         "outcome": outcome,
-        "completedAt": rfc3339(context.completed_at),
+        "completedAt": rfc3339(session.now),
         "completionCode": code,
         "redirectUrl": redirect,
     }
 
 
-def _redirect_url(session, context, config: ExperimentConfig, outcome: str, code: str | None) -> str | None:
+def _redirect_url(session, config: ExperimentConfig, outcome: str, code: str | None) -> str | None:
     """SPEC §14.4, per platform; null where the platform needs a code, a credit URL or platform ids
     that this session or outcome lacks (a session started before the experiment was configured)."""
     if config.platform == "prolific":
         return PROLIFIC_COMPLETE_URL.format(code=quote(code, safe="")) if code else None
     if config.platform == "sona":
         given = config.outcomes.get(outcome)
-        if given is None or given.creditUrl is None or context.participant_id is None:
+        if given is None or given.creditUrl is None or session.participant_id is None:
             return None
-        return given.creditUrl.replace("{participantId}", quote(context.participant_id, safe=""))
+        return given.creditUrl.replace("{participantId}", quote(session.participant_id, safe=""))
     if config.platform == "mturk":
-        if context.turk_submit_to is None or context.assignment_id is None:
+        if session.turk_submit_to is None or session.platform_assignment_id is None:
             return None
-        query = urlencode({"assignmentId": context.assignment_id, "outcome": outcome})
-        return f"{context.turk_submit_to.rstrip('/')}/mturk/externalSubmit?{query}"
+        query = urlencode({"assignmentId": session.platform_assignment_id, "outcome": outcome})
+        return f"{session.turk_submit_to.rstrip('/')}/mturk/externalSubmit?{query}"
     if config.redirectUrl is None:
         return None
     return fill(
@@ -190,48 +192,31 @@ def _redirect_url(session, context, config: ExperimentConfig, outcome: str, code
     )
 
 
-def _record_participation(conn: Connection, session, context) -> None:
-    """The ledger row of already_participated: the platform participant, else the session's owner."""
-    if context.participant_id is not None:
-        participant = Participant(platform=context.platform, participant_id=context.participant_id)
+def _participant_hash(session) -> bytes:
+    """The ledger's key of already_participated: the platform participant, else the session's owner."""
+    if session.participant_id is not None:
+        participant = Participant(platform=session.platform, participant_id=session.participant_id)
     elif session.user_id is not None:
         participant = Participant(user_id=session.user_id)
     else:
         participant = Participant(guest_id=session.guest_id)
-    conn.execute(
-        statement("completion/ledger"),
-        {
-            "experiment_id": session.experiment_id,
-            "participant_hash": participant_hash(session.experiment_id, participant),
-        },
-    )
+    return participant_hash(session.experiment_id, participant)
 
 
-def _record_delivery(
-    conn: Connection, session, context, config: ExperimentConfig, outcome: str, prolific_token: bool
-) -> uuid.UUID | None:
-    """A Prolific completion from the server (SPEC §14.5), when the experiment asks for one, the
-    token is set, the outcome has a serverCode and the session its submission id."""
+def _server_code(
+    session, config: ExperimentConfig, outcome: str, prolific_token: bool
+) -> tuple[str | None, str | None]:
+    """The code of a Prolific completion from the server (SPEC §14.5), when the experiment asks for
+    one, the token is set, the outcome has a serverCode and the session its submission id; else
+    None, and why not when the experiment asks for one."""
     if not (config.platform == "prolific" and config.prolificServerSide):
-        return None
+        return None, None
     given = config.outcomes.get(outcome)
     server_code = given.serverCode if given else None
-    if not prolific_token or server_code is None or context.submission_id is None:
-        log.warning(
-            "no Prolific delivery for a completed session: %s",
-            "PROLIFIC_API_TOKEN is not set"
-            if not prolific_token
-            else ("its outcome has no serverCode" if server_code is None else "it has no submissionId"),
-            extra={"fields": {"sessionId": str(session.id), "experimentId": session.experiment_id}},
-        )
-        return None
-    conn.execute(
-        statement("completion/delivery"),
-        {
-            "session_id": str(session.id),
-            "experiment_id": session.experiment_id,
-            "submission_id": context.submission_id,
-            "completion_code": server_code,
-        },
-    )
-    return session.id
+    if not prolific_token:
+        return None, "PROLIFIC_API_TOKEN is not set"
+    if server_code is None:
+        return None, f"outcome {outcome} has no serverCode"
+    if session.submission_id is None:
+        return None, "the session has no submissionId"
+    return server_code, None

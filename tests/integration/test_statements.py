@@ -202,11 +202,11 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
             {"id": studied.session_id},
         )
     asked = completion.Completion(sessionId=studied.session_id, responseCount=1)
-    with pytest.raises(Incomplete):
-        completion.complete_session(engine, exporter, asked, prolific_token=True)
-    responses.submit_response(engine, exporter, NewResponse(sessionId=studied.session_id, data="y"))
     nobody = deliveries.Prolific(f"http://127.0.0.1:{free_port()}", "token")
     with environment(PARTICIPANT_KEY="k" * 32):
+        with pytest.raises(Incomplete):
+            completion.complete_session(engine, exporter, asked, prolific_token=True)
+        responses.submit_response(engine, exporter, NewResponse(sessionId=studied.session_id, data="y"))
         done = completion.complete_session(engine, exporter, asked, prolific_token=True)
     assert done.delivery is not None and deliveries.attempt_first(engine, nobody, done.delivery) == "retry"
     assert deliveries.make_due(engine, failed=True) == 1

@@ -10,6 +10,9 @@ SELECT CASE WHEN t.id IS NULL THEN 'missing'
              AND t.guest_id = (SELECT g.id FROM guests g WHERE g.key_hash = :key_hash AND g.claimed_by IS NULL)
             THEN 'owned'
             ELSE 'denied' END AS ownership,
-       t.*
+       t.*, e.config, p.platform, p.participant_id, p.submission_id, p.assignment_id AS platform_assignment_id,
+       p.turk_submit_to, now() AS now
 FROM (SELECT 1) AS one
 LEFT JOIN target t ON true
+LEFT JOIN experiments e ON e.id = t.experiment_id
+LEFT JOIN session_participants p ON p.session_id = t.id
