@@ -1,6 +1,6 @@
-"""complete_session (SPEC §14.4): a session marked completed only once the server holds the
-responses the client recorded, its answer stored so that a repeat returns it, the participant
-written to the participation ledger, and a Prolific delivery recorded (§14.5) - one transaction."""
+"""complete_session (SPEC §14.4): a session completed only once the server holds the responses
+the client recorded, its answer stored for repeats, its participant in the participation ledger
+and a Prolific delivery recorded (§14.5), in one transaction (docs/design/completion.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Prolific completions made from the server (SPEC §14.5): one attempt by complete_session before
-it answers, then retries by the deliveries task with growing waits, until delivered or failed.
+"""Prolific completions made from the server (SPEC §14.5, docs/design/completion.md): one attempt
+by complete_session before it answers, then retries by the deliveries task with growing waits,
+until delivered or failed.
 
 The call is Prolific's "Approve or reject a submission":
 POST {PROLIFIC_API_URL}/api/v1/submissions/<id>/transition/ with {"action": "COMPLETE",
