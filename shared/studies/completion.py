@@ -86,12 +86,10 @@ def complete_session(engine: Engine, caller: Caller, completion: Completion, pro
                 )
             return Completed(False, {field: session.completion.get(field) for field in ANSWER_FIELDS})
         body = _answer(session, config, completion.outcome)
-        studied = config is not None and not session.test
-        server_code, undelivered = (
-            _server_code(session, config, completion.outcome, prolific_token)
-            if config is not None and studied
-            else (None, None)
-        )
+        studied = config is not None and not session.test  # a participant of a study: ledger, delivery
+        server_code, undelivered = None, None
+        if config is not None and studied:
+            server_code, undelivered = _server_code(session, config, completion.outcome, prolific_token)
         done = conn.execute(
             statement("completion/complete"),
             {
