@@ -24,6 +24,7 @@ from bench.research import bench_research
 from bench.responses import bench_submit_response
 from bench.rights import bench_register, bench_withdrawal
 from bench.studies_batches import bench_studies_batches
+from bench.studies_completion import bench_complete_session
 from bench.uploads import bench_uploads
 
 
@@ -57,6 +58,7 @@ def main() -> int:
             ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
             ("submit_response, counters on vs off", lambda: bench_submit_response(engine)),
             ("studies: submit_response batches", lambda: bench_studies_batches(stack)),
+            ("complete_session vs submit_response", lambda: bench_complete_session(engine)),
             ("researchers at 1M responses", lambda: bench_research(stack, engine)),
             ("audit at 10k uploads", lambda: bench_audit(stack)),
             ("profile of create_session", profile_create_session),

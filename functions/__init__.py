@@ -40,6 +40,8 @@ class Function:
     timeout: str = "60s"  # --timeout
     guest_limit: bool = False  # gets GUEST_LIMIT_PER_HOUR and the key client addresses are hashed with
     upload_tickets: bool = False  # signs or verifies upload tickets: gets UPLOAD_TICKET_KEY and UPLOAD_TICKETS*
+    participant_key: bool = False  # hashes study participants for the ledger: gets PARTICIPANT_KEY
+    prolific: bool = False  # completes Prolific submissions (SPEC §14.5): gets PROLIFIC_API_TOKEN, PROLIFIC_API_URL
     kind: str = "http"  # one of KINDS: "storage" is a CloudEvent of the uploads bucket (--retry)
 
     def __post_init__(self) -> None:
@@ -92,8 +94,18 @@ class Function:
 # storage trigger (which needs nothing of theirs).
 FUNCTIONS = (
     # a visit calls these over and over.
-    Function("create_session", "POST", app_check=True, guest_limit=True),
+    Function("create_session", "POST", app_check=True, guest_limit=True, participant_key=True),
     Function("submit_response", "POST", app_check=True),
+    # once per session, at its end (SPEC §14.4), with the capped instances of the rarely called
+    # ones: a few short transactions each, and a Prolific call (§14.5) made holding no connection.
+    Function(
+        "complete_session",
+        "POST",
+        app_check=True,
+        max_instances="RIGHTS_MAX_INSTANCES",
+        participant_key=True,
+        prolific=True,
+    ),
     Function("get_visitor", "GET", app_check=True),
     Function("register", "POST", app_check=True),
     # once per uploaded file, one short read: the capped instances of the rarely called ones
@@ -120,6 +132,7 @@ FUNCTIONS = (
         identity="maintenance",
         max_instances="RIGHTS_MAX_INSTANCES",
         timeout="900s",
+        prolific=True,
     ),
     # google.cloud.storage.object.v1.finalized of the uploads bucket, retried.
     Function(

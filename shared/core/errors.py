@@ -71,6 +71,16 @@ class Conflict(ServiceError):
     code, status = "conflict", 409
 
 
+class Incomplete(ServiceError):
+    """complete_session before the server holds the responses the client recorded (SPEC §14.4)."""
+
+    code, status = "incomplete", 409
+
+    def __init__(self, message: str, stored: int):
+        super().__init__(message, stored=stored)
+        self.stored = stored
+
+
 class PayloadTooLarge(ServiceError):
     code, status = "payload_too_large", 413
 

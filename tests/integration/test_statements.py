@@ -25,7 +25,7 @@ from sqlalchemy import event, text
 
 from shared.core.config import DatabaseSettings
 from shared.core.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
-from shared.core.errors import Conflict, ResourceExhausted
+from shared.core.errors import Conflict, Incomplete, ResourceExhausted
 from shared.ops import audit, backfill, import_uploads, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
 from shared.research import export, researchers, stats, trail
@@ -180,6 +180,45 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     for format_, table in (("zip", None), ("jsonl", "sessions")):  # with participant ids (SPEC §14.7)
         query = StudyQuery(format=format_, table=table, include_test=True, participant_ids=True)
         b"".join(export.export_data(engine, everything, query).chunks)
+
+    # complete_session (SPEC §14.4): a guest's session incomplete, then completed with a Prolific
+    # delivery whose attempts find nobody listening (retried, then made due by the command), a
+    # user's own; the deliveries task and the command's statements.
+    from devtools.ports import free_port
+    from shared.studies import completion, deliveries
+    from tests.conftest import environment
+
+    _, studied = sessions.create_session(engine, exporter, NewSession(experimentId="e"))
+    with admin.begin() as conn:
+        conn.execute(
+            text("INSERT INTO experiments (id, config) VALUES ('e', CAST(:config AS jsonb))"),
+            {
+                "config": '{"experimentId": "e", "platform": "prolific", "prolificServerSide": true, '
+                '"outcomes": {"completed": {"code": "C", "serverCode": "S"}}}'
+            },
+        )
+        conn.execute(
+            text(
+                "INSERT INTO session_participants (session_id, platform, participant_id, study_id, submission_id) "
+                "VALUES (:id, 'prolific', 'p', 's', 'sub')"
+            ),
+            {"id": studied.session_id},
+        )
+    asked = completion.Completion(sessionId=studied.session_id, responseCount=1)
+    nobody = deliveries.Prolific(f"http://127.0.0.1:{free_port()}", "token")
+    with environment(PARTICIPANT_KEY="k" * 32):
+        with pytest.raises(Incomplete):
+            completion.complete_session(engine, exporter, asked, prolific_token=True)
+        responses.submit_response(engine, exporter, NewResponse(sessionId=studied.session_id, data="y"))
+        done = completion.complete_session(engine, exporter, asked, prolific_token=True)
+    assert done.delivery is not None and deliveries.attempt_first(engine, nobody, done.delivery) == "retry"
+    assert deliveries.make_due(engine, failed=True) == 1
+    assert deliveries.deliver_due(engine, nobody).retrying == 1
+    assert [row.status for row in deliveries.listing(engine)] == ["pending"] and deliveries.counts(engine).pending == 1
+    _, finished = sessions.create_session(engine, numbered_user, NewSession())
+    completion.complete_session(
+        engine, numbered_user, completion.Completion(sessionId=finished.session_id, responseCount=0), False
+    )
 
     # The researchers' trail: an act on its own (an export's), one in an erasure's transaction, the latest.
     trail.Act("r-statements", "export_data", {"experimentIds": "all"}).record(engine)
