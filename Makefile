@@ -133,7 +133,7 @@ researcher: $(PY_OK)
 # ARGS="exclude SESSION_ID" (the session frees its place). Same settings as backfill; against
 # `make dev`, load .local/dev.env first.
 experiments: $(PY_OK)
-	$(PY) -m shared.experiments $(ARGS)
+	@$(PY) -m shared.experiments $(ARGS)
 
 # An export_data export (docs/researchers.md) written next to the database: make export ARGS="--out study.zip [...]"
 # (python -m shared.export --help). Same settings as backfill, plus the Firestore emulator or project.
