@@ -14,11 +14,10 @@ def configure_experiment(request, body):
     # fresh: `python -m shared.researchers revoke` refuses the old token at once.
     found = researchers.researcher(user_from_header(request, fresh=True))
     if request.method == "GET":
-        wanted = request.args.get("experimentId")
-        if wanted is None:
+        experiment_id = experiments.requested_experiment(request.args)
+        if experiment_id is None:
             listed = experiments.configurations(get_engine(), researchers.scope(found))
             return 200, {"experiments": listed}
-        experiment_id = experiments.experiment_id_of(wanted)
         researchers.scope(found, [experiment_id])  # 403 outside the researcher's claim
         return 200, experiments.configuration(get_engine(), experiment_id)
 

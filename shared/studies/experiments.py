@@ -39,6 +39,18 @@ def experiment_id_of(value: str | None) -> str:
     return value
 
 
+def requested_experiment(args) -> str | None:
+    """configure_experiment's query string: one experimentId, or none (every configuration); 400 for
+    anything else, as the other researcher functions refuse a parameter they do not know."""
+    unknown = sorted(set(args) - {"experimentId"})
+    if unknown:
+        raise InvalidArgument(f"Unknown query parameter {unknown[0]!r}; configure_experiment takes experimentId.")
+    asked = args.getlist("experimentId")
+    if len(asked) > 1:
+        raise InvalidArgument("experimentId may be given once.")
+    return experiment_id_of(asked[0]) if asked else None
+
+
 def answer(config: ExperimentConfig, updated_at) -> dict[str, Any]:
     """The configuration as configure_experiment answers it: the document and `updatedAt`."""
     return {**config.to_json(), "updatedAt": rfc3339(updated_at)}

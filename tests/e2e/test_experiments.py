@@ -110,6 +110,8 @@ def test_an_unconfigured_experiment_is_404_and_a_bad_id_400(api, researcher):
     assert "no configuration" in assert_error(answer, 404, "not_found")["message"]
     assert_error(read(api, researcher.id_token, "a%20b"), 400, "invalid_argument")
     assert_error(read(api, researcher.id_token, ""), 400, "invalid_argument")
+    assert_error(read(api, researcher.id_token, "a&experimentId=b"), 400, "invalid_argument")
+    assert_error(api.get("configure_experiment?experiment=a", token=researcher.id_token), 400, "invalid_argument")
 
 
 def test_only_researchers_of_the_experiment_may_configure_or_read_it(api, db, auth_emulator, researcher):
