@@ -501,3 +501,69 @@ def test_the_page_fits_a_phone_and_says_when_no_response_has_a_level(stack, api,
         expect(article.locator('canvas[data-chart="levels"]')).to_have_count(0)
         expect(article.locator('canvas[data-chart="daily"]')).to_have_count(1)
         expect(phone.locator("#error")).to_be_hidden()
+
+
+@in_chromium
+def test_a_configured_experiment_shows_the_study_figures_get_study_stats_gives(stack, api, db, auth_emulator, page):
+    """The figures per condition, outcomes, deliveries, test and excluded sessions, as get_study_stats
+    answers them for a configured experiment: here added to its real answer on the way to the page."""
+    from playwright.sync_api import expect
+
+    researcher = auth_emulator.researcher(True)
+    configured(
+        api, researcher.id_token, "stroop", conditions=[{"name": "congruent", "quota": 2}, {"name": "incongruent"}]
+    )
+    figures = {
+        "experimentId": "stroop",
+        "active": True,
+        "completed": 3,
+        "abandoned": 1,
+        "testSessions": 2,
+        "excluded": 1,
+        "conditions": [
+            {"name": "congruent", "quota": 2, "places": 2, "started": 1, "completed": 1, "abandoned": 0},
+            {"name": "incongruent", "quota": None, "places": 2, "started": 0, "completed": 2, "abandoned": 1},
+        ],
+        "outcomes": {"completed": 2, "screened_out": 1},
+        "deliveries": {"delivered": 1, "pending": 1, "failed": 0},
+    }
+
+    def with_figures(route):
+        answer = route.fetch()
+        body = answer.json()
+        body["experiments"] = [e for e in body["experiments"] if e["experimentId"] != "stroop"] + [
+            {**EMPTY_STATS, **figures}
+        ]
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/get_study_stats*", with_figures)
+    sign_in(page, stack.env()["FUNCTIONS_URL"], researcher.email)
+    article = page.locator('#configurations article[data-experiment="stroop"]')
+    table = article.locator('table[data-figures="conditions"]')
+    expect(table.locator("tbody tr")).to_have_count(2)
+    cells = table.locator("tbody tr").evaluate_all("(rows) => rows.map((r) => [...r.cells].map((c) => c.textContent))")
+    assert cells == [["congruent", "2", "2", "1", "1", "0"], ["incongruent", "—", "2", "0", "2", "1"]]
+    sessions = article.locator('[data-figures="sessions"]')
+    for text_ in (
+        "Completed sessions3",
+        "Abandoned sessions1",
+        "Test sessions2",
+        "Excluded sessions1",
+        "Outcomescompleted 2, screened_out 1",
+        "Prolific deliveries1 delivered, 1 pending, 0 failed",
+    ):
+        expect(sessions).to_contain_text(text_)
+
+
+# What get_study_stats answers for an experiment without sessions.
+EMPTY_STATS = {
+    "visitors": 0,
+    "registeredVisitors": 0,
+    "sessions": 0,
+    "responses": 0,
+    "uploads": 0,
+    "firstSessionAt": None,
+    "lastSessionAt": None,
+    "levels": [],
+    "daily": [],
+}
