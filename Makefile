@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads audit erasures maintenance deliveries researcher export clean bench deploy setup fuzz
+.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads audit erasures maintenance deliveries researcher experiments export clean bench deploy setup fuzz
 
 dev: install bundle
 	$(PY) -m devtools.dev
@@ -135,6 +135,13 @@ researcher: $(PY_OK)
 	  set -a; . ./.local/dev.env; set +a; \
 	fi; \
 	$(PY) -m shared.researchers $(ARGS)
+
+# Experiments' configurations (docs/researchers.md), next to the database: make experiments
+# ARGS="set FILE" (a JSON document, as configure_experiment takes it), ARGS="show ID", ARGS="list",
+# ARGS="exclude SESSION_ID" (the session frees its place). Same settings as backfill; against
+# `make dev`, load .local/dev.env first.
+experiments: $(PY_OK)
+	@$(PY) -m shared.experiments $(ARGS)
 
 # An export_data export (docs/researchers.md) written next to the database: make export ARGS="--out study.zip [...]"
 # (python -m shared.export --help). Same settings as backfill, plus the Firestore emulator or project.

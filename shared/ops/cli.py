@@ -247,6 +247,66 @@ def researchers(argv: list[str]) -> int:
     return DONE
 
 
+def experiments(argv: list[str]) -> int:
+    """Set, show and list experiments' configurations, and exclude a session, next to the database."""
+    import json
+
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.core.encodings import compact_json
+    from shared.research import researchers as roles
+    from shared.studies import experiments as studies
+
+    parser = _parser("experiments", experiments)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("set", help="configure an experiment from FILE, a JSON document ('-': stdin)").add_argument(
+        "file"
+    )
+    commands.add_parser("show", help="an experiment's configuration, codes included").add_argument("experiment_id")
+    commands.add_parser("list", help="every configured experiment, one line each (no codes)")
+    commands.add_parser("exclude", help="mark a session excluded: it frees its place").add_argument("session_id")
+    args = parser.parse_args(argv)
+    _refuse_bad_settings(config.check())
+    engine = get_engine()
+    if args.command == "set":
+        try:
+            text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+            document = json.loads(text)
+        except OSError as error:
+            print(f"{args.file}: {error.strerror}", file=sys.stderr)
+            return NOT_STARTED
+        except ValueError as error:
+            print(f"{args.file} is not JSON: {error}", file=sys.stderr)
+            return NOT_STARTED
+        stored = studies.configure(engine, studies.parse_document(document))
+        print(f"{stored['experimentId']}: configured ({_summary(stored)}), updatedAt {stored['updatedAt']}")
+    elif args.command == "show":
+        print(compact_json(studies.configuration(engine, studies.experiment_id_of(args.experiment_id))))
+    elif args.command == "list":
+        for stored in studies.configurations(engine, roles.Scope(everything=True)):
+            print(f"{stored['experimentId']}\t{_summary(stored)}")
+    else:
+        excluded = studies.exclude(engine, studies.session_id_of(args.session_id))
+        print(f"{excluded['sessionId']}: excluded (experiment {excluded['experimentId'] or '(none)'})")
+    return DONE
+
+
+def _summary(stored: dict) -> str:
+    """A configuration in one line, without its codes: active, platform, cap, conditions."""
+    conditions = ", ".join(
+        c["name"] + (f" (quota {c['quota']})" if c["quota"] is not None else "") for c in stored["conditions"]
+    )
+    cap = stored["maxParticipants"]
+    return "; ".join(
+        (
+            "active" if stored["active"] else "inactive",
+            f"platform {stored['platform']}",
+            f"at most {cap} participants" if cap is not None else "no cap",
+            f"conditions {conditions}" if conditions else "no conditions",
+        )
+    )
+
+
 def export(argv: list[str]) -> int:
     """Write an export of the study's data: the bytes export_data answers."""
     from werkzeug.datastructures import MultiDict
@@ -302,7 +362,18 @@ def export(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     command.__name__: command
-    for command in (migrate, backfill, import_uploads, erasure, maintenance, deliveries, audit, researchers, export)
+    for command in (
+        migrate,
+        backfill,
+        import_uploads,
+        erasure,
+        maintenance,
+        deliveries,
+        audit,
+        researchers,
+        export,
+        experiments,
+    )
 }
 
 

@@ -333,7 +333,8 @@ def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
-    assert len(FEW_INSTANCES_FUNCTIONS) == 10  # get_researcher_actions, create_upload_ticket, complete_session joined
+    # get_researcher_actions, create_upload_ticket, complete_session, configure_experiment and exclude_session joined
+    assert len(FEW_INSTANCES_FUNCTIONS) == 12
     assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
 
 

@@ -30,6 +30,8 @@ from shared.ops import audit, backfill, import_uploads, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
 from shared.research import export, researchers, stats, trail
 from shared.rights import access, erasure
+from shared.studies import experiments
+from shared.studies.config import parse_config
 from shared.visitors import claim_codes, registration, responses, sessions, upload_tickets, uploads
 from shared.visitors.guest_limit import Window
 from shared.web.auth import Guest, User, hash_guest_key
@@ -222,6 +224,22 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
 
     # The researchers' trail: an act on its own (an export's), one in an erasure's transaction, the latest.
     trail.Act("r-statements", "export_data", {"experimentIds": "all"}).record(engine)
+
+    # Configured experiments: set (new, then replaced), refused mid-study (a dropped condition that
+    # holds an assignment; the platform changed once the experiment has sessions), read, listed;
+    # a session excluded.
+    configured = parse_config({"experimentId": "e", "conditions": [{"name": "a"}, {"name": "b"}]})
+    experiments.configure(engine, configured)
+    with admin.begin() as conn:
+        conn.execute(text("INSERT INTO assignments (experiment_id, user_id, condition) VALUES ('e', 'u-new', 'a')"))
+    with pytest.raises(Conflict):
+        experiments.configure(engine, parse_config({"experimentId": "e", "conditions": [{"name": "b"}]}))
+    with pytest.raises(Conflict):
+        experiments.configure(engine, configured.model_copy(update={"platform": "sona"}))
+    experiments.configure(engine, configured)
+    experiments.configuration(engine, "e")
+    experiments.configurations(engine, researchers.Scope(everything=True))
+    experiments.exclude(engine, session.session_id)
 
     erasure.erase_caller(engine, numbered_user, stores)  # a user with a claimed guest and a merge
     with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):
