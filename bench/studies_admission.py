@@ -79,9 +79,10 @@ def bench_studies_admission(stack: Stack, engine) -> None:
                 "studies admission at 1 client: median create_session "
                 f"{1000 * statistics.median(plain.latencies):.2f} ms unconfigured, "
                 f"{1000 * statistics.median(configured.latencies):.2f} ms configured (2 conditions): the "
-                "configured path is the unconfigured statement (which answers 'configured' and writes nothing), "
-                "then one transaction: the experiment's row FOR UPDATE, the participant, the places, "
-                "create_session's statement, the assignment, COMMIT."
+                "configured path is one transaction: the experiment's row FOR UPDATE, the participant with "
+                "the experiment's places, create_session's statement, the assignment, COMMIT (an instance "
+                "that has not met the experiment yet runs the unconfigured statement first, which answers "
+                "'configured' and writes nothing)."
             )
         else:
             goal(
@@ -116,11 +117,10 @@ def bench_studies_admission(stack: Stack, engine) -> None:
 
 
 def count_cost(engine, run: str) -> None:
-    """What one admission counts while it holds the experiment's row (shared/statements/admission/
-    places.sql), in process, for studies of SIZES participants each with a session in its lease:
-    the floor of the time the row is held, so the ceiling of one experiment's admissions per second."""
-    from shared.core.db import statement
-
+    """What one new participant's admission counts while it holds the experiment's row
+    (experiment_places, sql/013_admission.sql), in process, for studies of SIZES participants each
+    with a session in its lease: the floor of the time the row is held, so the ceiling of one
+    experiment's admissions per second."""
     costs = []
     for size in SIZES:
         experiment = configure(engine, f"bench-count-{run}-{size}")
@@ -128,30 +128,29 @@ def count_cost(engine, run: str) -> None:
             conn.execute(
                 text(
                     "WITH a AS (INSERT INTO assignments (experiment_id, platform, participant_id, condition) "
-                    "SELECT :e, 'sona', 'p' || i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END "
-                    "FROM generate_series(1, :n) AS i RETURNING id) "
-                    "INSERT INTO sessions (id, experiment_id, assignment_id) SELECT gen_random_uuid(), :e, id FROM a"
+                    "SELECT :e, 'sona', 'p' || i, CASE WHEN mod(i, 2) = 0 THEN 'a' ELSE 'b' END "
+                    "FROM generate_series(1, :n) AS i RETURNING id, condition) "
+                    "INSERT INTO sessions (id, experiment_id, assignment_id, condition) "
+                    "SELECT gen_random_uuid(), :e, id, condition FROM a"
                 ),
                 {"e": experiment, "n": size},
             )
-            conn.execute(text("ANALYZE assignments"))
-            conn.execute(text("ANALYZE sessions"))
-        params = {"experiment_id": experiment, "lease_minutes": 60, "count_earlier": False}
         times = []
         with engine.connect() as conn:
             for _ in range(21):
                 started = time.perf_counter()
-                conn.execute(statement("admission/places"), params).one()
+                conn.execute(text("SELECT experiment_places(:e, 60, false)"), {"e": experiment}).scalar_one()
                 times.append(time.perf_counter() - started)
             conn.rollback()
         costs.append(f"{size:,} participants {1000 * statistics.median(times):.1f} ms")
     notes.append(
         "studies admission, where the lock binds: a new participant's admission counts the experiment's "
-        "participants and their places while it holds the row (places.sql, median of 21, in process): "
+        "participants and their places while it holds the row (experiment_places, median of 21, in process): "
         + ", ".join(costs)
-        + ". It grows with the participants that hold or held a place, so one experiment admits at most "
-        "1 / (that count + the rest of the transaction) new participants per second, however many instances "
-        "serve it; returning participants and other experiments do not wait for it."
+        + ". It grows with the experiment's sessions, so one experiment admits at most 1 / (that count + "
+        "the rest of the transaction: three statements and COMMIT) new participants per second, however "
+        "many instances serve it; returning participants wait for the row but count nothing, and other "
+        "experiments do not wait for it."
     )
 
 

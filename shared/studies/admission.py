@@ -26,6 +26,7 @@ from shared.web.auth import Caller, Guest, User
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from shared.core.db import Statements
     from shared.web.bodies import SessionParticipant
     from shared.web.models import NewSession
 
@@ -116,7 +117,9 @@ def require_tester(caller: Caller, experiment_id: str | None) -> None:
 
 
 def lock_experiment(conn: Connection, experiment_id: str, session_id: str) -> Experiment | None:
-    """The experiment's row, held FOR UPDATE until the transaction ends; None if not configured."""
+    """The experiment's row, held FOR UPDATE until the transaction ends; None if not configured.
+    The transaction's first statement, through SQLAlchemy: pg8000 sends BEGIN before it (the
+    statements after it may then run prepared, shared.core.db.Statements, in that transaction)."""
     row = conn.execute(
         statement("admission/lock_experiment"), {"experiment_id": experiment_id, "session_id": session_id}
     ).first()
@@ -126,7 +129,7 @@ def lock_experiment(conn: Connection, experiment_id: str, session_id: str) -> Ex
     return Experiment(experiment_id, ExperimentConfig.model_validate(config), row.taken)
 
 
-def admit(conn: Connection, experiment: Experiment, caller: Caller, new_session: NewSession) -> Admission:
+def admit(conn: Statements, experiment: Experiment, caller: Caller, new_session: NewSession) -> Admission:
     """Whether the caller's new session may start, and its condition (SPEC §14.1-14.2).
 
     Raises InvalidArgument for a participant that does not fit the platform, StudyClosed,
@@ -134,23 +137,24 @@ def admit(conn: Connection, experiment: Experiment, caller: Caller, new_session:
     every refusal and is given a condition by the same rule, without an assignment."""
     config = experiment.config
     check_participant(config, new_session.participant)
-    assignment_id, condition, hashes = _find_participant(conn, experiment, caller, new_session.participant)
     test = new_session.test
+    found = _find_participant(conn, experiment, caller, new_session.participant, test)
     if not test:
         if not config.active:
             _refused("closed", experiment.id)
             raise StudyClosed(CLOSED)
-        if not config.allowRepeat and hashes and _participated(conn, experiment.id, hashes):
+        if not config.allowRepeat and found.participated(conn, experiment.id):
             _refused("already participated", experiment.id)
             raise AlreadyParticipated(PARTICIPATED)
-    if assignment_id is None and (test or config.conditions or config.maxParticipants is not None):
-        admitted, places = _count(conn, experiment)
+    condition = found.condition
+    if found.counted is not None:  # a new participant, or a test run
+        admitted, places = found.counted["admitted"], found.counted["places"]
         if not test and is_full(config, admitted, places):
             _refused("full", experiment.id)
             raise StudyFull(FULL)
         condition = choose_condition(config, places)
     return Admission(
-        experiment.id, condition, None if test else assignment_id, test, new_session.participant, config.platform
+        experiment.id, condition, None if test else found.assignment_id, test, new_session.participant, config.platform
     )
 
 
@@ -203,34 +207,62 @@ def choose_condition(config: ExperimentConfig, places: dict[str, int]) -> str | 
     return min(open_ or config.conditions, key=lambda c: places.get(c.name, 0)).name
 
 
+@dataclass(frozen=True)
+class _Found:
+    """The participant as the experiment knows it: its assignment (None: a new participant), the
+    ledger's answer if its statement gave one, else the hashes to ask it for, and what the
+    experiment counted (experiment_places: for a new participant or a test run)."""
+
+    assignment_id: int | None
+    condition: str | None
+    counted: dict[str, Any] | None
+    in_ledger: bool | None = None
+    hashes: tuple[bytes, ...] = ()
+
+    def participated(self, conn: Statements, experiment_id: str) -> bool:
+        if self.in_ledger is not None:
+            return self.in_ledger
+        if not self.hashes:  # a new visitor: nothing of it in the ledger
+            return False
+        row = conn.first(
+            statement("admission/participated"), {"experiment_id": experiment_id, "hashes": list(self.hashes)}
+        )
+        return bool(row.participated)
+
+
 def _find_participant(
-    conn: Connection, experiment: Experiment, caller: Caller, ids: SessionParticipant | None
-) -> tuple[int | None, str | None, list[bytes]]:
-    """(the participant's assignment id and condition, None for a new participant, and the ledger
-    hashes that are this participant's). The participant is the platform's when `ids` are given,
-    else the caller (SPEC §14, Words)."""
+    conn: Statements, experiment: Experiment, caller: Caller, ids: SessionParticipant | None, test: bool
+) -> _Found:
+    """The participant (the platform's when `ids` are given, else the caller: SPEC §14, Words),
+    read while the experiment's row is held."""
+    config = experiment.config
+    params = {
+        "experiment_id": experiment.id,
+        "test": test,
+        # Counted only where it decides something: a cap, or a condition to choose.
+        "count_places": bool(config.conditions) or config.maxParticipants is not None,
+        "lease_minutes": config.leaseMinutes,
+        "count_earlier": config.maxParticipants is not None,
+    }
     if ids is not None:
-        participant = Participant(platform=experiment.config.platform, participant_id=ids.participantId)
-        row = conn.execute(
+        participant = Participant(platform=config.platform, participant_id=ids.participantId)
+        row = conn.first(
             statement("admission/participant_platform"),
-            {"experiment_id": experiment.id, "platform": participant.platform, "participant_id": ids.participantId},
-        ).first()
-        hashes = [participant_hash(experiment.id, participant)]
-        if row is None:
-            return None, None, hashes
-        return row.assignment_id, row.condition, hashes
+            {
+                **params,
+                "platform": participant.platform,
+                "participant_id": ids.participantId,
+                "hashes": [participant_hash(experiment.id, participant)],
+            },
+        )
+        return _Found(row.assignment_id, row.condition, row.counted, in_ledger=row.participated)
     if isinstance(caller, Guest):
-        row = conn.execute(
-            statement("admission/participant_guest"), {"experiment_id": experiment.id, "key_hash": caller.key_hash}
-        ).first()
-        if row is None:  # a new visitor: nothing of it in the ledger
-            return None, None, []
+        row = conn.first(statement("admission/participant_guest"), {**params, "key_hash": caller.key_hash})
         if row.claimed:
             raise GuestClaimed("This guest's data now belongs to a registered account; sign in to continue.")
-        return row.assignment_id, row.condition, [participant_hash(experiment.id, Participant(guest_id=row.guest_id))]
-    row = conn.execute(
-        statement("admission/participant_user"), {"experiment_id": experiment.id, "user_id": caller.uid}
-    ).one()
+        owner = () if row.guest_id is None else (participant_hash(experiment.id, Participant(guest_id=row.guest_id)),)
+        return _Found(row.assignment_id, row.condition, row.counted, hashes=owner)
+    row = conn.first(statement("admission/participant_user"), {**params, "user_id": caller.uid})
     if row.claimed:
         from shared.visitors.sessions import ANONYMOUS_CLAIMED
 
@@ -240,35 +272,14 @@ def _find_participant(
         *(Participant(guest_id=uuid.UUID(g)) for g in row.guest_ids),
         *(Participant(user_id=u) for u in row.user_ids),
     ]
-    return row.assignment_id, row.condition, [participant_hash(experiment.id, p) for p in owners]
-
-
-def _participated(conn: Connection, experiment_id: str, hashes: list[bytes]) -> bool:
-    return bool(
-        conn.execute(
-            statement("admission/participated"), {"experiment_id": experiment_id, "hashes": hashes}
-        ).scalar_one()
+    return _Found(
+        row.assignment_id, row.condition, row.counted, hashes=tuple(participant_hash(experiment.id, p) for p in owners)
     )
 
 
-def _count(conn: Connection, experiment: Experiment) -> tuple[int, dict[str, int]]:
-    """(participants admitted, condition -> places occupied), while the experiment's row is held."""
-    config = experiment.config
-    row = conn.execute(
-        statement("admission/places"),
-        {
-            "experiment_id": experiment.id,
-            "lease_minutes": config.leaseMinutes,
-            "count_earlier": config.maxParticipants is not None,
-        },
-    ).one()
-    places = row.places if isinstance(row.places, dict) else json.loads(row.places)
-    return row.admitted, places
-
-
-def record(conn: Connection, admission: Admission, session_id, user_id, guest_id) -> None:
+def record(conn: Statements, admission: Admission, session_id, user_id, guest_id) -> None:
     """Join the session just inserted to its participant (record_session.sql)."""
-    conn.execute(statement("admission/record_session"), admission.params(session_id, user_id, guest_id))
+    conn.rows(statement("admission/record_session"), admission.params(session_id, user_id, guest_id))
 
 
 def _refused(why: str, experiment_id: str) -> None:

@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core import failures
-from shared.core.db import RaceLost, rerun_if_race_lost, single_statement, sqlstate, statement, transaction
+from shared.core.db import (
+    RaceLost,
+    Statements,
+    rerun_if_race_lost,
+    single_statement,
+    sqlstate,
+    statement,
+    transaction,
+)
 from shared.core.encodings import compact_json, rfc3339
 from shared.core.errors import Conflict, GuestClaimed, InvalidArgument, NotFound, ResourceExhausted
 from shared.core.logs import get_logger
@@ -40,6 +48,12 @@ _CREATE_SESSION_UNNUMBERED = {
     User: "sessions/create_session_user_unnumbered",
 }
 
+
+# The experimentIds this instance has met configured: their new sessions go to admission at once,
+# without the statement that would answer 'configured'. A configuration is never deleted (a row
+# gone is met by _create_admitted, which then creates the session as for an unconfigured one).
+_CONFIGURED: set[str] = set()
+_CONFIGURED_KEPT = 4096
 
 _SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
 # An anonymous Firebase account whose data a signed-in account claimed (docs/api.md).
@@ -138,11 +152,15 @@ def _create(
     'configured' and writes nothing), admission and the statement in one transaction. A request
     with `participant` or `test` is for a configured experiment: it goes there at once."""
     name = (_CREATE_SESSION if numbered else _CREATE_SESSION_UNNUMBERED)[type(caller)]
-    if new_session.participant is None and not new_session.test:
+    if new_session.participant is None and not new_session.test and new_session.experimentId not in _CONFIGURED:
         with single_statement(engine) as conn:
             row = _one(conn.rows(statement(name), {**params, "admitted": False}))
         if row.outcome != "configured":
             return _answer(row, caller)
+        if len(_CONFIGURED) >= _CONFIGURED_KEPT:
+            _CONFIGURED.clear()
+        assert new_session.experimentId is not None  # only an experiment is configured
+        _CONFIGURED.add(new_session.experimentId)
     return _create_admitted(engine, caller, new_session, name, params)
 
 
@@ -157,8 +175,13 @@ def _create_admitted(
     from shared.studies import admission
 
     assert new_session.experimentId is not None
-    with transaction(engine) as conn:
-        experiment = admission.lock_experiment(conn, new_session.experimentId, params["session_id"])
+    with transaction(engine) as connection:
+        experiment = admission.lock_experiment(connection, new_session.experimentId, params["session_id"])
+        # The transaction is open (pg8000 sent BEGIN before the lock's statement): the rest runs
+        # prepared in it, as single_statement's statements do (a long text sent unprepared costs
+        # pg8000's parameter parsing and the planner milliseconds each time). Were it not open, the
+        # exact counts of tests/e2e/test_studies_admission.py would fail.
+        conn = Statements(engine, connection)
         if experiment is None and (new_session.participant is not None or new_session.test):
             raise InvalidArgument(
                 f"participant and test are for a configured experiment; {new_session.experimentId!r} has no "
@@ -167,7 +190,7 @@ def _create_admitted(
         admitted = None
         if experiment is not None and not experiment.taken:  # a retry is answered as before
             admitted = admission.admit(conn, experiment, caller, new_session)
-        row = _one(conn.execute(statement(name), {**params, "admitted": True}).all())
+        row = _one(conn.rows(statement(name), {**params, "admitted": True}))
         created, session = _answer(row, caller)
         if created and admitted is not None:
             admission.record(conn, admitted, session.session_id, session.user_id, session.guest_id)

@@ -322,6 +322,13 @@ SINGLE_STATEMENTS = {
     "trail/latest",
     "uploads/ticket_owner_guest",
     "uploads/ticket_owner_user",
+    # Prepared too, in create_session's transaction for a configured experiment (after its first
+    # statement, admission/lock_experiment, which runs through SQLAlchemy and so opens it).
+    "admission/participant_guest",
+    "admission/participant_platform",
+    "admission/participant_user",
+    "admission/participated",
+    "admission/record_session",
 }
 
 

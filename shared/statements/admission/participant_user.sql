@@ -1,7 +1,9 @@
 -- admission: a user as a participant (SPEC §14, Words: the owner after merges). Its assignment in
 -- the experiment is its own, else that of a guest or an anonymous account it claimed (the oldest):
 -- after a claim the user's own wins. Also the claimed guests' and accounts' ids, whose ledger
--- hashes count as the user's, and whether a signed-in account claimed this one (an anonymous uid).
+-- hashes count as the user's; whether a signed-in account claimed this one (an anonymous uid);
+-- and, for a new participant or a test run when count_places, the experiment's participants and
+-- places (experiment_places, sql/013).
 -- A claimed guest keeps its id on the sessions that moved to the user (registration/move_sessions.sql).
 WITH claimed_guests AS (
     SELECT DISTINCT guest_id AS id FROM sessions WHERE user_id = :user_id AND guest_id IS NOT NULL
@@ -11,7 +13,10 @@ WITH claimed_guests AS (
 SELECT (SELECT claimed_by IS NOT NULL FROM users WHERE id = :user_id) AS claimed,
        ARRAY(SELECT CAST(id AS text) FROM claimed_guests ORDER BY id) AS guest_ids,
        ARRAY(SELECT id FROM claimed_users ORDER BY id) AS user_ids,
-       a.id AS assignment_id, a.condition
+       a.id AS assignment_id, a.condition,
+       CASE WHEN CAST(:count_places AS boolean) AND (a.id IS NULL OR CAST(:test AS boolean))
+            THEN experiment_places(:experiment_id, CAST(:lease_minutes AS integer), CAST(:count_earlier AS boolean))
+       END AS counted
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT id, condition FROM assignments
