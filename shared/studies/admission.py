@@ -1,6 +1,6 @@
 """Admission to a configured experiment (SPEC §14.1-14.3): who the participant is, whether it may
 start a session, and its condition, decided in create_session's transaction while the experiment's
-row is held (docs/design/studies.md)."""
+row is held (docs/design/admission.md)."""
 
 from __future__ import annotations
 
