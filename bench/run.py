@@ -23,6 +23,7 @@ from bench.registered import bench_registered
 from bench.research import bench_research
 from bench.responses import bench_submit_response
 from bench.rights import bench_register, bench_withdrawal
+from bench.studies_admission import bench_studies_admission
 from bench.studies_batches import bench_studies_batches
 from bench.studies_completion import bench_complete_session
 from bench.uploads import bench_uploads
@@ -48,6 +49,7 @@ def main() -> int:
         sections = [
             ("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
             ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
+            ("studies admission", lambda: bench_studies_admission(stack, engine)),
             ("registered users (RS256, emulator off)", lambda: bench_registered(stack, workdir)),
             ("database path", lambda: bench_db(engine)),
             ("sequence", lambda: bench_sequence(engine)),

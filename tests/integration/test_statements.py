@@ -6,7 +6,8 @@ server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
 number, a merge, an anonymous account, a claim code), create_claim_code, export_my_data (a
 guest, a user), get_study_stats and export_data (zip, and the JSON Lines of the COPY tables),
-the researchers' trail (written, read), the session limit refusing, the storage trigger's
+the researchers' trail (written, read), the session limit refusing, admissions to configured
+experiments (a guest, a platform participant, a user, a test run), the storage trigger's
 session lookup (live and erased), the
 backfill, the one-time import of Firestore's uploads, and erasure (a guest, a user with a claimed guest and a merge, by
 number; finished at once, and left pending by a Firestore that cannot be
@@ -16,6 +17,7 @@ besides the files of sql/ (the migrations), each must be one file, and each file
 must have run.
 """
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -25,16 +27,18 @@ from sqlalchemy import event, text
 
 from shared.core.config import DatabaseSettings
 from shared.core.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
-from shared.core.errors import Conflict, Incomplete, ResourceExhausted
+from shared.core.errors import AlreadyParticipated, Conflict, Incomplete, ResourceExhausted
 from shared.ops import audit, backfill, import_uploads, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
 from shared.research import export, researchers, stats, trail
 from shared.rights import access, erasure
 from shared.studies import experiments
 from shared.studies.config import parse_config
+from shared.studies.participants import Participant, participant_hash
 from shared.visitors import claim_codes, registration, responses, sessions, upload_tickets, uploads
 from shared.visitors.guest_limit import Window
 from shared.web.auth import Guest, User, hash_guest_key
+from shared.web.bodies import SessionParticipant
 from shared.web.models import NewResponse, NewSession, StudyQuery
 from tests.support import new_guest_key, resume_numbering, stop_numbering
 
@@ -263,6 +267,8 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     assert erasure.resume(engine, stores).completed == 1
     erasure.status_line(engine)
 
+    _admissions(engine, admin)
+
     # The guest-creation limit refusing a new guest, and a maintenance run that erases an idle one.
     limited = Window(1, b"\x01" * 32)
     sessions.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
@@ -279,6 +285,41 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
         for table in ("guests", "sessions"):
             conn.execute(text(f"UPDATE {table} SET created_at = created_at - interval '40 days'"))
     assert maintenance.run(engine, stores, retention_days=30).retention.erased >= 1
+
+
+def _admissions(engine, admin) -> None:
+    """Studies (SPEC §14.1-14.3): a configured experiment's admissions: a guest, a platform
+    participant (new, returning, in the ledger), a user, a researcher's test run."""
+    with admin.begin() as conn:
+        for experiment, platform in (("studied", "none"), ("studied-sona", "sona")):
+            config = {
+                "experimentId": experiment,
+                "platform": platform,
+                "maxParticipants": 10,
+                "conditions": [{"name": "a"}],
+            }
+            conn.execute(
+                text("INSERT INTO experiments (id, config) VALUES (:id, CAST(:config AS jsonb))"),
+                {"id": experiment, "config": json.dumps(config)},
+            )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PARTICIPANT_KEY", "k" * 32)
+        guest = Guest(hash_guest_key(new_guest_key()))
+        sessions.create_session(engine, guest, NewSession(experimentId="studied"))  # new guest
+        sessions.create_session(engine, guest, NewSession(experimentId="studied"))  # returning
+        ids = SessionParticipant(participantId="S1")
+        for _ in range(2):
+            sessions.create_session(engine, guest, NewSession(experimentId="studied-sona", participant=ids))
+        with admin.begin() as conn:
+            conn.execute(
+                text("INSERT INTO participation_ledger (experiment_id, participant_hash) VALUES ('studied-sona', :h)"),
+                {"h": participant_hash("studied-sona", Participant(platform="sona", participant_id="S1"))},
+            )
+        with pytest.raises(AlreadyParticipated):
+            sessions.create_session(engine, guest, NewSession(experimentId="studied-sona", participant=ids))
+        researcher = User("u-studies", None, "password", researcher_claim=True)
+        sessions.create_session(engine, researcher, NewSession(experimentId="studied"))
+        sessions.create_session(engine, researcher, NewSession(experimentId="studied", test=True))
 
 
 @pytest.fixture
@@ -341,6 +382,13 @@ SINGLE_STATEMENTS = {
     "trail/latest",
     "uploads/ticket_owner_guest",
     "uploads/ticket_owner_user",
+    # Prepared too, in create_session's transaction for a configured experiment (after its first
+    # statement, admission/lock_experiment, which runs through SQLAlchemy and so opens it).
+    "admission/participant_guest",
+    "admission/participant_platform",
+    "admission/participant_user",
+    "admission/participated",
+    "admission/record_session",
 }
 
 
