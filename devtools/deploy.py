@@ -213,10 +213,18 @@ class Settings:
 
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (docs/deployment.md,
-        Sizing): an HTTP function's instance a pool of DB_POOL_SIZE + DB_MAX_OVERFLOW, the trigger's
-        one event at a time per instance with a pool of 1."""
-        per_instance = {"http": self.pool_size + self.max_overflow, "storage": 1}
-        return sum(self.instances_of(function) * per_instance[function.kind] for function in FUNCTIONS)
+        Sizing): an HTTP function's instance a pool of DB_POOL_SIZE + DB_MAX_OVERFLOW (the
+        researchers' functions at most RESEARCHER_POOL), the trigger's one event at a time per
+        instance with a pool of 1."""
+        return sum(self.instances_of(function) * sum(self.pool_of(function)) for function in FUNCTIONS)
+
+    def pool_of(self, function: Function) -> tuple[int, int]:
+        """(DB_POOL_SIZE, DB_MAX_OVERFLOW) of one function's instances."""
+        if function.kind == "storage":
+            return 1, 0
+        if function.callers == "researchers":
+            return min(self.pool_size, RESEARCHER_POOL), 0
+        return self.pool_size, self.max_overflow
 
 
 @dataclass(frozen=True)
@@ -259,6 +267,12 @@ def function_env(s: Settings, db_user: str, **extra: str) -> dict[str, str]:
         env["DB_IAM_AUTH"] = "true"
     env.update(extra)
     return env
+
+
+# The pool of a function only researchers call (stats, exports, configuration, exclusion, erasure by
+# number): a few people, rarely at once; with six such functions, three connections each would take
+# the default plan past a default database's 100 connections.
+RESEARCHER_POOL = 2
 
 
 def http_env(s: Settings, db_user: str | None = None, **extra: str) -> dict[str, str]:
@@ -359,6 +373,9 @@ def env_of(s: Settings, function: Function) -> dict[str, str]:
         env = upload_tickets_env(s, env)
     if function.prolific:
         env = prolific_env(s, env)
+    if function.kind == "http":
+        pool_size, max_overflow = s.pool_of(function)
+        env = {**env, "DB_POOL_SIZE": str(pool_size), "DB_MAX_OVERFLOW": str(max_overflow)}
     return with_app_check(s, function, env)
 
 

@@ -514,7 +514,10 @@ def test_experiment_answers_conform(api, db, auth_emulator):
     conforms(api.get("configure_experiment", token=researcher), 200)
     conforms(api.get("configure_experiment?experimentId=none-such", token=researcher), 404, "not_found")
     conforms(api.post("configure_experiment", {**document, "redirectUrl": "https://x.example/"}, token=researcher), 400)
-    session = api.post("create_session", {"experimentId": experiment_id}, guest=new_guest_key()).json()
+    participant = {"participantId": "P" * 24, "studyId": "S" * 24}  # the experiment runs on Prolific
+    session = api.post(
+        "create_session", {"experimentId": experiment_id, "participant": participant}, guest=new_guest_key()
+    ).json()
     conforms(api.post("configure_experiment", {**document, "platform": "sona", "outcomes": {}}, token=researcher), 409)
     conforms(api.post("exclude_session", {"sessionId": session["sessionId"]}, token=researcher), 200)
     conforms(api.post("exclude_session", {"sessionId": str(uuid.uuid4())}, token=researcher), 404, "not_found")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools import deploy
-from functions import FUNCTIONS, HTTP, NAMES
+from functions import BY_NAME, FUNCTIONS, HTTP, NAMES
 
 # Selections of functions.FUNCTIONS, the one list of the deployed functions (one row each).
 HTTP_FUNCTIONS = tuple(f.name for f in HTTP)
@@ -111,7 +111,8 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         assert {k: env_vars(deployed[name])[k] for k in ("WORKERS", "THREADS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")} == {
             "WORKERS": "1",
             "THREADS": "8",
-            "DB_POOL_SIZE": "3",
+            # the researchers' functions keep at most 2 (deploy.RESEARCHER_POOL): the plan's budget
+            "DB_POOL_SIZE": "2" if BY_NAME[name].callers == "researchers" else "3",
             "DB_MAX_OVERFLOW": "0",
         }
 
@@ -335,7 +336,12 @@ def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
     # get_researcher_actions, create_upload_ticket, complete_session, configure_experiment and exclude_session joined
     assert len(FEW_INSTANCES_FUNCTIONS) == 12
-    assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
+    researchers = [f for f in HTTP if f.callers == "researchers"]
+    assert len(researchers) == 6  # their instances hold a pool of 2 (deploy.RESEARCHER_POOL)
+    assert settings.connections_at_most() == (
+        4 * 5 * 3 + (len(FEW_INSTANCES_FUNCTIONS) - len(researchers)) * 1 * 3 + len(researchers) * 1 * 2 + 5
+    )
+    assert settings.connections_at_most() <= 95
 
 
 def test_more_connections_than_the_database_allows_is_refused():

@@ -41,8 +41,10 @@ def configure(db, experiment_id: str, **fields) -> dict:
     return document
 
 
-def start(api: Api, key: str, experiment_id: str | None = None, responses: int = 0) -> str:
-    body = {"experimentId": experiment_id} if experiment_id else {}
+def start(api: Api, key: str, experiment_id: str | None = None, responses: int = 0, participant=None) -> str:
+    body: dict = {"experimentId": experiment_id} if experiment_id else {}
+    if participant:
+        body["participant"] = participant
     created = api.post("create_session", body, guest=key)
     assert created.status_code == 201, created.text
     session_id = created.json()["sessionId"]
@@ -51,18 +53,6 @@ def start(api: Api, key: str, experiment_id: str | None = None, responses: int =
         assert answer.status_code == 201, answer.text
     return session_id
 
-
-def platform_ids(db, session_id: str, platform: str, **ids) -> None:
-    """What create_session stores for a platform participant (SPEC §14.3)."""
-    columns = ["session_id", "platform", *ids]
-    with db.begin() as conn:
-        conn.execute(
-            text(
-                f"INSERT INTO session_participants ({', '.join(columns)}) "
-                f"VALUES (CAST(:session_id AS uuid), {', '.join(':' + c for c in columns[1:])})"
-            ),
-            {"session_id": session_id, "platform": platform, **ids},
-        )
 
 
 def complete(api: Api, key: str, session_id: str, count: int, outcome: str | None = None):
@@ -175,22 +165,21 @@ def test_redirect_urls_of_prolific_sona_and_mturk(api, studies, stack):
     configure(studies, "on-mturk", platform="mturk")
     made = {}
     for experiment, platform, ids in (
-        ("on-prolific", "prolific", {"participant_id": "p" * 24, "study_id": "s" * 24, "submission_id": "sub1"}),
-        ("on-sona", "sona", {"participant_id": "12345"}),
+        ("on-prolific", "prolific", {"participantId": "p" * 24, "studyId": "s" * 24, "submissionId": "sub1"}),
+        ("on-sona", "sona", {"participantId": "12345"}),
         (
             "on-mturk",
             "mturk",
             {
-                "participant_id": "W1",
-                "assignment_id": "A1",
-                "hit_id": "H1",
-                "turk_submit_to": "https://workersandbox.mturk.com/",
+                "participantId": "W1",
+                "assignmentId": "A1",
+                "hitId": "H1",
+                "turkSubmitTo": "https://workersandbox.mturk.com/",
             },
         ),
     ):
         key = new_guest_key()
-        session_id = start(api, key, experiment)
-        platform_ids(studies, session_id, platform, **ids)
+        session_id = start(api, key, experiment, participant=ids)  # create_session stores the platform ids
         made[platform] = conforms(complete(api, key, session_id, 0), 201)
     assert made["prolific"]["completionCode"] == "C0DE+1"
     assert made["prolific"]["redirectUrl"] == "https://app.prolific.com/submissions/complete?cc=C0DE%2B1"

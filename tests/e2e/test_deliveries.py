@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,7 +23,7 @@ from devtools.google_endpoints import GoogleEndpoints, certificate
 from devtools.ports import free_port
 from devtools.stack import ROOT, FunctionsServer
 from tests.contract.test_openapi import conforms
-from tests.e2e.test_completion import configure, platform_ids
+from tests.e2e.test_completion import configure
 from tests.e2e.test_maintenance import KEY, KID, SCHEDULER, oidc_token
 from tests.support import Api, new_guest_key, rows, scalar
 
@@ -143,11 +144,10 @@ def world(served, prolific, db):
 
 def participant_session(api: Api, db, submission_id: str = "5f1a2b3c4d5e6f7a8b9c0d1e") -> tuple[str, str]:
     key = new_guest_key()
-    created = api.post("create_session", {"experimentId": "prolific-study"}, guest=key)
+    participant = {"participantId": uuid.uuid4().hex[:24], "studyId": "S" * 24, "submissionId": submission_id}
+    created = api.post("create_session", {"experimentId": "prolific-study", "participant": participant}, guest=key)
     assert created.status_code == 201, created.text
-    session_id = created.json()["sessionId"]
-    platform_ids(db, session_id, "prolific", participant_id="P" * 24, study_id="S" * 24, submission_id=submission_id)
-    return key, session_id
+    return key, created.json()["sessionId"]
 
 
 def finish(api: Api, key: str, session_id: str) -> dict:

@@ -342,7 +342,11 @@ def test_the_command_sets_shows_lists_and_excludes(api, db, functions_env, tmp_p
     missing = command(functions_env, "show", new_experiment_id())
     assert missing.returncode == 1 and "has no configuration" in missing.stderr
 
-    session = api.post("create_session", {"experimentId": experiment_id}, guest=new_guest_key()).json()["sessionId"]
+    participant = {"participantId": "P" * 24, "studyId": "S" * 24}  # the study runs on Prolific
+    made = api.post(
+        "create_session", {"experimentId": experiment_id, "participant": participant}, guest=new_guest_key()
+    )
+    session = made.json()["sessionId"]
     excluded = command(functions_env, "exclude", session)
     assert excluded.returncode == 0, excluded.stderr
     assert excluded.stdout == f"{session}: excluded (experiment {experiment_id})\n"

@@ -229,19 +229,19 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     # The researchers' trail: an act on its own (an export's), one in an erasure's transaction, the latest.
     trail.Act("r-statements", "export_data", {"experimentIds": "all"}).record(engine)
 
-    # Configured experiments: set (new, then replaced), refused mid-study (a dropped condition that
-    # holds an assignment; the platform changed once the experiment has sessions), read, listed;
-    # a session excluded.
-    configured = parse_config({"experimentId": "e", "conditions": [{"name": "a"}, {"name": "b"}]})
+    # Configured experiments ("ce"; "e" above runs on Prolific): set (new, then replaced), refused
+    # mid-study (a dropped condition that holds an assignment; the platform changed once the
+    # experiment has sessions), read, listed; a session excluded.
+    configured = parse_config({"experimentId": "ce", "conditions": [{"name": "a"}, {"name": "b"}]})
     experiments.configure(engine, configured)
     with admin.begin() as conn:
-        conn.execute(text("INSERT INTO assignments (experiment_id, user_id, condition) VALUES ('e', 'u-new', 'a')"))
+        conn.execute(text("INSERT INTO assignments (experiment_id, user_id, condition) VALUES ('ce', 'u-new', 'a')"))
     with pytest.raises(Conflict):
-        experiments.configure(engine, parse_config({"experimentId": "e", "conditions": [{"name": "b"}]}))
-    with pytest.raises(Conflict):
-        experiments.configure(engine, configured.model_copy(update={"platform": "sona"}))
+        experiments.configure(engine, parse_config({"experimentId": "ce", "conditions": [{"name": "b"}]}))
+    with pytest.raises(Conflict):  # "e" has a session on Prolific
+        experiments.configure(engine, parse_config({"experimentId": "e"}))
     experiments.configure(engine, configured)
-    experiments.configuration(engine, "e")
+    experiments.configuration(engine, "ce")
     experiments.configurations(engine, researchers.Scope(everything=True))
     experiments.exclude(engine, session.session_id)
 
