@@ -54,7 +54,6 @@ def start(api: Api, key: str, experiment_id: str | None = None, responses: int =
     return session_id
 
 
-
 def complete(api: Api, key: str, session_id: str, count: int, outcome: str | None = None):
     body: dict = {"sessionId": session_id, "responseCount": count}
     if outcome is not None:
