@@ -71,6 +71,34 @@ class Conflict(ServiceError):
     code, status = "conflict", 409
 
 
+class Incomplete(ServiceError):
+    """complete_session before the server holds the responses the client recorded (SPEC §14.4)."""
+
+    code, status = "incomplete", 409
+
+    def __init__(self, message: str, stored: int):
+        super().__init__(message, stored=stored)
+        self.stored = stored
+
+
+class StudyClosed(ServiceError):
+    """A new session of an experiment that is not active (SPEC §14.1)."""
+
+    code, status = "study_closed", 409
+
+
+class StudyFull(ServiceError):
+    """A new participant of an experiment whose cap or every quota is reached (SPEC §14.1)."""
+
+    code, status = "study_full", 409
+
+
+class AlreadyParticipated(ServiceError):
+    """A participant who completed a session of the experiment before (SPEC §14.3)."""
+
+    code, status = "already_participated", 409
+
+
 class PayloadTooLarge(ServiceError):
     code, status = "payload_too_large", 413
 

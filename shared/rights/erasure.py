@@ -183,6 +183,8 @@ def erase_rows_in(
     responses = conn.execute(statement("erasure/delete_responses"), {"session_ids": session_ids}).rowcount
     uploads = conn.execute(statement("erasure/delete_uploads"), {"session_ids": session_ids}).rowcount
     # Their platform ids (session_participants) go with them: ON DELETE CASCADE.
+    # Prolific deliveries that are done go now; a pending one waits until it is (SPEC §14.5).
+    conn.execute(statement("deliveries/delete_finished"), {"session_ids": session_ids})
     sessions = conn.execute(statement("erasure/delete_sessions"), {"session_ids": session_ids}).rowcount
     conn.execute(statement("erasure/delete_assignments"), {"assignment_ids": assignments})
     conn.execute(statement("erasure/delete_merges"), {"numbers": numbers, "user_id": target.user_id})
