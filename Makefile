@@ -77,7 +77,7 @@ $(CLIENT_DIST): $(CLIENT_OK) client/build.mjs client/tsconfig.json $(wildcard cl
 client: $(CLIENT_DIST) $(CLIENT_TEST_OK)
 	cd client && npm run --silent typecheck
 
-# examples/jspsych/ (docs/study-pages.md): a jsPsych study on the package, bundled by esbuild into
+# examples/jspsych/ (docs/jspsych.md): a jsPsych study on the package, bundled by esbuild into
 # examples/jspsych/public/build/ (git-ignored), served by make dev at /examples/jspsych/.
 EXAMPLE_OK := examples/jspsych/node_modules/.installed
 EXAMPLE := examples/jspsych/public/build/study.js

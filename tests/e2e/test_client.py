@@ -759,7 +759,7 @@ EXAMPLE = ROOT / "examples" / "jspsych"
 
 @in_chromium
 def test_the_example_study_runs_under_the_dev_server_and_redirects_to_prolific(db, context, functions):
-    """examples/jspsych/ as docs/study-pages.md runs it: its experiment.json configured, the page at
+    """examples/jspsych/ as docs/jspsych.md runs it: its experiment.json configured, the page at
     /examples/jspsych/ of the functions' server (devtools.serve, as make dev), Prolific's parameters."""
     from playwright.sync_api import expect
 
