@@ -92,7 +92,7 @@ function showSaving({ pending, waitingSince, stopped }) {
   $("saving").textContent = stopped
     ? "Your answers can no longer be saved from this page: reload it."
     : waitingSince !== null
-      ? `Offline: ${plural(pending, "answer")} kept in this browser, sent when the connection returns.`
+      ? `Not saved yet: ${plural(pending, "answer")} kept in this browser, sent as soon as the server can be reached.`
       : pending > 0 ? "Saving…" : "All answers saved";
 }
 
@@ -108,14 +108,11 @@ async function openStudy() {
   opened.addEventListener("status", (event) => showSaving(event.detail));
   showSaving(opened.status());
   study = opened;
+  // What is known of this session's answers: this browser's progress, and get_visitor's count.
   const progress = savedProgress();
-  const same = progress.sessionId === opened.sessionId;
-  state = {
-    visitorNumber: opened.visitorNumber,
-    sessionId: opened.sessionId,
-    answered: same ? Math.max(progress.answered, state.sessionId === opened.sessionId ? state.answered : 0) : 0,
-    finished: false,
-  };
+  const recorded = progress.sessionId === opened.sessionId ? progress.answered : 0;
+  const shown = state.sessionId === opened.sessionId ? state.answered : 0;
+  state = { visitorNumber: opened.visitorNumber, sessionId: opened.sessionId, answered: Math.max(recorded, shown), finished: false };
   localStorage.setItem(SESSION, opened.sessionId);
   saveProgress();
   if (!history.some((s) => s.sessionId === opened.sessionId)) {

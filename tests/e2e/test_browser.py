@@ -117,8 +117,13 @@ def progress(page):
 
 
 def answer(page, text: str):
+    """Answer the question shown; returns once the answer is in the package's outbox (the page
+    empties the field then), so that the saving line is about it."""
+    from playwright.sync_api import expect
+
     page.get_by_label(re.compile(r"\?$")).fill(text)
     page.get_by_role("button", name="Submit answer").click()
+    expect(page.locator("#answer")).to_have_value("")
 
 
 def saved(page):
@@ -178,6 +183,7 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     assert upload_tickets.TICKET.fullmatch(metadata["uploadTicket"]) and metadata["visitorNumber"] == "1"
 
     page.get_by_role("button", name="Finish").click()
+    expect(page.locator("#done-step")).to_be_visible()
     expect(page.locator("#done-step")).to_contain_text("Done, thank you!")
     expect(progress(page)).to_have_text("Finished")
     expect(page.get_by_role("button", name="Finish")).to_be_hidden()
@@ -245,13 +251,14 @@ def test_answers_given_offline_are_kept_and_finish_waits_until_they_are_stored(s
     answer(page, "toast")
     expect(progress(page)).to_have_text("All 3 questions answered")
     page.get_by_role("button", name="Finish").click()
-    expect(page.locator("#saving")).to_contain_text("Offline: ")
+    expect(page.locator("#saving")).to_contain_text("Not saved yet: ")
     expect(page.locator("#saving")).to_contain_text("kept in this browser")
     expect(page.locator("#done-step")).to_be_hidden()
     assert [r.level for r in rows(db, "SELECT level FROM responses")] == [1]
     assert rows(db, "SELECT id FROM sessions WHERE completed_at IS NOT NULL") == []
 
     page.context.set_offline(False)
+    expect(page.locator("#done-step")).to_be_visible()
     expect(page.locator("#done-step")).to_contain_text("Done, thank you!")
     expect(page.locator("#saving")).to_have_text("All answers saved")
     assert [r.answer for r in rows(db, "SELECT data->>'answer' AS answer FROM responses ORDER BY level")] == [
@@ -372,6 +379,36 @@ def functions_with_short_timeouts(stack, tmp_path):
     ).start()
     yield server, log
     server.stop()
+
+
+@in_chromium
+def test_an_answer_not_yet_stored_at_a_reload_is_sent_by_the_reloaded_page(db, page, functions_with_short_timeouts):
+    """The responses table locked against writes (submit_response answers 503, the keepalive send on
+    leaving too) while the second answer is given and the page reloaded: the reloaded page finds
+    the answer in the package's outbox, resumes the session and sends it once the lock is gone."""
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    server, _ = functions_with_short_timeouts
+    page.goto(f"{server.url}/")
+    page.get_by_role("button", name="Start").click()
+    answer(page, "blue")
+    saved(page)
+    with db.connect() as conn:  # reads go on (get_visitor after the reload), writes wait and time out
+        transaction = conn.begin()
+        conn.execute(text("LOCK TABLE responses IN SHARE MODE"))
+        answer(page, "Lyon")
+        expect(page.locator("#saving")).to_contain_text("Not saved yet: 1 answer kept in this browser")
+        page.reload()
+        expect(progress(page)).to_have_text("Question 3 of 3")
+        expect(page.locator("#saving")).to_contain_text("1 answer kept in this browser")  # resumed, still waiting
+        transaction.rollback()
+    saved(page)
+    assert [r.answer for r in rows(db, "SELECT data->>'answer' AS answer FROM responses ORDER BY level")] == [
+        "blue",
+        "Lyon",
+    ]
+    assert len(rows(db, "SELECT id FROM sessions")) == 1
 
 
 @in_chromium
