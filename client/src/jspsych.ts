@@ -18,7 +18,7 @@
 // - Ending on a refusal: abortExperiment(message) in 8, endExperiment(message) in 7.
 
 import { ApiError } from "./http.js";
-import { MAX_RESPONSE_BYTES, start, type Participant, type StartOptions, type Study } from "./study.js";
+import { MAX_RESPONSE_BYTES, start, type Participant, type StartOptions, type StorageSdk, type Study } from "./study.js";
 import { fromUrl } from "./url.js";
 
 export interface ExtensionParams extends Partial<StartOptions> {
@@ -32,6 +32,8 @@ export interface ExtensionParams extends Partial<StartOptions> {
   enabled?: boolean;
   /** false: complete but do not go to the redirect URL (the page calls study.redirect() itself). */
   redirect?: boolean;
+  /** The page's Firebase Storage SDK: a trial's values over the limit are uploaded instead of omitted. */
+  storage?: StorageSdk;
 }
 
 const REFUSALS: Record<string, string> = {
@@ -116,7 +118,19 @@ export class JsPsychExtension {
   private recordTrial(data: Record<string, unknown>): void {
     const study = this.study!;
     const { data: fitted, omitted } = fit({ ...data, attempt: study.attempt });
-    if (omitted.length) study.report("too_large", `Trial ${data.trial_index}: ${omitted.join(", ")} omitted (more than ${MAX_RESPONSE_BYTES} bytes)`);
+    const storage = this.params.storage;
+    for (const key of omitted) {
+      if (!storage) continue;
+      // With the page's Storage SDK the value goes to a file of the session, named in the marker.
+      const name = `trial-${study.attempt}-${data.trial_index}-${key.replace(/[^\w.-]/g, "_")}.json`;
+      fitted[key] = { ...(fitted[key] as object), omitted: "uploaded", upload: name };
+      const file = new Blob([JSON.stringify(data[key])], { type: "application/json" });
+      study.upload(file, name, { storage }).catch((error) => study.report(error.code ?? "upload_failed", `${name}: ${error.message}`));
+    }
+    if (omitted.length) {
+      const where = storage ? "uploaded" : "omitted";
+      study.report("too_large", `Trial ${data.trial_index}: ${omitted.join(", ")} ${where} (more than ${MAX_RESPONSE_BYTES} bytes)`);
+    }
     study.record(fitted, { key: `${study.attempt}:${data.trial_index}` }).catch((error) => {
       study.report(error.code ?? "invalid_argument", `Trial ${data.trial_index} not recorded: ${error.message}`);
     });

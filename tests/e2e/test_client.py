@@ -631,11 +631,18 @@ def test_enabled_false_lets_jspsych_simulate_without_a_call(db, context, origin,
 
 
 @in_chromium
-def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted(db, context, origin, functions):
+def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted_and_the_outcome_is_the_pages(
+    db, context, origin, functions
+):
     from playwright.sync_api import expect
 
     origin.pages["/large.html"] = study_page(
-        8, functions, "large-trials", 2, params="redirect: false", data="{blob: 'x'.repeat(70000), small: i}"
+        8,
+        functions,
+        "large-trials",
+        2,
+        params="redirect: false, outcome: (data) => `screened_${data.count()}`",
+        data="{blob: 'x'.repeat(70000), small: i}",
     )
     page = context.new_page()
     page.goto(f"{origin.url}/large.html")
@@ -646,6 +653,7 @@ def test_a_trial_over_the_limit_is_stored_with_its_large_values_omitted(db, cont
     stored_rows = rows(db, "SELECT data FROM responses ORDER BY (data->>'trial_index')::int")
     assert [r.data["blob"] for r in stored_rows] == [{"omitted": "too large", "bytes": 70002}] * 2
     assert [(r.data["small"], r.data["attempt"]) for r in stored_rows] == [(0, 1), (1, 1)]
+    assert scalar(db, "SELECT outcome FROM sessions") == "screened_2"  # params.outcome(jsPsych's data)
     assert page.evaluate("jsPsych.extensions['visitor-sessions'].started.then((s) => s.status().lastError.code)") == (
         "too_large"
     )
@@ -680,30 +688,41 @@ def firebase_storage_sdk(tmp_path_factory) -> bytes:
     return (work / "sdk.js").read_bytes()
 
 
+def serve_on_the_functions_origin(context, functions: str, pages: dict[str, bytes]) -> None:
+    """SERVED and `pages` (path -> bytes) at the functions' own URL, as make dev serves pages beside
+    them: there the dev server also speaks the Firebase Storage API that the SDK uploads through."""
+
+    def fulfill(route):
+        path = route.request.url[len(functions) :].split("?", 1)[0]
+        if path in pages:
+            return route.fulfill(status=200, content_type="text/html", body=pages[path])
+        for prefix, directory in sorted(SERVED.items(), key=lambda item: -len(item[0])):
+            if path.startswith(prefix) and (directory / path[len(prefix) :]).is_file():
+                file = directory / path[len(prefix) :]
+                kind = "text/css" if file.suffix == ".css" else "text/javascript"
+                return route.fulfill(status=200, content_type=kind, body=file.read_bytes())
+        route.continue_()
+
+    for prefix in (*SERVED, *pages):
+        context.route(f"{functions}{prefix}*", fulfill)
+
+
 @in_chromium
 def test_an_upload_resolves_once_recorded_and_complete_waits_for_it(
     stack, db, bucket, firestore, context, functions, firebase_storage_sdk
 ):
     """The page on the functions' own origin (as make dev serves pages), where the dev server also
     speaks the Firebase Storage API the SDK uploads through; the storage trigger fed by the bridge."""
-    bridge = stack.event_bridge(interval=0.2).start()
-    page_path = f"{functions}/client-test/"
-    files = {
-        "upload.html": ("text/html", BLANK.replace('src="/client/', 'src="').replace("</head>", UPLOAD_HEAD).encode()),
-        "visitor-sessions.min.js": ("text/javascript", (DIST / "visitor-sessions.min.js").read_bytes()),
-        "sdk.js": ("text/javascript", firebase_storage_sdk),
-    }
+    page_html = BLANK.replace("</head>", '<script src="/firebase-sdk.js"></script></head>')
+    serve_on_the_functions_origin(context, functions, {"/upload.html": page_html.encode()})
     context.route(
-        f"{page_path}*",
-        lambda route: route.fulfill(
-            status=200,
-            content_type=files[route.request.url[len(page_path) :]][0],
-            body=files[route.request.url[len(page_path) :]][1],
-        ),
+        f"{functions}/firebase-sdk.js",
+        lambda route: route.fulfill(status=200, content_type="text/javascript", body=firebase_storage_sdk),
     )
+    bridge = stack.event_bridge(interval=0.2).start()
     try:
         page = context.new_page()
-        page.goto(f"{page_path}upload.html")
+        page.goto(f"{functions}/upload.html")
         configure(db, "uploads-study")
         session = start(page, functions, "uploads-study")
         port = functions.rsplit(":", 1)[1]
@@ -729,9 +748,6 @@ def test_an_upload_resolves_once_recorded_and_complete_waits_for_it(
     recorded = rows(db, "SELECT session_id::text AS session, name FROM uploads")
     assert [r.session for r in recorded] == [session["sessionId"]]
     assert scalar(db, "SELECT outcome FROM sessions") == "completed"
-
-
-UPLOAD_HEAD = '<script src="sdk.js"></script></head>'
 
 
 # --- the example study ----------------------------------------------------------------------
@@ -849,3 +865,40 @@ def test_without_indexeddb_the_outbox_lives_in_memory_and_says_so(db, context, o
     assert session["durable"] is False
     page.evaluate("async () => { await study.record({n: 1}, {key: 'a'}); await study.flush(); }")
     assert stored(db, session["sessionId"]) == 1
+
+
+@in_chromium
+def test_a_trial_over_the_limit_is_uploaded_when_the_page_passes_storage(
+    stack, db, bucket, firestore, context, functions, firebase_storage_sdk
+):
+    from playwright.sync_api import expect
+
+    storage = (
+        "storage: (() => { const {initializeApp, getStorage, connectStorageEmulator, ref, uploadBytes} = FirebaseSdk;"
+        f" const storage = getStorage(initializeApp({{projectId: 'demo-visitors', storageBucket: '{BUCKET}',"
+        " apiKey: 'demo-api-key'}));"
+        f" connectStorageEmulator(storage, '127.0.0.1', {functions.rsplit(':', 1)[1]});"
+        " return {storage, ref, uploadBytes}; })(), redirect: false"
+    )
+    page_html = study_page(8, functions, "large-uploaded", 1, params=storage, data="{blob: 'x'.repeat(70000)}")
+    page_html = page_html.replace("</head>", '<script src="/firebase-sdk.js"></script></head>')
+    serve_on_the_functions_origin(context, functions, {"/large-uploaded.html": page_html.encode()})
+    context.route(
+        f"{functions}/firebase-sdk.js",
+        lambda route: route.fulfill(status=200, content_type="text/javascript", body=firebase_storage_sdk),
+    )
+    bridge = stack.event_bridge(interval=0.2).start()
+    try:
+        page = context.new_page()
+        page.goto(f"{functions}/large-uploaded.html")
+        expect(page.locator(".trial")).to_have_text("Trial 0")
+        page.keyboard.press("Space")
+        expect(page.locator(".visitor-sessions-saved")).to_be_visible()  # complete() waited for the upload
+    finally:
+        bridge.stop()
+    (stored_row,) = rows(db, "SELECT data FROM responses")
+    name = "trial-1-0-blob.json"
+    assert stored_row.data["blob"] == {"omitted": "uploaded", "bytes": 70002, "upload": name}
+    assert [r.name.rsplit("/", 1)[-1] for r in rows(db, "SELECT name FROM uploads")] == [name]
+    (blob,) = bucket.list_blobs(prefix="sessions/")
+    assert json.loads(blob.download_as_bytes()) == "x" * 70000
