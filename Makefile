@@ -9,7 +9,7 @@ PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads audit erasures maintenance researcher export clean bench deploy setup fuzz
+.PHONY: dev dev-reset test lint install bundle migrate backfill import-uploads audit erasures maintenance deliveries researcher experiments export clean bench deploy setup fuzz
 
 dev: install bundle example
 	$(PY) -m devtools.dev
@@ -79,7 +79,7 @@ $(CLIENT_DIST): $(CLIENT_OK) client/build.mjs client/tsconfig.json $(wildcard cl
 client: $(CLIENT_DIST) $(CLIENT_TEST_OK)
 	cd client && npm run --silent typecheck
 
-# examples/jspsych/ (docs/study-pages.md): a jsPsych study on the package, bundled by esbuild into
+# examples/jspsych/ (docs/jspsych.md): a jsPsych study on the package, bundled by esbuild into
 # examples/jspsych/public/build/ (git-ignored), served by make dev at /examples/jspsych/.
 EXAMPLE_OK := examples/jspsych/node_modules/.installed
 EXAMPLE := examples/jspsych/public/build/study.js
@@ -152,11 +152,19 @@ ERASURE ?= resume
 erasures: $(PY_OK)
 	$(PY) -m shared.erasure $(ERASURE)
 
-# What run_maintenance does on its schedule (docs/operations.md), once, from this machine: resume pending
+# What run_maintenance does on its schedules (docs/operations.md), once, from this machine: resume pending
 # erasures, apply retention (GUEST_RETENTION_DAYS, when set), forget expired guest-creation
-# windows. Same settings as `make erasures`; safe to run again and beside the scheduled runs.
+# windows, make the Prolific deliveries that are due. Same settings as `make erasures` (and
+# PROLIFIC_API_TOKEN); safe to run again and beside the scheduled runs.
 maintenance: $(PY_OK)
 	$(PY) -m shared.maintenance
+
+# Prolific completions made from the server (docs/operations.md): make deliveries (a list),
+# make deliveries DELIVERIES=retry, DELIVERIES="retry --failed". Same settings as `make maintenance`.
+DELIVERIES ?= list
+
+deliveries: $(PY_OK)
+	$(PY) -m shared.deliveries $(DELIVERIES)
 
 # The researcher role (docs/researchers.md): make researcher ARGS="grant EMAIL [--experiments a,b]",
 # ARGS="revoke EMAIL", ARGS="list". Without GOOGLE_CLOUD_PROJECT in the environment it reads
@@ -168,6 +176,13 @@ researcher: $(PY_OK)
 	  set -a; . ./.local/dev.env; set +a; \
 	fi; \
 	$(PY) -m shared.researchers $(ARGS)
+
+# Experiments' configurations (docs/researchers.md), next to the database: make experiments
+# ARGS="set FILE" (a JSON document, as configure_experiment takes it), ARGS="show ID", ARGS="list",
+# ARGS="exclude SESSION_ID" (the session frees its place). Same settings as backfill; against
+# `make dev`, load .local/dev.env first.
+experiments: $(PY_OK)
+	@$(PY) -m shared.experiments $(ARGS)
 
 # An export_data export (docs/researchers.md) written next to the database: make export ARGS="--out study.zip [...]"
 # (python -m shared.export --help). Same settings as backfill, plus the Firestore emulator or project.

@@ -195,6 +195,8 @@ def bench_db(engine) -> None:
             "key_hash": secrets.token_bytes(32),
             "new_guest_id": str(uuid.uuid4()),
             **Window.off().params(),
+            "session_limit": 0,
+            "admitted": False,  # an unconfigured experiment, as "bench" is
         }  # as the other sections: the guest-creation limit off
 
     def ceiling_params() -> dict:

@@ -123,6 +123,7 @@ def load(
     addresses: int = 0,
     count: int | None = None,
     seconds: float | None = None,
+    experiment: str = "bench",
 ) -> dict:
     default_count, default_seconds = (100, 1.0) if clients == 1 else (800, 1.5)
     count, seconds = count or default_count, seconds or default_seconds
@@ -141,6 +142,8 @@ def load(
         mode,
         "--addresses",
         str(addresses),
+        "--experiment",
+        experiment,
     ] + (["--numbers"] if numbers else [])
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:

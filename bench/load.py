@@ -10,6 +10,7 @@ signed-in: every request carries `Authorization: Bearer <ID token>`, the tokens 
            FILE (one a line) taken in turn, so that the users share the load evenly.
 --addresses N: each request carries X-Forwarded-For with one of N client addresses
 (198.18.0.0/15, the benchmarking range), as Google's front end would append it; 0 sends none.
+--experiment ID: the experimentId of every request (default bench, which is not configured).
 Prints one JSON object: latencies (s), status counts, visitor numbers of 201s.
 """
 
@@ -47,7 +48,7 @@ async def _run(args) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     numbers: list[int] = []
-    body = json.dumps({"experimentId": "bench"})
+    body = json.dumps({"experimentId": args.experiment})
     tokens = _tokens(args.tokens) if args.mode == "signed-in" else []
     turn = 0
 
@@ -116,6 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", help="signed-in: a file of ID tokens, one a line")
     parser.add_argument("--numbers", action="store_true", help="collect visitorNumber of each 201")
     parser.add_argument("--addresses", type=int, default=0, help="client addresses to send as X-Forwarded-For")
+    parser.add_argument("--experiment", default="bench", help="the experimentId every request carries")
     args = parser.parse_args(argv)
     if args.mode == "signed-in" and not args.tokens:
         parser.error("--mode signed-in needs --tokens FILE")

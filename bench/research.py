@@ -168,6 +168,15 @@ def bench_research(stack: Stack, engine) -> None:
         n=len(latencies),
     )
     goal(f"get_study_stats median < 250 ms at 1M responses: {median * 1000:.0f} ms", median < 0.25)
+    configured = _configured_study_stats(admin, stats_url, headers)
+    row(
+        "get_study_stats, the same study configured (2 conditions, 50k participants, half completed), over HTTP",
+        1,
+        configured,
+        None,
+        f"{statistics.median(configured) / median:.2f} x unconfigured",
+        n=len(configured),
+    )
     params = {
         "everything": True,
         "experiments": [],
@@ -185,3 +194,50 @@ def bench_research(stack: Stack, engine) -> None:
                 + " / ".join(line.strip() for line in lines if "->" in line or line[:1].isalpha())[:1200]
             )
     admin.dispose()
+
+
+def _configured_study_stats(admin, stats_url: str, headers: dict) -> list[float]:
+    """get_study_stats with the three experiments configured (SPEC §14.7: their study figures):
+    two conditions, one assignment per guest and experiment, every other participant's sessions
+    completed, a few test runs; 7 calls. The study is put back as it was afterwards."""
+    with admin.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO experiments (id, config) SELECT 'study-' || e, jsonb_build_object('experimentId', "
+                '\'study-\' || e, \'conditions\', \'[{"name": "a"}, {"name": "b"}]\'::jsonb) '
+                "FROM generate_series(0, 2) e"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO assignments (experiment_id, guest_id, condition) SELECT DISTINCT s.experiment_id, "
+                "s.guest_id, CASE WHEN mod(s.visitor_number, 2) = 0 THEN 'a' ELSE 'b' END FROM sessions s"
+            )
+        )
+        conn.execute(
+            text(
+                "UPDATE sessions s SET assignment_id = a.id, condition = a.condition, "
+                "completed_at = CASE WHEN mod(s.visitor_number, 2) = 0 THEN s.created_at + interval '20 minutes' END, "
+                "outcome = CASE WHEN mod(s.visitor_number, 2) = 0 THEN 'completed' END, test = s.visitor_number < 50 "
+                "FROM assignments a WHERE a.guest_id = s.guest_id AND a.experiment_id = s.experiment_id"
+            )
+        )
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE sessions, assignments, experiments"))
+    latencies = []
+    for _ in range(7):
+        start = time.perf_counter()
+        answer = requests.get(stats_url, headers=headers, timeout=60)
+        latencies.append(time.perf_counter() - start)
+        assert answer.status_code == 200, answer.text
+    assert [len(e["conditions"]) for e in answer.json()["experiments"]] == [2, 2, 2]
+    with admin.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE sessions SET assignment_id = NULL, condition = NULL, completed_at = NULL, outcome = NULL, "
+                "test = false WHERE assignment_id IS NOT NULL OR test"
+            )
+        )
+        conn.execute(text("DELETE FROM assignments"))
+        conn.execute(text("DELETE FROM experiments"))
+    return latencies

@@ -24,6 +24,9 @@ from bench.registered import bench_registered
 from bench.research import bench_research
 from bench.responses import bench_submit_response
 from bench.rights import bench_register, bench_withdrawal
+from bench.studies_admission import bench_studies_admission
+from bench.studies_batches import bench_studies_batches
+from bench.studies_completion import bench_complete_session
 from bench.uploads import bench_uploads
 
 
@@ -47,6 +50,7 @@ def main() -> int:
         sections = [
             ("HTTP create_session vs noop", lambda: bench_http(stack, noop, noop_url, engine)),
             ("guest limit on vs off", lambda: bench_guest_limit(stack, workdir, engine)),
+            ("studies admission", lambda: bench_studies_admission(stack, engine)),
             ("registered users (RS256, emulator off)", lambda: bench_registered(stack, workdir)),
             ("database path", lambda: bench_db(engine)),
             ("sequence", lambda: bench_sequence(engine)),
@@ -56,6 +60,8 @@ def main() -> int:
             ("on_upload_finalized", lambda: bench_uploads(stack)),
             ("withdrawal 1000x10", lambda: bench_withdrawal(stack, engine)),
             ("submit_response, counters on vs off", lambda: bench_submit_response(engine)),
+            ("studies: submit_response batches", lambda: bench_studies_batches(stack)),
+            ("complete_session vs submit_response", lambda: bench_complete_session(engine)),
             ("researchers at 1M responses", lambda: bench_research(stack, engine)),
             ("audit at 10k uploads", lambda: bench_audit(stack)),
             ("client outbox", lambda: bench_client_outbox(stack)),

@@ -51,6 +51,10 @@ class Settings:
     upload_tickets: str
     upload_ticket_ttl_seconds: str
     upload_ticket_key_secret: str
+    participant_key_secret: str
+    prolific_api_token_secret: str | None
+    prolific_api_url: str | None
+    deliveries_schedule: str
     guest_retention_days: str | None
     trigger_service_account: str
     trigger_location: str | None
@@ -153,6 +157,13 @@ class Settings:
             upload_tickets=get("UPLOAD_TICKETS", "enforce").lower(),
             upload_ticket_ttl_seconds=str(number("UPLOAD_TICKET_TTL_SECONDS", 3600)),
             upload_ticket_key_secret=get("UPLOAD_TICKET_KEY_SECRET", "visitors-upload-ticket-key"),
+            # Studies (SPEC §14): the key the participation ledger hashes participants with; and,
+            # for Prolific completion from the server (§14.5), the secret holding the researcher's
+            # API token - none by default: then no function gets a token and no deliveries job is made.
+            participant_key_secret=get("PARTICIPANT_KEY_SECRET", "visitors-participant-key"),
+            prolific_api_token_secret=env.get("PROLIFIC_API_TOKEN_SECRET", "").strip() or None,
+            prolific_api_url=env.get("PROLIFIC_API_URL", "").strip() or None,
+            deliveries_schedule=get("DELIVERIES_SCHEDULE", "* * * * *"),
             guest_retention_days=(
                 str(number("GUEST_RETENTION_DAYS", 30)) if env.get("GUEST_RETENTION_DAYS", "").strip() else None
             ),
@@ -202,10 +213,18 @@ class Settings:
 
     def connections_at_most(self) -> int:
         """Database connections all instances of all functions may hold at once (docs/deployment.md,
-        Sizing): an HTTP function's instance a pool of DB_POOL_SIZE + DB_MAX_OVERFLOW, the trigger's
-        one event at a time per instance with a pool of 1."""
-        per_instance = {"http": self.pool_size + self.max_overflow, "storage": 1}
-        return sum(self.instances_of(function) * per_instance[function.kind] for function in FUNCTIONS)
+        Sizing): an HTTP function's instance a pool of DB_POOL_SIZE + DB_MAX_OVERFLOW (the
+        researchers' functions at most RESEARCHER_POOL), the trigger's one event at a time per
+        instance with a pool of 1."""
+        return sum(self.instances_of(function) * sum(self.pool_of(function)) for function in FUNCTIONS)
+
+    def pool_of(self, function: Function) -> tuple[int, int]:
+        """(DB_POOL_SIZE, DB_MAX_OVERFLOW) of one function's instances."""
+        if function.kind == "storage":
+            return 1, 0
+        if function.callers == "researchers":
+            return min(self.pool_size, RESEARCHER_POOL), 0
+        return self.pool_size, self.max_overflow
 
 
 @dataclass(frozen=True)
@@ -248,6 +267,12 @@ def function_env(s: Settings, db_user: str, **extra: str) -> dict[str, str]:
         env["DB_IAM_AUTH"] = "true"
     env.update(extra)
     return env
+
+
+# The pool of a function only researchers call (stats, exports, configuration, exclusion, erasure by
+# number): a few people, rarely at once; with six such functions, three connections each would take
+# the default plan past a default database's 100 connections.
+RESEARCHER_POOL = 2
 
 
 def http_env(s: Settings, db_user: str | None = None, **extra: str) -> dict[str, str]:
@@ -308,6 +333,11 @@ def trigger_env(s: Settings) -> dict[str, str]:
     return function_env(s, s.uploads_db_user, STORAGE_BUCKET=s.bucket, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0")
 
 
+def prolific_env(s: Settings, env: dict[str, str]) -> dict[str, str]:
+    """complete_session and run_maintenance (prolific in their rows): PROLIFIC_API_URL when it is set."""
+    return {**env, "PROLIFIC_API_URL": s.prolific_api_url} if s.prolific_api_url else env
+
+
 def with_app_check(s: Settings, function: Function, env: dict[str, str]) -> dict[str, str]:
     """A function whose row says app_check carries APP_CHECK when it is not off (its default)."""
     if function.app_check and s.app_check != "off":
@@ -341,6 +371,11 @@ def env_of(s: Settings, function: Function) -> dict[str, str]:
         env = guest_limit_env(s, env)
     if function.upload_tickets:
         env = upload_tickets_env(s, env)
+    if function.prolific:
+        env = prolific_env(s, env)
+    if function.kind == "http":
+        pool_size, max_overflow = s.pool_of(function)
+        env = {**env, "DB_POOL_SIZE": str(pool_size), "DB_MAX_OVERFLOW": str(max_overflow)}
     return with_app_check(s, function, env)
 
 
@@ -349,6 +384,10 @@ def secrets_of(s: Settings, function: Function) -> dict[str, str]:
     secrets = {"GUEST_LIMIT_KEY": s.guest_limit_key_secret} if function.guest_limit else {}
     if function.upload_tickets:
         secrets["UPLOAD_TICKET_KEY"] = s.upload_ticket_key_secret
+    if function.participant_key:
+        secrets["PARTICIPANT_KEY"] = s.participant_key_secret
+    if function.prolific and s.prolific_api_token_secret:
+        secrets["PROLIFIC_API_TOKEN"] = s.prolific_api_token_secret
     return secrets
 
 
@@ -515,12 +554,16 @@ def sizing_of(s: Settings, function: Function) -> list[str]:
 SCHEDULER_JOB = "visitors-maintenance"
 # The daily consistency audit (docs/design/audit.md): the same function with ?task=audit, on its own schedule.
 AUDIT_JOB = "visitors-audit"
+# Prolific completions from the server (SPEC §14.5): ?task=deliveries every minute, made only with
+# PROLIFIC_API_TOKEN_SECRET (without a token there is nothing to deliver).
+DELIVERIES_JOB = "visitors-deliveries"
 STORAGE_RULES_TARGET = "uploads"  # firebase.json's storage deploy target
 
 
 def scheduler_commands(s: Settings) -> list[Command]:
-    """The scheduler's account may invoke run_maintenance and nothing else, and two jobs call it:
-    the maintenance run (hourly) and the audit (daily, ?task=audit).
+    """The scheduler's account may invoke run_maintenance and nothing else, and two or three jobs
+    call it: the maintenance run (hourly), the audit (daily, ?task=audit) and, with
+    PROLIFIC_API_TOKEN_SECRET, the Prolific deliveries (every minute, ?task=deliveries).
 
     `gcloud functions add-invoker-policy-binding` grants roles/run.invoker on the function's
     Cloud Run service only (https://cloud.google.com/sdk/gcloud/reference/functions/add-invoker-policy-binding).
@@ -548,6 +591,7 @@ def scheduler_commands(s: Settings) -> list[Command]:
             fallback=["gcloud", "scheduler", "jobs", "update", "http", *flags],
         )
 
+    deliveries = [job(DELIVERIES_JOB, s.deliveries_schedule, f"{url}?task=deliveries")]
     return [
         Command(
             [
@@ -562,6 +606,7 @@ def scheduler_commands(s: Settings) -> list[Command]:
         ),
         job(SCHEDULER_JOB, s.maintenance_schedule, url),
         job(AUDIT_JOB, s.audit_schedule, f"{url}?task=audit"),
+        *(deliveries if s.prolific_api_token_secret else []),
     ]
 
 

@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     # A key of one's own keeps the page's upload tickets valid across restarts of make dev.
     if os.environ.get("UPLOAD_TICKET_KEY"):
         stack.upload_ticket_key = os.environ["UPLOAD_TICKET_KEY"]
-    # The same for the participation ledger: who took part in a study is known across restarts.
-    if os.environ.get("PARTICIPANT_KEY"):
-        stack.participant_key = os.environ["PARTICIPANT_KEY"]
+    # The same for the participation ledger: who took part in a study is known across restarts
+    # (the ledger keeps keyed hashes): the environment's key, else the one kept in .local/.
+    stack.participant_key = os.environ.get("PARTICIPANT_KEY") or kept_participant_key()
     # Ctrl-C (SIGINT), a closed terminal and `kill` all stop everything, also while
     # starting; set explicitly, since a shell running `make dev &` ignores SIGINT.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -89,6 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+PARTICIPANT_KEY_FILE = "participant.key"
+
+
+def kept_participant_key(local: Path = LOCAL) -> str:
+    """make dev's PARTICIPANT_KEY: made once, kept in .local/participant.key (wiped by make dev-reset)."""
+    import secrets
+
+    path = local / PARTICIPANT_KEY_FILE
+    if not path.exists():
+        local.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def reset(local: Path = LOCAL, ports: dict[str, int] | None = None) -> int:
     """Wipe what make dev keeps under `local` (all four stores together), refusing while a
     stack runs on `ports` (make dev's: firebase.json's and PORT)."""
@@ -105,6 +120,7 @@ def reset(local: Path = LOCAL, ports: dict[str, int] | None = None) -> int:
     for name in STATE:
         shutil.rmtree(local / name, ignore_errors=True)
     (local / "dev.env").unlink(missing_ok=True)
+    (local / PARTICIPANT_KEY_FILE).unlink(missing_ok=True)  # the ledger it hashed was wiped with postgres
     print(f"make dev-reset: wiped .local/{{{','.join(STATE)}}}: the next make dev starts empty")
     return 0
 

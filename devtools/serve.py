@@ -17,7 +17,7 @@ from functions import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT / "public"
-EXAMPLE = ROOT / "examples" / "jspsych" / "public"  # the example study (docs/study-pages.md)
+EXAMPLE = ROOT / "examples" / "jspsych" / "public"  # the example study (docs/jspsych.md)
 
 
 def page_config(environ) -> dict:

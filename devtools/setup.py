@@ -76,6 +76,7 @@ SECRETS = (
     ("visitors-db-erasure-password", 30),
     ("visitors-guest-limit-key", 32),
     ("visitors-upload-ticket-key", 32),
+    ("visitors-participant-key", 32),
 )
 SECRET_READERS = (
     ("visitors-functions", "visitors-db-password"),
@@ -86,6 +87,8 @@ SECRET_READERS = (
     # create_upload_ticket signs upload tickets, the storage trigger verifies them.
     ("visitors-functions", "visitors-upload-ticket-key"),
     ("visitors-uploads", "visitors-upload-ticket-key"),
+    # create_session and complete_session hash study participants for the participation ledger.
+    ("visitors-functions", "visitors-participant-key"),
 )
 # The IAM database users (DB_IAM_AUTH=true) of the accounts that log in to PostgreSQL.
 IAM_DB_USERS = ("visitors-functions", "visitors-uploads", "visitors-erasure", "visitors-maintenance")

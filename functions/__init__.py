@@ -32,7 +32,9 @@ class Function:
     (shared.web.http.endpoint), `(cloud_event) -> None` for the storage trigger."""
 
     name: str
-    method: str | None  # the HTTP method it answers (and OPTIONS); None for the storage trigger
+    # the HTTP methods it answers (and OPTIONS), as its Allow header lists them: "GET", "POST", or
+    # "GET, POST" (configure_experiment reads and writes); None for the storage trigger
+    method: str | None
     app_check: bool = False  # checks X-Firebase-AppCheck when APP_CHECK is on
     callers: str = "visitors"  # one of CALLERS
     identity: str = "functions"  # one of IDENTITIES
@@ -40,6 +42,8 @@ class Function:
     timeout: str = "60s"  # --timeout
     guest_limit: bool = False  # gets GUEST_LIMIT_PER_HOUR and the key client addresses are hashed with
     upload_tickets: bool = False  # signs or verifies upload tickets: gets UPLOAD_TICKET_KEY and UPLOAD_TICKETS*
+    participant_key: bool = False  # hashes study participants for the ledger: gets PARTICIPANT_KEY
+    prolific: bool = False  # completes Prolific submissions (SPEC §14.5): gets PROLIFIC_API_TOKEN, PROLIFIC_API_URL
     kind: str = "http"  # one of KINDS: "storage" is a CloudEvent of the uploads bucket (--retry)
 
     def __post_init__(self) -> None:
@@ -53,7 +57,7 @@ class Function:
             )
             if value not in allowed
         ]
-        if (self.kind == "http") != (self.method in ("GET", "POST")):
+        if (self.kind == "http") != (self.method in ("GET", "POST", "GET, POST")):
             problems.append("an HTTP function answers GET or POST; the storage trigger has no method")
         if (self.kind == "storage") != (self.callers == "storage"):
             problems.append("the storage trigger, and only it, is called by storage events")
@@ -61,6 +65,11 @@ class Function:
             problems.append("an App Check token comes from the visitors' page only")
         if problems:
             raise ValueError(f"functions.{self.name}: " + "; ".join(problems))
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The HTTP methods it answers besides OPTIONS: ("GET",), ("POST",) or ("GET", "POST")."""
+        return tuple(self.method.split(", ")) if self.method else ()
 
     @property
     def module(self) -> str:
@@ -84,16 +93,26 @@ class Function:
             return functions_framework.cloud_event(handler)
         from shared.web.http import endpoint
 
-        assert self.method is not None  # an HTTP row has one (__post_init__)
-        return functions_framework.http(endpoint(self.method, app_check=self.app_check)(handler))
+        assert self.methods  # an HTTP row has them (__post_init__)
+        return functions_framework.http(endpoint(*self.methods, app_check=self.app_check)(handler))
 
 
 # In the order main.py exports them and `make deploy` deploys them: the HTTP functions, then the
 # storage trigger (which needs nothing of theirs).
 FUNCTIONS = (
     # a visit calls these over and over.
-    Function("create_session", "POST", app_check=True, guest_limit=True),
+    Function("create_session", "POST", app_check=True, guest_limit=True, participant_key=True),
     Function("submit_response", "POST", app_check=True),
+    # once per session, at its end (SPEC §14.4), with the capped instances of the rarely called
+    # ones: a few short transactions each, and a Prolific call (§14.5) made holding no connection.
+    Function(
+        "complete_session",
+        "POST",
+        app_check=True,
+        max_instances="RIGHTS_MAX_INSTANCES",
+        participant_key=True,
+        prolific=True,
+    ),
     Function("get_visitor", "GET", app_check=True),
     Function("register", "POST", app_check=True),
     # once per uploaded file, one short read: the capped instances of the rarely called ones
@@ -109,7 +128,10 @@ FUNCTIONS = (
     # an HTTP function may run, 60 minutes (https://cloud.google.com/functions/docs/configuring/timeout).
     Function("get_study_stats", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
     Function("export_data", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES", timeout="3600s"),
-    # the researchers' trail: who exported or erased what, and when.
+    # a study's configuration (GET reads it, POST sets it), and a researcher's exclusion of a session.
+    Function("configure_experiment", "GET, POST", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
+    Function("exclude_session", "POST", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
+    # the researchers' trail: who exported, erased or configured what, and when.
     Function("get_researcher_actions", "GET", callers="researchers", max_instances="RIGHTS_MAX_INSTANCES"),
     # Cloud Scheduler's, private; a run erases up to shared.ops.maintenance.RETENTION_BATCH
     # guests, and the scheduler waits as long for its answer (--attempt-deadline).
@@ -120,6 +142,7 @@ FUNCTIONS = (
         identity="maintenance",
         max_instances="RIGHTS_MAX_INSTANCES",
         timeout="900s",
+        prolific=True,
     ),
     # google.cloud.storage.object.v1.finalized of the uploads bucket, retried.
     Function(

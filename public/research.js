@@ -1,12 +1,14 @@
 // The researcher page (docs/researchers.md): sign in, each experiment's figures and charts
-// (get_study_stats), the exports (export_data) saved as files, and for `researcher: true` the
-// researchers' trail (get_researcher_actions).
+// (get_study_stats), the configured experiments with a form to edit each (configure_experiment)
+// and the exclusion of a session (exclude_session), the exports (export_data) saved as files, and
+// for `researcher: true` the researchers' trail (get_researcher_actions).
 
 import { loadConfig } from "./config.js";
 import { $, action as uiAction, showError } from "./ui.js";
 import { ApiError, Client } from "./client.js";
 import { Auth } from "./auth.js";
 import { dailySessionsChart, levelFunnelChart } from "./charts.js";
+import { configurationArticle, configurationForm, documentOf, utc } from "./research_config.js";
 
 let auth, api; // made in start(), once the config is loaded
 let charts = [];
@@ -28,11 +30,6 @@ function experimentName(experimentId) {
   return experimentId === null ? "(no experiment)" : experimentId;
 }
 
-// "2026-12-03T12:00:00.000000Z" → "2026-12-03 12:00 UTC"
-function utc(time) {
-  return time ? `${time.slice(0, 10)} ${time.slice(11, 16)} UTC` : "—";
-}
-
 function cell(tag, text) {
   const element = document.createElement(tag);
   element.textContent = text;
@@ -47,7 +44,23 @@ function clearStudies() {
   $("export-experiment").replaceChildren($("export-experiment").options[0]);
   $("download-status").textContent = "";
   $("trail").tBodies[0].replaceChildren();
-  for (const id of ["studies-step", "downloads-step", "charts-step", "trail-step"]) $(id).hidden = true;
+  $("configurations").replaceChildren();
+  $("new-experiment-form").replaceChildren();
+  $("exclude-status").textContent = "";
+  for (const id of ["studies-step", "configure-step", "downloads-step", "charts-step", "trail-step"]) $(id).hidden = true;
+}
+
+// A researcher function, called once more with a fresh ID token when it answers
+// permission_denied: a token taken before `make researcher ARGS="grant EMAIL"` lacks the claim
+// until it is refreshed, which the SDK would otherwise do only when it expires (within the hour).
+async function asResearcher(call) {
+  try {
+    return await call();
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === "permission_denied") || !auth.user) throw error;
+    await auth.user.getIdToken(true);
+    return call();
+  }
 }
 
 function showTable(experiments) {
@@ -85,11 +98,17 @@ function showCharts(experiments) {
     const article = document.createElement("article");
     article.dataset.experiment = experiment.experimentId ?? "";
     const [daily, dailyCanvas] = figure("daily", "Sessions per day (last 30 UTC days)");
-    const [funnel, funnelCanvas] = figure("levels", "Level funnel: sessions that reached each level");
+    // No response with a level: a sentence, not an empty frame.
+    const levelled = experiment.levels.length > 0;
+    const [funnel, funnelCanvas] = levelled
+      ? figure("levels", "Level funnel: sessions that reached each level")
+      : [cell("p", "Level funnel: no response has a level yet (submit_response's level), so there is nothing to draw."), null];
+    if (!levelled) funnel.className = "no-levels";
     article.append(cell("h3", experimentName(experiment.experimentId)), daily, funnel);
     $("charts").append(article);
     // Drawn once the canvases are in the page, so Chart.js can size them.
-    charts.push(dailySessionsChart(dailyCanvas, experiment.daily), levelFunnelChart(funnelCanvas, experiment.levels));
+    charts.push(dailySessionsChart(dailyCanvas, experiment.daily));
+    if (levelled) charts.push(levelFunnelChart(funnelCanvas, experiment.levels));
   }
 }
 
@@ -115,7 +134,7 @@ function showDownloads(experiments, scope) {
 
 // An act's filters, as one line: "experimentIds: all; format: zip". In this order (the database
 // keeps JSON objects' keys in an order of its own), then any other.
-const DETAILS_ORDER = ["visitorNumber", "experimentIds", "from", "to", "format", "table", "erasureId"];
+const DETAILS_ORDER = ["visitorNumber", "experimentId", "experimentIds", "sessionId", "from", "to", "format", "table", "erasureId"];
 
 function describeDetails(details) {
   const rank = (name) => (DETAILS_ORDER.includes(name) ? DETAILS_ORDER.indexOf(name) : DETAILS_ORDER.length);
@@ -128,7 +147,7 @@ function describeDetails(details) {
 
 // The researchers' trail, under the figures: for a researcher with `researcher: true` only.
 async function showTrail() {
-  const { actions } = await api.getResearcherActions();
+  const { actions } = await asResearcher(() => api.getResearcherActions());
   $("trail").tBodies[0].replaceChildren(...actions.map((act) => {
     const row = document.createElement("tr");
     row.dataset.action = act.action;
@@ -149,22 +168,42 @@ function describeScope(scope, experiments) {
     (empty.length ? ` No sessions yet in ${empty.join(", ")}.` : "");
 }
 
+// The configured experiments the account covers, each with its settings, its figures (from
+// get_study_stats, when it gives them) and a form; and the form for a new one.
+async function showConfigurations(stats) {
+  const { experiments } = await asResearcher(() => api.call("configure_experiment", { method: "GET" }));
+  const byId = new Map(stats.experiments.map((experiment) => [experiment.experimentId, experiment]));
+  $("configurations").replaceChildren(...experiments.map((config) =>
+    configurationArticle(config, byId.get(config.experimentId), saveConfiguration)));
+  $("no-configurations").hidden = experiments.length > 0;
+  $("new-experiment-form").replaceChildren(configurationForm(null, saveConfiguration));
+  $("configure-step").hidden = false;
+}
+
+const saveConfiguration = action(async (event) => {
+  const config = documentOf(event.target);
+  const saved = await asResearcher(() => api.call("configure_experiment", { method: "POST", body: config }));
+  await showStudies();
+  showNotice(`Saved the configuration of ${saved.experimentId} (${utc(saved.updatedAt)}).`);
+});
+
 async function showStudies() {
   clearStudies();
-  // A fresh token: a role granted or revoked since the last one shows now.
-  const claims = await auth.claims({ refresh: true });
   let stats;
   try {
-    stats = await api.getStudyStats();
+    // A token taken before the role was granted is refreshed and tried again (asResearcher).
+    stats = await asResearcher(() => api.getStudyStats());
   } catch (error) {
     if (error instanceof ApiError && error.code === "permission_denied") {
       showNotice(`${auth.user.email} is not a researcher, so this page shows it no study data. ` +
         "The role is given by whoever runs the study (make researcher ARGS=\"grant EMAIL\"); " +
-        "once it is granted, reload this page. Or sign out and sign in with a researcher's account.");
+        "once it is granted, reload this page (it asks for a new token itself). " +
+        "Or sign out and sign in with a researcher's account.");
       return;
     }
     throw error;
   }
+  const claims = await auth.claims(); // the token that was just accepted
   const scope = scopeOf(claims) || { every: false, experiments: stats.experiments.map((e) => e.experimentId) };
   showNotice(describeScope(scope, stats.experiments));
   $("generated").textContent = `Figures as of ${utc(stats.generatedAt)}.`;
@@ -173,6 +212,7 @@ async function showStudies() {
   showDownloads(stats.experiments, scope);
   $("charts-step").hidden = stats.experiments.length === 0;
   showCharts(stats.experiments);
+  await showConfigurations(stats);
   if (scope.every) await showTrail();
 }
 
@@ -197,7 +237,7 @@ async function download(button) {
   const scope = scopeOf(await auth.claims()) || { every: true, experiments: [] };
   const experimentId = exportExperiments(scope);
   $("download-status").textContent = `Preparing ${button.textContent}…`;
-  const { blob, filename } = await api.exportData({ format, table, experimentId });
+  const { blob, filename } = await asResearcher(() => api.exportData({ format, table, experimentId }));
   const name = filename || (format === "zip" ? "export.zip" : `${table}.${format}`);
   const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
@@ -215,6 +255,15 @@ async function download(button) {
 document.querySelectorAll("#downloads-step button[data-format]").forEach((button) => {
   button.addEventListener("click", action(() => download(button)));
 });
+
+$("exclude-form").addEventListener("submit", action(async () => {
+  const sessionId = $("exclude-session-id").value.trim();
+  const excluded = await asResearcher(() => api.call("exclude_session", { method: "POST", body: { sessionId } }));
+  $("exclude-session-id").value = "";
+  await showStudies();
+  $("exclude-status").textContent = `Excluded session ${excluded.sessionId}` +
+    (excluded.experimentId ? ` of ${excluded.experimentId}.` : ".");
+}));
 
 $("signin-form").addEventListener("submit", action(async () => {
   await auth.signIn($("email").value, $("password").value);

@@ -112,7 +112,8 @@ def reset_data(engine: sqlalchemy.Engine) -> None:
         conn.execute(
             text(
                 "TRUNCATE users, guests, sessions, responses, visitor_merges, erasures, erased_sessions, "
-                "claim_codes, claim_code_attempts, guest_limits, researcher_actions CASCADE"
+                "claim_codes, claim_code_attempts, guest_limits, researcher_actions, "
+                "experiments, completion_deliveries, participation_ledger CASCADE"
             )
         )
         conn.execute(text("ALTER SEQUENCE visitor_number_seq NO MAXVALUE RESTART WITH 1"))

@@ -341,6 +341,29 @@ def _participant_key() -> None:
         participant_key()
 
 
+PROLIFIC_API_URL = "https://api.prolific.com"
+
+
+def prolific_api_token() -> str | None:
+    """The Prolific API token that completes submissions from the server (PROLIFIC_API_TOKEN,
+    SPEC §14.5; a Secret Manager secret where deployed); unset: no experiment completes on
+    Prolific from the server. Never logged."""
+    return _text("PROLIFIC_API_TOKEN") or None
+
+
+def prolific_api_url() -> str:
+    """Where Prolific's API answers (PROLIFIC_API_URL, default https://api.prolific.com): an https
+    URL, or a server on this machine for tests (http://127.0.0.1:PORT)."""
+    raw = (_text("PROLIFIC_API_URL") or PROLIFIC_API_URL).rstrip("/")
+    parts = urlsplit(raw)
+    if not ((parts.scheme == "https" and parts.hostname) or (parts.scheme == "http" and _local(raw))):
+        raise ConfigError(
+            f"PROLIFIC_API_URL={raw!r} must be an https:// URL such as {PROLIFIC_API_URL} "
+            "(or http://127.0.0.1:PORT for tests)"
+        )
+    return raw
+
+
 UPLOAD_TICKETS_MODES = ("enforce", "monitor", "off")
 
 
@@ -540,6 +563,7 @@ _READERS = (
     session_limit_per_hour,
     _upload_tickets,
     _participant_key,
+    prolific_api_url,
     x_forwarded_for_trusted,
     guest_retention_days,
     maintenance_invoker,

@@ -6,6 +6,8 @@ They are turned into HTTP answers in exactly one place, shared.web.http.
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.core import config
 
 
@@ -15,13 +17,19 @@ class ServiceError(Exception):
     code = "internal"
     status = 500
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, **fields: Any):
         super().__init__(message)
         self.message = message
+        self._fields = fields
 
     def headers(self) -> dict[str, str]:
         """Headers the answer carries besides the JSON body."""
         return {}
+
+    def fields(self) -> dict[str, object]:
+        """Fields the error object carries besides code and message, where SPEC §4 names them
+        (`index` of a refused batch item: InvalidArgument(message, index=3))."""
+        return dict(self._fields)
 
 
 class InvalidArgument(ServiceError):
@@ -61,6 +69,34 @@ class MethodNotAllowed(ServiceError):
 
 class Conflict(ServiceError):
     code, status = "conflict", 409
+
+
+class Incomplete(ServiceError):
+    """complete_session before the server holds the responses the client recorded (SPEC §14.4)."""
+
+    code, status = "incomplete", 409
+
+    def __init__(self, message: str, stored: int):
+        super().__init__(message, stored=stored)
+        self.stored = stored
+
+
+class StudyClosed(ServiceError):
+    """A new session of an experiment that is not active (SPEC §14.1)."""
+
+    code, status = "study_closed", 409
+
+
+class StudyFull(ServiceError):
+    """A new participant of an experiment whose cap or every quota is reached (SPEC §14.1)."""
+
+    code, status = "study_full", 409
+
+
+class AlreadyParticipated(ServiceError):
+    """A participant who completed a session of the experiment before (SPEC §14.3)."""
+
+    code, status = "already_participated", 409
 
 
 class PayloadTooLarge(ServiceError):

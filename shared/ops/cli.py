@@ -97,11 +97,13 @@ def erasure(argv: list[str]) -> int:
 
 
 def maintenance(argv: list[str]) -> int:
-    """What run_maintenance does on its schedule, once: resume erasures, retention, expired windows."""
+    """What run_maintenance does on its schedules, once: resume erasures, retention, expired windows,
+    and the Prolific deliveries that are due."""
     from shared.core import config
     from shared.core.db import get_engine
     from shared.ops.maintenance import run
     from shared.rights.erasure import OtherStores
+    from shared.studies.deliveries import Prolific, deliver_due
 
     _parser("maintenance", maintenance).parse_args(argv)
     _refuse_bad_settings(config.check())
@@ -120,7 +122,54 @@ def maintenance(argv: list[str]) -> int:
             + ("; more are left for the next run" if report.retention.more else "")
         )
     print(f"maintenance: forgot {report.expired_addresses} expired guest-creation window(s)")
+    # Every task once: the Prolific deliveries that are due too (their own job runs them every minute).
+    delivered = deliver_due(get_engine(), Prolific.from_settings())
+    print(_deliveries_line(delivered))
     return UNFINISHED if (report.resumed.still_pending or report.retention.pending) else DONE
+
+
+def deliveries(argv: list[str]) -> int:
+    """List the Prolific completions made from the server (list), or make the pending ones due now
+    and attempt them (retry; with --failed, the failed ones too)."""
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.studies.deliveries import Prolific, counts, deliver_due, listing, make_due
+
+    parser = _parser("deliveries", deliveries)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="every delivery: session, experiment, status, attempts, last error")
+    retrying = commands.add_parser("retry", help="attempt every pending delivery now")
+    retrying.add_argument("--failed", action="store_true", help="the failed ones too")
+    args = parser.parse_args(argv)
+    _refuse_bad_settings(config.check())
+    engine = get_engine()
+    if args.command == "list":
+        for row in listing(engine):
+            when = row.delivered_at or row.failed_at or row.next_attempt_at
+            print(
+                f"{row.session_id}\t{row.experiment_id}\t{row.status}\t{row.attempts} attempt(s)\t"
+                f"{when.isoformat()}\t{row.last_error or ''}"
+            )
+        figures = counts(engine)
+        print(f"deliveries: {figures.delivered} delivered, {figures.pending} pending, {figures.failed} failed")
+        return DONE
+    prolific = Prolific.from_settings()
+    if prolific is None:
+        print("PROLIFIC_API_TOKEN is not set: nothing can be delivered", file=sys.stderr)
+        return NOT_STARTED
+    due = make_due(engine, failed=args.failed)
+    print(f"deliveries: {due} made due now")
+    print(_deliveries_line(deliver_due(engine, prolific)))
+    return UNFINISHED if counts(engine).pending else DONE
+
+
+def _deliveries_line(run) -> str:
+    if not run.token_set:
+        return "deliveries: PROLIFIC_API_TOKEN is not set, none attempted"
+    return (
+        f"deliveries: {run.delivered} delivered, {run.retrying} to be retried, {run.failed} failed; "
+        f"{run.forgotten} of erased sessions deleted"
+    )
 
 
 def audit(argv: list[str]) -> int:
@@ -198,6 +247,66 @@ def researchers(argv: list[str]) -> int:
     return DONE
 
 
+def experiments(argv: list[str]) -> int:
+    """Set, show and list experiments' configurations, and exclude a session, next to the database."""
+    import json
+
+    from shared.core import config
+    from shared.core.db import get_engine
+    from shared.core.encodings import compact_json
+    from shared.research import researchers as roles
+    from shared.studies import experiments as studies
+
+    parser = _parser("experiments", experiments)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("set", help="configure an experiment from FILE, a JSON document ('-': stdin)").add_argument(
+        "file"
+    )
+    commands.add_parser("show", help="an experiment's configuration, codes included").add_argument("experiment_id")
+    commands.add_parser("list", help="every configured experiment, one line each (no codes)")
+    commands.add_parser("exclude", help="mark a session excluded: it frees its place").add_argument("session_id")
+    args = parser.parse_args(argv)
+    _refuse_bad_settings(config.check())
+    engine = get_engine()
+    if args.command == "set":
+        try:
+            text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+            document = json.loads(text)
+        except OSError as error:
+            print(f"{args.file}: {error.strerror}", file=sys.stderr)
+            return NOT_STARTED
+        except ValueError as error:
+            print(f"{args.file} is not JSON: {error}", file=sys.stderr)
+            return NOT_STARTED
+        stored = studies.configure(engine, studies.parse_document(document))
+        print(f"{stored['experimentId']}: configured ({_summary(stored)}), updatedAt {stored['updatedAt']}")
+    elif args.command == "show":
+        print(compact_json(studies.configuration(engine, studies.experiment_id_of(args.experiment_id))))
+    elif args.command == "list":
+        for stored in studies.configurations(engine, roles.Scope(everything=True)):
+            print(f"{stored['experimentId']}\t{_summary(stored)}")
+    else:
+        excluded = studies.exclude(engine, studies.session_id_of(args.session_id))
+        print(f"{excluded['sessionId']}: excluded (experiment {excluded['experimentId'] or '(none)'})")
+    return DONE
+
+
+def _summary(stored: dict) -> str:
+    """A configuration in one line, without its codes: active, platform, cap, conditions."""
+    conditions = ", ".join(
+        c["name"] + (f" (quota {c['quota']})" if c["quota"] is not None else "") for c in stored["conditions"]
+    )
+    cap = stored["maxParticipants"]
+    return "; ".join(
+        (
+            "active" if stored["active"] else "inactive",
+            f"platform {stored['platform']}",
+            f"at most {cap} participants" if cap is not None else "no cap",
+            f"conditions {conditions}" if conditions else "no conditions",
+        )
+    )
+
+
 def export(argv: list[str]) -> int:
     """Write an export of the study's data: the bytes export_data answers."""
     from werkzeug.datastructures import MultiDict
@@ -220,11 +329,22 @@ def export(argv: list[str]) -> int:
     parser.add_argument("--to", dest="end", help="sessions created before this RFC 3339 time")
     parser.add_argument("--format", default="zip", help="zip (default), csv or jsonl")
     parser.add_argument("--table", help="for csv and jsonl: responses (default), sessions, visitors or uploads")
+    parser.add_argument("--include-test", action="store_true", help="researchers' test runs too")
+    parser.add_argument(
+        "--participant-ids", action="store_true", help="the sessions' platform participant ids (and participants.csv)"
+    )
     args = parser.parse_args(argv)
     _refuse_bad_settings(config.check())
     pairs = [("experimentId", e) for e in args.experiment] + [
         (name, value)
-        for name, value in (("from", args.start), ("to", args.end), ("format", args.format), ("table", args.table))
+        for name, value in (
+            ("from", args.start),
+            ("to", args.end),
+            ("format", args.format),
+            ("table", args.table),
+            ("includeTest", "true" if args.include_test else None),
+            ("participantIds", "true" if args.participant_ids else None),
+        )
         if value is not None
     ]
     query = parse_query(MultiDict(pairs), export=True)
@@ -242,7 +362,18 @@ def export(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     command.__name__: command
-    for command in (migrate, backfill, import_uploads, erasure, maintenance, audit, researchers, export)
+    for command in (
+        migrate,
+        backfill,
+        import_uploads,
+        erasure,
+        maintenance,
+        deliveries,
+        audit,
+        researchers,
+        export,
+        experiments,
+    )
 }
 
 

@@ -22,9 +22,13 @@ from shared.web.models import StudyQuery
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 1
-# The tables (SPEC §10), in the zip's order; each is COPY'd by shared/statements/export/{table}_{format}.sql.
+# 2: sessions' study columns, test runs left out unless asked for, participant ids on request (SPEC §14.7).
+SCHEMA_VERSION = 2
+# The tables (SPEC §10), in the zip's order; each is COPY'd by shared/statements/export/{table}_{format}.sql,
+# the sessions with their participant ids by export/sessions_with_ids_{format}.sql.
 TABLES = ("responses", "sessions", "visitors", "uploads")
+# With participantIds=true the zip also holds participants.csv: the platform ids of its sessions.
+PARTICIPANTS = "participants"
 MIMETYPES = {"zip": "application/zip", "csv": "text/csv", "jsonl": "application/x-ndjson"}
 CHUNK_BYTES = 64 * 1024
 QUEUE_CHUNKS = 16
@@ -45,7 +49,7 @@ class Export:
 def export_data(engine: Engine, scope: Scope, query: StudyQuery, now: datetime | None = None) -> Export:
     now = now or datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    filters = {**scope.to_json(), "from": _time(query.start), "to": _time(query.end)}
+    filters = {**scope.to_json(), "from": _time(query.start), "to": _time(query.end), "includeTest": query.include_test}
     settings = {
         "filter": compact_json(
             {
@@ -54,6 +58,8 @@ def export_data(engine: Engine, scope: Scope, query: StudyQuery, now: datetime |
                 "withoutExperiment": scope.without_experiment,
                 "from": _time(query.start),
                 "to": _time(query.end),
+                "includeTest": query.include_test,
+                "asOf": rfc3339(now),  # the sessions' status as of exportedAt
             }
         ),
         "statement_timeout": STATEMENT_TIMEOUT,
@@ -62,11 +68,15 @@ def export_data(engine: Engine, scope: Scope, query: StudyQuery, now: datetime |
     def produce(out: _Chunks) -> None:
         with read_only_snapshot(engine) as conn:
             conn.execute(statement("export/settings"), settings)
-            tables = _Tables(conn)
+            tables = _Tables(conn, query.participant_ids)
             if query.format == "zip":
-                _write_zip(
-                    tables, out, {"exportedAt": rfc3339(now), "schemaVersion": SCHEMA_VERSION, "filters": filters}
-                )
+                manifest = {
+                    "exportedAt": rfc3339(now),
+                    "schemaVersion": SCHEMA_VERSION,
+                    "filters": filters,
+                    "participantIds": query.participant_ids,
+                }
+                _write_zip(tables, out, manifest)
             else:
                 tables.write(query.table or "responses", query.format, out)
 
@@ -79,13 +89,16 @@ def export_data(engine: Engine, scope: Scope, query: StudyQuery, now: datetime |
 
 def trail_details(scope: Scope, query: StudyQuery) -> dict:
     """What the researchers' trail records of an export (shared.research.trail): the filters as
-    the manifest states them, the format and the table."""
+    the manifest states them, the format and the table; `includeTest` and `participantIds` (an
+    export of personal data) as true when asked for, absent otherwise."""
+    asked = {"includeTest": query.include_test, "participantIds": query.participant_ids}
     return {
         **scope.to_json(),
         "from": _time(query.start),
         "to": _time(query.end),
         "format": query.format,
         "table": query.table,
+        **{name: True for name, value in asked.items() if value},
     }
 
 
@@ -94,7 +107,7 @@ def _time(moment: datetime | None) -> str | None:
 
 
 def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
-    """The four CSV files and manifest.json, as a zip written while it is read.
+    """The four CSV files (five with participant ids) and manifest.json, as a zip written while it is read.
 
     Not in `with` blocks: a ZipFile closed on the way out of an error writes its
     central directory, and the files so far would open as a complete export. On an
@@ -102,7 +115,7 @@ def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
     files = {}
     archive = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)  # type: ignore[call-overload]
     made = time.localtime()[:6]  # the files' time in the archive (zip keeps local time)
-    for table in TABLES:
+    for table in (*TABLES, PARTICIPANTS) if tables.participant_ids else TABLES:
         info = zipfile.ZipInfo(f"{table}.csv", date_time=made)
         info.compress_type = zipfile.ZIP_DEFLATED  # at zlib's default level
         # force_zip64: the size is not known when the entry begins, and may pass 4 GiB.
@@ -116,20 +129,23 @@ def _write_zip(tables: _Tables, out: _Chunks, manifest: dict[str, Any]) -> None:
 
 
 class _Tables:
-    """The tables of one export, each written as csv or jsonl to a binary sink by COPY."""
+    """The tables of one export, each written as csv or jsonl to a binary sink by COPY; the
+    sessions with their participant ids when `participant_ids`."""
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, participant_ids: bool = False):
         self.conn = conn
+        self.participant_ids = participant_ids
 
     def write(self, table: str, format_: str, sink) -> None:
         """COPY ... TO STDOUT into sink, with pg8000's own cursor (SQLAlchemy has no
         way to pass COPY a stream), in the same transaction. A COPY stopped midway
         (the client went away, the sink failed) leaves the connection in the middle
         of the protocol: it is closed, never pooled again."""
+        name = "sessions_with_ids" if table == "sessions" and self.participant_ids else table
         cursor: Any = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(
-                statement_text(f"export/{table}_{format_}"), stream=sink if format_ == "csv" else _Unescaped(sink)
+                statement_text(f"export/{name}_{format_}"), stream=sink if format_ == "csv" else _Unescaped(sink)
             )
         except BaseException:
             self.conn.invalidate()

@@ -62,7 +62,13 @@ def researcher(user: User | None) -> Researcher:
         return Researcher(user.uid, None)
     if isinstance(claim, list) and claim and all(isinstance(e, str) and e for e in claim):
         return Researcher(user.uid, frozenset(claim))
-    raise PermissionDenied("This account is not a researcher (no 'researcher' claim).")
+    # A claim reaches a token when the token is next issued: a token taken before
+    # `researchers grant` lacks it, and the remedy is a new token, not a refusal to try again.
+    raise PermissionDenied(
+        "This ID token carries no 'researcher' claim. If the role was granted after the token was issued, "
+        "sign in again (or refresh the token: getIdToken(true)) and retry; otherwise ask whoever runs the "
+        'study to grant it (make researcher ARGS="grant EMAIL").'
+    )
 
 
 def scope(found: Researcher, requested: Iterable[str | None] = ()) -> Scope:

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 # The acts the table accepts (its CHECK): a function's name each. configure_experiment joins
-# them with a migration that widens the CHECK.
-ACTIONS = ("export_data", "erase_visitor")
+# them with a migration that widens the CHECK (sql/017), and exclude_session.
+ACTIONS = ("export_data", "erase_visitor", "configure_experiment", "exclude_session")
 # How many acts get_researcher_actions answers at most, newest first.
 LATEST = 100
 

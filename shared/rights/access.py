@@ -104,6 +104,25 @@ def _session_json(row) -> dict[str, Any]:
         "experimentId": row.experiment_id,
         "metadata": row.metadata,
         "createdAt": rfc3339(row.created_at),
+        "condition": row.condition,
+        "outcome": row.outcome,
+        "completedAt": rfc3339(row.completed_at) if row.completed_at is not None else None,
+        "participant": _participant_json(row),
+    }
+
+
+def _participant_json(row) -> dict[str, Any] | None:
+    """The platform ids the session was started with (SPEC §14.3), or null: the caller's own data."""
+    if row.platform is None:
+        return None
+    return {
+        "platform": row.platform,
+        "participantId": row.participant_id,
+        "studyId": row.study_id,
+        "submissionId": row.submission_id,
+        "assignmentId": row.assignment_id,
+        "hitId": row.hit_id,
+        "turkSubmitTo": row.turk_submit_to,
     }
 
 

@@ -179,9 +179,14 @@ def erase_rows_in(
     }
     numbers = sorted(own | merged)
 
+    assignments = _lock_assignments(conn, session_ids)
     responses = conn.execute(statement("erasure/delete_responses"), {"session_ids": session_ids}).rowcount
     uploads = conn.execute(statement("erasure/delete_uploads"), {"session_ids": session_ids}).rowcount
+    # Their platform ids (session_participants) go with them: ON DELETE CASCADE.
+    # Prolific deliveries that are done go now; a pending one waits until it is (SPEC §14.5).
+    conn.execute(statement("deliveries/delete_finished"), {"session_ids": session_ids})
     sessions = conn.execute(statement("erasure/delete_sessions"), {"session_ids": session_ids}).rowcount
+    conn.execute(statement("erasure/delete_assignments"), {"assignment_ids": assignments})
     conn.execute(statement("erasure/delete_merges"), {"numbers": numbers, "user_id": target.user_id})
     conn.execute(statement("erasure/delete_guests"), {"guest_ids": guest_ids})
     if target.user_id is not None:
@@ -204,6 +209,11 @@ def erase_rows_in(
     ).scalar_one()
     conn.execute(statement("erasure/tombstones"), {"erasure_id": str(erasure_id), "session_ids": session_ids})
     return Erasure(erasure_id, number, requested_by, requested_at, None, sessions, responses, uploads, None, 0)
+
+
+def _lock_assignments(conn: Connection, session_ids: list[str]) -> list[int]:
+    """The assignments of these sessions (SPEC §14.2), locked until the erasure commits."""
+    return [row.id for row in conn.execute(statement("erasure/lock_assignments"), {"session_ids": session_ids})]
 
 
 def log_erased(erased: Erasure) -> None:

@@ -1,19 +1,28 @@
 """Visitors and their sessions: numbering, create_session and get_visitor, each one SQL
-statement (docs/design/database.md)."""
+statement (docs/design/database.md); a new session of a configured experiment is admitted first,
+in one transaction with that statement (shared/studies/admission.py)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core import failures
-from shared.core.db import RaceLost, rerun_if_race_lost, single_statement, sqlstate, statement
+from shared.core.db import (
+    RaceLost,
+    Statements,
+    rerun_if_race_lost,
+    single_statement,
+    sqlstate,
+    statement,
+    transaction,
+)
 from shared.core.encodings import compact_json, rfc3339
-from shared.core.errors import Conflict, GuestClaimed, NotFound, ResourceExhausted
+from shared.core.errors import Conflict, GuestClaimed, InvalidArgument, NotFound, ResourceExhausted
 from shared.core.logs import get_logger
 from shared.visitors.guest_limit import Window
 from shared.web.auth import Caller, Guest, User
@@ -40,6 +49,12 @@ _CREATE_SESSION_UNNUMBERED = {
 }
 
 
+# The experimentIds this instance has met configured: their new sessions go to admission at once,
+# without the statement that would answer 'configured'. A configuration is never deleted (a row
+# gone is met by _create_admitted, which then creates the session as for an unconfigured one).
+_CONFIGURED: set[str] = set()
+_CONFIGURED_KEPT = 4096
+
 _SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
 # An anonymous Firebase account whose data a signed-in account claimed (docs/api.md).
 ANONYMOUS_CLAIMED = "This anonymous account's data now belongs to a signed-in account; sign in to continue."
@@ -53,6 +68,7 @@ class Session:
     guest_id: uuid.UUID | None
     experiment_id: str | None
     created_at: datetime
+    condition: str | None = None  # SPEC §14.2: None without conditions
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +78,7 @@ class Session:
             "guestId": str(self.guest_id) if self.guest_id else None,
             "experimentId": self.experiment_id,
             "createdAt": rfc3339(self.created_at),
+            "condition": self.condition,
         }
 
 
@@ -77,7 +94,17 @@ def create_session(
     its client address, shared/visitors/guest_limit.py; default: none) is full, or when
     the caller made `session_limit` sessions in the rolling hour (0, the default: no limit;
     sql/008_session_limit.sql). A refusal writes nothing; a retry is never refused.
+
+    A new session of a configured experiment is admitted first (shared/studies/admission.py:
+    StudyClosed, StudyFull, AlreadyParticipated, InvalidArgument for a `participant` that does not
+    fit its platform, PermissionDenied for a test run by someone else than its researchers).
     """
+    if (new_session.participant is not None or new_session.test) and new_session.experimentId is None:
+        raise InvalidArgument("participant and test are for a configured experiment: send its experimentId.")
+    if new_session.test:
+        from shared.studies import admission  # with pydantic: see _create_admitted
+
+        admission.require_tester(caller, new_session.experimentId)
     params = {
         "session_id": str(new_session.sessionId or uuid.uuid4()),
         "experiment_id": new_session.experimentId,
@@ -92,7 +119,7 @@ def create_session(
 
     return rerun_if_race_lost(
         lambda: numbered_or_degraded(
-            lambda numbered: _run_create(engine, caller, params, numbered),
+            lambda numbered: _create(engine, caller, new_session, params, numbered),
             "creating the session",
             sessionId=params["session_id"],
         ),
@@ -118,13 +145,69 @@ def numbered_or_degraded(run: Callable[[bool], T], doing: str, **fields) -> T:
         return run(False)
 
 
-def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) -> tuple[bool, Session]:
+def _create(
+    engine: Engine, caller: Caller, new_session: NewSession, params: dict, numbered: bool
+) -> tuple[bool, Session]:
+    """One statement; or, for a new session of a configured experiment (the statement answers
+    'configured' and writes nothing), admission and the statement in one transaction. A request
+    with `participant` or `test` is for a configured experiment: it goes there at once."""
     name = (_CREATE_SESSION if numbered else _CREATE_SESSION_UNNUMBERED)[type(caller)]
-    with single_statement(engine) as conn:
-        rows = conn.rows(statement(name), params)
+    if new_session.participant is None and not new_session.test and new_session.experimentId not in _CONFIGURED:
+        with single_statement(engine) as conn:
+            row = _one(conn.rows(statement(name), {**params, "admitted": False}))
+        if row.outcome != "configured":
+            return _answer(row, caller)
+        if len(_CONFIGURED) >= _CONFIGURED_KEPT:
+            _CONFIGURED.clear()
+        assert new_session.experimentId is not None  # only an experiment is configured
+        _CONFIGURED.add(new_session.experimentId)
+    return _create_admitted(engine, caller, new_session, name, params)
+
+
+def _create_admitted(
+    engine: Engine, caller: Caller, new_session: NewSession, name: str, params: dict
+) -> tuple[bool, Session]:
+    """Admission (shared/studies/admission.py) with the experiment's row held, then create_session's
+    statement, then the session's assignment, condition and platform ids: one transaction, so a
+    refusal or a failure writes nothing and concurrent admissions are counted exactly."""
+    # Imported here: it loads the configuration's model (pydantic), which a function that never
+    # meets a configured experiment does not need (docs/design/cold-start.md).
+    from shared.studies import admission
+
+    assert new_session.experimentId is not None
+    with transaction(engine) as connection:
+        experiment = admission.lock_experiment(connection, new_session.experimentId, params["session_id"])
+        # The transaction is open (pg8000 sent BEGIN before the lock's statement): the rest runs
+        # prepared in it, as single_statement's statements do (a long text sent unprepared costs
+        # pg8000's parameter parsing and the planner milliseconds each time). Were it not open, the
+        # exact counts of tests/e2e/test_studies_admission.py would fail.
+        conn = Statements(engine, connection)
+        if experiment is None and (new_session.participant is not None or new_session.test):
+            raise InvalidArgument(
+                f"participant and test are for a configured experiment; {new_session.experimentId!r} has no "
+                "configuration (configure_experiment)."
+            )
+        admitted = None
+        if experiment is not None and not experiment.taken:  # a retry is answered as before
+            admitted = admission.admit(conn, experiment, caller, new_session)
+        row = _one(conn.rows(statement(name), {**params, "admitted": True}))
+        created, session = _answer(row, caller)
+        if created and admitted is not None:
+            admission.record(conn, admitted, session.session_id, session.user_id, session.guest_id)
+            session = replace(session, condition=admitted.condition)
+    return created, session
+
+
+def _one(rows: Sequence):
+    """create_session's statement's one row; none: the visitor was being created by a concurrent
+    request (RaceLost: run it again)."""
     if not rows:
         raise RaceLost()
-    row = rows[0]
+    return rows[0]
+
+
+def _answer(row, caller: Caller) -> tuple[bool, Session]:
+    """What create_session's statement said: (created, session), or the refusal it stands for."""
     if row.outcome == "claimed":
         raise GuestClaimed(
             "This guest's data now belongs to a registered account; sign in to continue."
@@ -153,7 +236,9 @@ def _run_create(engine: Engine, caller: Caller, params: dict, numbered: bool) ->
     if row.outcome == "erased":
         # The same answer as for someone else's session id: it says nothing about whose it was.
         raise Conflict(_SESSION_ID_IN_USE)
-    session = Session(row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at)
+    session = Session(
+        row.id, row.visitor_number, row.user_id, row.guest_id, row.experiment_id, row.created_at, row.condition
+    )
     if row.outcome == "created":
         # DEBUG, not INFO: Cloud Run logs every request already, the session's row holds its
         # number and time, and the line costs CPU on every new session (docs/design/performance.md).
@@ -204,6 +289,7 @@ def get_visitor(engine: Engine, caller: Caller) -> dict[str, Any]:
             "sessionId": str(r.id),
             "experimentId": r.experiment_id,
             "createdAt": rfc3339(r.created_at),
+            "condition": r.condition,
             "responseCount": r.response_count,
             "uploads": r.uploads,
         }

@@ -70,7 +70,8 @@ def _with_headers(response: flask.Response, headers: Mapping[str, str] | None) -
 
 
 def error_response(error: ServiceError) -> flask.Response:
-    return json_response(error.status, {"error": {"code": error.code, "message": error.message}}, error.headers())
+    body = {"code": error.code, "message": error.message, **error.fields()}
+    return json_response(error.status, {"error": body}, error.headers())
 
 
 # The error codes of the errors functions-framework answers itself (outside `endpoint`).

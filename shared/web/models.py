@@ -23,6 +23,8 @@ BODIES = (
     "ExperimentId",
     "NewSession",
     "NewResponse",
+    "NewResponses",
+    "ResponseItem",
     "Registration",
     "NewClaimCode",
     "UploadTicketRequest",
@@ -72,6 +74,8 @@ def _describe(error: ValidationError) -> str:
 
 EXPORT_FORMATS = ("zip", "csv", "jsonl")
 EXPORT_TABLES = ("responses", "sessions", "visitors", "uploads")
+# export_data's yes-or-no parameters (`true` or `false`, false when absent).
+BOOLEANS = ("includeTest", "participantIds")
 # In a query string an empty experimentId (`experimentId=`) means the sessions without one.
 _EXPERIMENT = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -87,12 +91,14 @@ class StudyQuery:
     end: datetime | None = None
     format: str = "zip"
     table: str | None = None
+    include_test: bool = False  # researchers' test runs (SPEC §14.3) exported too
+    participant_ids: bool = False  # platform participant ids exported (SPEC §14.7)
 
 
 def parse_query(args, *, export: bool) -> StudyQuery:
     """A researcher function's query string (a werkzeug MultiDict); 400 for anything
     unknown, repeated where it may not be, or malformed."""
-    allowed = {"experimentId", "from", "to", "format", "table"} if export else {"experimentId"}
+    allowed = {"experimentId", "from", "to", "format", "table", *BOOLEANS} if export else {"experimentId"}
     unknown = sorted(set(args) - allowed)
     if unknown:
         raise InvalidArgument(f"Unknown query parameter {unknown[0]!r}; known: {', '.join(sorted(allowed))}.")
@@ -122,7 +128,18 @@ def parse_query(args, *, export: bool) -> StudyQuery:
         raise InvalidArgument(f"table must be one of {', '.join(EXPORT_TABLES)}.")
     if format_ != "zip" and table is None:
         table = "responses"
-    return StudyQuery(tuple(experiments), start, end, format_, table)
+    include_test, participant_ids = (_boolean(args.get(name), name) for name in BOOLEANS)
+    if participant_ids and table not in (None, "sessions"):
+        raise InvalidArgument("participantIds is for the zip and table=sessions, which carry the participant ids.")
+    return StudyQuery(tuple(experiments), start, end, format_, table, include_test, participant_ids)
+
+
+def _boolean(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise InvalidArgument(f"{name} must be true or false.")
+    return value == "true"
 
 
 def _moment(value: str | None, name: str) -> datetime | None:

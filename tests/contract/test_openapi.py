@@ -61,12 +61,15 @@ def test_it_documents_every_http_function_at_its_served_path():
     assert set(HTTP_FUNCTIONS) <= operation_ids
     # Each at the method of its row under its own operationId; the other method is its 405, and
     # OPTIONS its preflight.
+    # A row that answers both (configure_experiment: GET reads, POST writes) has its POST under its
+    # name, its GET under <name>_read, and PUT as its 405.
     for name in HTTP_FUNCTIONS:
-        method = BY_NAME[name].method.lower()
-        other = {"get": "post", "post": "get"}[method]
+        methods = [method.lower() for method in BY_NAME[name].methods]
+        own = {methods[0]: name} if len(methods) == 1 else {"post": name, "get": f"{name}_read"}
+        other = {"get": "post", "post": "get"}[methods[0]] if len(methods) == 1 else "put"
         item = DOCUMENT["paths"][f"/{name}"]
         assert {verb: op["operationId"] for verb, op in item.items()} == {
-            method: name,
+            **own,
             other: f"{name}_wrong_method",
             "options": f"{name}_preflight",
         }, name
@@ -495,6 +498,37 @@ def test_researcher_answers_conform(api, db, auth_emulator):
             "permission_denied",
         )
         conforms(api.post(function, {}, token=researcher), 405, "method_not_allowed")
+
+
+def test_experiment_answers_conform(api, db, auth_emulator):
+    researcher = auth_emulator.researcher(True).id_token
+    experiment_id = f"exp-{uuid.uuid4().hex[:8]}"
+    document = {
+        "experimentId": experiment_id,
+        "conditions": [{"name": "a", "quota": 3}, {"name": "b"}],
+        "platform": "prolific",
+        "outcomes": {"completed": {"code": "C0DE0001"}},
+    }
+    conforms(api.post("configure_experiment", document, token=researcher), 200)
+    conforms(api.get(f"configure_experiment?experimentId={experiment_id}", token=researcher), 200)
+    conforms(api.get("configure_experiment", token=researcher), 200)
+    conforms(api.get("configure_experiment?experimentId=none-such", token=researcher), 404, "not_found")
+    conforms(api.post("configure_experiment", {**document, "redirectUrl": "https://x.example/"}, token=researcher), 400)
+    participant = {"participantId": "P" * 24, "studyId": "S" * 24}  # the experiment runs on Prolific
+    session = api.post(
+        "create_session", {"experimentId": experiment_id, "participant": participant}, guest=new_guest_key()
+    ).json()
+    conforms(api.post("configure_experiment", {**document, "platform": "sona", "outcomes": {}}, token=researcher), 409)
+    conforms(api.post("exclude_session", {"sessionId": session["sessionId"]}, token=researcher), 200)
+    conforms(api.post("exclude_session", {"sessionId": str(uuid.uuid4())}, token=researcher), 404, "not_found")
+    scoped = auth_emulator.researcher(["other"]).id_token
+    conforms(api.post("exclude_session", {"sessionId": session["sessionId"]}, token=scoped), 403)
+    conforms(api.post("configure_experiment", document, token=scoped), 403, "permission_denied")
+    conforms(api.post("configure_experiment", document), 401, "unauthenticated")
+    conforms(requests.put(api.url("configure_experiment"), timeout=30), 405, "method_not_allowed")
+    conforms(api.get("exclude_session", token=researcher), 405, "method_not_allowed")
+    trail = conforms(api.get("get_researcher_actions", token=researcher), 200)
+    assert {a["action"] for a in trail["actions"]} == {"configure_experiment", "exclude_session"}
 
 
 def test_unavailable_answers_conform(database_down, auth_emulator):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools import deploy
-from functions import FUNCTIONS, HTTP, NAMES
+from functions import BY_NAME, FUNCTIONS, HTTP, NAMES
 
 # Selections of functions.FUNCTIONS, the one list of the deployed functions (one row each).
 HTTP_FUNCTIONS = tuple(f.name for f in HTTP)
@@ -28,6 +28,7 @@ APP_CHECK_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.app_check)
 # The functions that erase, and so log in as a member of visitor_erasure.
 ERASING = tuple(f.name for f in FUNCTIONS if f.identity in ("erasure", "maintenance"))
 TICKETED = tuple(f.name for f in FUNCTIONS if f.upload_tickets)
+HASHING = tuple(f.name for f in FUNCTIONS if f.participant_key)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = {
@@ -110,7 +111,8 @@ def test_every_function_is_deployed_gen2_in_the_region_with_its_entry_point():
         assert {k: env_vars(deployed[name])[k] for k in ("WORKERS", "THREADS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")} == {
             "WORKERS": "1",
             "THREADS": "8",
-            "DB_POOL_SIZE": "3",
+            # the researchers' functions keep at most 2 (deploy.RESEARCHER_POOL): the plan's budget
+            "DB_POOL_SIZE": "2" if BY_NAME[name].callers == "researchers" else "3",
             "DB_MAX_OVERFLOW": "0",
         }
 
@@ -147,8 +149,9 @@ def test_secrets_come_from_secret_manager_never_inline():
         secret = "visitors-db-erasure-password" if name in ERASING else "visitors-db-password"
         limit_key = ",GUEST_LIMIT_KEY=visitors-guest-limit-key:latest" if name == "create_session" else ""
         ticket_key = ",UPLOAD_TICKET_KEY=visitors-upload-ticket-key:latest" if name in TICKETED else ""
-        assert flags(argv)["--set-secrets"] == [f"DB_PASS={secret}:latest{limit_key}{ticket_key}"]
-        assert not {"DB_PASS", "GUEST_LIMIT_KEY", "UPLOAD_TICKET_KEY"} & set(env_vars(argv))
+        ledger_key = ",PARTICIPANT_KEY=visitors-participant-key:latest" if name in HASHING else ""
+        assert flags(argv)["--set-secrets"] == [f"DB_PASS={secret}:latest{limit_key}{ticket_key}{ledger_key}"]
+        assert not {"DB_PASS", "GUEST_LIMIT_KEY", "UPLOAD_TICKET_KEY", "PARTICIPANT_KEY"} & set(env_vars(argv))
     printed = "\n".join(shlex.join(argv) for argv in commands)
     assert sentinel not in printed
     assert printed.count("DB_PASS") == len(deploys(commands)) + 1  # --set-secrets, and the migration's $(...)
@@ -226,7 +229,10 @@ def test_iam_database_auth_sends_no_password_at_all():
     deployed = deploys(commands)
     for name, argv in deployed.items():
         secrets = {
-            "create_session": ["GUEST_LIMIT_KEY=visitors-guest-limit-key:latest"],
+            **{hashing: ["PARTICIPANT_KEY=visitors-participant-key:latest"] for hashing in HASHING},
+            "create_session": [
+                "GUEST_LIMIT_KEY=visitors-guest-limit-key:latest,PARTICIPANT_KEY=visitors-participant-key:latest"
+            ],
             **{ticketed: ["UPLOAD_TICKET_KEY=visitors-upload-ticket-key:latest"] for ticketed in TICKETED},
         }
         assert flags(argv).get("--set-secrets", []) == secrets.get(name, [])
@@ -328,8 +334,14 @@ def test_the_default_plan_fits_the_default_database_with_room_to_spare():
     settings, found = deploy.problems({**SETTINGS})
     assert found == []
     assert len(HTTP_FUNCTIONS) - len(FEW_INSTANCES_FUNCTIONS) == 4
-    assert len(FEW_INSTANCES_FUNCTIONS) == 9  # get_researcher_actions and create_upload_ticket joined
-    assert settings.connections_at_most() == 4 * 5 * 3 + len(FEW_INSTANCES_FUNCTIONS) * 1 * 3 + 5
+    # get_researcher_actions, create_upload_ticket, complete_session, configure_experiment and exclude_session joined
+    assert len(FEW_INSTANCES_FUNCTIONS) == 12
+    researchers = [f for f in HTTP if f.callers == "researchers"]
+    assert len(researchers) == 6  # their instances hold a pool of 2 (deploy.RESEARCHER_POOL)
+    assert settings.connections_at_most() == (
+        4 * 5 * 3 + (len(FEW_INSTANCES_FUNCTIONS) - len(researchers)) * 1 * 3 + len(researchers) * 1 * 2 + 5
+    )
+    assert settings.connections_at_most() <= 95
 
 
 def test_more_connections_than_the_database_allows_is_refused():
@@ -436,7 +448,10 @@ def test_each_function_is_deployed_as_its_row_says():
 def test_create_session_gets_the_guest_limit_and_its_key_from_secret_manager():
     argv = deploys(printed_commands(GUEST_LIMIT_PER_HOUR="1000", GUEST_LIMIT_KEY_SECRET="limit-key"))["create_session"]
     assert env_vars(argv)["GUEST_LIMIT_PER_HOUR"] == "1000"
-    assert flags(argv)["--set-secrets"] == ["DB_PASS=visitors-db-password:latest,GUEST_LIMIT_KEY=limit-key:latest"]
+    assert flags(argv)["--set-secrets"] == [
+        "DB_PASS=visitors-db-password:latest,GUEST_LIMIT_KEY=limit-key:latest,"
+        "PARTICIPANT_KEY=visitors-participant-key:latest"
+    ]
     assert env_vars(deploys(printed_commands())["create_session"])["GUEST_LIMIT_PER_HOUR"] == "200"
 
 
@@ -605,3 +620,24 @@ def test_a_dry_run_needs_only_the_python_environment(tmp_path):
     assert "gcloud functions deploy create_session" in result.stdout
     assert "npm" not in result.stdout.split("gcloud", 1)[0]  # nothing ran before the printed commands
     assert not (clone / "node_modules").exists()
+
+
+def test_prolific_completion_from_the_server_gets_its_token_its_url_and_a_job_every_minute():
+    """SPEC §14.5: only with PROLIFIC_API_TOKEN_SECRET do complete_session and run_maintenance get
+    the token (from Secret Manager), and the deliveries job exist."""
+    assert not [a for a in printed_commands() if "visitors-deliveries" in a]
+    assert all("PROLIFIC_API_TOKEN" not in " ".join(argv) for argv in deploys(printed_commands()).values())
+    commands = printed_commands(PROLIFIC_API_TOKEN_SECRET="prolific-token", PROLIFIC_API_URL="https://api.prolific.com")
+    for name, argv in deploys(commands).items():
+        given = name in ("complete_session", "run_maintenance")
+        assert ("PROLIFIC_API_TOKEN=prolific-token:latest" in flags(argv)["--set-secrets"][0]) == given, name
+        assert env_vars(argv).get("PROLIFIC_API_URL") == ("https://api.prolific.com" if given else None), name
+        assert "PROLIFIC_API_TOKEN" not in env_vars(argv)
+    url = "https://europe-west1-acme-study.cloudfunctions.net/run_maintenance"
+    (job,) = [a for a in commands if a[:6] == ["gcloud", "scheduler", "jobs", "create", "http", "visitors-deliveries"]]
+    j = flags(job[: job.index("||")])
+    assert (j["--uri"], j["--oidc-token-audience"], j["--schedule"]) == (
+        [f"{url}?task=deliveries"],
+        [url],
+        ["* * * * *"],
+    )

@@ -207,14 +207,16 @@ def stored(db, session_id: str) -> int:
 
 @in_chromium
 def test_a_tab_closed_with_20_pending_sends_them_when_reopened(db, context, origin, functions):
+    """Closed while offline: pagehide's keepalive send may or may not get through (the browser may
+    send it after the page and its emulated network are gone); the next start sends the rest, and
+    each response is stored once either way."""
     page = open_blank(context, origin)
     first = start(page, functions, "outbox-closed-tab")
     assert first["durable"] is True and first["attempt"] == 1
     context.set_offline(True)
     page.evaluate("async () => { for (let i = 0; i < 20; i++) await study.record({trial: i}, {key: `t${i}`}); }")
     assert page.evaluate("study.pending()") == 20
-    page.close()  # pagehide's keepalive send fails offline: the outbox in IndexedDB is all that is left
-    assert stored(db, first["sessionId"]) == 0
+    page.close()
 
     context.set_offline(False)
     page = open_blank(context, origin)
@@ -223,7 +225,7 @@ def test_a_tab_closed_with_20_pending_sends_them_when_reopened(db, context, orig
     page.evaluate("study.flush()")
     assert page.evaluate("study.pending()") == 0
     stored_rows = rows(db, "SELECT data FROM responses ORDER BY created_at")
-    assert [r.data for r in stored_rows] == [{"trial": i} for i in range(20)]
+    assert sorted(r.data["trial"] for r in stored_rows) == list(range(20))
     assert scalar(db, "SELECT count(*) FROM sessions") == 1
 
 
@@ -757,7 +759,7 @@ EXAMPLE = ROOT / "examples" / "jspsych"
 
 @in_chromium
 def test_the_example_study_runs_under_the_dev_server_and_redirects_to_prolific(db, context, functions):
-    """examples/jspsych/ as docs/study-pages.md runs it: its experiment.json configured, the page at
+    """examples/jspsych/ as docs/jspsych.md runs it: its experiment.json configured, the page at
     /examples/jspsych/ of the functions' server (devtools.serve, as make dev), Prolific's parameters."""
     from playwright.sync_api import expect
 

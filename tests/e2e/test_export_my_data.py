@@ -50,6 +50,10 @@ def expected_document(db, where: str, **params) -> list[dict]:
                 "experimentId": s.experiment_id,
                 "metadata": s.metadata,
                 "createdAt": utc(s.created_at),
+                "condition": s.condition,
+                "outcome": s.outcome,
+                "completedAt": utc(s.completed_at) if s.completed_at else None,
+                "participant": None,  # sessions started without a platform participant
                 "responses": [
                     {"responseId": str(r.id), "level": r.level, "data": r.data, "createdAt": utc(r.created_at)}
                     for r in responses
@@ -125,7 +129,10 @@ def test_a_guests_export_is_what_was_stored_field_by_field(uploads_world, db, fi
     # And what the test itself sent and uploaded: newest session first, responses in order.
     assert [s["sessionId"] for s in document["sessions"]] == [second["sessionId"], first["sessionId"]]
     for session in document["sessions"]:
-        assert set(session) == {"sessionId", "experimentId", "metadata", "createdAt", "responses", "uploads"}
+        assert set(session) == {
+            *("sessionId", "experimentId", "metadata", "createdAt", "responses", "uploads"),
+            *("condition", "outcome", "completedAt", "participant"),
+        }
         assert [r["responseId"] for r in session["responses"]] == response_ids[session["sessionId"]]
         assert [(r["level"], r["data"]) for r in session["responses"]] == [
             (level, data) for level, data in sent[session["sessionId"]]

@@ -305,8 +305,9 @@ def test_no_sessions_no_experiments(api, auth_emulator):
 # --- export_data ---------------------------------------------------------------------
 
 
-def expected_tables(study: Study, db) -> dict[str, list[dict]]:
-    """Every table's rows as SPEC §10 states them, as JSON values, from what the seed made."""
+def expected_tables(study: Study, db, at: datetime) -> dict[str, list[dict]]:
+    """Every table's rows as SPEC §10 states them, as JSON values, from what the seed made; the
+    sessions' status as of `at` (none of them is configured: a lease of 60 minutes)."""
     s = study.sessions
     number = {"g1": study.numbers["g1"], "u1": study.numbers["g2"], "u2": study.numbers["u2"]}
     owner = {"g1-first": "g1", "g1-second": "g1", "empty": "g1", "g2": "u1", "u2-own": "u2", "g3": "u2"}
@@ -325,6 +326,10 @@ def expected_tables(study: Study, db) -> dict[str, list[dict]]:
         name: scalar(db, "SELECT visitor_number FROM sessions WHERE id = :id", id=s[name]) for name in ("b", "none")
     }
     registered = {name: owner.get(name, "").startswith("u") for name in experiment}
+
+    def latest(name: str) -> datetime:  # its start or its latest response
+        return moment(DAYS_AGO[name], max((level + 1 for level, _ in responses_of.get(name, [])), default=0))
+
     responses = [
         {
             "responseId": ids[(s[name], level)],
@@ -350,6 +355,12 @@ def expected_tables(study: Study, db) -> dict[str, list[dict]]:
             "maxLevel": max((level for level, _ in responses_of.get(name, [])), default=None),
             "uploadCount": 1 if name == "g3" else 0,
             "metadata": metadata[name],
+            "condition": None,
+            "status": "started" if latest(name) + timedelta(minutes=60) > at else "abandoned",
+            "outcome": None,
+            "completedAt": None,
+            "platform": "none",
+            "test": False,
         }
         for name in experiment
     ]
@@ -428,7 +439,7 @@ def csv_as_json(table: str, text: str) -> list[dict]:
                 item[column] = json.loads(cell)
             elif column in NUMBERS:
                 item[column] = int(cell)
-            elif column == "registered":
+            elif column in ("registered", "test"):
                 item[column] = {"true": True, "false": False}[cell]
             else:
                 item[column] = cell
@@ -450,9 +461,9 @@ def test_the_zip_holds_every_table_exactly_and_nothing_personal(uploads_world, a
     archive = zipfile.ZipFile(io.BytesIO(everything))
     assert archive.namelist() == ["responses.csv", "sessions.csv", "visitors.csv", "uploads.csv", "manifest.json"]
     manifest = json.loads(archive.read("manifest.json"))
-    assert manifest["schemaVersion"] == 1
-    assert manifest["filters"] == {"experimentIds": "all", "from": None, "to": None}
-    expected = expected_tables(study, db)
+    assert manifest["schemaVersion"] == 2 and manifest["participantIds"] is False
+    assert manifest["filters"] == {"experimentIds": "all", "from": None, "to": None, "includeTest": False}
+    expected = expected_tables(study, db, datetime.fromisoformat(manifest["exportedAt"]))
     for table in ("responses", "sessions", "visitors", "uploads"):
         content = archive.read(f"{table}.csv")
         for secret in study.secrets:
@@ -469,6 +480,7 @@ def test_the_zip_holds_every_table_exactly_and_nothing_personal(uploads_world, a
         )
     # The same tables as JSON Lines: the same rows, and the formula verbatim.
     for table in ("responses", "sessions", "visitors", "uploads"):
+        expected = expected_tables(study, db, datetime.now(UTC))
         lines = export(uploads_world.api, token, format="jsonl", table=table)
         assert lines.status_code == 200 and lines.headers["Content-Type"] == "application/x-ndjson"
         assert lines.headers["Content-Disposition"].startswith(f'attachment; filename="{table}-')
@@ -499,6 +511,7 @@ def expected_columns(table: str) -> list[str]:
             "maxLevel",
             "uploadCount",
             "metadata",
+            *("condition", "status", "outcome", "completedAt", "platform", "test"),  # SPEC §14.7
         ],
         "visitors": ["visitorNumber", "registered", "firstSessionAt", "sessionCount", "mergedFromVisitorNumbers"],
         "uploads": [
@@ -565,7 +578,7 @@ def test_filters_select_exactly(uploads_world, auth_emulator, db):
     assert {json.loads(line)["sessionId"] for line in responses.splitlines()} == {s["u2-own"], s["g3"]}
     archive = zipfile.ZipFile(io.BytesIO(export(uploads_world.api, token, experimentId="b", **{"to": utc(0)}).content))
     manifest = json.loads(archive.read("manifest.json"))
-    assert manifest["filters"] == {"experimentIds": ["b"], "from": None, "to": utc(0)}
+    assert manifest["filters"] == {"experimentIds": ["b"], "from": None, "to": utc(0), "includeTest": False}
     assert {name: f["rows"] for name, f in manifest["files"].items()} == {
         "responses.csv": 0,
         "sessions.csv": 0,

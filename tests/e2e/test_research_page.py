@@ -292,8 +292,8 @@ def test_a_plain_user_sees_the_refusal_until_granted_the_role(stack, study, auth
 
     expect(page.locator("#notice")).to_have_text(
         f"{email} is not a researcher, so this page shows it no study data. The role is given by whoever runs "
-        'the study (make researcher ARGS="grant EMAIL"); once it is granted, reload this page. '
-        "Or sign out and sign in with a researcher's account."
+        'the study (make researcher ARGS="grant EMAIL"); once it is granted, reload this page (it asks for a '
+        "new token itself). Or sign out and sign in with a researcher's account."
     )
     expect(page.locator("#account")).to_have_text(f"Signed in as {email}")
     expect(page.locator("#error")).to_be_hidden()
@@ -303,14 +303,20 @@ def test_a_plain_user_sees_the_refusal_until_granted_the_role(stack, study, auth
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     page.screenshot(path=str(output_dir / "refused.png"), full_page=True)
 
-    # Granted while the page is open: a reload asks for a fresh token, which carries the claim.
+    # Granted while the page is open. The SDK keeps the token it has (valid for an hour, without the
+    # claim): the reload sends it, is refused, and the page asks for a fresh token and tries again.
     auth_emulator.set_claims(study.registered.uid, {"researcher": ["b"]})
+    answers, refreshes = [], []
+    page.on("response", lambda r: answers.append(r.status) if "/get_study_stats" in r.url else None)
+    page.on("request", lambda r: refreshes.append(r.url) if "securetoken.googleapis.com" in r.url else None)
     page.reload()
     expect(page.locator("#notice")).to_have_text(
         "This account covers only experiment b: other experiments are neither shown nor exported."
     )
     expect(page.locator("#experiments tbody tr")).to_have_count(1)
     assert table_rows(page) == expected_rows(study, "b")
+    assert answers == [403, 200] and len(refreshes) == 1, (answers, refreshes)
+    expect(page.locator("#error")).to_be_hidden()
 
 
 @in_chromium
@@ -350,3 +356,214 @@ def test_the_dev_server_serves_the_research_page_and_its_bundle(stack):
     assert 'src="build/research.js"' in page.text
     bundle = requests.get(f"{base}/build/research.js", timeout=10)
     assert bundle.status_code == 200 and bundle.headers["Content-Type"].startswith("text/javascript")
+
+
+# --- configured experiments, a phone, and a funnel without levels -------------------------------
+
+
+def configured(api, token, experiment_id, **fields) -> dict:
+    answer = api.post("configure_experiment", {"experimentId": experiment_id, **fields}, token=token)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def overflow(page) -> int:
+    """How far the page is wider than the window (0: no horizontal scrolling of the page)."""
+    return page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+@in_chromium
+def test_a_researcher_configures_an_experiment_and_excludes_a_session(stack, api, db, auth_emulator, page, output_dir):
+    from playwright.sync_api import expect
+
+    researcher = auth_emulator.researcher(True)
+    configured(
+        api,
+        researcher.id_token,
+        "stroop",
+        conditions=[{"name": "congruent", "quota": 2}, {"name": "incongruent"}],
+        platform="prolific",
+        outcomes={"completed": {"code": "C1A2B3C4"}},
+    )
+    key = new_guest_key()
+    session = api.post("create_session", {"experimentId": "demo"}, guest=key).json()["sessionId"]
+    sign_in(page, stack.env()["FUNCTIONS_URL"], researcher.email)
+
+    # Listed though it has no session: its settings, without the codes, and a form.
+    article = page.locator('#configurations article[data-experiment="stroop"]')
+    expect(article).to_be_visible()
+    expect(page.locator("#configurations article")).to_have_count(1)
+    expect(article.locator("dl").first).to_contain_text("Conditionscongruent (quota 2), incongruent")
+    expect(article.locator("dl").first).to_contain_text("Outcomescompleted (code)")
+    assert "C1A2B3C4" not in article.locator("dl").first.inner_text()
+    article.get_by_text("Edit", exact=True).click()
+    form = article.locator("form")
+    expect(form.get_by_label("Experiment id")).to_have_value("stroop")
+    expect(form.get_by_label("Code", exact=True)).to_have_value("C1A2B3C4")
+
+    # Edit it: a cap, inactive, a second quota, another outcome with its code.
+    form.get_by_label("Max participants (empty: no cap)").fill("40")
+    form.get_by_label("Active (admits new participants)").uncheck()
+    form.locator('[data-row="condition"]').nth(1).get_by_label("Quota").fill("3")
+    form.get_by_role("button", name="Add an outcome").click()
+    added = form.locator('[data-row="outcome"]').nth(1)
+    added.get_by_label("Outcome").fill("screened_out")
+    added.get_by_label("Code", exact=True).fill("SCRN0001")
+    form.get_by_role("button", name="Save the configuration").click()
+    expect(page.locator("#notice")).to_have_text(re.compile(r"^Saved the configuration of stroop \("))
+    expect(page.locator("#error")).to_be_hidden()
+    stored = api.get("configure_experiment?experimentId=stroop", token=researcher.id_token).json()
+    assert (stored["maxParticipants"], stored["active"], stored["platform"]) == (40, False, "prolific")
+    assert stored["conditions"] == [{"name": "congruent", "quota": 2}, {"name": "incongruent", "quota": 3}]
+    assert stored["outcomes"] == {
+        "completed": {"code": "C1A2B3C4", "serverCode": None, "creditUrl": None},
+        "screened_out": {"code": "SCRN0001", "serverCode": None, "creditUrl": None},
+    }
+    expect(article.locator("dl").first).to_contain_text("Cap40 participants")
+
+    # A change the server refuses is shown, and changes nothing.
+    article.get_by_text("Edit", exact=True).click()
+    article.locator("form").get_by_label("Redirect URL (platform none)").fill("https://example.org/done")
+    article.locator("form").get_by_role("button", name="Save the configuration").click()
+    expect(page.locator("#error")).to_contain_text("redirectUrl is for platform none")
+    assert api.get("configure_experiment?experimentId=stroop", token=researcher.id_token).json() == stored
+
+    # A new experiment, from the empty form.
+    page.get_by_text("Configure an experiment", exact=True).click()
+    new = page.locator("#new-experiment-form form")
+    new.get_by_label("Experiment id").fill("flanker")
+    new.get_by_role("button", name="Add a condition").click()
+    new.get_by_label("Condition").fill("left")
+    new.get_by_role("button", name="Configure the experiment").click()
+    expect(page.locator('#configurations article[data-experiment="flanker"]')).to_be_visible()
+    assert api.get("configure_experiment?experimentId=flanker", token=researcher.id_token).json()["conditions"] == [
+        {"name": "left", "quota": None}
+    ]
+
+    # Exclude a session.
+    page.get_by_label("Session id").fill(session)
+    page.get_by_role("button", name="Exclude the session").click()
+    expect(page.locator("#exclude-status")).to_have_text(f"Excluded session {session} of demo.")
+    (row,) = rows(db, "SELECT outcome, completed_at FROM sessions WHERE id = :id", id=session)
+    assert row.outcome == "excluded" and row.completed_at is not None
+    # Each act is in the trail, newest first, with no code.
+    expect(page.locator("#trail tbody tr")).to_have_count(4)
+    trail = page.locator("#trail tbody tr td:nth-child(3)").all_text_contents()
+    assert trail == ["exclude_session", "configure_experiment", "configure_experiment", "configure_experiment"]
+    expect(page.locator("#trail tbody tr").first.locator("td").nth(3)).to_have_text(
+        f"experimentId: demo; sessionId: {session}"
+    )
+    assert "C1A2B3C4" not in page.locator("#trail").inner_text()
+    page.screenshot(path=str(output_dir / "configured.png"), full_page=True)
+
+
+@in_chromium
+def test_a_scoped_researcher_sees_only_its_configured_experiments(stack, api, db, auth_emulator, page):
+    from playwright.sync_api import expect
+
+    everyone = auth_emulator.researcher(True).id_token
+    for experiment_id in ("mine", "theirs"):
+        configured(api, everyone, experiment_id)
+    scoped = auth_emulator.researcher(["mine"])
+    sign_in(page, stack.env()["FUNCTIONS_URL"], scoped.email)
+    expect(page.locator("#configurations article")).to_have_count(1)
+    expect(page.locator('#configurations article[data-experiment="mine"]')).to_be_visible()
+
+
+@in_chromium
+def test_the_page_fits_a_phone_and_says_when_no_response_has_a_level(stack, api, db, auth_emulator, browser):
+    from playwright.sync_api import expect
+
+    researcher = auth_emulator.researcher(True)
+    long_name = "a-very-long-experiment-name-" + "x" * 100  # 128 characters, no space to break at
+    assert len(long_name) == 128
+    configured(api, researcher.id_token, long_name, conditions=[{"name": "condition-" + "y" * 54, "quota": 10}])
+    key = new_guest_key()
+    for experiment_id in (long_name, "levelless"):
+        session = api.post("create_session", {"experimentId": experiment_id}, guest=key).json()["sessionId"]
+        # A response without a level: the funnel has nothing to draw.
+        answer = api.post("submit_response", {"sessionId": session, "data": {"x": 1}}, guest=key)
+        assert answer.status_code == 201, answer.text
+
+    with new_page(browser, viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True) as phone:
+        sign_in(phone, stack.env()["FUNCTIONS_URL"], researcher.email)
+        expect(phone.locator("#experiments tbody tr")).to_have_count(2)
+        expect(phone.locator(f'#configurations article[data-experiment="{long_name}"]')).to_be_visible()
+        assert overflow(phone) == 0
+        phone.locator("#configurations article").first.get_by_text("Edit", exact=True).click()
+        phone.get_by_text("Configure an experiment", exact=True).click()
+        assert overflow(phone) == 0
+
+        article = phone.locator('#charts article[data-experiment="levelless"]')
+        expect(article.locator(".no-levels")).to_have_text(
+            "Level funnel: no response has a level yet (submit_response's level), so there is nothing to draw."
+        )
+        expect(article.locator('canvas[data-chart="levels"]')).to_have_count(0)
+        expect(article.locator('canvas[data-chart="daily"]')).to_have_count(1)
+        expect(phone.locator("#error")).to_be_hidden()
+
+
+@in_chromium
+def test_a_configured_experiment_shows_the_study_figures_get_study_stats_gives(stack, api, db, auth_emulator, page):
+    """The figures per condition, outcomes, deliveries, test and excluded sessions, as get_study_stats
+    answers them for a configured experiment: here added to its real answer on the way to the page."""
+    from playwright.sync_api import expect
+
+    researcher = auth_emulator.researcher(True)
+    configured(
+        api, researcher.id_token, "stroop", conditions=[{"name": "congruent", "quota": 2}, {"name": "incongruent"}]
+    )
+    figures = {
+        "experimentId": "stroop",
+        "active": True,
+        "completed": 3,
+        "abandoned": 1,
+        "testSessions": 2,
+        "excluded": 1,
+        "conditions": [
+            {"name": "congruent", "quota": 2, "places": 2, "started": 1, "completed": 1, "abandoned": 0},
+            {"name": "incongruent", "quota": None, "places": 2, "started": 0, "completed": 2, "abandoned": 1},
+        ],
+        "outcomes": {"completed": 2, "screened_out": 1},
+        "deliveries": {"delivered": 1, "pending": 1, "failed": 0},
+    }
+
+    def with_figures(route):
+        answer = route.fetch()
+        body = answer.json()
+        body["experiments"] = [e for e in body["experiments"] if e["experimentId"] != "stroop"] + [
+            {**EMPTY_STATS, **figures}
+        ]
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/get_study_stats*", with_figures)
+    sign_in(page, stack.env()["FUNCTIONS_URL"], researcher.email)
+    article = page.locator('#configurations article[data-experiment="stroop"]')
+    table = article.locator('table[data-figures="conditions"]')
+    expect(table.locator("tbody tr")).to_have_count(2)
+    cells = table.locator("tbody tr").evaluate_all("(rows) => rows.map((r) => [...r.cells].map((c) => c.textContent))")
+    assert cells == [["congruent", "2", "2", "1", "1", "0"], ["incongruent", "—", "2", "0", "2", "1"]]
+    sessions = article.locator('[data-figures="sessions"]')
+    for text_ in (
+        "Completed sessions3",
+        "Abandoned sessions1",
+        "Test sessions2",
+        "Excluded sessions1",
+        "Outcomescompleted 2, screened_out 1",
+        "Prolific deliveries1 delivered, 1 pending, 0 failed",
+    ):
+        expect(sessions).to_contain_text(text_)
+
+
+# What get_study_stats answers for an experiment without sessions.
+EMPTY_STATS = {
+    "visitors": 0,
+    "registeredVisitors": 0,
+    "sessions": 0,
+    "responses": 0,
+    "uploads": 0,
+    "firstSessionAt": None,
+    "lastSessionAt": None,
+    "levels": [],
+    "daily": [],
+}

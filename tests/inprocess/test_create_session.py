@@ -18,7 +18,8 @@ def test_new_guest_gets_number_one_and_a_stored_session(api, db):
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"sessionId", "visitorNumber", "userId", "guestId", "experimentId", "createdAt"}
+    assert set(body) == {"sessionId", "visitorNumber", "userId", "guestId", "experimentId", "createdAt", "condition"}
+    assert body["condition"] is None  # an experiment without a configuration (SPEC §14.2)
     assert body["visitorNumber"] == 1
     assert body["userId"] is None
     assert uuid.UUID(body["guestId"])
@@ -124,6 +125,7 @@ def test_get_visitor_lists_sessions_newest_first(api, db):
         "sessionId": second["sessionId"],
         "experimentId": "b",
         "createdAt": second["createdAt"],
+        "condition": None,
         "responseCount": 0,
         "uploads": [],
     }

@@ -1,6 +1,7 @@
 """The engine from shared.core.db against a PostgreSQL of its own: statements outside
 transactions, and what a database restart costs the pool (no checkout ping)."""
 
+import socket
 import threading
 import uuid
 
@@ -169,3 +170,12 @@ def test_sslmode_that_needs_tls_refuses_a_server_without_it_with_503(postgres, m
                 conn.rows(text("SELECT 1"))
     finally:
         engine.dispose()
+
+
+def test_connections_send_large_statements_without_waiting_for_an_ack(engine):
+    """TCP_NODELAY: a statement of more than one segment (a batch of responses) is not held
+    back ~40 ms by Nagle's algorithm (shared.core.db._send_at_once)."""
+    with engine.connect() as conn:
+        sock = conn.connection.dbapi_connection._usock
+        assert sock.family in (socket.AF_INET, socket.AF_INET6)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

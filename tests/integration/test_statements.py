@@ -6,7 +6,8 @@ server: migrations, create_session (numbered and, with the sequence exhausted,
 unnumbered), submit_response, get_visitor, register (new number, the guest's
 number, a merge, an anonymous account, a claim code), create_claim_code, export_my_data (a
 guest, a user), get_study_stats and export_data (zip, and the JSON Lines of the COPY tables),
-the researchers' trail (written, read), the session limit refusing, the storage trigger's
+the researchers' trail (written, read), the session limit refusing, admissions to configured
+experiments (a guest, a platform participant, a user, a test run), the storage trigger's
 session lookup (live and erased), the
 backfill, the one-time import of Firestore's uploads, and erasure (a guest, a user with a claimed guest and a merge, by
 number; finished at once, and left pending by a Firestore that cannot be
@@ -16,6 +17,7 @@ besides the files of sql/ (the migrations), each must be one file, and each file
 must have run.
 """
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -25,14 +27,18 @@ from sqlalchemy import event, text
 
 from shared.core.config import DatabaseSettings
 from shared.core.db import STATEMENTS_DIR, make_engine, plain_engine, statement, statement_text
-from shared.core.errors import Conflict, ResourceExhausted
+from shared.core.errors import AlreadyParticipated, Conflict, Incomplete, ResourceExhausted
 from shared.ops import audit, backfill, import_uploads, maintenance
 from shared.ops.migrate import apply_migrations, migration_files
 from shared.research import export, researchers, stats, trail
 from shared.rights import access, erasure
+from shared.studies import experiments
+from shared.studies.config import parse_config
+from shared.studies.participants import Participant, participant_hash
 from shared.visitors import claim_codes, registration, responses, sessions, upload_tickets, uploads
 from shared.visitors.guest_limit import Window
 from shared.web.auth import Guest, User, hash_guest_key
+from shared.web.bodies import SessionParticipant
 from shared.web.models import NewResponse, NewSession, StudyQuery
 from tests.support import new_guest_key, resume_numbering, stop_numbering
 
@@ -177,9 +183,67 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     stats.study_stats(engine, everything)
     for format_, table in (("zip", None), *(("jsonl", table) for table in export.TABLES)):
         b"".join(export.export_data(engine, everything, StudyQuery(format=format_, table=table)).chunks)
+    for format_, table in (("zip", None), ("jsonl", "sessions")):  # with participant ids (SPEC §14.7)
+        query = StudyQuery(format=format_, table=table, include_test=True, participant_ids=True)
+        b"".join(export.export_data(engine, everything, query).chunks)
+
+    # complete_session (SPEC §14.4): a guest's session incomplete, then completed with a Prolific
+    # delivery whose attempts find nobody listening (retried, then made due by the command), a
+    # user's own; the deliveries task and the command's statements.
+    from devtools.ports import free_port
+    from shared.studies import completion, deliveries
+    from tests.conftest import environment
+
+    _, studied = sessions.create_session(engine, exporter, NewSession(experimentId="e"))
+    with admin.begin() as conn:
+        conn.execute(
+            text("INSERT INTO experiments (id, config) VALUES ('e', CAST(:config AS jsonb))"),
+            {
+                "config": '{"experimentId": "e", "platform": "prolific", "prolificServerSide": true, '
+                '"outcomes": {"completed": {"code": "C", "serverCode": "S"}}}'
+            },
+        )
+        conn.execute(
+            text(
+                "INSERT INTO session_participants (session_id, platform, participant_id, study_id, submission_id) "
+                "VALUES (:id, 'prolific', 'p', 's', 'sub')"
+            ),
+            {"id": studied.session_id},
+        )
+    asked = completion.Completion(sessionId=studied.session_id, responseCount=1)
+    nobody = deliveries.Prolific(f"http://127.0.0.1:{free_port()}", "token")
+    with environment(PARTICIPANT_KEY="k" * 32):
+        with pytest.raises(Incomplete):
+            completion.complete_session(engine, exporter, asked, prolific_token=True)
+        responses.submit_response(engine, exporter, NewResponse(sessionId=studied.session_id, data="y"))
+        done = completion.complete_session(engine, exporter, asked, prolific_token=True)
+    assert done.delivery is not None and deliveries.attempt_first(engine, nobody, done.delivery) == "retry"
+    assert deliveries.make_due(engine, failed=True) == 1
+    assert deliveries.deliver_due(engine, nobody).retrying == 1
+    assert [row.status for row in deliveries.listing(engine)] == ["pending"] and deliveries.counts(engine).pending == 1
+    _, finished = sessions.create_session(engine, numbered_user, NewSession())
+    completion.complete_session(
+        engine, numbered_user, completion.Completion(sessionId=finished.session_id, responseCount=0), False
+    )
 
     # The researchers' trail: an act on its own (an export's), one in an erasure's transaction, the latest.
     trail.Act("r-statements", "export_data", {"experimentIds": "all"}).record(engine)
+
+    # Configured experiments ("ce"; "e" above runs on Prolific): set (new, then replaced), refused
+    # mid-study (a dropped condition that holds an assignment; the platform changed once the
+    # experiment has sessions), read, listed; a session excluded.
+    configured = parse_config({"experimentId": "ce", "conditions": [{"name": "a"}, {"name": "b"}]})
+    experiments.configure(engine, configured)
+    with admin.begin() as conn:
+        conn.execute(text("INSERT INTO assignments (experiment_id, user_id, condition) VALUES ('ce', 'u-new', 'a')"))
+    with pytest.raises(Conflict):
+        experiments.configure(engine, parse_config({"experimentId": "ce", "conditions": [{"name": "b"}]}))
+    with pytest.raises(Conflict):  # "e" has a session on Prolific
+        experiments.configure(engine, parse_config({"experimentId": "e"}))
+    experiments.configure(engine, configured)
+    experiments.configuration(engine, "ce")
+    experiments.configurations(engine, researchers.Scope(everything=True))
+    experiments.exclude(engine, session.session_id)
 
     erasure.erase_caller(engine, numbered_user, stores)  # a user with a claimed guest and a merge
     with pytest.raises(uploads.Erased), uploads.locked_session(engine, own.session_id):
@@ -203,6 +267,8 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
     assert erasure.resume(engine, stores).completed == 1
     erasure.status_line(engine)
 
+    _admissions(engine, admin)
+
     # The guest-creation limit refusing a new guest, and a maintenance run that erases an idle one.
     limited = Window(1, b"\x01" * 32)
     sessions.create_session(engine, Guest(hash_guest_key(new_guest_key())), NewSession(), limited)
@@ -219,6 +285,41 @@ def run_every_path(engine, admin, stores: erasure.OtherStores) -> None:
         for table in ("guests", "sessions"):
             conn.execute(text(f"UPDATE {table} SET created_at = created_at - interval '40 days'"))
     assert maintenance.run(engine, stores, retention_days=30).retention.erased >= 1
+
+
+def _admissions(engine, admin) -> None:
+    """Studies (SPEC §14.1-14.3): a configured experiment's admissions: a guest, a platform
+    participant (new, returning, in the ledger), a user, a researcher's test run."""
+    with admin.begin() as conn:
+        for experiment, platform in (("studied", "none"), ("studied-sona", "sona")):
+            config = {
+                "experimentId": experiment,
+                "platform": platform,
+                "maxParticipants": 10,
+                "conditions": [{"name": "a"}],
+            }
+            conn.execute(
+                text("INSERT INTO experiments (id, config) VALUES (:id, CAST(:config AS jsonb))"),
+                {"id": experiment, "config": json.dumps(config)},
+            )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PARTICIPANT_KEY", "k" * 32)
+        guest = Guest(hash_guest_key(new_guest_key()))
+        sessions.create_session(engine, guest, NewSession(experimentId="studied"))  # new guest
+        sessions.create_session(engine, guest, NewSession(experimentId="studied"))  # returning
+        ids = SessionParticipant(participantId="S1")
+        for _ in range(2):
+            sessions.create_session(engine, guest, NewSession(experimentId="studied-sona", participant=ids))
+        with admin.begin() as conn:
+            conn.execute(
+                text("INSERT INTO participation_ledger (experiment_id, participant_hash) VALUES ('studied-sona', :h)"),
+                {"h": participant_hash("studied-sona", Participant(platform="sona", participant_id="S1"))},
+            )
+        with pytest.raises(AlreadyParticipated):
+            sessions.create_session(engine, guest, NewSession(experimentId="studied-sona", participant=ids))
+        researcher = User("u-studies", None, "password", researcher_claim=True)
+        sessions.create_session(engine, researcher, NewSession(experimentId="studied"))
+        sessions.create_session(engine, researcher, NewSession(experimentId="studied", test=True))
 
 
 @pytest.fixture
@@ -281,6 +382,13 @@ SINGLE_STATEMENTS = {
     "trail/latest",
     "uploads/ticket_owner_guest",
     "uploads/ticket_owner_user",
+    # Prepared too, in create_session's transaction for a configured experiment (after its first
+    # statement, admission/lock_experiment, which runs through SQLAlchemy and so opens it).
+    "admission/participant_guest",
+    "admission/participant_platform",
+    "admission/participant_user",
+    "admission/participated",
+    "admission/record_session",
 }
 
 

@@ -51,6 +51,7 @@ RESEARCH_FUNCTIONS = tuple(f.name for f in FUNCTIONS if f.callers == "researcher
 METHODS = {
     "create_session": "POST",
     "submit_response": "POST",
+    "complete_session": "POST",
     "get_visitor": "GET",
     "register": "POST",
     "create_claim_code": "POST",

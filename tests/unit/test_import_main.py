@@ -33,6 +33,8 @@ ON_FIRST_USE = (
     # The shared/ modules of every function but create_session, submit_response and get_visitor
     # (functions/__init__.py).
     "shared.rights",
+    "shared.studies.completion",
+    "shared.studies.deliveries",
     "shared.research",
     "shared.visitors.claim_codes",
     "shared.visitors.registration",

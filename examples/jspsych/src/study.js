@@ -1,4 +1,4 @@
-// A short jsPsych 8 study saved through @visitor-sessions/client (docs/study-pages.md): the
+// A short jsPsych 8 study saved through @visitor-sessions/client (docs/jspsych.md): the
 // server chooses the condition (the timeline depends on it, so the study is started before
 // jsPsych), the participant comes from Prolific's URL parameters, a "Saving…" indicator follows
 // the outbox, and the extension completes the session and redirects to Prolific at the end.

@@ -1,15 +1,13 @@
--- export_data: sessions as JSON Lines (SPEC §10), as sessions_csv.sql counts them, one object per
--- line, streamed by COPY. COPY's text format doubles every backslash, which
+-- export_data: sessions as JSON Lines (SPEC §10, §14.7), the rows of sessions_csv.sql, one object
+-- per line, streamed by COPY. COPY's text format doubles every backslash, which
 -- shared/research/export.py undoes. Read-only, in the export's snapshot; oldest first.
 COPY (
     SELECT row_to_json(line)
-    FROM (SELECT s.id AS "sessionId", s.visitor_number AS "visitorNumber", s.experiment_id AS "experimentId",
-                 (s.user_id IS NOT NULL) AS "registered", utc_text(s.created_at) AS "createdAt",
-                 count(r.session_id) AS "responseCount", max(r.level) AS "maxLevel",
-                 (SELECT count(*) FROM uploads u WHERE u.session_id = s.id) AS "uploadCount",
-                 s.metadata AS "metadata"
-          FROM exported_sessions() s
-          LEFT JOIN responses r ON r.session_id = s.id
-          GROUP BY s.id, s.visitor_number, s.experiment_id, s.user_id, s.created_at, s.metadata
-          ORDER BY s.created_at, s.id) line
+    FROM (SELECT session_id AS "sessionId", visitor_number AS "visitorNumber", experiment_id AS "experimentId",
+                 registered AS "registered", utc_text(created_at) AS "createdAt", response_count AS "responseCount",
+                 max_level AS "maxLevel", upload_count AS "uploadCount", metadata AS "metadata",
+                 condition AS "condition", status AS "status", outcome AS "outcome",
+                 utc_text(completed_at) AS "completedAt", platform AS "platform", test AS "test"
+          FROM exported_session_rows()
+          ORDER BY created_at, session_id) line
 ) TO STDOUT

@@ -16,23 +16,34 @@
 -- retry_after, the seconds until enough of them leave the hour for one more. Otherwise
 -- `numbered` appends now() to the window (and numbers the visitor if it has no number).
 -- A retry of an existing sessionId (`taken`) is never counted.
+-- Studies (SPEC §14): a new session of a configured experiment (a row in `experiments`) is
+-- admitted by shared/studies/admission.py, which holds the experiment's row and then runs this
+-- statement with admitted true in its transaction. With admitted false such a session is not
+-- written here: nothing is counted, created or numbered, and the one row is 'configured'. A retry
+-- (`taken`) is answered as before, with the stored session's condition.
 WITH erased AS (
     SELECT 1 FROM erased_sessions WHERE session_id = CAST(:session_id AS uuid)
 ), taken AS (
     SELECT 1 FROM sessions WHERE id = CAST(:session_id AS uuid)
     UNION ALL SELECT 1 FROM erased
+), configured AS (
+    SELECT 1 FROM experiments
+    WHERE id = :experiment_id AND NOT CAST(:admitted AS boolean) AND NOT EXISTS (SELECT 1 FROM taken)
+), no_new_session AS (
+    SELECT 1 FROM taken
+    UNION ALL SELECT 1 FROM configured
 ), found AS (
     SELECT id, visitor_number, claimed_by IS NOT NULL AS claimed, session_times FROM users WHERE id = :user_id FOR NO KEY UPDATE
 ), session_window AS (
     SELECT guest_limit_window(session_times, now() - CAST(:window_seconds AS integer) * interval '1 second') AS times
-    FROM found WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM taken)
+    FROM found WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM no_new_session)
 ), session_refused AS (
     SELECT CAST(ceil(extract(epoch FROM times[cardinality(times) - CAST(:session_limit AS integer) + 1]
                  + CAST(:window_seconds AS integer) * interval '1 second' - now())) AS integer) AS retry_after
     FROM session_window
     WHERE CAST(:session_limit AS integer) > 0 AND cardinality(times) >= CAST(:session_limit AS integer)
 ), new_visitor AS (
-    SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken)
+    SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM no_new_session)
 ), counted AS (
     INSERT INTO guest_limits AS g (address_hash, created_at, last_at)
     SELECT CAST(:address_hash AS bytea), ARRAY[now()], now()
@@ -56,7 +67,7 @@ WITH erased AS (
 ), created AS (
     INSERT INTO users (id, email, visitor_number, session_times)
     SELECT :user_id, :email, NULL::bigint, CASE WHEN CAST(:session_limit AS integer) > 0 THEN ARRAY[now()] ELSE CAST('{}' AS timestamptz[]) END
-    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM refused)
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM no_new_session) AND NOT EXISTS (SELECT 1 FROM refused)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, false AS claimed
 ), numbered AS (
@@ -64,7 +75,7 @@ WITH erased AS (
         session_times = CASE WHEN CAST(:session_limit AS integer) > 0
                              THEN (SELECT times FROM session_window) || now() ELSE session_times END
     WHERE id = :user_id AND claimed_by IS NULL AND (visitor_number IS NULL OR CAST(:session_limit AS integer) > 0)
-      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM taken) AND NOT EXISTS (SELECT 1 FROM session_refused)
+      AND EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM no_new_session) AND NOT EXISTS (SELECT 1 FROM session_refused)
     RETURNING id, visitor_number, false AS claimed
 ), visitor AS (
     SELECT * FROM numbered
@@ -74,22 +85,25 @@ WITH erased AS (
     INSERT INTO sessions (id, visitor_number, user_id, guest_id, experiment_id, metadata)
     SELECT CAST(:session_id AS uuid), visitor_number, id, NULL::uuid, :experiment_id, CAST(:metadata AS jsonb)
     FROM visitor WHERE NOT claimed AND NOT EXISTS (SELECT 1 FROM erased) AND NOT EXISTS (SELECT 1 FROM session_refused)
+      AND NOT EXISTS (SELECT 1 FROM configured)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, visitor_number, user_id, guest_id, experiment_id, created_at
 )
 SELECT 'created' AS outcome, id, visitor_number, user_id, guest_id, experiment_id, created_at,
-       NULL::uuid AS visitor_guest_id, NULL::integer AS retry_after
+       NULL::uuid AS visitor_guest_id, NULL::integer AS retry_after, NULL::text AS condition
 FROM inserted
 UNION ALL
-SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
+SELECT 'claimed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM visitor WHERE claimed
 UNION ALL
 SELECT 'exists', s.id, s.visitor_number, s.user_id, s.guest_id, s.experiment_id, s.created_at,
-       (SELECT NULL::uuid FROM visitor), NULL
+       (SELECT NULL::uuid FROM visitor), NULL, s.condition
 FROM sessions s
 WHERE s.id = CAST(:session_id AS uuid) AND NOT EXISTS (SELECT 1 FROM inserted)
 UNION ALL
-SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased
+SELECT 'erased', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM erased
 UNION ALL
-SELECT 'limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM refused
+SELECT 'limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after, NULL FROM refused
 UNION ALL
-SELECT 'session_limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after FROM session_refused
+SELECT 'session_limited', NULL, NULL, NULL, NULL, NULL, NULL, NULL, retry_after, NULL FROM session_refused
+UNION ALL
+SELECT 'configured', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM configured

@@ -1,6 +1,7 @@
 -- get_visitor: a guest's sessions, newest first (none once a user has claimed the guest), each
--- with its recorded uploads (rows of `uploads`) in the order the files were made.
-SELECT s.id, s.experiment_id, s.created_at,
+-- with its condition (SPEC §14.2; NULL without one) and its recorded uploads (rows of `uploads`)
+-- in the order the files were made.
+SELECT s.id, s.experiment_id, s.created_at, s.condition,
        (SELECT count(*) FROM responses r WHERE r.session_id = s.id) AS response_count,
        (SELECT coalesce(json_agg(json_build_object('name', u.name, 'contentType', u.content_type, 'size', u.size,
                                                    'uploadedAt', utc_text(u.uploaded_at))
