@@ -44,12 +44,14 @@ $(NODE_OK): package.json package-lock.json
 # The pages' bundles: public/app.js (the visitor page) and public/research.js (the researcher
 # page), each with the modules it imports and the Firebase JS SDK and Chart.js from node_modules,
 # bundled by esbuild (`npm run build`, also firebase.json's hosting predeploy) into public/build/
-# (git-ignored). Rebuilt when a module or the installed packages change.
+# (git-ignored). The client package comes from its sources (client/src, through esbuild's alias in
+# package.json's build script), so the pages build before `make client` has run. Rebuilt when a
+# module, the package's sources or the installed packages change.
 BUNDLE := public/build/app.js public/build/research.js
 
 bundle: $(BUNDLE)
 
-$(BUNDLE): $(NODE_OK) $(wildcard public/*.js)
+$(BUNDLE): $(NODE_OK) $(wildcard public/*.js) $(wildcard client/src/*.ts)
 	npm run --silent build
 
 # The client package (client/, SPEC §15): its dev dependencies (esbuild, typescript) from its own

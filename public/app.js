@@ -1,47 +1,63 @@
-// The page's flow: start a session, answer questions, upload a file, sign up (or sign in to an
-// account that exists, merging the guest into it), move a guest to another device with a claim
-// code, and restore all of it after a reload (get_visitor).
+// The reference page: a participant answers three questions (kept in the client package's
+// outbox until the server stored them), may upload a file, finishes (complete_session, only once
+// everything is stored), and may download their data or withdraw at any time; a guest signs up
+// or signs in to keep a history (register claims the guest), moves to another device with a
+// claim code, and finds all of it again after a reload (get_visitor).
 //
-// The guest is a key in localStorage, or with config.anonymousAuth a Firebase anonymous
-// account (docs/api.md); everything else is the same.
+// The guest is the package's key in localStorage, or with config.anonymousAuth a Firebase
+// anonymous account (docs/api.md); everything else is the same.
+
+import { Api, start as startStudy } from "@visitor-sessions/client";
 
 import { loadConfig } from "./config.js";
 import { $, action as uiAction, showError } from "./ui.js";
-import { ApiError, Client, forgetGuestKey, guestKey } from "./client.js";
 import { startAppCheck } from "./app_check.js";
 import { Auth } from "./auth.js";
-import { Storage } from "./storage.js";
+import { storageSdk } from "./storage.js";
 
+const EXPERIMENT = "reference-page";
 const QUESTIONS = [
   "What is your favourite colour?",
   "Which city were you born in?",
   "What did you have for breakfast?",
 ];
-const SESSION = "sessionId";
+const GUEST_KEY = "guestKey"; // where the package keeps this browser's guest key
+const SESSION = "sessionId"; // the session this browser started
+const PROGRESS = "progress"; // {sessionId, answered, finished}: what this browser recorded
 const CLAIMED = "claimNote"; // what the last register claimed, shown beside the account
-const LAST_UPLOAD = "lastUpload";
 
-let auth, api, storage; // made in start(), once the config is loaded
+let config, auth, api, storage, getAppCheckToken; // made in begin(), once the config is loaded
 let anonymousAuth = false; // config.anonymousAuth: the guest is a Firebase anonymous account
+let study = null; // the package's Study of the current session, once started or resumed here
 
-let state = { visitorNumber: null, sessionId: null, answered: 0 };
+const EMPTY = { visitorNumber: null, sessionId: null, answered: 0, finished: false };
+let state = { ...EMPTY };
+let history = []; // the visitor's sessions, newest first (get_visitor's)
+
+const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
 function render() {
-  const { visitorNumber, sessionId, answered } = state;
+  const { visitorNumber, sessionId, answered, finished } = state;
   const started = sessionId !== null;
-  const level = Math.min(answered + 1, QUESTIONS.length);
-  const percent = Math.round((answered / QUESTIONS.length) * 100);
-  $("status").textContent = started
-    ? `Visitor #${visitorNumber ?? "?"} • Level ${level} • ${percent}% Complete`
-    : "Welcome";
+  const answeredAll = answered >= QUESTIONS.length;
+  $("status").textContent = started ? `Visitor #${visitorNumber ?? "?"}` : "Welcome";
+  $("progress-line").hidden = !started;
+  $("progress-bar").value = finished ? QUESTIONS.length : Math.min(answered, QUESTIONS.length);
+  $("progress").textContent = finished
+    ? "Finished"
+    : answeredAll
+      ? `All ${QUESTIONS.length} questions answered`
+      : `Question ${answered + 1} of ${QUESTIONS.length}`;
   $("start-step").hidden = started;
-  $("question-step").hidden = !started || answered >= QUESTIONS.length;
+  $("question-step").hidden = !started || answeredAll || finished;
   $("question").textContent = QUESTIONS[Math.min(answered, QUESTIONS.length - 1)];
-  const done = started && answered >= QUESTIONS.length;
-  $("upload-step").hidden = !done;
+  $("upload-step").hidden = !started || !answeredAll || finished;
+  $("finish-step").hidden = !started || !answeredAll || finished;
+  $("done-step").hidden = !finished;
+  $("upload-status").hidden = !started || !$("upload-status").textContent;
   const user = auth ? auth.signedIn : null;
   // Sign-up and sign-in: on the welcome screen (a returning user), and once the questions are done.
-  $("signup-step").hidden = user !== null || (started && !done);
+  $("signup-step").hidden = user !== null || (started && !answeredAll);
   $("handoff-step").hidden = user !== null || !started;
   $("claim-step").hidden = user === null;
   $("account-line").hidden = !user;
@@ -49,9 +65,224 @@ function render() {
     const claimed = localStorage.getItem(CLAIMED);
     $("account").textContent = `Signed in as ${user.email}` + (claimed ? ` • ${claimed}` : "");
   }
+  $("history-step").hidden = history.length === 0;
+  $("history").replaceChildren(...history.map((session) => {
+    const item = document.createElement("li");
+    const when = new Date(session.createdAt).toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short" });
+    const count = session.sessionId === sessionId ? Math.max(answered, session.responseCount) : session.responseCount;
+    item.textContent = `Started ${when} • ${plural(count, "answer")}`;
+    return item;
+  }));
+  $("data-step").hidden = history.length === 0 && !started;
 }
 
-const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
+function action(handler) {
+  return uiAction(handler, render);
+}
+
+function notice(text) {
+  $("notice").textContent = text;
+  $("notice").hidden = !text;
+}
+
+// --- the study: the package's Study of this browser's session --------------------------
+
+// What the package's status event says, as the line beside the progress.
+function showSaving({ pending, waitingSince, stopped }) {
+  $("saving").textContent = stopped
+    ? "Your answers can no longer be saved from this page: reload it."
+    : waitingSince !== null
+      ? `Not saved yet: ${plural(pending, "answer")} kept in this browser, sent as soon as the server can be reached.`
+      : pending > 0 ? "Saving…" : "All answers saved";
+}
+
+// Start the session, or resume the one this browser has (and send what its outbox still holds).
+async function openStudy() {
+  if (anonymousAuth) await auth.anonymousUser();
+  const opened = await startStudy({
+    functionsUrl: config.functionsUrl,
+    experimentId: EXPERIMENT,
+    getIdToken: () => auth.getIdToken(),
+    getAppCheckToken,
+  });
+  opened.addEventListener("status", (event) => showSaving(event.detail));
+  showSaving(opened.status());
+  study = opened;
+  // What is known of this session's answers: this browser's progress, and get_visitor's count.
+  const progress = savedProgress();
+  const recorded = progress.sessionId === opened.sessionId ? progress.answered : 0;
+  const shown = state.sessionId === opened.sessionId ? state.answered : 0;
+  state = { visitorNumber: opened.visitorNumber, sessionId: opened.sessionId, answered: Math.max(recorded, shown), finished: false };
+  localStorage.setItem(SESSION, opened.sessionId);
+  saveProgress();
+  if (!history.some((s) => s.sessionId === opened.sessionId)) {
+    history = [{ sessionId: opened.sessionId, createdAt: new Date().toISOString(), responseCount: 0 }, ...history];
+  }
+  return opened;
+}
+
+// The Study of the session shown, opened on first need (an answer, an upload, Finish).
+async function currentStudy() {
+  if (study && study.sessionId === state.sessionId) return study;
+  return openStudy();
+}
+
+function savedProgress() {
+  try {
+    return { ...EMPTY, ...JSON.parse(localStorage.getItem(PROGRESS) || "{}") };
+  } catch {
+    return { ...EMPTY };
+  }
+}
+
+function saveProgress() {
+  const { sessionId, answered, finished } = state;
+  localStorage.setItem(PROGRESS, JSON.stringify({ sessionId, answered, finished }));
+}
+
+function showUpload(upload) {
+  const name = upload.name.split("/").pop();
+  $("upload-status").textContent = `${name} is saved (${plural(upload.size, "byte")}).`;
+}
+
+// --- restoring after a reload ----------------------------------------------------------
+
+async function restore() {
+  if (!auth.user && !localStorage.getItem(GUEST_KEY)) return;
+  if (anonymousAuth && !auth.user) return; // a key left from the other mode is not this page's guest
+  let visitor;
+  try {
+    visitor = await api.call("get_visitor");
+  } catch (error) {
+    if (error.code === "guest_claimed") await forgetVisitor();
+    if (error.code !== "not_found") throw error;
+    return;
+  }
+  history = visitor.sessions;
+  const current = visitor.sessions.find((s) => s.sessionId === localStorage.getItem(SESSION)) || visitor.sessions[0];
+  if (!current) { // an account without sessions yet (signed in before starting)
+    state = { ...EMPTY, visitorNumber: visitor.visitorNumber };
+    return;
+  }
+  const progress = savedProgress();
+  const same = progress.sessionId === current.sessionId;
+  state = {
+    visitorNumber: visitor.visitorNumber,
+    sessionId: current.sessionId,
+    answered: Math.max(current.responseCount, same ? progress.answered : 0),
+    finished: same && progress.finished,
+  };
+  const uploads = current.uploads || [];
+  if (uploads.length) showUpload(uploads[uploads.length - 1]);
+  // Answers recorded here and not yet stored (a reload while offline): resuming sends them.
+  if (same && !state.finished && current.sessionId === localStorage.getItem(SESSION)
+      && progress.answered > current.responseCount) {
+    await openStudy();
+  }
+}
+
+// The visitor is gone from this browser (claimed by an account elsewhere, withdrawn, signed
+// out): forget its key, session and progress, and start afresh.
+async function forgetVisitor({ signOut = true } = {}) {
+  localStorage.removeItem(GUEST_KEY);
+  if (signOut && auth.user && (auth.user.isAnonymous || signOut === "always")) await auth.signOut();
+  for (const key of [SESSION, PROGRESS, CLAIMED]) localStorage.removeItem(key);
+  study = null;
+  state = { ...EMPTY };
+  history = [];
+  $("upload-status").textContent = "";
+  $("saving").textContent = "";
+}
+
+// --- the participant's actions -----------------------------------------------------------
+
+$("start").addEventListener("click", action(async () => {
+  notice("");
+  await openStudy();
+}));
+
+$("question-form").addEventListener("submit", action(async () => {
+  const current = await currentStudy();
+  const level = state.answered + 1;
+  // In the outbox at once; the package sends it (and keeps it until stored, offline included).
+  await current.record({ question: QUESTIONS[state.answered], answer: $("answer").value }, { key: `question-${level}`, level });
+  state.answered = level;
+  saveProgress();
+  $("answer").value = "";
+}));
+
+$("upload-form").addEventListener("submit", action(async () => {
+  const file = $("file").files[0];
+  const current = await currentStudy();
+  $("upload-status").textContent = `Uploading ${file.name}…`;
+  try {
+    showUpload(await current.upload(file, file.name, { storage }));
+  } catch (error) {
+    $("upload-status").textContent = "";
+    throw error;
+  }
+  $("upload-form").reset();
+}));
+
+$("finish").addEventListener("click", action(async () => {
+  const current = await currentStudy();
+  // complete() sends whatever is still waiting first, and resolves only once the server holds
+  // every answer (while offline it keeps trying, and the saving line says so).
+  await current.complete();
+  state.finished = true;
+  saveProgress();
+}));
+
+$("download").addEventListener("click", action(async () => {
+  const data = await api.call("export_my_data");
+  const name = `visitor-${data.visitorNumber ?? "data"}.json`;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  const answers = data.sessions.reduce((sum, s) => sum + (s.responses || []).length, 0);
+  notice(`Downloaded ${name}: ${plural(data.sessions.length, "session")} and ${plural(answers, "answer")}.`);
+}));
+
+$("withdraw").addEventListener("click", () => {
+  $("error").hidden = true;
+  $("confirm-withdraw").showModal();
+});
+
+// The dialog's two buttons: "Keep my data" closes it, "Delete my data" withdraws.
+$("withdraw-form").addEventListener("submit", action(async (event) => {
+  $("confirm-withdraw").close();
+  if (!event.submitter || event.submitter.value !== "withdraw") return;
+  const erased = await api.call("delete_my_data", {});
+  const files = erased.uploads ? ` and ${plural(erased.uploads, "file")}` : "";
+  await forgetVisitor({ signOut: "always" });
+  notice(`Your data has been deleted: ${plural(erased.sessions, "session")}, ${plural(erased.responses, "answer")}${files}. ` +
+    "Thank you for your time.");
+}));
+
+// Sign up (a new account) or sign in (an account that exists: "I already have an account"),
+// then register, which claims this browser's guest into the account: the user's ID token with
+// the guest key, or with the anonymous account's token (X-Anonymous-Token).
+$("signup-form").addEventListener("submit", action(async (event) => {
+  const signIn = event.submitter && event.submitter.value === "signin";
+  const [email, password] = [$("email").value, $("password").value];
+  let anonymousToken = null;
+  if (auth.user && auth.user.isAnonymous) {
+    ({ anonymousToken } = signIn ? await auth.signInFromAnonymous(email, password)
+      : await auth.linkOrSignIn(email, password));
+  } else if (signIn) {
+    await auth.signIn(email, password);
+  } else {
+    await auth.signUp(email, password);
+  }
+  localStorage.removeItem(CLAIMED);
+  const key = localStorage.getItem(GUEST_KEY);
+  const extra = anonymousToken ? { "X-Anonymous-Token": anonymousToken } : key ? { "X-Guest-Key": key } : {};
+  const result = await api.call("register", {}, { headers: extra });
+  if (!anonymousToken) localStorage.removeItem(GUEST_KEY); // claimed: the account holds it now
+  await registered(result);
+}));
 
 // What a register answer says happened, for a person: which number was folded into which.
 function claimNote(result) {
@@ -69,135 +300,19 @@ async function registered(result) {
   if (note) localStorage.setItem(CLAIMED, note);
   state.visitorNumber = result.user.visitorNumber;
   await restore();
-  await restoreUpload();
   return note;
 }
 
-function action(handler) {
-  return uiAction(handler, render);
-}
-
-// The visitor's sessions, newest first (get_visitor's), kept up to date as answers are given.
-let history = [];
-
-function showHistory(sessions) {
-  history = sessions;
-  $("history-step").hidden = sessions.length === 0;
-  $("history").replaceChildren(...sessions.map((session) => {
-    const item = document.createElement("li");
-    item.textContent = `Session ${session.sessionId.slice(0, 8)} • ${plural(session.responseCount, "answer")}`;
-    return item;
-  }));
-}
-
-async function restore() {
-  if (!auth.user && !guestKey({ create: false })) return;
-  if (anonymousAuth && !auth.user) return; // a key left from the other mode is not this page's guest
-  try {
-    const visitor = await api.getVisitor();
-    const current = visitor.sessions.find((s) => s.sessionId === localStorage.getItem(SESSION))
-      || visitor.sessions[0];
-    showHistory(visitor.sessions);
-    if (!current) { // an account without sessions yet (signed in before starting)
-      state = { visitorNumber: visitor.visitorNumber, sessionId: null, answered: 0 };
-      return;
-    }
-    state = { visitorNumber: visitor.visitorNumber, sessionId: current.sessionId, answered: current.responseCount };
-    localStorage.setItem(SESSION, current.sessionId);
-  } catch (error) {
-    if (error instanceof ApiError && error.code === "guest_claimed") await forgetClaimedGuest();
-    if (!(error instanceof ApiError && error.code === "not_found")) throw error;
-  }
-}
-
-// This browser's guest was claimed by an account (a claim code used on another device): its
-// data is there now, so this page forgets the guest and starts afresh; the error says to sign in.
-async function forgetClaimedGuest() {
-  forgetGuestKey();
-  if (auth.user && auth.user.isAnonymous) await auth.signOut();
-  for (const key of [SESSION, LAST_UPLOAD]) localStorage.removeItem(key);
-  state = { visitorNumber: null, sessionId: null, answered: 0 };
-}
-
-$("start").addEventListener("click", action(async () => {
-  if (anonymousAuth) await auth.anonymousUser();
-  const session = await api.createSession({ experimentId: "reference-page" });
-  localStorage.setItem(SESSION, session.sessionId);
-  state = { visitorNumber: session.visitorNumber, sessionId: session.sessionId, answered: 0 };
-  showHistory([{ sessionId: session.sessionId, responseCount: 0 },
-    ...history.filter((s) => s.sessionId !== session.sessionId)]);
-}));
-
-$("question-form").addEventListener("submit", action(async () => {
-  const level = state.answered + 1;
-  await api.submitResponse({
-    sessionId: state.sessionId,
-    level,
-    data: { question: QUESTIONS[state.answered], answer: $("answer").value },
-  });
-  state.answered = level;
-  showHistory(history.map((s) => (s.sessionId === state.sessionId ? { ...s, responseCount: level } : s)));
-  $("answer").value = "";
-}));
-
-function showMetadata(name, metadata) {
-  $("upload-status").textContent = `${name.split("/").pop()} was tagged with:`;
-  const tags = Object.entries(metadata).filter(([key]) => key !== "uploadTicket"); // the page's own
-  $("upload-metadata").replaceChildren(...tags.flatMap(([key, value]) => {
-    const term = document.createElement("dt");
-    term.textContent = key;
-    const definition = document.createElement("dd");
-    definition.textContent = value;
-    definition.dataset.key = key;
-    return [term, definition];
-  }));
-}
-
-$("upload-form").addEventListener("submit", action(async () => {
-  const file = $("file").files[0];
-  $("upload-status").textContent = `Uploading ${file.name}…`;
-  $("upload-metadata").replaceChildren();
-  // The ticket first: the storage trigger deletes an upload that has none (docs/api.md).
-  const { ticket, path: name } = await api.createUploadTicket({ sessionId: state.sessionId, name: file.name });
-  await storage.upload(name, file, ticket);
-  $("upload-status").textContent = `Uploaded ${file.name}; waiting for the trigger…`;
-  const metadata = await storage.waitForMetadata(name);
-  localStorage.setItem(LAST_UPLOAD, name);
-  showMetadata(name, metadata);
-}));
-
-// Sign up (a new account) or sign in (an account that exists: "I already have an account"),
-// then register, which claims this browser's guest into the account. register sends the SDK's
-// ID token (user.getIdToken()) with the guest key, or with the anonymous account's token.
-$("signup-form").addEventListener("submit", action(async (event) => {
-  const signIn = event.submitter && event.submitter.value === "signin";
-  const [email, password] = [$("email").value, $("password").value];
-  let anonymousToken = null;
-  if (auth.user && auth.user.isAnonymous) {
-    ({ anonymousToken } = signIn ? await auth.signInFromAnonymous(email, password)
-      : await auth.linkOrSignIn(email, password));
-  } else if (signIn) {
-    await auth.signIn(email, password);
-  } else {
-    await auth.signUp(email, password);
-  }
-  localStorage.removeItem(CLAIMED);
-  await registered(await api.register({}, { anonymousToken }));
-}));
-
 $("signout").addEventListener("click", action(async () => {
   await auth.signOut();
-  for (const key of [SESSION, CLAIMED, LAST_UPLOAD]) localStorage.removeItem(key);
-  state = { visitorNumber: null, sessionId: null, answered: 0 };
-  showHistory([]);
-  $("upload-status").textContent = "";
-  $("upload-metadata").replaceChildren();
+  await forgetVisitor();
+  notice("");
   $("claim-status").textContent = "";
 }));
 
 // "Continue on another device": a code for this guest, to enter there after signing in.
 $("handoff").addEventListener("click", action(async () => {
-  const { claimCode, expiresAt } = await api.createClaimCode();
+  const { claimCode, expiresAt } = await api.call("create_claim_code", {});
   const until = new Date(expiresAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   $("handoff-code").textContent = `Your code: ${claimCode} (valid until ${until}, once). ` +
     "Sign in on the other device and enter it there.";
@@ -206,29 +321,21 @@ $("handoff").addEventListener("click", action(async () => {
 
 // The other side: a signed-in user enters the code, and that guest's sessions come here.
 $("claim-form").addEventListener("submit", action(async () => {
-  const result = await api.register({ claimCode: $("claim-code").value.trim() });
+  const result = await api.call("register", { claimCode: $("claim-code").value.trim() });
   const note = await registered(result);
   $("claim-status").textContent = note || "Nothing more to bring: that code's guest is already here.";
   $("claim-code").value = "";
 }));
 
-async function restoreUpload() {
-  const name = localStorage.getItem(LAST_UPLOAD);
-  if (name && state.sessionId && name.startsWith(`sessions/${state.sessionId}/`)) {
-    showMetadata(name, await storage.metadata(name));
-  }
-}
-
-async function start() {
-  const config = await loadConfig();
+async function begin() {
+  config = await loadConfig();
   anonymousAuth = config.anonymousAuth === true;
   auth = await Auth.start(config);
-  api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken(),
-                     getAppCheckToken: startAppCheck(config) }); // null without config.appCheck
-  storage = new Storage(auth.app, config);
+  getAppCheckToken = startAppCheck(config); // null without config.appCheck
+  api = new Api(config.functionsUrl, { getIdToken: () => auth.getIdToken(), getAppCheckToken });
+  storage = storageSdk(auth.app, config);
   $("start").disabled = false; // index.html disables it until the config and the SDK are ready
   await restore();
-  await restoreUpload();
 }
 
 // A form the browser refuses (a required field empty, a password too short) is not sent, so no
@@ -236,7 +343,7 @@ async function start() {
 document.addEventListener("invalid", () => { $("error").hidden = true; }, true);
 
 try {
-  await start();
+  await begin();
 } catch (error) {
   showError(error);
 }

@@ -19,7 +19,7 @@ import {
   signOut,
 } from "firebase/auth";
 
-import { ApiError } from "./client.js";
+import { ApiError } from "@visitor-sessions/client";
 
 export class Auth {
   // Resolves once the SDK has restored the user of an earlier visit (or knows there is none).

@@ -1,12 +1,35 @@
 // What both pages (app.js, research.js) do with their elements: find one by id, show an
-// error in #error, and run a user action.
-import { ApiError } from "./client.js";
+// error in #error as a sentence that says what to do, and run a user action.
 
 export const $ = (id) => document.getElementById(id);
 
+// What a person can do about an error, by its code (the functions' codes, "network" when no
+// answer came). Other codes show the server's message, which is written for a person. The code
+// stays in #error's data-code, for tests and for a developer's inspector, never in the text.
+const WHAT_TO_DO = {
+  network: "The server could not be reached. Check your internet connection, then try again.",
+  unavailable: "The server is busy right now. Wait a minute, then try again.",
+  internal: "Something went wrong on our side. Wait a minute, then try again; if it keeps happening, tell the researcher.",
+  http_error: "Something went wrong on our side. Wait a minute, then try again; if it keeps happening, tell the researcher.",
+  resource_exhausted: "Too many requests from this browser. Wait a few minutes, then try again.",
+  timeout: "This is taking too long. Reload the page to see what was saved, then try again.",
+  guest_claimed: "Your answers were moved to an account: sign in to see them.",
+  study_closed: "This study is closed: it is not taking any more participants.",
+  study_full: "This study is full: it has all the participants it needs.",
+  already_participated: "You have already taken part in this study, and it can be taken only once.",
+};
+
+export function errorSentence(error) {
+  const code = error && error.code;
+  if (code && WHAT_TO_DO[code]) return WHAT_TO_DO[code];
+  const message = (error && error.message) || String(error);
+  return /[.!?]$/.test(message) ? message : `${message}.`;
+}
+
 export function showError(error) {
-  const code = error instanceof ApiError ? ` (${error.code})` : "";
-  $("error").textContent = `${error.message}${code}`;
+  console.error(error); // the details (a URL, the server's message) for a developer's console
+  $("error").textContent = errorSentence(error);
+  $("error").dataset.code = (error && error.code) || "";
   $("error").hidden = false;
 }
 

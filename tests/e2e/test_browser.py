@@ -107,7 +107,30 @@ def output_dir(request):
 
 
 def header(page):
+    """The page's title line: "Visitor #N" once started, "Welcome" before."""
     return page.locator("#status")
+
+
+def progress(page):
+    """Where the participant is: "Question 2 of 3", "All 3 questions answered", "Finished"."""
+    return page.locator("#progress")
+
+
+def answer(page, text: str):
+    """Answer the question shown; returns once the answer is in the package's outbox (the page
+    empties the field then), so that the saving line is about it."""
+    from playwright.sync_api import expect
+
+    page.get_by_label(re.compile(r"\?$")).fill(text)
+    page.get_by_role("button", name="Submit answer").click()
+    expect(page.locator("#answer")).to_have_value("")
+
+
+def saved(page):
+    """The package's status line once the server holds every answer recorded."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#saving")).to_have_text("All answers saved")
 
 
 @in_chromium
@@ -120,44 +143,52 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     page.goto(base + "/")
     expect(page.get_by_role("button", name="Start")).to_be_visible()
     page.get_by_role("button", name="Start").click()
-    expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
+    expect(header(page)).to_have_text("Visitor #1")
+    expect(progress(page)).to_have_text("Question 1 of 3")
 
-    for answer, progress in (
-        ("blue", "Level 2 • 33% Complete"),
-        ("Lyon", "Level 3 • 67% Complete"),
-        ("toast", "Level 3 • 100% Complete"),
+    for text, where in (
+        ("blue", "Question 2 of 3"),
+        ("Lyon", "Question 3 of 3"),
+        ("toast", "All 3 questions answered"),
     ):
-        page.get_by_label(re.compile(r"\?$")).fill(answer)
-        page.get_by_role("button", name="Submit answer").click()
-        expect(header(page)).to_have_text(f"Visitor #1 • {progress}")
+        answer(page, text)
+        expect(progress(page)).to_have_text(where)
+    expect(page.locator("#progress-bar")).to_have_attribute("value", "3")
+    saved(page)
     stored = rows(db, "SELECT level, data->>'answer' AS answer, visitor_number FROM responses ORDER BY level")
     assert [(r.level, r.answer, r.visitor_number) for r in stored] == [(1, "blue", 1), (2, "Lyon", 1), (3, "toast", 1)]
+    # The package sent them through submit_response's batch form.
+    assert any(url.endswith("/submit_response") for url in requested)
 
     (session_id,) = [r.id for r in rows(db, "SELECT id::text FROM sessions")]
     upload = tmp_path / "notes.txt"
     upload.write_text("hello from the browser\n")
     page.locator("#file").set_input_files(str(upload))
     page.get_by_role("button", name="Upload").click()
-    expect(page.locator("#upload-status")).to_have_text("notes.txt was tagged with:")
-    expect(page.locator('#upload-metadata dd[data-key="visitorNumber"]')).to_have_text("1")
-    expect(page.locator('#upload-metadata dd[data-key="sessionId"]')).to_have_text(session_id)
-    expect(page.locator('#upload-metadata dd[data-key="experimentId"]')).to_have_text("reference-page")
-    # The page uploaded with firebase/storage (uploadBytes, then getMetadata), through the Firebase
-    # Storage API that the dev server serves on top of the Storage emulator: the object the
-    # trigger tagged is the one the SDK wrote.
+    expect(page.locator("#upload-status")).to_have_text("notes.txt is saved (23 bytes).")
+    # The page uploaded with firebase/storage (uploadBytes), through the Firebase Storage API that
+    # the dev server serves on top of the Storage emulator, after asking create_upload_ticket; it
+    # learnt that the trigger recorded the file from get_visitor, never by reading the object's
+    # metadata (storage.rules forbid a deployed browser that).
     name = f"sessions%2F{session_id}%2Fnotes.txt"
     assert f"{base}/v0/b/{BUCKET}/o?name={name}" in requested
-    assert f"{base}/v0/b/{BUCKET}/o/{name}" in requested
+    assert f"{base}/v0/b/{BUCKET}/o/{name}" not in requested
+    ticket_at = next(i for i, url in enumerate(requested) if url.endswith("/create_upload_ticket"))
+    assert any(url.endswith("/get_visitor") for url in requested[ticket_at:])
     stored_object = requests.get(
         f"{stack.storage.url}/storage/v1/b/{BUCKET}/o/{name}", params={"alt": "media"}, timeout=10
     )
     assert stored_object.text == "hello from the browser\n"
-    # It asked create_upload_ticket first and uploaded with that ticket in the object's metadata,
-    # which the trigger verified (under UPLOAD_TICKETS=enforce it would have deleted the file).
-    assert any(url.endswith("/create_upload_ticket") for url in requested), requested
     metadata = requests.get(f"{stack.storage.url}/storage/v1/b/{BUCKET}/o/{name}", timeout=10).json()["metadata"]
     assert upload_tickets.TICKET.fullmatch(metadata["uploadTicket"]) and metadata["visitorNumber"] == "1"
-    expect(page.locator('#upload-metadata dd[data-key="uploadTicket"]')).to_have_count(0)  # the page's own key
+
+    page.get_by_role("button", name="Finish").click()
+    expect(page.locator("#done-step")).to_be_visible()
+    expect(page.locator("#done-step")).to_contain_text("Done, thank you!")
+    expect(progress(page)).to_have_text("Finished")
+    expect(page.get_by_role("button", name="Finish")).to_be_hidden()
+    (session,) = rows(db, "SELECT outcome, completed_at FROM sessions")
+    assert session.outcome == "completed" and session.completed_at is not None
 
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill("correct-horse")
@@ -165,18 +196,23 @@ def test_whole_flow_as_a_guest_who_signs_up(stack, api, db, bridge, page, tmp_pa
     expect(page.locator("#account")).to_have_text("Signed in as ada@example.com • 1 session migrated")
     # The Firebase JS SDK signed up on the Auth emulator (connectAuthEmulator).
     assert f"http://{stack.auth.host}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=demo-api-key" in requested
-    expect(header(page)).to_have_text("Visitor #1 • Level 3 • 100% Complete")
-    expect(page.locator("#history li")).to_have_text([f"Session {session_id[:8]} • 3 answers"])
+    expect(header(page)).to_have_text("Visitor #1")
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Started .+ • 3 answers$")])
     assert page.evaluate("localStorage.getItem('guestKey')") is None
     (user,) = rows(db, "SELECT email, visitor_number FROM users")
     assert (user.email, user.visitor_number) == ("ada@example.com", 1)
 
     page.reload()
-    expect(header(page)).to_have_text("Visitor #1 • Level 3 • 100% Complete")
+    expect(header(page)).to_have_text("Visitor #1")
+    expect(progress(page)).to_have_text("Finished")
+    expect(page.locator("#done-step")).to_be_visible()
     expect(page.locator("#account")).to_have_text("Signed in as ada@example.com • 1 session migrated")
-    expect(page.locator("#history li")).to_have_text([f"Session {session_id[:8]} • 3 answers"])
-    expect(page.locator('#upload-metadata dd[data-key="visitorNumber"]')).to_have_text("1")
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Started .+ • 3 answers$")])
+    expect(page.locator("#upload-status")).to_have_text("notes.txt is saved (23 bytes).")
     expect(page.locator("#error")).to_be_hidden()
+    # Written for a participant: no session id, no tags of the file, no error codes.
+    text = page.locator("body").inner_text()
+    assert session_id not in text and session_id[:8] not in text and "uploadTicket" not in text
     # Nothing from a CDN: every request went to the stack on this machine.
     assert all(url.startswith("http://127.0.0.1:") for url in requested), requested
     page.screenshot(path=str(output_dir / "page.png"), full_page=True)
@@ -189,24 +225,105 @@ def test_reload_restores_a_guest(stack, api, db, page):
 
     page.goto(stack.env()["FUNCTIONS_URL"] + "/index.html")
     page.get_by_role("button", name="Start").click()
-    expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
-    page.get_by_label(re.compile(r"\?$")).fill("green")
-    page.get_by_role("button", name="Submit answer").click()
-    expect(header(page)).to_have_text("Visitor #1 • Level 2 • 33% Complete")
+    expect(progress(page)).to_have_text("Question 1 of 3")
+    answer(page, "green")
+    expect(progress(page)).to_have_text("Question 2 of 3")
+    saved(page)
     page.reload()
-    expect(header(page)).to_have_text("Visitor #1 • Level 2 • 33% Complete")
+    expect(header(page)).to_have_text("Visitor #1")
+    expect(progress(page)).to_have_text("Question 2 of 3")
     expect(page.get_by_role("button", name="Start")).to_be_hidden()
 
 
 @in_chromium
-def test_an_error_answer_shows_as_a_message(stack, api, db, page):
+def test_answers_given_offline_are_kept_and_finish_waits_until_they_are_stored(stack, api, db, page):
+    """The network cut after the first answer: the next two wait in the package's outbox, Finish
+    says it is waiting rather than done, and once the connection is back every answer is stored
+    before the page says "Done, thank you!"."""
+    from playwright.sync_api import expect
+
+    page.goto(stack.env()["FUNCTIONS_URL"] + "/")
+    page.get_by_role("button", name="Start").click()
+    answer(page, "blue")
+    saved(page)
+    page.context.set_offline(True)
+    answer(page, "Lyon")
+    answer(page, "toast")
+    expect(progress(page)).to_have_text("All 3 questions answered")
+    page.get_by_role("button", name="Finish").click()
+    expect(page.locator("#saving")).to_contain_text("Not saved yet: ")
+    expect(page.locator("#saving")).to_contain_text("kept in this browser")
+    expect(page.locator("#done-step")).to_be_hidden()
+    assert [r.level for r in rows(db, "SELECT level FROM responses")] == [1]
+    assert rows(db, "SELECT id FROM sessions WHERE completed_at IS NOT NULL") == []
+
+    page.context.set_offline(False)
+    expect(page.locator("#done-step")).to_be_visible()
+    expect(page.locator("#done-step")).to_contain_text("Done, thank you!")
+    expect(page.locator("#saving")).to_have_text("All answers saved")
+    assert [r.answer for r in rows(db, "SELECT data->>'answer' AS answer FROM responses ORDER BY level")] == [
+        "blue",
+        "Lyon",
+        "toast",
+    ]
+    (session,) = rows(db, "SELECT outcome FROM sessions WHERE completed_at IS NOT NULL")
+    assert session.outcome == "completed"
+    expect(page.locator("#error")).to_be_hidden()
+
+
+@in_chromium
+def test_download_my_data_and_withdraw_are_each_confirmed(stack, api, db, bridge, page, tmp_path, output_dir):
+    from playwright.sync_api import expect
+
+    page.goto(stack.env()["FUNCTIONS_URL"] + "/")
+    page.get_by_role("button", name="Start").click()
+    answer(page, "blue")
+    saved(page)
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download my data").click()
+    assert download.value.suggested_filename == "visitor-1.json"
+    download.value.save_as(tmp_path / "mine.json")
+    exported = json.loads((tmp_path / "mine.json").read_text())
+    assert exported["visitorNumber"] == 1
+    assert [r["data"]["answer"] for r in exported["sessions"][0]["responses"]] == ["blue"]
+    expect(page.locator("#notice")).to_have_text("Downloaded visitor-1.json: 1 session and 1 answer.")
+
+    page.get_by_role("button", name="Withdraw").click()  # asked first; keeping the data changes nothing
+    expect(page.locator("#confirm-withdraw")).to_be_visible()
+    expect(page.locator("#confirm-withdraw")).to_contain_text("cannot be undone")
+    page.screenshot(path=str(output_dir / "withdraw.png"), full_page=True)
+    page.get_by_role("button", name="Keep my data").click()
+    expect(page.locator("#confirm-withdraw")).to_be_hidden()
+    assert len(rows(db, "SELECT id FROM sessions")) == 1
+
+    page.get_by_role("button", name="Withdraw").click()
+    page.get_by_role("button", name="Delete my data").click()
+    expect(page.locator("#notice")).to_have_text(
+        "Your data has been deleted: 1 session, 1 answer. Thank you for your time."
+    )
+    expect(header(page)).to_have_text("Welcome")
+    expect(page.locator("#data-step")).to_be_hidden()
+    assert rows(db, "SELECT id FROM sessions") == [] and rows(db, "SELECT id FROM responses") == []
+    assert page.evaluate("localStorage.getItem('guestKey')") is None
+    page.reload()  # nothing of the withdrawn visitor comes back
+    expect(header(page)).to_have_text("Welcome")
+    page.get_by_role("button", name="Start").click()  # a new start is a new visitor: numbers are never reused
+    expect(header(page)).to_have_text("Visitor #2")
+    expect(progress(page)).to_have_text("Question 1 of 3")
+
+
+@in_chromium
+def test_an_error_answer_shows_as_a_sentence(stack, api, db, page):
     from playwright.sync_api import expect
 
     page.goto(stack.env()["FUNCTIONS_URL"] + "/")
     page.evaluate("localStorage.setItem('guestKey', 'too-short')")
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#error")).to_be_visible()
-    expect(page.locator("#error")).to_contain_text("(invalid_argument)")
+    expect(page.locator("#error")).to_have_attribute("data-code", "invalid_argument")
+    expect(page.locator("#error")).not_to_contain_text("(invalid_argument)")
+    expect(page.locator("#error")).to_have_text(re.compile(r"^[A-Z].+[.!?]$"))
     expect(header(page)).to_have_text("Welcome")
 
 
@@ -221,22 +338,20 @@ def test_the_pages_edges(stack, api, db, auth_emulator, page):
     existing = auth_emulator.new_user()
     page.goto(stack.env()["FUNCTIONS_URL"] + "/")
     page.get_by_role("button", name="Start").click()
-    expect(page.locator("#history li")).to_have_text([re.compile(r"^Session \w{8} • 0 answers$")])
-    page.get_by_label(re.compile(r"\?$")).fill("blue")
-    page.get_by_role("button", name="Submit answer").click()
-    expect(page.locator("#history li")).to_have_text([re.compile(r"^Session \w{8} • 1 answer$")])  # not "1 answers"
-    for answer in ("Lyon", "toast"):
-        page.get_by_label(re.compile(r"\?$")).fill(answer)
-        page.get_by_role("button", name="Submit answer").click()
-    expect(page.locator("#history li")).to_have_text([re.compile(r"^Session \w{8} • 3 answers$")])
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Started .+ • 0 answers$")])
+    answer(page, "blue")
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Started .+ • 1 answer$")])  # not "1 answers"
+    for text in ("Lyon", "toast"):
+        answer(page, text)
+    expect(page.locator("#history li")).to_have_text([re.compile(r"^Started .+ • 3 answers$")])
+    saved(page)
     assert failed == []  # the favicon included
 
     page.get_by_label("Email").fill(existing.email)
     page.get_by_label("Password").fill("correct-horse")
     page.get_by_role("button", name="Sign up", exact=True).click()
     expect(page.locator("#error")).to_have_text(
-        "Sign-up failed: an account with this email exists already: use \u201cI already have an account\u201d. "
-        "(auth/email-already-in-use)"
+        "Sign-up failed: an account with this email exists already: use \u201cI already have an account\u201d."
     )
     page.get_by_label("Password").fill("abc")  # the browser refuses it (minlength 6) and sends nothing
     page.get_by_role("button", name="Sign up", exact=True).click()
@@ -267,6 +382,36 @@ def functions_with_short_timeouts(stack, tmp_path):
 
 
 @in_chromium
+def test_an_answer_not_yet_stored_at_a_reload_is_sent_by_the_reloaded_page(db, page, functions_with_short_timeouts):
+    """The responses table locked against writes (submit_response answers 503, the keepalive send on
+    leaving too) while the second answer is given and the page reloaded: the reloaded page finds
+    the answer in the package's outbox, resumes the session and sends it once the lock is gone."""
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    server, _ = functions_with_short_timeouts
+    page.goto(f"{server.url}/")
+    page.get_by_role("button", name="Start").click()
+    answer(page, "blue")
+    saved(page)
+    with db.connect() as conn:  # reads go on (get_visitor after the reload), writes wait and time out
+        transaction = conn.begin()
+        conn.execute(text("LOCK TABLE responses IN SHARE MODE"))
+        answer(page, "Lyon")
+        expect(page.locator("#saving")).to_contain_text("Not saved yet: 1 answer kept in this browser")
+        page.reload()
+        expect(progress(page)).to_have_text("Question 3 of 3")
+        expect(page.locator("#saving")).to_contain_text("1 answer kept in this browser")  # resumed, still waiting
+        transaction.rollback()
+    saved(page)
+    assert [r.answer for r in rows(db, "SELECT data->>'answer' AS answer FROM responses ORDER BY level")] == [
+        "blue",
+        "Lyon",
+    ]
+    assert len(rows(db, "SELECT id FROM sessions")) == 1
+
+
+@in_chromium
 def test_a_503_is_tried_again_with_the_same_session_id(db, page, functions_with_short_timeouts):
     from playwright.sync_api import expect
     from sqlalchemy import text
@@ -279,8 +424,8 @@ def test_a_503_is_tried_again_with_the_same_session_id(db, page, functions_with_
         page.get_by_role("button", name="Start").click()
         wait_until(lambda: "answered unavailable" in log.read_text(), "create_session to answer 503", timeout=30)
         transaction.rollback()
-    # The client waited Retry-After and sent the same request again, which now succeeds.
-    expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
+    # The package waited Retry-After and sent the same request again, which now succeeds.
+    expect(header(page)).to_have_text("Visitor #1")
     expect(page.locator("#error")).to_be_hidden()
     (session,) = rows(db, "SELECT id FROM sessions")
     assert page.evaluate("localStorage.getItem('sessionId')") == str(session.id)
@@ -394,7 +539,7 @@ def test_another_origin_in_allowed_origins_may_call_the_functions(db, page, page
     config["functionsUrl"] = functions_allowing.url
     page.goto(f"{origin}/")
     page.get_by_role("button", name="Start").click()
-    expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
+    expect(header(page)).to_have_text("Visitor #1")
     expect(page.locator("#error")).to_be_hidden()
 
 
@@ -419,7 +564,7 @@ def test_with_a_functions_region_the_page_calls_the_functions_own_urls(db, page,
     page.route(f"{production}/**", to_this_machine)
     page.goto(f"{origin}/")
     page.get_by_role("button", name="Start").click()
-    expect(header(page)).to_have_text("Visitor #1 • Level 1 • 0% Complete")
+    expect(header(page)).to_have_text("Visitor #1")
     assert f"{production}/create_session" in called
     assert not any("/api/" in url for url in called)
     assert len(rows(db, "SELECT id FROM sessions")) == 1
@@ -431,9 +576,16 @@ def test_another_origin_not_allowed_sees_the_refusal_as_a_message(stack, api, db
 
     origin, config = page_origin
     config["functionsUrl"] = stack.env()["FUNCTIONS_URL"]  # ALLOWED_ORIGINS is only https://study.example.org
+    console = []
+    page.on("console", lambda message: console.append(message.text))
     page.goto(f"{origin}/")
     page.get_by_role("button", name="Start").click()
-    expect(page.locator("#error")).to_be_visible()
-    expect(page.locator("#error")).to_contain_text("refused by CORS")
+    # The participant is told what to do (once the package gave up trying, about half a minute);
+    # the likely cause goes to the developer's console.
+    expect(page.locator("#error")).to_have_text(
+        "The server could not be reached. Check your internet connection, then try again.", timeout=90_000
+    )
+    expect(page.locator("#error")).to_have_attribute("data-code", "network")
     expect(header(page)).to_have_text("Welcome")
+    assert any("refused by CORS" in line and "ALLOWED_ORIGINS" in line for line in console), console
     assert rows(db, "SELECT id FROM sessions") == []
