@@ -241,7 +241,12 @@ def _serve(
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(ServiceError("Something went wrong on our side; see the service logs."))
-    reading.finish(request, MAX_BODY_BYTES)
+    if reading.finish(request, MAX_BODY_BYTES):
+        # gunicorn closes the connection without reading the rest of the body: the answer must say
+        # "Connection: close", or a client's keep-alive pool may send its next request into the
+        # closing connection (RemoteDisconnected). gunicorn ignores a Connection header from the
+        # application; its response object (whose start_response the answer is given) can be told.
+        response = _closing(response)
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
@@ -249,6 +254,23 @@ def _serve(
         # download's file name.
         response.headers["Access-Control-Expose-Headers"] = "Retry-After, Content-Disposition"
     return response
+
+
+class _ClosingResponse(flask.Response):
+    """An answer after which the server closes the connection, and says so."""
+
+    def __call__(self, environ, start_response):
+        server_response = getattr(start_response, "__self__", None)
+        force_close = getattr(server_response, "force_close", None)  # gunicorn's http.wsgi.Response
+        if callable(force_close):
+            force_close()
+        return super().__call__(environ, start_response)
+
+
+def _closing(response: flask.Response) -> flask.Response:
+    closing = _ClosingResponse(response.get_data(), status=response.status, headers=response.headers)
+    closing.direct_passthrough = False
+    return closing
 
 
 def _check_app(request: flask.Request) -> None:

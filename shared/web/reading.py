@@ -59,22 +59,25 @@ def read_body(request: flask.Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def finish(request: flask.Request, limit: int) -> None:
+def finish(request: flask.Request, limit: int) -> bool:
     """After the answer is made: a body not read yet (the request was refused before it) is read
     as read_body would, so that the connection can serve its next request; one that was refused
     is read no more. functions-framework would read all of it after the answer (get_data in its
-    after_request), and gunicorn the rest to find the next request; it closes the connection."""
+    after_request), and gunicorn the rest to find the next request; it closes the connection.
+    True when the connection is closed after this answer: the answer must then say
+    `Connection: close`, or a client may send its next request into the closing connection."""
     state = request.environ.get(_READ)
     if state or not _has_body(request):
-        return
+        return False
     if state is None:
         try:
             read_body(request, limit)
-            return
+            return False
         except ServiceError:
             pass
     request.stream = io.BytesIO()  # what get_data reads now
     _close_after_answer(request.environ)
+    return True
 
 
 def _has_body(request: flask.Request) -> bool:

@@ -236,3 +236,19 @@ def test_a_small_body_of_a_refused_request_is_read_so_the_connection_serves_the_
         assert following.status == 401 and connection.sock is sock  # the same connection
     finally:
         connection.close()
+
+
+def test_a_refused_body_closes_the_connection_and_the_answer_says_so(server):
+    """A body over the limit is read no more and gunicorn closes the connection after the 413: the
+    answer says `Connection: close`, so a client's keep-alive pool opens a new connection for its
+    next request instead of sending it into the closing one (RemoteDisconnected, now and then)."""
+    session = requests.Session()
+    url = f"http://127.0.0.1:{server.port}/create_session"
+    headers = {"Content-Type": "application/json", "X-Guest-Key": new_guest_key()}
+    for _ in range(20):
+        refused = session.post(url, data=b"x" * (MAX_BODY_BYTES + 1), headers=headers, timeout=30)
+        assert refused.status_code == 413 and refused.headers["Connection"] == "close"
+        following = session.post(url, data=b"[", headers=headers, timeout=30)
+        assert following.status_code == 400 and following.json()["error"]["code"] == "invalid_json"
+    # An answer whose body was read keeps the connection.
+    assert "close" not in following.headers.get("Connection", "")
