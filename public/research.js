@@ -5,7 +5,7 @@
 
 import { loadConfig } from "./config.js";
 import { $, action as uiAction, showError } from "./ui.js";
-import { ApiError, Client } from "./client.js";
+import { Api, ApiError } from "@visitor-sessions/client";
 import { Auth } from "./auth.js";
 import { dailySessionsChart, levelFunnelChart } from "./charts.js";
 import { configurationArticle, configurationForm, documentOf, utc } from "./research_config.js";
@@ -147,7 +147,7 @@ function describeDetails(details) {
 
 // The researchers' trail, under the figures: for a researcher with `researcher: true` only.
 async function showTrail() {
-  const { actions } = await asResearcher(() => api.getResearcherActions());
+  const { actions } = await asResearcher(() => api.call("get_researcher_actions"));
   $("trail").tBodies[0].replaceChildren(...actions.map((act) => {
     const row = document.createElement("tr");
     row.dataset.action = act.action;
@@ -171,7 +171,7 @@ function describeScope(scope, experiments) {
 // The configured experiments the account covers, each with its settings, its figures (from
 // get_study_stats, when it gives them) and a form; and the form for a new one.
 async function showConfigurations(stats) {
-  const { experiments } = await asResearcher(() => api.call("configure_experiment", { method: "GET" }));
+  const { experiments } = await asResearcher(() => api.call("configure_experiment"));
   const byId = new Map(stats.experiments.map((experiment) => [experiment.experimentId, experiment]));
   $("configurations").replaceChildren(...experiments.map((config) =>
     configurationArticle(config, byId.get(config.experimentId), saveConfiguration)));
@@ -182,7 +182,7 @@ async function showConfigurations(stats) {
 
 const saveConfiguration = action(async (event) => {
   const config = documentOf(event.target);
-  const saved = await asResearcher(() => api.call("configure_experiment", { method: "POST", body: config }));
+  const saved = await asResearcher(() => api.call("configure_experiment", config));
   await showStudies();
   showNotice(`Saved the configuration of ${saved.experimentId} (${utc(saved.updatedAt)}).`);
 });
@@ -192,7 +192,7 @@ async function showStudies() {
   let stats;
   try {
     // A token taken before the role was granted is refreshed and tried again (asResearcher).
-    stats = await asResearcher(() => api.getStudyStats());
+    stats = await asResearcher(() => api.call("get_study_stats"));
   } catch (error) {
     if (error instanceof ApiError && error.code === "permission_denied") {
       showNotice(`${auth.user.email} is not a researcher, so this page shows it no study data. ` +
@@ -237,7 +237,7 @@ async function download(button) {
   const scope = scopeOf(await auth.claims()) || { every: true, experiments: [] };
   const experimentId = exportExperiments(scope);
   $("download-status").textContent = `Preparing ${button.textContent}…`;
-  const { blob, filename } = await asResearcher(() => api.exportData({ format, table, experimentId }));
+  const { blob, filename } = await asResearcher(() => api.download("export_data", { format, table, experimentId }));
   const name = filename || (format === "zip" ? "export.zip" : `${table}.${format}`);
   const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
@@ -258,7 +258,7 @@ document.querySelectorAll("#downloads-step button[data-format]").forEach((button
 
 $("exclude-form").addEventListener("submit", action(async () => {
   const sessionId = $("exclude-session-id").value.trim();
-  const excluded = await asResearcher(() => api.call("exclude_session", { method: "POST", body: { sessionId } }));
+  const excluded = await asResearcher(() => api.call("exclude_session", { sessionId }));
   $("exclude-session-id").value = "";
   await showStudies();
   $("exclude-status").textContent = `Excluded session ${excluded.sessionId}` +
@@ -281,7 +281,7 @@ $("sign-out").addEventListener("click", action(async () => {
 async function start() {
   const config = await loadConfig();
   auth = await Auth.start(config);
-  api = new Client({ functionsUrl: config.functionsUrl, getIdToken: () => auth.getIdToken() });
+  api = new Api(config.functionsUrl, { getIdToken: () => auth.getIdToken() });
   render();
   if (auth.user) await showStudies();
 }

@@ -194,7 +194,7 @@ def test_cors_preflight_from_an_allowed_origin(api, db):
     assert actual.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     error = api.post("create_session", {}, headers={"Origin": ALLOWED_ORIGIN})
     assert error.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN  # errors are readable too
-    # and so is a 503's Retry-After, for the page's retry (public/client.js)
+    # and so is a 503's Retry-After, for the client package's waits (client/src/outbox.ts)
     assert error.headers["Access-Control-Expose-Headers"] == "Retry-After, Content-Disposition"
 
 

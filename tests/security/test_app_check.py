@@ -359,15 +359,15 @@ def test_a_browser_may_send_the_header(api):
     assert "x-firebase-appcheck" in allowed
 
 
-# --- The page's client (public/client.js) ----------------------------------------
+# --- The pages' client (the client package's Api, built by make client into client/dist/) -------
 
 NODE_CLIENT = """
-import { Client } from "./public/client.js";
+import { Api } from "./client/dist/index.js";
 const { url, idToken, appCheckToken } = JSON.parse(process.env.CLIENT_TEST);
-const api = new Client({ functionsUrl: url, getIdToken: async () => idToken,
-                         getAppCheckToken: appCheckToken ? async () => appCheckToken : null });
+const api = new Api(url, { getIdToken: async () => idToken,
+                           getAppCheckToken: appCheckToken ? async () => appCheckToken : null });
 try {
-  const session = await api.createSession({});
+  const session = await api.call("create_session", {});
   console.log(JSON.stringify({ visitorNumber: session.visitorNumber }));
 } catch (error) {
   console.log(JSON.stringify({ code: error.code, message: error.message }));
