@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import Field, StrictInt
 
 from shared.core.db import statement, transaction
 from shared.core.encodings import compact_json, rfc3339
@@ -19,7 +19,7 @@ from shared.studies.config import PROLIFIC_COMPLETE_URL, ExperimentConfig, Name,
 from shared.studies.participants import Participant, participant_hash
 from shared.visitors.sessions import ANONYMOUS_CLAIMED
 from shared.web.auth import Caller, Guest
-from shared.web.bodies import Body
+from shared.web.bodies import Body, SessionId
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -34,21 +34,9 @@ ANSWER_FIELDS = ("sessionId", "outcome", "completedAt", "completionCode", "redir
 class Completion(Body):
     """complete_session's body."""
 
-    sessionId: uuid.UUID
+    sessionId: SessionId
     outcome: Name = "completed"
     responseCount: Annotated[StrictInt, Field(ge=0)]
-
-    @field_validator("sessionId", mode="before")
-    @classmethod
-    def _session_uuid(cls, value):
-        if isinstance(value, uuid.UUID):
-            return value
-        if not isinstance(value, str):
-            raise ValueError("is required: the sessionId that create_session returned")
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValueError("must be a UUID such as 3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c") from None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,16 @@ import re
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+)
 
 from shared.web.limits import (
     CLAIM_CODE_MAX,
@@ -123,18 +132,21 @@ def _parse_uuid(value):
         raise ValueError("must be a UUID such as 3f0c8a4e-5b7d-4c1e-9a2b-6d8e0f1a2b3c") from None
 
 
+def _required_session_uuid(value):
+    if value is None:
+        raise ValueError("is required (the sessionId that create_session returned)")
+    return _parse_uuid(value)
+
+
+# A request's sessionId: required, a UUID string.
+SessionId = Annotated[UUID, BeforeValidator(_required_session_uuid)]
+
+
 class NewResponse(Body):
-    sessionId: UUID
+    sessionId: SessionId
     responseId: UUID | None = None
     level: Annotated[int, Field(ge=0, le=MAX_LEVEL)] | None = None
     data: Any  # required; any JSON value, null included
-
-    @field_validator("sessionId", mode="before")
-    @classmethod
-    def _session_uuid(cls, value):
-        if value is None:
-            raise ValueError("is required (the sessionId that create_session returned)")
-        return _parse_uuid(value)
 
     @field_validator("responseId", mode="before")
     @classmethod
@@ -175,15 +187,8 @@ class ResponseItem(Body):
 class NewResponses(Body):
     """submit_response's batch form: 1 to MAX_BATCH_RESPONSES responses of one session."""
 
-    sessionId: UUID
+    sessionId: SessionId
     responses: Annotated[list[ResponseItem], Field(min_length=1, max_length=MAX_BATCH_RESPONSES)]
-
-    @field_validator("sessionId", mode="before")
-    @classmethod
-    def _session_uuid(cls, value):
-        if value is None:
-            raise ValueError("is required (the sessionId that create_session returned)")
-        return _parse_uuid(value)
 
 
 class Registration(Body):
@@ -212,15 +217,8 @@ class NewClaimCode(Body):
 class UploadTicketRequest(Body):
     """create_upload_ticket's body: the session to upload into, and the file's name in it."""
 
-    sessionId: UUID
+    sessionId: SessionId
     name: StrictStr
-
-    @field_validator("sessionId", mode="before")
-    @classmethod
-    def _session_uuid(cls, value):
-        if value is None:
-            raise ValueError("is required (the sessionId that create_session returned)")
-        return _parse_uuid(value)
 
     @field_validator("name")
     @classmethod
