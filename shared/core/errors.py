@@ -52,6 +52,11 @@ class GuestClaimed(ServiceError):
     code, status = "guest_claimed", 403
 
 
+# GuestClaimed's message for an anonymous Firebase account whose data a signed-in account claimed
+# (docs/api.md), said alike by every function a visitor calls.
+ANONYMOUS_CLAIMED = "This anonymous account's data now belongs to a signed-in account; sign in to continue."
+
+
 class NotFound(ServiceError):
     code, status = "not_found", 404
 

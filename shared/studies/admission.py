@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.core.db import statement
 from shared.core.errors import (
+    ANONYMOUS_CLAIMED,
     AlreadyParticipated,
     GuestClaimed,
     InvalidArgument,
@@ -264,8 +265,6 @@ def _find_participant(
         return _Found(row.assignment_id, row.condition, row.counted, hashes=owner)
     row = conn.first(statement("admission/participant_user"), {**params, "user_id": caller.uid})
     if row.claimed:
-        from shared.visitors.sessions import ANONYMOUS_CLAIMED
-
         raise GuestClaimed(ANONYMOUS_CLAIMED)
     owners = [
         Participant(user_id=caller.uid),

@@ -13,11 +13,18 @@ from pydantic import Field, StrictInt
 
 from shared.core.db import statement, transaction
 from shared.core.encodings import compact_json, rfc3339
-from shared.core.errors import Conflict, GuestClaimed, Incomplete, InvalidArgument, NotFound, PermissionDenied
+from shared.core.errors import (
+    ANONYMOUS_CLAIMED,
+    Conflict,
+    GuestClaimed,
+    Incomplete,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from shared.core.logs import get_logger
 from shared.studies.config import PROLIFIC_COMPLETE_URL, ExperimentConfig, Name, fill
 from shared.studies.participants import Participant, participant_hash
-from shared.visitors.sessions import ANONYMOUS_CLAIMED
 from shared.web.auth import Caller, Guest
 from shared.web.bodies import Body, SessionId
 

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from shared.core.db import RaceLost, rerun_if_race_lost, single_statement, sqlstate, statement
 from shared.core.encodings import rfc3339
-from shared.core.errors import Conflict, GuestClaimed, InvalidArgument, NotFound, PermissionDenied
+from shared.core.errors import ANONYMOUS_CLAIMED, Conflict, GuestClaimed, InvalidArgument, NotFound, PermissionDenied
 from shared.core.logs import get_logger
-from shared.visitors.sessions import ANONYMOUS_CLAIMED
 from shared.web.auth import Caller, Guest
 from shared.web.limits import encode_data
 

@@ -22,7 +22,7 @@ from shared.core.db import (
     transaction,
 )
 from shared.core.encodings import compact_json, rfc3339
-from shared.core.errors import Conflict, GuestClaimed, InvalidArgument, NotFound, ResourceExhausted
+from shared.core.errors import ANONYMOUS_CLAIMED, Conflict, GuestClaimed, InvalidArgument, NotFound, ResourceExhausted
 from shared.core.logs import get_logger
 from shared.visitors.guest_limit import Window
 from shared.web.auth import Caller, Guest, User
@@ -56,8 +56,6 @@ _CONFIGURED: set[str] = set()
 _CONFIGURED_KEPT = 4096
 
 _SESSION_ID_IN_USE = "This sessionId is already in use; send a new one (or none)."
-# An anonymous Firebase account whose data a signed-in account claimed (docs/api.md).
-ANONYMOUS_CLAIMED = "This anonymous account's data now belongs to a signed-in account; sign in to continue."
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.core.db import single_statement, statement
 from shared.core.encodings import rfc3339
-from shared.core.errors import GuestClaimed, NotFound, PermissionDenied
+from shared.core.errors import ANONYMOUS_CLAIMED, GuestClaimed, NotFound, PermissionDenied
 from shared.core.logs import get_logger
 from shared.web.auth import Caller, Guest
 
@@ -110,8 +110,6 @@ def create_upload_ticket(
     if row is None or row.outcome == "missing":
         raise NotFound("No session with this sessionId; create one with create_session first.")
     if row.outcome == "claimed":
-        from shared.visitors.sessions import ANONYMOUS_CLAIMED
-
         raise GuestClaimed(ANONYMOUS_CLAIMED)
     if row.outcome != "owned":
         raise PermissionDenied("This session belongs to another visitor.")
