@@ -7,7 +7,7 @@
 // The guest is the package's key in localStorage, or with config.anonymousAuth a Firebase
 // anonymous account (docs/api.md); everything else is the same.
 
-import { Api, start as startStudy } from "@visitor-sessions/client";
+import { Api, forgetGuestKey, start as startStudy, storedGuestKey } from "@visitor-sessions/client";
 
 import { loadConfig } from "./config.js";
 import { $, action as uiAction, showError } from "./ui.js";
@@ -21,7 +21,6 @@ const QUESTIONS = [
   "Which city were you born in?",
   "What did you have for breakfast?",
 ];
-const GUEST_KEY = "guestKey"; // where the package keeps this browser's guest key
 const SESSION = "sessionId"; // the session this browser started
 const PROGRESS = "progress"; // {sessionId, answered, finished}: what this browser recorded
 const CLAIMED = "claimNote"; // what the last register claimed, shown beside the account
@@ -148,7 +147,7 @@ function showUpload(upload) {
 // --- restoring after a reload ----------------------------------------------------------
 
 async function restore() {
-  if (!auth.user && !localStorage.getItem(GUEST_KEY)) return;
+  if (!auth.user && !storedGuestKey()) return;
   if (anonymousAuth && !auth.user) return; // a key left from the other mode is not this page's guest
   let visitor;
   try {
@@ -184,7 +183,7 @@ async function restore() {
 // The visitor is gone from this browser (claimed by an account elsewhere, withdrawn, signed
 // out): forget its key, session and progress, and start afresh.
 async function forgetVisitor({ signOut = true } = {}) {
-  localStorage.removeItem(GUEST_KEY);
+  forgetGuestKey();
   if (signOut && auth.user && (auth.user.isAnonymous || signOut === "always")) await auth.signOut();
   for (const key of [SESSION, PROGRESS, CLAIMED]) localStorage.removeItem(key);
   study = null;
@@ -277,10 +276,10 @@ $("signup-form").addEventListener("submit", action(async (event) => {
     await auth.signUp(email, password);
   }
   localStorage.removeItem(CLAIMED);
-  const key = localStorage.getItem(GUEST_KEY);
+  const key = storedGuestKey();
   const extra = anonymousToken ? { "X-Anonymous-Token": anonymousToken } : key ? { "X-Guest-Key": key } : {};
   const result = await api.call("register", {}, { headers: extra });
-  if (!anonymousToken) localStorage.removeItem(GUEST_KEY); // claimed: the account holds it now
+  if (!anonymousToken) forgetGuestKey(); // claimed: the account holds it now
   await registered(result);
 }));
 

@@ -5,7 +5,7 @@
 
 import { randomUuid } from "./uuid.js";
 
-const GUEST_KEY = "guestKey"; // the key public/client.js keeps too: one guest per browser
+const GUEST_KEY = "guestKey"; // localStorage: one guest per browser
 let memoryGuestKey: string | null = null;
 
 /** An error answer of a function, or "network" when no answer came. */
@@ -44,6 +44,25 @@ export function guestKey(): string {
   } catch {
     memoryGuestKey ??= randomUuid();
     return memoryGuestKey;
+  }
+}
+
+/** This browser's guest key if it has one (none is made). */
+export function storedGuestKey(): string | null {
+  try {
+    return localStorage.getItem(GUEST_KEY);
+  } catch {
+    return memoryGuestKey;
+  }
+}
+
+/** Forget this browser's guest key: after a claim (the account holds its data) or a withdrawal. */
+export function forgetGuestKey(): void {
+  memoryGuestKey = null;
+  try {
+    localStorage.removeItem(GUEST_KEY);
+  } catch {
+    // storage refused: the memory key was the only one
   }
 }
 

@@ -6,7 +6,7 @@
 //   await study.complete();
 //   study.redirect();
 
-export { Api, ApiError, guestKey, type CallOptions, type Credentials, type Query } from "./http.js";
+export { Api, ApiError, forgetGuestKey, guestKey, storedGuestKey, type CallOptions, type Credentials, type Query } from "./http.js";
 export { JsPsychExtension, type ExtensionParams } from "./jspsych.js";
 export {
   MAX_RESPONSE_BYTES,
