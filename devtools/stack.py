@@ -324,6 +324,9 @@ class FunctionsServer:
             "0",
             "--graceful-timeout",
             "5",
+            # gunicorn 27's control socket has one path per user (~/.gunicorn/gunicorn.ctl): the
+            # servers of tests and of make dev would take it from each other. Nothing here uses it.
+            "--no-control-socket",
             "devtools.serve:app",
         ]
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}

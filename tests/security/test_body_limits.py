@@ -141,6 +141,12 @@ def test_a_100_mib_chunked_body_is_refused_while_it_streams_with_the_memory_flat
         def read_answer():
             answers.append(Answer(sock))
             sent_when_answered.append(sent)
+            # What a client does once answered: stop sending. A send blocked on the server's closed
+            # window (it reads no more; its side may wait in FIN-WAIT-2 for a minute) fails at once.
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
 
         reader = threading.Thread(target=read_answer)
         watcher = threading.Thread(target=watch_memory)
@@ -154,10 +160,11 @@ def test_a_100_mib_chunked_body_is_refused_while_it_streams_with_the_memory_flat
             if sent >= total:
                 sock.sendall(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the server stopped reading and closed the connection
-        reader.join(timeout=30)
-        sending.clear()
-        watcher.join()
+            pass  # answered (read_answer shut the sending side), or closed by the server
+        finally:
+            reader.join(timeout=30)
+            sending.clear()
+            watcher.join()
 
     grown = (max(peak[0], process.memory_info().rss) - before) / MIB
     answered = sent_when_answered[0] / MIB
