@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         workers=int(os.environ.get("DEV_WORKERS", "2")),
         storage_events=True,  # stands in for Eventarc: new objects reach on_upload_finalized
+        prolific=True,  # stands in for Prolific's API: server-side completion runs locally
         keep_state=True,  # a restart keeps the accounts, documents, rows and objects in step
         # The guest-creation limit from the environment (a load test raises it), and its key.
         guest_limit_per_hour=os.environ.get("GUEST_LIMIT_PER_HOUR", "").strip(),

@@ -15,6 +15,7 @@ import requests
 from devtools.ports import free_port
 from devtools.postgres import LocalPostgres
 from devtools.processes import ManagedProcess
+from devtools.prolific import ProlificStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "demo-visitors"  # a demo- project: the emulators need no cloud account
@@ -350,6 +351,9 @@ class Stack:
     fast_postgres: bool = False
     workers: int = 1
     storage_events: bool = False  # make dev: deliver finalized events for new objects
+    # make dev: a local stand-in for Prolific's API (devtools/prolific.py), so that server-side
+    # completion (SPEC §14.5) runs locally: PROLIFIC_API_URL and a made-up PROLIFIC_API_TOKEN.
+    prolific: bool = False
     # make dev: the Auth emulator's accounts and Firestore's documents are saved when the stack
     # stops and loaded when it starts, as PostgreSQL's and Storage's data always are (all under
     # workdir), so a restart keeps the four stores in step.
@@ -369,6 +373,7 @@ class Stack:
     storage: StorageEmulator | None = None
     functions: FunctionsServer | None = None
     bridge: StorageEventBridge | None = None
+    prolific_stand_in: ProlificStandIn | None = None
 
     @classmethod
     def with_free_ports(cls, workdir: Path, **kwargs) -> Stack:
@@ -391,6 +396,11 @@ class Stack:
             "UPLOAD_TICKET_KEY": self.upload_ticket_key,
             "PARTICIPANT_KEY": self.participant_key,
             **({"GUEST_LIMIT_PER_HOUR": self.guest_limit_per_hour} if self.guest_limit_per_hour else {}),
+            **(
+                {"PROLIFIC_API_URL": self.prolific_stand_in.url, "PROLIFIC_API_TOKEN": self.prolific_stand_in.token}
+                if self.prolific_stand_in
+                else {}
+            ),
         }
 
     def start(self) -> Stack:
@@ -412,6 +422,8 @@ class Stack:
                 self.workdir / "firestore", self.ports["firestore"], keep_documents=self.keep_state
             ).start()
             self.storage = StorageEmulator(self.workdir / "storage", self.ports["storage"]).start()
+            if self.prolific:
+                self.prolific_stand_in = ProlificStandIn().start()
             self.functions = FunctionsServer(
                 self.ports["functions"], self.env(), self.workdir / "functions.log", workers=self.workers
             ).start()
@@ -434,7 +446,7 @@ class Stack:
         )
 
     def stop(self) -> None:
-        for part in (self.bridge, self.functions, self.storage, self.firestore, self.auth):
+        for part in (self.bridge, self.functions, self.prolific_stand_in, self.storage, self.firestore, self.auth):
             if part is not None:
                 part.stop()
         if self.postgres is not None:

@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -21,6 +18,7 @@ from sqlalchemy import text
 
 from devtools.google_endpoints import GoogleEndpoints, certificate
 from devtools.ports import free_port
+from devtools.prolific import ProlificStandIn
 from devtools.stack import ROOT, FunctionsServer
 from tests.contract.test_openapi import conforms
 from tests.e2e.test_completion import configure
@@ -33,70 +31,11 @@ PARTICIPANT_CODE = "C1A2B3C4"
 TRANSITION = "/api/v1/submissions/{}/transition/"
 
 
-class FakeProlific:
-    """Prolific's transition endpoint on 127.0.0.1: records every call; answers what the test
-    sets (`answers`, taken in order, then `default`); `down` closes connections unanswered."""
-
-    def __init__(self):
-        self.calls: list[dict] = []
-        self.answers: list[tuple[int, dict]] = []
-        self.default: tuple[int, dict] = (200, {"status": "AWAITING REVIEW"})
-        self.down = False
-        self.delay = 0.0
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                if fake.down:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                if fake.delay:
-                    time.sleep(fake.delay)
-                with fake.lock:
-                    fake.calls.append(
-                        {
-                            "path": self.path,
-                            "authorization": self.headers.get("Authorization"),
-                            "content_type": self.headers.get("Content-Type"),
-                            "body": json.loads(body),
-                        }
-                    )
-                    status, answer = fake.answers.pop(0) if fake.answers else fake.default
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *_args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def reset(self):
-        with self.lock:
-            self.calls.clear()
-            self.answers.clear()
-        self.default = (200, {"status": "AWAITING REVIEW"})
-        self.down, self.delay = False, 0.0
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def prolific():
-    fake = FakeProlific()
-    yield fake
-    fake.stop()
+    stand_in = ProlificStandIn(token=TOKEN).start()
+    yield stand_in
+    stand_in.stop()
 
 
 @pytest.fixture(scope="module")

@@ -246,7 +246,7 @@ def dev_stack(clone):
     """The stack make dev starts (devtools/dev.py), on free ports, in the clone's .local/,
     with .local/dev.env written as make dev writes it."""
     local = clone / ".local"
-    stack = Stack.with_free_ports(local, storage_events=True, keep_state=True, workers=2)
+    stack = Stack.with_free_ports(local, storage_events=True, keep_state=True, workers=2, prolific=True)
     port = stack.ports["functions"]
     stack.allowed_origins = f"http://127.0.0.1:{port},http://localhost:{port}"
     stack.start()
