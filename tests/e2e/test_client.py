@@ -857,6 +857,44 @@ def test_api_calls_other_functions_with_the_same_credentials(db, context, origin
 
 
 @in_chromium
+def test_an_expired_id_token_is_fetched_again_and_the_study_goes_on(db, context, origin, functions, auth_emulator):
+    """A signed-in participant whose ID token expired (Firebase's last an hour): each call answered
+    401 asks getIdToken for a fresh one (refresh: true) and is made again; nothing falls back to a
+    guest. Api.download takes the same path."""
+    user = auth_emulator.new_user()
+    now = int(time.time())
+    expired = auth_emulator.crafted_token(user.uid, iat=now - 3700, auth_time=now - 3700, exp=now - 100)
+    page = open_blank(context, origin)
+    answer = page.evaluate(
+        """async ({functionsUrl, expired, fresh}) => {
+        const asked = [];
+        let token = expired;
+        const getIdToken = (refresh) => {
+          asked.push(Boolean(refresh));
+          if (refresh) token = fresh;
+          return token;
+        };
+        const study = await VisitorSessions.start({functionsUrl, experimentId: "token-refresh", getIdToken});
+        token = expired;  // and again before each call below
+        await study.record({trial: 1}, {key: "t1"});
+        await study.flush();
+        token = expired;
+        const {blob, filename} = await new VisitorSessions.Api(functionsUrl, {getIdToken}).download("export_my_data");
+        const mine = JSON.parse(await blob.text());
+        return {asked, sessionId: study.sessionId, lastError: study.status().lastError, filename,
+                exported: mine.sessions.map((s) => s.sessionId)};
+    }""",
+        {"functionsUrl": functions, "expired": expired, "fresh": user.id_token},
+    )
+    assert answer["asked"] == [False, True] * 3  # create_session, submit_response, export_my_data
+    assert answer["lastError"] is None
+    assert answer["filename"] == "my-data.json" and answer["exported"] == [answer["sessionId"]]
+    session = rows(db, "SELECT user_id, guest_id FROM sessions")
+    assert [(s.user_id, s.guest_id) for s in session] == [(user.uid, None)]
+    assert stored(db, answer["sessionId"]) == 1
+
+
+@in_chromium
 def test_without_indexeddb_the_outbox_lives_in_memory_and_says_so(db, context, origin, functions):
     """As in a third-party iframe or a private mode where the browser refuses IndexedDB."""
     context.add_init_script(
