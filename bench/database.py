@@ -78,6 +78,8 @@ PARAM_TYPES = {
     "address_hash": "bytea",
     "guest_limit": "integer",
     "window_seconds": "integer",
+    "session_limit": "integer",
+    "admitted": "boolean",
     "new_guest_id": "uuid",
     "experiment_id": "text",
     "metadata": "jsonb",

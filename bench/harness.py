@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import requests
@@ -239,6 +240,7 @@ def run_sections(sections, only: list[str]) -> list[str]:
             notes.append(f"{name}: FAILED ({type(error).__name__}: {error})")
             failed.append(name)
             log(f"{name} failed: {error!r}")
+            traceback.print_exc()  # where, for whoever mends it
     return failed
 
 

@@ -32,7 +32,8 @@ def bench_research(stack: Stack, engine) -> None:
 
     admin = plain_engine(stack.database_url)  # no statement or socket timeout: seeding takes a while
     with admin.begin() as conn:
-        conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges CASCADE"))
+        # experiments too: the sections before this one leave configured studies that get_study_stats would list
+        conn.execute(text("TRUNCATE users, guests, sessions, responses, visitor_merges, experiments CASCADE"))
         conn.execute(
             text(
                 "INSERT INTO guests (id, key_hash, visitor_number) SELECT gen_random_uuid(), sha256(g::text::bytea), "
@@ -157,7 +158,9 @@ def bench_research(stack: Stack, engine) -> None:
         latencies.append(time.perf_counter() - start)
         assert answer.status_code == 200, answer.text
     figures = answer.json()["experiments"]
-    assert sum(e["responses"] for e in figures) == total and sum(e["sessions"] for e in figures) == RESEARCH_SESSIONS
+    assert sum(e["responses"] for e in figures) == total and sum(e["sessions"] for e in figures) == RESEARCH_SESSIONS, [
+        (e["experimentId"], e["sessions"], e["responses"]) for e in figures
+    ]
     median = statistics.median(latencies)
     row(
         "get_study_stats, 3 experiments, 100k sessions / 1M responses, over HTTP",
@@ -182,6 +185,7 @@ def bench_research(stack: Stack, engine) -> None:
         "experiments": [],
         "without_experiment": False,
         "since": datetime.date.today() - datetime.timedelta(days=29),
+        "now": datetime.datetime.now(datetime.UTC),
     }
     with admin.begin() as conn:
         conn.execute(statement("stats/work_mem"))
@@ -230,7 +234,8 @@ def _configured_study_stats(admin, stats_url: str, headers: dict) -> list[float]
         answer = requests.get(stats_url, headers=headers, timeout=60)
         latencies.append(time.perf_counter() - start)
         assert answer.status_code == 200, answer.text
-    assert [len(e["conditions"]) for e in answer.json()["experiments"]] == [2, 2, 2]
+    listed = [(e["experimentId"], len(e["conditions"] or {})) for e in answer.json()["experiments"]]
+    assert listed == [(f"study-{e}", 2) for e in range(3)], listed
     with admin.begin() as conn:
         conn.execute(
             text(
