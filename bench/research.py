@@ -151,13 +151,7 @@ def bench_research(stack: Stack, engine) -> None:
     goal(f"export peak memory < 100 MB above idle: +{growth:.1f} MB", growth < 100)
 
     stats_url = f"{stack.env()['FUNCTIONS_URL']}/get_study_stats"
-    latencies = []
-    for _ in range(7):
-        start = time.perf_counter()
-        answer = requests.get(stats_url, headers=headers, timeout=60)
-        latencies.append(time.perf_counter() - start)
-        assert answer.status_code == 200, answer.text
-    figures = answer.json()["experiments"]
+    latencies, figures = timed_stats(stats_url, headers)
     assert sum(e["responses"] for e in figures) == total and sum(e["sessions"] for e in figures) == RESEARCH_SESSIONS, [
         (e["experimentId"], e["sessions"], e["responses"]) for e in figures
     ]
@@ -200,6 +194,17 @@ def bench_research(stack: Stack, engine) -> None:
     admin.dispose()
 
 
+def timed_stats(stats_url: str, headers: dict) -> tuple[list[float], list[dict]]:
+    """Seven calls of get_study_stats: their latencies, and the last answer's experiments."""
+    latencies = []
+    for _ in range(7):
+        start = time.perf_counter()
+        answer = requests.get(stats_url, headers=headers, timeout=60)
+        latencies.append(time.perf_counter() - start)
+        assert answer.status_code == 200, answer.text
+    return latencies, answer.json()["experiments"]
+
+
 def _configured_study_stats(admin, stats_url: str, headers: dict) -> list[float]:
     """get_study_stats with the three experiments configured (SPEC §14.7: their study figures):
     two conditions, one assignment per guest and experiment, every other participant's sessions
@@ -228,13 +233,8 @@ def _configured_study_stats(admin, stats_url: str, headers: dict) -> list[float]
         )
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE sessions, assignments, experiments"))
-    latencies = []
-    for _ in range(7):
-        start = time.perf_counter()
-        answer = requests.get(stats_url, headers=headers, timeout=60)
-        latencies.append(time.perf_counter() - start)
-        assert answer.status_code == 200, answer.text
-    listed = [(e["experimentId"], len(e["conditions"] or {})) for e in answer.json()["experiments"]]
+    latencies, figures = timed_stats(stats_url, headers)
+    listed = [(e["experimentId"], len(e["conditions"] or {})) for e in figures]
     assert listed == [(f"study-{e}", 2) for e in range(3)], listed
     with admin.begin() as conn:
         conn.execute(

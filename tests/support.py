@@ -131,3 +131,17 @@ def guest_with_sessions(api, key, sessions=2, responses_each=2) -> list[dict]:
 def guest_row(db, key):
     (row,) = rows(db, "SELECT * FROM guests WHERE key_hash = :h", h=hash_guest_key(key))
     return row
+
+
+# What get_study_stats answers for an experiment without sessions.
+EMPTY_STATS = {
+    "visitors": 0,
+    "registeredVisitors": 0,
+    "sessions": 0,
+    "responses": 0,
+    "uploads": 0,
+    "firstSessionAt": None,
+    "lastSessionAt": None,
+    "levels": [],
+    "daily": [],
+}

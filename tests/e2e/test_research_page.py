@@ -31,7 +31,7 @@ from tests.e2e.test_browser import (
     new_page,
     output_dir,  # noqa: F401 - a fixture, shared with the visitor page's tests
 )
-from tests.support import new_guest_key, register, rows
+from tests.support import EMPTY_STATS, new_guest_key, register, rows
 
 BUNDLE = ROOT / "public" / "build" / "research.js"
 PASSWORD = "correct-horse-battery"  # AuthEmulatorClient's
@@ -553,17 +553,3 @@ def test_a_configured_experiment_shows_the_study_figures_get_study_stats_gives(s
         "Prolific deliveries1 delivered, 1 pending, 0 failed",
     ):
         expect(sessions).to_contain_text(text_)
-
-
-# What get_study_stats answers for an experiment without sessions.
-EMPTY_STATS = {
-    "visitors": 0,
-    "registeredVisitors": 0,
-    "sessions": 0,
-    "responses": 0,
-    "uploads": 0,
-    "firstSessionAt": None,
-    "lastSessionAt": None,
-    "levels": [],
-    "daily": [],
-}

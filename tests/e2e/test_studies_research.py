@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import requests
 from sqlalchemy import text
 
-from tests.support import assert_error, new_guest_key, rows, scalar
+from tests.support import EMPTY_STATS, assert_error, new_guest_key, rows, scalar
 
 # The researcher's secrets in a configuration (SPEC §14): never in an answer of these functions.
 SECRETS = ("C1A2B3C4", "SCRN0001", "SRVCODE77")
@@ -237,15 +237,8 @@ def test_every_configured_experiment_is_listed_and_unconfigured_ones_are_as_befo
     assert [e["experimentId"] for e in scoped] == ["quiet"]
     [listed] = scoped
     assert listed == {
+        **EMPTY_STATS,
         "experimentId": "quiet",
-        "visitors": 0,
-        "registeredVisitors": 0,
-        "sessions": 0,
-        "responses": 0,
-        "uploads": 0,
-        "firstSessionAt": None,
-        "lastSessionAt": None,
-        "levels": [],
         "daily": listed["daily"],
         "active": False,
         "started": 0,
